@@ -1,0 +1,41 @@
+//! LabLink-rs data model: the wire types shared with the VM agent (always built, serde only)
+//! and, behind feature `db`, the diesel tables, models, queries, connections and migrations.
+//!
+//! The split lets the agent depend on this crate for the JSON contract without linking
+//! diesel, SQLite or libpq.
+
+pub mod wire;
+
+/// Runs one diesel expression on whichever backend `conn` is, for statements the
+/// multi-backend query builder cannot express (upserts, `RETURNING`, batch inserts).
+/// The expression is type-checked against each backend separately.
+#[cfg(feature = "db")]
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::DbConnection::Pg($c) => $body,
+            $crate::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+#[cfg(feature = "db")]
+pub mod audit_events;
+#[cfg(feature = "db")]
+pub mod connection;
+#[cfg(feature = "db")]
+pub mod migrations;
+#[cfg(feature = "db")]
+pub mod operations;
+#[cfg(feature = "db")]
+pub mod schema;
+#[cfg(feature = "db")]
+pub mod vm_logs;
+#[cfg(feature = "db")]
+pub mod vms;
+
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+#[cfg(feature = "db")]
+pub use connection::{Backend, DbConnection, DbPool, PooledDbConnection};

@@ -1,0 +1,179 @@
+//! The `operations` table: provisioning runs, their model and their queries.
+
+use std::fmt;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::schema::operations;
+use crate::DbConnection;
+
+/// What a provisioning run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    /// Create VMs (`requested_count` of them).
+    Create,
+    /// Destroy the VMs named in `targets`.
+    Destroy,
+    /// Destroy every VM.
+    DestroyAll,
+}
+
+impl OperationKind {
+    /// The spelling stored in `operations.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationKind::Create => "create",
+            OperationKind::Destroy => "destroy",
+            OperationKind::DestroyAll => "destroy_all",
+        }
+    }
+}
+
+/// Where a provisioning run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl OperationState {
+    /// The spelling stored in `operations.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationState::Queued => "queued",
+            OperationState::Running => "running",
+            OperationState::Succeeded => "succeeded",
+            OperationState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for OperationState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A provisioning run as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = operations)]
+pub struct Operation {
+    pub id: i64,
+    pub kind: String,
+    pub requested_count: Option<i32>,
+    /// JSON array of hostnames, for `destroy`.
+    pub targets: Option<String>,
+    pub state: String,
+    pub requested_by: String,
+    pub error: Option<String>,
+    pub output_tail: String,
+    pub created_at: NaiveDateTime,
+    pub started_at: Option<NaiveDateTime>,
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+/// A provisioning run about to be queued.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = operations)]
+pub struct NewOperation {
+    pub kind: &'static str,
+    pub requested_count: Option<i32>,
+    pub targets: Option<String>,
+    pub state: &'static str,
+    pub requested_by: String,
+    pub created_at: NaiveDateTime,
+}
+
+impl NewOperation {
+    /// A queued run of `kind`, asked for by `requested_by`.
+    pub fn queued(kind: OperationKind, requested_by: &str, now: NaiveDateTime) -> Self {
+        NewOperation {
+            kind: kind.as_str(),
+            requested_count: None,
+            targets: None,
+            state: OperationState::Queued.as_str(),
+            requested_by: requested_by.to_owned(),
+            created_at: now,
+        }
+    }
+}
+
+impl Operation {
+    /// Stores a new run and returns it with its id.
+    pub fn insert(conn: &mut DbConnection, new: &NewOperation) -> QueryResult<Operation> {
+        on_backend!(conn, |c| diesel::insert_into(operations::table)
+            .values(new)
+            .returning(Operation::as_returning())
+            .get_result(c))
+    }
+
+    /// The run with this id, if any.
+    pub fn find_by_id(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Operation>> {
+        operations::table
+            .find(id)
+            .select(Operation::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Marks the run as started.
+    pub fn mark_running(
+        conn: &mut DbConnection,
+        id: i64,
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(operations::table.find(id))
+            .set((
+                operations::state.eq(OperationState::Running.as_str()),
+                operations::started_at.eq(now),
+            ))
+            .execute(conn)
+    }
+
+    /// Marks the run as finished in `state`, keeping the tail of its output.
+    pub fn finish(
+        conn: &mut DbConnection,
+        id: i64,
+        state: OperationState,
+        error: Option<&str>,
+        output_tail: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(operations::table.find(id))
+            .set((
+                operations::state.eq(state.as_str()),
+                operations::error.eq(error),
+                operations::output_tail.eq(output_tail),
+                operations::finished_at.eq(now),
+            ))
+            .execute(conn)
+    }
+
+    /// Marks every unfinished run as failed with `reason`: at start-up, any such run was
+    /// interrupted by the previous process stopping. Returns how many were marked.
+    pub fn fail_unfinished(
+        conn: &mut DbConnection,
+        reason: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(operations::table.filter(operations::finished_at.is_null()))
+            .set((
+                operations::state.eq(OperationState::Failed.as_str()),
+                operations::error.eq(reason),
+                operations::finished_at.eq(now),
+            ))
+            .execute(conn)
+    }
+
+    /// The newest runs first, at most `limit`.
+    pub fn list_recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Operation>> {
+        operations::table
+            .order(operations::id.desc())
+            .limit(limit)
+            .select(Operation::as_select())
+            .load(conn)
+    }
+}

@@ -1,0 +1,62 @@
+//! Diesel table definitions, kept by hand in step with `migrations/postgres` and
+//! `migrations/sqlite` (the tests in `tests/` apply those migrations and query every column).
+
+diesel::table! {
+    /// One row per lab VM.
+    vms (hostname) {
+        hostname -> Text,
+        status -> Text,
+        user_email -> Nullable<Text>,
+        crd_command -> Nullable<Text>,
+        pin -> Nullable<Text>,
+        in_use -> Bool,
+        gpu_health -> Nullable<Text>,
+        token_hash -> Nullable<Text>,
+        assigned_at -> Nullable<Timestamp>,
+        last_heartbeat_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Append-only VM log lines.
+    vm_logs (id) {
+        id -> BigInt,
+        hostname -> Text,
+        line -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Provisioning runs.
+    operations (id) {
+        id -> BigInt,
+        kind -> Text,
+        requested_count -> Nullable<Integer>,
+        targets -> Nullable<Text>,
+        state -> Text,
+        requested_by -> Text,
+        error -> Nullable<Text>,
+        output_tail -> Text,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Who did what to which target, when.
+    audit_events (id) {
+        id -> BigInt,
+        occurred_at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        target -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(vm_logs -> vms (hostname));
+diesel::allow_tables_to_appear_in_same_query!(vms, vm_logs, operations, audit_events);

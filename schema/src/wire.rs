@@ -1,0 +1,300 @@
+//! The JSON contract between the allocator and the agents on the VMs, kept compatible with
+//! the original LabLink clients (paths and keys are listed in `docs/architecture.md`).
+//!
+//! Serde only: this module is what the agent links, so it must never pull in diesel.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle status a VM reports for itself through `POST /api/vm-status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VmStatus {
+    /// Booting: cloud-init or the agent is still setting up.
+    Initializing,
+    /// Ready to be handed to a researcher.
+    Running,
+    /// Set-up failed; never handed out.
+    Error,
+    /// Status no longer known (kept for compatibility with the original statuses).
+    Unknown,
+}
+
+impl VmStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [VmStatus; 4] = [
+        VmStatus::Initializing,
+        VmStatus::Running,
+        VmStatus::Error,
+        VmStatus::Unknown,
+    ];
+
+    /// The spelling used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmStatus::Initializing => "initializing",
+            VmStatus::Running => "running",
+            VmStatus::Error => "error",
+            VmStatus::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for VmStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that names no known [`VmStatus`] or [`GpuHealth`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownValue {
+    /// What was given.
+    pub given: String,
+    /// What would have been accepted.
+    pub expected: &'static str,
+}
+
+impl fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` is not one of {}", self.given, self.expected)
+    }
+}
+
+impl std::error::Error for UnknownValue {}
+
+impl FromStr for VmStatus {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        VmStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| UnknownValue {
+                given: s.to_owned(),
+                expected: "initializing, running, error, unknown",
+            })
+    }
+}
+
+/// GPU health as the agent reports it through `POST /api/gpu_health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum GpuHealth {
+    /// The GPU answers and is within limits.
+    Healthy,
+    /// The GPU is lost, too hot, or reports errors; the VM must not be handed out.
+    Unhealthy,
+    /// No GPU or no NVML on this VM; the VM may still be handed out.
+    #[serde(rename = "N/A")]
+    NotAvailable,
+}
+
+impl GpuHealth {
+    /// Every value, in the order shown to admins.
+    pub const ALL: [GpuHealth; 3] = [
+        GpuHealth::Healthy,
+        GpuHealth::Unhealthy,
+        GpuHealth::NotAvailable,
+    ];
+
+    /// The spelling used on the wire and in the database (as the original clients send it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GpuHealth::Healthy => "Healthy",
+            GpuHealth::Unhealthy => "Unhealthy",
+            GpuHealth::NotAvailable => "N/A",
+        }
+    }
+
+    /// Whether a VM with this GPU health may be handed to a researcher.
+    pub fn allows_assignment(self) -> bool {
+        match self {
+            GpuHealth::Healthy | GpuHealth::NotAvailable => true,
+            GpuHealth::Unhealthy => false,
+        }
+    }
+}
+
+impl fmt::Display for GpuHealth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for GpuHealth {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        GpuHealth::ALL
+            .into_iter()
+            .find(|health| health.as_str() == s)
+            .ok_or_else(|| UnknownValue {
+                given: s.to_owned(),
+                expected: "Healthy, Unhealthy, N/A",
+            })
+    }
+}
+
+/// Body of `POST /api/vm-status`: a VM registers itself or reports a new status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmStatusReport {
+    pub hostname: String,
+    pub status: VmStatus,
+}
+
+/// Body of `POST /vm_startup`: the agent waits for its VM's assignment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmStartupRequest {
+    pub hostname: String,
+}
+
+/// Answer to `POST /vm_startup` once the VM is assigned.
+///
+/// `status` is always `"success"`: the original clients give up on any other value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmAssignment {
+    pub status: String,
+    /// PIN the remote desktop host is started with.
+    pub pin: String,
+    /// The researcher's Chrome Remote Desktop `start-host` command.
+    pub command: String,
+}
+
+impl VmAssignment {
+    /// The only `status` value the original clients accept.
+    pub const SUCCESS: &'static str = "success";
+
+    /// An assignment answer carrying `pin` and `command`.
+    pub fn success(pin: String, command: String) -> Self {
+        VmAssignment {
+            status: Self::SUCCESS.to_owned(),
+            pin,
+            command,
+        }
+    }
+}
+
+/// PINs and commands are secrets: debug output names the fields but never shows them.
+impl fmt::Debug for VmAssignment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VmAssignment")
+            .field("status", &self.status)
+            .field("pin", &"<redacted>")
+            .field("command", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Body of `POST /api/update_inuse_status`: whether the research software is running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InUseReport {
+    pub hostname: String,
+    pub status: bool,
+}
+
+/// Body of `POST /api/gpu_health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuHealthReport {
+    pub hostname: String,
+    pub gpu_status: GpuHealth,
+}
+
+/// Body of `POST /api/vm-logs`, as the original CloudWatch relay sends it; the log stream
+/// is the VM's hostname.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmLogBatch {
+    pub log_group: String,
+    pub log_stream: String,
+    pub messages: Vec<String>,
+}
+
+/// Answer to `GET /api/unassigned_vms_count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnassignedVmCount {
+    pub count: i64,
+}
+
+/// A successful write's answer: `{"message": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageBody {
+    pub message: String,
+}
+
+/// A refused request's answer: `{"error": "…"}`, saying what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn statuses_round_trip_through_their_wire_spelling() {
+        for status in VmStatus::ALL {
+            let text = serde_json::to_value(status).expect("serialize");
+            assert_eq!(text, json!(status.as_str()));
+            assert_eq!(status.as_str().parse::<VmStatus>(), Ok(status));
+        }
+        let err = "paused".parse::<VmStatus>().expect_err("unknown status");
+        assert!(err.to_string().contains("paused"), "{err}");
+    }
+
+    #[test]
+    fn gpu_health_uses_the_original_clients_spelling() {
+        let report: GpuHealthReport =
+            serde_json::from_value(json!({"hostname": "vm-1", "gpu_status": "N/A"}))
+                .expect("original body");
+        assert_eq!(report.gpu_status, GpuHealth::NotAvailable);
+        assert!(report.gpu_status.allows_assignment());
+        assert!(!GpuHealth::Unhealthy.allows_assignment());
+        assert_eq!("Healthy".parse::<GpuHealth>(), Ok(GpuHealth::Healthy));
+        assert!("healthy".parse::<GpuHealth>().is_err());
+    }
+
+    #[test]
+    fn assignment_has_the_keys_the_original_client_reads() {
+        let body = serde_json::to_value(VmAssignment::success("123456".into(), "cmd".into()))
+            .expect("serialize");
+        assert_eq!(
+            body,
+            json!({"status": "success", "pin": "123456", "command": "cmd"})
+        );
+    }
+
+    #[test]
+    fn assignment_debug_output_hides_pin_and_command() {
+        let shown = format!(
+            "{:?}",
+            VmAssignment::success("987654".into(), "secret-code".into())
+        );
+        assert!(
+            !shown.contains("987654") && !shown.contains("secret-code"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn original_request_bodies_parse() {
+        let logs: VmLogBatch = serde_json::from_value(json!({
+            "log_group": "lablink-cloud-init", "log_stream": "lablink-vm-prod-1",
+            "messages": ["a", "b"]
+        }))
+        .expect("log batch");
+        assert_eq!(logs.messages.len(), 2);
+        let in_use: InUseReport =
+            serde_json::from_value(json!({"hostname": "h", "status": true})).expect("in use");
+        assert!(in_use.status);
+        let status: VmStatusReport =
+            serde_json::from_value(json!({"hostname": "h", "status": "running"})).expect("status");
+        assert_eq!(status.status, VmStatus::Running);
+        assert!(serde_json::from_value::<VmStatusReport>(
+            json!({"hostname": "h", "status": "bogus"})
+        )
+        .is_err());
+    }
+}

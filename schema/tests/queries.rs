@@ -1,0 +1,345 @@
+//! The model queries against both real backends: PostgreSQL (one database per test, cloned
+//! from the migrated template) and bundled SQLite.
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use lablink_schema::audit_events::{AuditEvent, NewAuditEvent};
+use lablink_schema::migrations;
+use lablink_schema::operations::{NewOperation, Operation, OperationKind, OperationState};
+use lablink_schema::schema::vms as vms_table;
+use lablink_schema::testing::{TestDatabase, TestSqliteDatabase};
+use lablink_schema::vm_logs::VmLogLine;
+use lablink_schema::vms::Vm;
+use lablink_schema::wire::{GpuHealth, VmStatus};
+use lablink_schema::{Backend, DbConnection};
+
+fn now() -> NaiveDateTime {
+    Utc::now().naive_utc()
+}
+
+/// Runs `check` once on a fresh PostgreSQL database and once on a fresh SQLite one.
+fn on_both_backends(check: impl Fn(&mut DbConnection)) {
+    let postgres = TestDatabase::migrated();
+    let mut pg = postgres.connect();
+    assert_eq!(pg.backend(), Backend::Postgres);
+    check(&mut pg);
+
+    let sqlite = TestSqliteDatabase::migrated();
+    let mut conn = sqlite.pool().get().expect("sqlite connection");
+    assert_eq!(conn.backend(), Backend::Sqlite);
+    check(&mut conn);
+}
+
+fn give_to(conn: &mut DbConnection, hostname: &str, email: &str) -> QueryResult<usize> {
+    diesel::update(vms_table::table.find(hostname))
+        .set(vms_table::user_email.eq(email))
+        .execute(conn)
+}
+
+#[test]
+fn status_report_registers_a_vm_then_updates_it() {
+    on_both_backends(|conn| {
+        let first = Vm::upsert_status(conn, "vm-1", VmStatus::Initializing, now()).expect("insert");
+        assert_eq!(first.status(), VmStatus::Initializing);
+        assert!(!first.in_use);
+        assert_eq!(first.gpu_health(), None);
+
+        let second = Vm::upsert_status(conn, "vm-1", VmStatus::Running, now()).expect("update");
+        assert_eq!(second.status(), VmStatus::Running);
+        assert_eq!(second.created_at, first.created_at);
+        assert!(second.updated_at >= first.updated_at);
+
+        let stored = Vm::find_by_hostname(conn, "vm-1")
+            .expect("find")
+            .expect("exists");
+        assert_eq!(stored, second);
+        assert_eq!(
+            Vm::list_hostnames(conn).expect("list"),
+            vec!["vm-1".to_owned()]
+        );
+        assert_eq!(Vm::find_by_hostname(conn, "vm-2").expect("find"), None);
+    });
+}
+
+#[test]
+fn only_running_unassigned_vms_with_a_usable_gpu_count_as_free() {
+    on_both_backends(|conn| {
+        for (hostname, status) in [
+            ("healthy", VmStatus::Running),
+            ("no-gpu", VmStatus::Running),
+            ("sick", VmStatus::Running),
+            ("unreported", VmStatus::Running),
+            ("booting", VmStatus::Initializing),
+            ("taken", VmStatus::Running),
+        ] {
+            Vm::upsert_status(conn, hostname, status, now()).expect("register");
+        }
+        for (hostname, health) in [
+            ("healthy", GpuHealth::Healthy),
+            ("no-gpu", GpuHealth::NotAvailable),
+            ("sick", GpuHealth::Unhealthy),
+            ("booting", GpuHealth::Healthy),
+            ("taken", GpuHealth::Healthy),
+        ] {
+            Vm::set_gpu_health(conn, hostname, health, now())
+                .expect("health")
+                .expect("vm exists");
+        }
+        give_to(conn, "taken", "someone@example.org").expect("assign");
+        assert_eq!(Vm::count_free(conn).expect("count"), 2);
+    });
+}
+
+#[test]
+fn reports_for_unknown_vms_change_nothing() {
+    on_both_backends(|conn| {
+        assert_eq!(
+            Vm::set_gpu_health(conn, "ghost", GpuHealth::Healthy, now()).expect("query"),
+            None
+        );
+        assert_eq!(
+            Vm::set_in_use(conn, "ghost", true, now()).expect("query"),
+            None
+        );
+        assert!(!Vm::delete(conn, "ghost").expect("query"));
+        assert!(Vm::list_all(conn).expect("list").is_empty());
+    });
+}
+
+#[test]
+fn a_researcher_can_hold_only_one_vm() {
+    on_both_backends(|conn| {
+        Vm::upsert_status(conn, "vm-a", VmStatus::Running, now()).expect("register");
+        Vm::upsert_status(conn, "vm-b", VmStatus::Running, now()).expect("register");
+        give_to(conn, "vm-a", "r@example.org").expect("first VM");
+        let second = give_to(conn, "vm-b", "r@example.org");
+        assert!(
+            matches!(
+                second,
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _
+                ))
+            ),
+            "{second:?}"
+        );
+    });
+}
+
+#[test]
+fn log_lines_are_appended_in_order_and_go_with_their_vm() {
+    on_both_backends(|conn| {
+        Vm::upsert_status(conn, "vm-1", VmStatus::Initializing, now()).expect("register");
+        Vm::upsert_status(conn, "vm-2", VmStatus::Initializing, now()).expect("register");
+        let batch: Vec<String> = (1..=3).map(|i| format!("line {i}")).collect();
+        assert_eq!(
+            VmLogLine::append(conn, "vm-1", &batch, now()).expect("append"),
+            3
+        );
+        VmLogLine::append(conn, "vm-1", &["line 4".to_owned()], now()).expect("append");
+        VmLogLine::append(conn, "vm-2", &["other".to_owned()], now()).expect("append");
+        assert_eq!(
+            VmLogLine::append(conn, "vm-1", &[], now()).expect("empty"),
+            0
+        );
+
+        let all = VmLogLine::list_for_host(conn, "vm-1", None, 100).expect("list");
+        let lines: Vec<&str> = all.iter().map(|l| l.line.as_str()).collect();
+        assert_eq!(lines, ["line 1", "line 2", "line 3", "line 4"]);
+
+        let newer = VmLogLine::list_for_host(conn, "vm-1", Some(all[1].id), 1).expect("page");
+        assert_eq!(newer.len(), 1);
+        assert_eq!(newer[0].line, "line 3");
+
+        let orphan = VmLogLine::append(conn, "ghost", &["x".to_owned()], now());
+        assert!(orphan.is_err(), "lines for an unknown VM must be refused");
+
+        assert!(Vm::delete(conn, "vm-1").expect("delete"));
+        assert!(VmLogLine::list_for_host(conn, "vm-1", None, 100)
+            .expect("list")
+            .is_empty());
+        assert_eq!(
+            VmLogLine::list_for_host(conn, "vm-2", None, 100)
+                .expect("list")
+                .len(),
+            1
+        );
+    });
+}
+
+#[test]
+fn operations_are_recorded_and_interrupted_ones_are_failed() {
+    on_both_backends(|conn| {
+        let mut create = NewOperation::queued(OperationKind::Create, "admin", now());
+        create.requested_count = Some(3);
+        let done = Operation::insert(conn, &create).expect("insert");
+        assert_eq!(done.state, OperationState::Queued.as_str());
+        Operation::mark_running(conn, done.id, now()).expect("running");
+        Operation::finish(
+            conn,
+            done.id,
+            OperationState::Succeeded,
+            None,
+            "3 added",
+            now(),
+        )
+        .expect("finish");
+
+        let mut destroy = NewOperation::queued(OperationKind::Destroy, "admin", now());
+        destroy.targets = Some(r#"["vm-1"]"#.to_owned());
+        let interrupted = Operation::insert(conn, &destroy).expect("insert");
+        Operation::mark_running(conn, interrupted.id, now()).expect("running");
+
+        let failed = Operation::fail_unfinished(conn, "allocator restarted during the run", now())
+            .expect("fail");
+        assert_eq!(failed, 1);
+
+        let done = Operation::find_by_id(conn, done.id)
+            .expect("find")
+            .expect("exists");
+        assert_eq!(done.state, "succeeded");
+        assert_eq!(done.output_tail, "3 added");
+        assert_eq!(done.requested_count, Some(3));
+        let interrupted = Operation::find_by_id(conn, interrupted.id)
+            .expect("find")
+            .expect("exists");
+        assert_eq!(interrupted.state, "failed");
+        assert_eq!(
+            interrupted.error.as_deref(),
+            Some("allocator restarted during the run")
+        );
+        assert!(interrupted.finished_at.is_some());
+
+        let recent = Operation::list_recent(conn, 10).expect("list");
+        assert_eq!(
+            recent.iter().map(|o| o.id).collect::<Vec<_>>(),
+            vec![interrupted.id, done.id]
+        );
+    });
+}
+
+#[test]
+fn audit_events_are_listed_newest_first() {
+    on_both_backends(|conn| {
+        for action in ["vm.release", "vms.create"] {
+            AuditEvent::record(
+                conn,
+                &NewAuditEvent {
+                    occurred_at: now(),
+                    actor: "admin".into(),
+                    action: action.into(),
+                    target: Some("vm-1".into()),
+                    detail: None,
+                },
+            )
+            .expect("record");
+        }
+        let events = AuditEvent::list_recent(conn, 10).expect("list");
+        let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["vms.create", "vm.release"]);
+        assert_eq!(AuditEvent::list_recent(conn, 1).expect("list").len(), 1);
+    });
+}
+
+#[test]
+fn migrations_report_what_is_pending_and_are_idempotent() {
+    let postgres = TestDatabase::empty();
+    let mut conn = postgres.connect();
+    let all = migrations::embedded_versions(Backend::Postgres);
+    assert_eq!(
+        migrations::pending_versions(&mut conn).expect("pending"),
+        all
+    );
+    assert_eq!(migrations::run_pending(&mut conn).expect("migrate"), all);
+    assert!(migrations::pending_versions(&mut conn)
+        .expect("pending")
+        .is_empty());
+    assert!(migrations::run_pending(&mut conn)
+        .expect("again")
+        .is_empty());
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let location = lablink_schema::connection::DatabaseLocation::sqlite_in(dir.path());
+    let pool = lablink_schema::connection::build_pool(&location, 2).expect("pool");
+    let mut sqlite = pool.get().expect("sqlite");
+    assert_eq!(migrations::run_pending(&mut sqlite).expect("migrate"), all);
+    assert!(migrations::run_pending(&mut sqlite)
+        .expect("again")
+        .is_empty());
+}
+
+#[test]
+fn concurrent_migrators_on_postgres_wait_for_each_other() {
+    let database = TestDatabase::empty();
+    let url = database.url().to_owned();
+    let migrators: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut conn =
+                    DbConnection::Pg(diesel::PgConnection::establish(&url).expect("connect"));
+                migrations::run_pending(&mut conn).map_err(|err| err.to_string())
+            })
+        })
+        .collect();
+    let results: Vec<Result<Vec<String>, String>> = migrators
+        .into_iter()
+        .map(|handle| handle.join().expect("migrator thread"))
+        .collect();
+    for result in &results {
+        assert!(result.is_ok(), "a concurrent migrator failed: {results:?}");
+    }
+    let applied_total: usize = results.iter().flatten().map(Vec::len).sum();
+    assert_eq!(
+        applied_total,
+        migrations::embedded_versions(Backend::Postgres).len(),
+        "each migration must be applied exactly once: {results:?}"
+    );
+}
+
+#[test]
+fn every_vm_change_is_announced_by_hostname_only() {
+    let database = TestDatabase::migrated();
+    let mut listener = diesel::PgConnection::establish(database.url()).expect("connect");
+    diesel::sql_query("LISTEN vm_updates")
+        .execute(&mut listener)
+        .expect("listen");
+
+    let mut writer = database.connect();
+    Vm::upsert_status(&mut writer, "vm-9", VmStatus::Running, now()).expect("insert");
+    diesel::update(vms_table::table.find("vm-9"))
+        .set((
+            vms_table::crd_command.eq("secret-command"),
+            vms_table::pin.eq("424242"),
+        ))
+        .execute(&mut writer)
+        .expect("assign");
+    Vm::delete(&mut writer, "vm-9").expect("delete");
+
+    // Notifications arrive with the next round-trip on the listening connection.
+    diesel::sql_query("SELECT 1")
+        .execute(&mut listener)
+        .expect("poll");
+    let payloads: Vec<serde_json::Value> = listener
+        .notifications_iter()
+        .map(|n| {
+            let n = n.expect("notification");
+            assert_eq!(n.channel, "vm_updates");
+            assert!(!n.payload.contains("secret") && !n.payload.contains("424242"));
+            serde_json::from_str(&n.payload).expect("json payload")
+        })
+        .collect();
+    let ops: Vec<(&str, &str)> = payloads
+        .iter()
+        .map(|p| {
+            (
+                p["hostname"].as_str().expect("hostname"),
+                p["op"].as_str().expect("op"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [("vm-9", "insert"), ("vm-9", "update"), ("vm-9", "delete")]
+    );
+}
