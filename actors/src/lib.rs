@@ -1,1 +1,11 @@
-//! placeholder
+//! The allocator's actors and the plain traits they drive. No actix-web here: the HTTP layer
+//! in `lablink-allocator` turns requests into messages for these actors.
+//!
+//! - [`DbWriter`](db_writer::DbWriter): every database write, each in one transaction.
+//! - [`NotificationListener`](notification_listener::NotificationListener): turns the
+//!   PostgreSQL `vm_updates` channel into [`VmEvent`](change_feed::VmEvent)s.
+//! - [`ChangeHub`](change_feed::ChangeHub): hands those events to every subscriber.
+
+pub mod change_feed;
+pub mod db_writer;
+pub mod notification_listener;

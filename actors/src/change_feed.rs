@@ -1,0 +1,100 @@
+//! "A VM changed" events and where they go: the [`ChangeFeed`] trait that the listener and
+//! the SQLite writer publish through, and [`ChangeHub`], which fans events out to every
+//! subscriber (VM actors, live dashboard streams).
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::mpsc;
+
+/// Something about the VMs changed in the database.
+#[derive(Debug, Clone, PartialEq, Eq, actix::Message)]
+#[rtype(result = "()")]
+pub enum VmEvent {
+    /// This VM's row was inserted, updated or deleted: re-read it.
+    Changed { hostname: String },
+    /// Changes may have been missed (the listener was disconnected): every VM in `hostnames`
+    /// may have changed, and a VM that is not listed no longer exists.
+    Resynced { hostnames: Vec<String> },
+}
+
+/// Where VM events are published.
+pub trait ChangeFeed: Send + Sync + 'static {
+    /// Hands `event` on. Never blocks and never fails: a gone subscriber is simply dropped.
+    fn publish(&self, event: VmEvent);
+}
+
+impl ChangeFeed for actix::Recipient<VmEvent> {
+    fn publish(&self, event: VmEvent) {
+        self.do_send(event);
+    }
+}
+
+impl ChangeFeed for mpsc::UnboundedSender<VmEvent> {
+    fn publish(&self, event: VmEvent) {
+        // A closed receiver means nobody listens any more; nothing to do.
+        let _ = self.send(event);
+    }
+}
+
+/// Fans events out to any number of subscribers, each with its own unbounded queue, so a
+/// slow subscriber never loses an event or slows the others.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeHub {
+    subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<VmEvent>>>>,
+}
+
+impl ChangeHub {
+    /// A hub with no subscribers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A queue that receives every event published from now on.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<VmEvent> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.lock().push(sender);
+        receiver
+    }
+
+    /// How many subscribers are still listening.
+    pub fn subscriber_count(&self) -> usize {
+        let mut subscribers = self.lock();
+        subscribers.retain(|s| !s.is_closed());
+        subscribers.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<mpsc::UnboundedSender<VmEvent>>> {
+        // The list stays valid whatever a panicking holder was doing, so poisoning is ignored.
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl ChangeFeed for ChangeHub {
+    fn publish(&self, event: VmEvent) {
+        self.lock()
+            .retain(|subscriber| subscriber.send(event.clone()).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_subscriber_gets_every_event_and_gone_ones_are_dropped() {
+        let hub = ChangeHub::new();
+        let mut first = hub.subscribe();
+        let second = hub.subscribe();
+        let changed = VmEvent::Changed {
+            hostname: "vm-1".into(),
+        };
+        hub.publish(changed.clone());
+        assert_eq!(first.try_recv().ok(), Some(changed.clone()));
+        drop(second);
+        hub.publish(changed.clone());
+        assert_eq!(hub.subscriber_count(), 1);
+        assert_eq!(first.try_recv().ok(), Some(changed));
+    }
+}

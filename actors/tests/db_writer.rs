@@ -1,0 +1,203 @@
+//! The writer against real databases: writes land in one transaction, refused writes leave
+//! nothing behind, concurrent appends lose no line, and on SQLite the writer announces each
+//! committed VM change itself.
+
+use std::sync::Arc;
+
+use lablink_actors::change_feed::VmEvent;
+use lablink_actors::db_writer::{
+    AppendVmLogs, DbWriter, RecordAuditEvent, ReportGpuHealth, ReportInUse, ReportVmStatus,
+    WriteError,
+};
+use lablink_schema::audit_events::{AuditEvent, NewAuditEvent};
+use lablink_schema::testing::{TestDatabase, TestSqliteDatabase};
+use lablink_schema::vm_logs::VmLogLine;
+use lablink_schema::vms::Vm;
+use lablink_schema::wire::{GpuHealth, VmStatus};
+use lablink_schema::Backend;
+use tokio::sync::mpsc;
+
+#[actix::test]
+async fn reports_are_written_and_reports_for_unknown_vms_write_nothing() {
+    let database = TestDatabase::migrated();
+    let (feed, _events) = mpsc::unbounded_channel::<VmEvent>();
+    let writer = DbWriter::start(database.pool(), Backend::Postgres, Arc::new(feed), 2);
+
+    let vm = writer
+        .send(ReportVmStatus {
+            hostname: "vm-1".into(),
+            status: VmStatus::Running,
+        })
+        .await
+        .expect("mailbox")
+        .expect("registered");
+    assert_eq!(vm.status(), VmStatus::Running);
+    let vm = writer
+        .send(ReportGpuHealth {
+            hostname: "vm-1".into(),
+            health: GpuHealth::NotAvailable,
+        })
+        .await
+        .expect("mailbox")
+        .expect("health");
+    assert_eq!(vm.gpu_health(), Some(GpuHealth::NotAvailable));
+    let vm = writer
+        .send(ReportInUse {
+            hostname: "vm-1".into(),
+            in_use: true,
+        })
+        .await
+        .expect("mailbox")
+        .expect("in use");
+    assert!(vm.in_use);
+
+    let refused = writer
+        .send(ReportGpuHealth {
+            hostname: "ghost".into(),
+            health: GpuHealth::Healthy,
+        })
+        .await
+        .expect("mailbox");
+    assert!(
+        matches!(refused, Err(WriteError::UnknownVm(ref h)) if h == "ghost"),
+        "{refused:?}"
+    );
+    let refused = writer
+        .send(AppendVmLogs {
+            hostname: "ghost".into(),
+            lines: vec!["never stored".into()],
+        })
+        .await
+        .expect("mailbox");
+    assert!(
+        matches!(refused, Err(WriteError::UnknownVm(_))),
+        "{refused:?}"
+    );
+
+    let mut conn = database.connect();
+    assert_eq!(
+        Vm::list_hostnames(&mut conn).expect("list"),
+        vec!["vm-1".to_owned()]
+    );
+
+    writer
+        .send(RecordAuditEvent(NewAuditEvent {
+            occurred_at: chrono::Utc::now().naive_utc(),
+            actor: "admin".into(),
+            action: "vm.release".into(),
+            target: Some("vm-1".into()),
+            detail: None,
+        }))
+        .await
+        .expect("mailbox")
+        .expect("recorded");
+    assert_eq!(
+        AuditEvent::list_recent(&mut conn, 10).expect("list").len(),
+        1
+    );
+}
+
+#[actix::test]
+async fn concurrent_log_appends_lose_no_line() {
+    let database = TestDatabase::migrated();
+    let (feed, _events) = mpsc::unbounded_channel::<VmEvent>();
+    let writer = DbWriter::start(database.pool(), Backend::Postgres, Arc::new(feed), 4);
+    writer
+        .send(ReportVmStatus {
+            hostname: "vm-1".into(),
+            status: VmStatus::Initializing,
+        })
+        .await
+        .expect("mailbox")
+        .expect("registered");
+
+    const BATCHES: usize = 40;
+    const LINES_PER_BATCH: usize = 25;
+    let appends = (0..BATCHES).map(|batch| {
+        writer.send(AppendVmLogs {
+            hostname: "vm-1".into(),
+            lines: (0..LINES_PER_BATCH)
+                .map(|line| format!("batch {batch} line {line}"))
+                .collect(),
+        })
+    });
+    for stored in futures_util::future::join_all(appends).await {
+        assert_eq!(stored.expect("mailbox").expect("appended"), LINES_PER_BATCH);
+    }
+
+    let mut conn = database.connect();
+    let lines = VmLogLine::list_for_host(&mut conn, "vm-1", None, 10_000).expect("list");
+    assert_eq!(lines.len(), BATCHES * LINES_PER_BATCH);
+    // Each batch's lines stay in order relative to each other.
+    for batch in 0..BATCHES {
+        let prefix = format!("batch {batch} line ");
+        let order: Vec<usize> = lines
+            .iter()
+            .filter_map(|l| l.line.strip_prefix(&prefix))
+            .map(|n| n.parse().expect("line number"))
+            .collect();
+        assert_eq!(order, (0..LINES_PER_BATCH).collect::<Vec<_>>());
+    }
+}
+
+#[actix::test]
+async fn on_sqlite_the_writer_announces_each_committed_vm_change() {
+    let database = TestSqliteDatabase::migrated();
+    let (feed, mut events) = mpsc::unbounded_channel::<VmEvent>();
+    let writer = DbWriter::start(database.pool(), Backend::Sqlite, Arc::new(feed), 8);
+
+    writer
+        .send(ReportVmStatus {
+            hostname: "vm-1".into(),
+            status: VmStatus::Running,
+        })
+        .await
+        .expect("mailbox")
+        .expect("registered");
+    assert_eq!(
+        events.try_recv().ok(),
+        Some(VmEvent::Changed {
+            hostname: "vm-1".into()
+        })
+    );
+
+    let refused = writer
+        .send(ReportInUse {
+            hostname: "ghost".into(),
+            in_use: true,
+        })
+        .await
+        .expect("mailbox");
+    assert!(refused.is_err());
+    assert!(
+        events.try_recv().is_err(),
+        "a refused write announces nothing"
+    );
+
+    // Log lines are not a VM change.
+    writer
+        .send(AppendVmLogs {
+            hostname: "vm-1".into(),
+            lines: vec!["hello".into()],
+        })
+        .await
+        .expect("mailbox")
+        .expect("appended");
+    assert!(events.try_recv().is_err());
+}
+
+#[actix::test]
+async fn on_postgres_the_writer_leaves_announcing_to_the_trigger() {
+    let database = TestDatabase::migrated();
+    let (feed, mut events) = mpsc::unbounded_channel::<VmEvent>();
+    let writer = DbWriter::start(database.pool(), Backend::Postgres, Arc::new(feed), 1);
+    writer
+        .send(ReportVmStatus {
+            hostname: "vm-1".into(),
+            status: VmStatus::Running,
+        })
+        .await
+        .expect("mailbox")
+        .expect("registered");
+    assert!(events.try_recv().is_err());
+}
