@@ -1,1 +1,8 @@
-//! placeholder
+//! LabLink-rs allocator: configuration, start-up and shutdown, and the HTTP routes that turn
+//! requests into messages for the actors of `lablink-actors`.
+
+pub mod config;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,594 @@
+//! The allocator's configuration: compiled-in defaults, then an optional YAML file
+//! (`--config PATH` or `LABLINK_CONFIG`), then the environment (`LABLINK__SECTION__KEY`, and
+//! `DATABASE_URL` for the database), then `--bind`. Every key is documented here; a bad value
+//! stops the process with a message naming the key, the value and where it came from.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Format, Serialized, Yaml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use lablink_schema::connection::{redact_url, DatabaseLocation};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of the environment variables that set configuration keys.
+pub const ENV_PREFIX: &str = "LABLINK__";
+/// Separator between section and key in those variables.
+pub const ENV_SEPARATOR: &str = "__";
+/// Environment variable naming the YAML configuration file.
+pub const CONFIG_FILE_ENV: &str = "LABLINK_CONFIG";
+/// Environment variable holding the database URL (the common convention; overridden by
+/// `LABLINK__DATABASE__URL`).
+pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
+
+/// Everything the allocator can be configured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+}
+
+/// Section `server`: the HTTP listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on. Default `127.0.0.1:5000` (this machine only).
+    pub bind: SocketAddr,
+    /// On SIGTERM or ctrl-c, how long in-flight requests get to finish, in seconds.
+    pub shutdown_timeout_secs: u64,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            shutdown_timeout_secs: 30,
+            workers: 0,
+        }
+    }
+}
+
+/// Section `database`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://…` to use PostgreSQL, or `sqlite://PATH`. Unset: SQLite in `data_dir`.
+    /// May carry a password; it is never logged.
+    pub url: Option<String>,
+    /// Directory of the embedded SQLite database when no `url` is set.
+    pub data_dir: PathBuf,
+    /// Most connections the allocator opens to the database.
+    pub pool_size: u32,
+    /// Writer threads on PostgreSQL (SQLite always uses one).
+    pub writer_threads: usize,
+    /// At start-up, how long to keep retrying an unreachable database before giving up, in seconds.
+    pub startup_timeout_secs: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            data_dir: PathBuf::from("lablink-data"),
+            pool_size: 16,
+            writer_threads: 4,
+            startup_timeout_secs: 30,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("data_dir", &self.data_dir)
+            .field("pool_size", &self.pool_size)
+            .field("writer_threads", &self.writer_threads)
+            .field("startup_timeout_secs", &self.startup_timeout_secs)
+            .finish()
+    }
+}
+
+impl DatabaseConfig {
+    /// Where the database is. Validated by [`Config::load`], so this cannot fail afterwards
+    /// for a loaded configuration.
+    pub fn location(&self) -> Result<DatabaseLocation, String> {
+        match &self.url {
+            Some(url) => DatabaseLocation::parse(url).map_err(|err| err.to_string()),
+            None => Ok(DatabaseLocation::sqlite_in(&self.data_dir)),
+        }
+    }
+
+    /// [`DatabaseConfig::startup_timeout_secs`] as a duration.
+    pub fn startup_timeout(&self) -> Duration {
+        Duration::from_secs(self.startup_timeout_secs)
+    }
+}
+
+/// Section `log`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `lablink_allocator=debug,info`. `RUST_LOG` wins when set.
+    pub level: String,
+    /// `json` (one object per line, for log collectors) or `text` (for a terminal).
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+            format: LogFormat::Json,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// A configuration that cannot be used, with what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A key has a value that does not fit it.
+    #[error("invalid configuration: {key} = {value} (from {origin}): {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        origin: String,
+        reason: String,
+    },
+    /// A key that does not exist (often a typo).
+    #[error("invalid configuration: unknown key {key} (from {origin}); {reason}")]
+    UnknownKey {
+        key: String,
+        origin: String,
+        reason: String,
+    },
+    /// The configuration file cannot be read or parsed.
+    #[error("invalid configuration file {path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+/// Values of keys whose names end like this are never shown.
+const SECRET_KEY_SUFFIXES: [&str; 3] = ["password", "secret", "token"];
+
+impl Config {
+    /// Loads the layered configuration: defaults, then the YAML file (`file`, else
+    /// `LABLINK_CONFIG`), then the environment, then `bind` (from `--bind`).
+    pub fn load(file: Option<&Path>, bind: Option<SocketAddr>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, bind, &env)
+    }
+
+    /// [`Config::load`] with the environment given explicitly (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        bind: Option<SocketAddr>,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let file = file.map(Path::to_path_buf).or_else(|| {
+            env.iter()
+                .find(|(name, value)| name == CONFIG_FILE_ENV && !value.is_empty())
+                .map(|(_, value)| PathBuf::from(value))
+        });
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &file {
+            if !path.is_file() {
+                return Err(ConfigError::File {
+                    path: path.display().to_string(),
+                    reason: "no such file".to_owned(),
+                });
+            }
+            figment = figment.merge(Yaml::file_exact(path));
+        }
+        figment = figment
+            .merge(EnvLayer::database_url(env))
+            .merge(EnvLayer::prefixed(env));
+        if let Some(bind) = bind {
+            figment = figment.merge(Serialized::global("server.bind", bind.to_string()));
+        }
+        let config: Config = figment
+            .extract()
+            .map_err(|err| explain(&figment, file.as_deref(), err))?;
+        config.validate(&figment)?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    fn validate(&self, figment: &Figment) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| {
+            let path: Vec<&str> = key.split('.').collect();
+            ConfigError::InvalidValue {
+                key: origin_key(figment, &path),
+                value: shown_value(figment, &path),
+                origin: origin_name(figment, &path),
+                reason: reason.to_owned(),
+            }
+        };
+        if let Err(reason) = self.database.location() {
+            return Err(invalid("database.url", &reason));
+        }
+        if self.database.pool_size == 0 {
+            return Err(invalid("database.pool_size", "must be at least 1"));
+        }
+        if self.database.writer_threads == 0 {
+            return Err(invalid("database.writer_threads", "must be at least 1"));
+        }
+        if self.database.pool_size as usize <= self.database.writer_threads {
+            return Err(invalid(
+                "database.pool_size",
+                "must be larger than database.writer_threads, so reads still get connections",
+            ));
+        }
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(invalid("log.level", &err.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// Turns figment's error into one that names the key as the user wrote it, its value, and
+/// where it came from.
+fn explain(figment: &Figment, file: Option<&Path>, err: figment::Error) -> ConfigError {
+    let path: Vec<&str> = err.path.iter().map(String::as_str).collect();
+    if path.is_empty() {
+        return ConfigError::File {
+            path: file.map_or_else(|| "(none)".to_owned(), |p| p.display().to_string()),
+            reason: err.kind.to_string(),
+        };
+    }
+    match &err.kind {
+        figment::error::Kind::UnknownField(_, _) => ConfigError::UnknownKey {
+            key: origin_key(figment, &path),
+            origin: origin_name(figment, &path),
+            reason: err.kind.to_string(),
+        },
+        kind => ConfigError::InvalidValue {
+            key: origin_key(figment, &path),
+            value: shown_value(figment, &path),
+            origin: origin_name(figment, &path),
+            reason: kind.to_string(),
+        },
+    }
+}
+
+/// The key as its source spells it: the variable name for the environment, the dotted path
+/// otherwise.
+fn origin_key(figment: &Figment, path: &[&str]) -> String {
+    let dotted = path.join(".");
+    match figment.find_metadata(&dotted) {
+        Some(metadata) if metadata.name.contains("environment") => {
+            metadata.interpolate(&Profile::Global, path)
+        }
+        _ => dotted,
+    }
+}
+
+fn origin_name(figment: &Figment, path: &[&str]) -> String {
+    match figment.find_metadata(&path.join(".")) {
+        Some(metadata) => match &metadata.source {
+            Some(figment::Source::File(file)) => format!("file {}", file.display()),
+            _ => metadata.name.to_string(),
+        },
+        None => "defaults".to_owned(),
+    }
+}
+
+/// The value at `path`, quoted, with secrets hidden.
+fn shown_value(figment: &Figment, path: &[&str]) -> String {
+    let last = path.last().copied().unwrap_or_default();
+    let value = match figment.find_value(&path.join(".")) {
+        Ok(Value::String(_, text)) => format!("{text:?}"),
+        Ok(Value::Num(_, num)) => num
+            .to_i128()
+            .map(|n| n.to_string())
+            .or_else(|| num.to_u128().map(|n| n.to_string()))
+            .unwrap_or_else(|| format!("{num:?}")),
+        Ok(Value::Bool(_, flag)) => flag.to_string(),
+        Ok(Value::Char(_, c)) => format!("{c:?}"),
+        Ok(_) => "(a list or section)".to_owned(),
+        Err(_) => "(not set)".to_owned(),
+    };
+    if SECRET_KEY_SUFFIXES.iter().any(|s| last.ends_with(s)) {
+        "(hidden)".to_owned()
+    } else if last == "url" {
+        redact_url(&value)
+    } else {
+        value
+    }
+}
+
+/// Environment variables as a configuration layer. Values stay strings, exactly as given
+/// (figment's own provider would turn a password `007` into the number 7); typed keys parse
+/// them when extracted.
+#[derive(Debug)]
+struct EnvLayer {
+    name: &'static str,
+    values: Dict,
+    interpolate: fn(&[String]) -> String,
+}
+
+impl EnvLayer {
+    /// `LABLINK__SECTION__KEY=value` → `section.key = "value"`.
+    fn prefixed(env: &[(String, String)]) -> Self {
+        let mut values = Dict::new();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let keys: Vec<String> = rest
+                .split(ENV_SEPARATOR)
+                .map(str::to_ascii_lowercase)
+                .collect();
+            if keys.iter().any(String::is_empty) {
+                continue;
+            }
+            insert_nested(&mut values, &keys, value.clone());
+        }
+        EnvLayer {
+            name: "environment variable",
+            values,
+            interpolate: |keys| {
+                format!(
+                    "{ENV_PREFIX}{}",
+                    keys.iter()
+                        .map(|k| k.to_ascii_uppercase())
+                        .collect::<Vec<_>>()
+                        .join(ENV_SEPARATOR)
+                )
+            },
+        }
+    }
+
+    /// `DATABASE_URL=…` → `database.url`.
+    fn database_url(env: &[(String, String)]) -> Self {
+        let mut values = Dict::new();
+        if let Some((_, url)) = env
+            .iter()
+            .find(|(name, value)| name == DATABASE_URL_ENV && !value.is_empty())
+        {
+            insert_nested(&mut values, &["database".into(), "url".into()], url.clone());
+        }
+        EnvLayer {
+            name: "environment variable",
+            values,
+            interpolate: |_| DATABASE_URL_ENV.to_owned(),
+        }
+    }
+}
+
+fn insert_nested(dict: &mut Dict, keys: &[String], value: String) {
+    match keys {
+        [] => {}
+        [last] => {
+            dict.insert(last.clone(), Value::from(value));
+        }
+        [first, rest @ ..] => {
+            let entry = dict
+                .entry(first.clone())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if !matches!(entry, Value::Dict(..)) {
+                *entry = Value::from(Dict::new());
+            }
+            if let Value::Dict(_, inner) = entry {
+                insert_nested(inner, rest, value);
+            }
+        }
+    }
+}
+
+impl Provider for EnvLayer {
+    fn metadata(&self) -> Metadata {
+        let interpolate = self.interpolate;
+        Metadata::named(self.name).interpolater(move |_profile, keys| {
+            let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+            interpolate(&keys)
+        })
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Global.collect(self.values.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn yaml(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new()
+            .suffix(".yaml")
+            .tempfile()
+            .expect("temp file");
+        file.write_all(text.as_bytes()).expect("write");
+        file
+    }
+
+    #[test]
+    fn nothing_set_means_sqlite_on_localhost_5000() {
+        let config = Config::load_from(None, None, &[]).expect("defaults");
+        assert_eq!(config.server.bind.to_string(), "127.0.0.1:5000");
+        assert_eq!(
+            config.database.location(),
+            Ok(DatabaseLocation::SqliteFile(PathBuf::from(
+                "lablink-data/lablink.sqlite"
+            )))
+        );
+        assert_eq!(config.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn layers_apply_in_order_defaults_file_environment_flag() {
+        let file =
+            yaml("server:\n  bind: 0.0.0.0:8000\n  workers: 3\ndatabase:\n  pool_size: 20\n");
+        let from_file = Config::load_from(Some(file.path()), None, &[]).expect("file");
+        assert_eq!(from_file.server.bind.to_string(), "0.0.0.0:8000");
+        assert_eq!(from_file.server.workers, 3);
+        assert_eq!(from_file.database.pool_size, 20);
+
+        let vars = env(&[
+            ("LABLINK__SERVER__BIND", "127.0.0.1:7000"),
+            ("LABLINK__LOG__FORMAT", "text"),
+        ]);
+        let from_env = Config::load_from(Some(file.path()), None, &vars).expect("env");
+        assert_eq!(from_env.server.bind.to_string(), "127.0.0.1:7000");
+        assert_eq!(
+            from_env.server.workers, 3,
+            "file values not overridden stay"
+        );
+        assert_eq!(from_env.log.format, LogFormat::Text);
+
+        let flag: SocketAddr = "127.0.0.1:6000".parse().expect("addr");
+        let from_flag = Config::load_from(Some(file.path()), Some(flag), &vars).expect("flag");
+        assert_eq!(from_flag.server.bind, flag);
+    }
+
+    #[test]
+    fn config_file_can_come_from_lablink_config() {
+        let file = yaml("server:\n  workers: 5\n");
+        let path = file.path().display().to_string();
+        let config =
+            Config::load_from(None, None, &env(&[("LABLINK_CONFIG", &path)])).expect("file");
+        assert_eq!(config.server.workers, 5);
+    }
+
+    #[test]
+    fn database_url_selects_postgres_and_the_prefixed_key_wins() {
+        let config = Config::load_from(None, None, &env(&[("DATABASE_URL", "postgres://a@h/one")]))
+            .expect("url");
+        assert_eq!(
+            config.database.location(),
+            Ok(DatabaseLocation::Postgres("postgres://a@h/one".into()))
+        );
+        let config = Config::load_from(
+            None,
+            None,
+            &env(&[
+                ("DATABASE_URL", "postgres://a@h/one"),
+                ("LABLINK__DATABASE__URL", "postgres://a@h/two"),
+            ]),
+        )
+        .expect("url");
+        assert_eq!(config.database.url.as_deref(), Some("postgres://a@h/two"));
+    }
+
+    #[test]
+    fn environment_values_are_kept_exactly_as_written() {
+        let config = Config::load_from(None, None, &env(&[("LABLINK__DATABASE__DATA_DIR", "007")]))
+            .expect("numeric-looking string");
+        assert_eq!(config.database.data_dir, PathBuf::from("007"));
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_the_variable_and_the_value() {
+        let err = Config::load_from(
+            None,
+            None,
+            &env(&[("LABLINK__SERVER__BIND", "not-an-address")]),
+        )
+        .expect_err("bad bind");
+        let message = err.to_string();
+        assert!(message.contains("LABLINK__SERVER__BIND"), "{message}");
+        assert!(message.contains("\"not-an-address\""), "{message}");
+    }
+
+    #[test]
+    fn a_bad_file_value_names_the_key_the_value_and_the_file() {
+        let file = yaml("database:\n  pool_size: -3\n");
+        let message = Config::load_from(Some(file.path()), None, &[])
+            .expect_err("negative pool")
+            .to_string();
+        assert!(message.contains("database.pool_size"), "{message}");
+        assert!(message.contains("-3"), "{message}");
+        assert!(
+            message.contains(&file.path().display().to_string()),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let message = Config::load_from(None, None, &env(&[("LABLINK__SERVER__BINDD", "x")]))
+            .expect_err("typo")
+            .to_string();
+        assert!(message.contains("LABLINK__SERVER__BINDD"), "{message}");
+        let file = yaml("sever:\n  bind: 0.0.0.0:1\n");
+        let message = Config::load_from(Some(file.path()), None, &[])
+            .expect_err("typo")
+            .to_string();
+        assert!(message.contains("sever"), "{message}");
+    }
+
+    #[test]
+    fn values_that_parse_but_cannot_work_are_refused() {
+        for (name, value, key) in [
+            (
+                "LABLINK__DATABASE__POOL_SIZE",
+                "0",
+                "LABLINK__DATABASE__POOL_SIZE",
+            ),
+            (
+                "LABLINK__DATABASE__WRITER_THREADS",
+                "0",
+                "LABLINK__DATABASE__WRITER_THREADS",
+            ),
+            ("DATABASE_URL", "mysql://u:pw@h/db", "DATABASE_URL"),
+            ("LABLINK__LOG__LEVEL", "info,=[", "LABLINK__LOG__LEVEL"),
+        ] {
+            let message = Config::load_from(None, None, &env(&[(name, value)]))
+                .expect_err(name)
+                .to_string();
+            assert!(message.contains(key), "{message}");
+        }
+    }
+
+    #[test]
+    fn database_passwords_never_appear_in_errors_or_debug_output() {
+        let message = Config::load_from(
+            None,
+            None,
+            &env(&[("DATABASE_URL", "mysql://u:hunter2@h/db")]),
+        )
+        .expect_err("unsupported")
+        .to_string();
+        assert!(!message.contains("hunter2"), "{message}");
+        let config = Config::load_from(
+            None,
+            None,
+            &env(&[("DATABASE_URL", "postgres://u:hunter2@h/db")]),
+        )
+        .expect("valid");
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_missing_or_broken_file_is_reported() {
+        let missing = Config::load_from(Some(Path::new("/nonexistent/lablink.yaml")), None, &[])
+            .expect_err("missing");
+        assert!(missing.to_string().contains("/nonexistent/lablink.yaml"));
+        let broken = yaml("server: [unclosed\n");
+        let err = Config::load_from(Some(broken.path()), None, &[]).expect_err("broken");
+        assert!(matches!(err, ConfigError::File { .. }), "{err:?}");
+    }
+}

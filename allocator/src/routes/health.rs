@@ -1,0 +1,51 @@
+//! `GET /healthz` (the process is up) and `GET /readyz` (the database is reachable and fully
+//! migrated), for load balancers, orchestrators and the container healthcheck.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use lablink_schema::migrations;
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// How long readiness waits for a database connection before answering 503.
+const READINESS_DB_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Always 200 while the process serves requests.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// 200 when the database answers and has every migration this binary knows; else 503 with
+/// the reason (which never includes connection details).
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.pool.clone();
+    let checked = web::block(move || {
+        let mut conn = pool
+            .get_timeout(READINESS_DB_TIMEOUT)
+            .map_err(|_| "database unreachable".to_owned())?;
+        migrations::pending_versions(&mut conn).map_err(|_| "database unreachable".to_owned())
+    })
+    .await;
+    match checked {
+        Ok(Ok(pending)) if pending.is_empty() => {
+            HttpResponse::Ok().json(json!({"status": "ready"}))
+        }
+        Ok(Ok(pending)) => {
+            tracing::warn!(?pending, "not ready: migrations pending");
+            HttpResponse::ServiceUnavailable()
+                .json(json!({"status": "unavailable", "reason": "database migrations pending"}))
+        }
+        Ok(Err(reason)) => {
+            tracing::warn!(%reason, "not ready");
+            HttpResponse::ServiceUnavailable()
+                .json(json!({"status": "unavailable", "reason": reason}))
+        }
+        Err(blocking) => {
+            tracing::error!(error = %blocking, "readiness check did not run");
+            HttpResponse::ServiceUnavailable()
+                .json(json!({"status": "unavailable", "reason": "readiness check failed"}))
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Building and running the allocator: open and migrate the database, start the actors,
+//! bind the HTTP server, and stop cleanly on SIGTERM or ctrl-c.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Actor;
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use lablink_actors::change_feed::ChangeHub;
+use lablink_actors::db_writer::DbWriter;
+use lablink_actors::notification_listener::{NotificationListener, ReconnectPolicy};
+use lablink_schema::connection::{build_pool, DatabaseLocation};
+use lablink_schema::{migrations, DbPool};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Config;
+use crate::routes;
+use crate::state::AppState;
+
+/// First wait between attempts to reach the database at start-up; doubled up to the cap.
+const STARTUP_RETRY_INITIAL: Duration = Duration::from_millis(250);
+const STARTUP_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Why the allocator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Database(String),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A bound, ready-to-run allocator.
+pub struct Application {
+    address: SocketAddr,
+    server: Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Opens and migrates the database, starts the actors and binds the listener. Must run
+    /// inside an actix system. Port 0 in `server.bind` picks a free port (see [`Self::address`]).
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        let location = config.database.location().map_err(StartupError::Database)?;
+        let backend = location.backend();
+        let pool = build_pool(&location, config.database.pool_size)
+            .map_err(|err| StartupError::Database(err.to_string()))?;
+        migrate_when_reachable(&pool, &location, config.database.startup_timeout()).await?;
+
+        let changes = ChangeHub::new();
+        let writer = DbWriter::start(
+            pool.clone(),
+            backend,
+            Arc::new(changes.clone()),
+            config.database.writer_threads,
+        );
+        if let DatabaseLocation::Postgres(url) = &location {
+            NotificationListener::new(
+                url.clone(),
+                pool.clone(),
+                Arc::new(changes.clone()),
+                ReconnectPolicy::default(),
+            )
+            .start();
+        }
+        let state = web::Data::new(AppState {
+            pool,
+            backend,
+            writer,
+            changes,
+        });
+
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .configure(routes::configure)
+        })
+        .shutdown_timeout(config.server.shutdown_timeout_secs);
+        if config.server.workers > 0 {
+            server = server.workers(config.server.workers);
+        }
+        let bound = server
+            .bind(config.server.bind)
+            .map_err(|source| StartupError::Bind {
+                address: config.server.bind,
+                source,
+            })?;
+        let address = bound.addrs().first().copied().unwrap_or(config.server.bind);
+        tracing::info!(%address, database = %location, "listening");
+        Ok(Application {
+            address,
+            server: bound.run(),
+        })
+    }
+
+    /// The address actually listened on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// A handle that can stop the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM, SIGINT (ctrl-c) or SIGQUIT; in-flight requests get
+    /// `server.shutdown_timeout_secs` to finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Applies pending migrations, retrying with capped backoff while the database cannot be
+/// reached (it may still be starting beside us), for at most `patience`. A migration that
+/// fails on a reachable database is not retried.
+async fn migrate_when_reachable(
+    pool: &DbPool,
+    location: &DatabaseLocation,
+    patience: Duration,
+) -> Result<(), StartupError> {
+    let started = Instant::now();
+    let mut delay = STARTUP_RETRY_INITIAL;
+    loop {
+        let pool = pool.clone();
+        let attempt = web::block(move || -> Result<Vec<String>, AttemptError> {
+            let mut conn = pool
+                .get()
+                .map_err(|err| AttemptError::Unreachable(err.to_string()))?;
+            migrations::run_pending(&mut conn).map_err(|err| AttemptError::Failed(err.to_string()))
+        })
+        .await
+        .map_err(|err| StartupError::Database(err.to_string()))?;
+        match attempt {
+            Ok(applied) => {
+                if !applied.is_empty() {
+                    tracing::info!(?applied, "applied database migrations");
+                }
+                return Ok(());
+            }
+            Err(AttemptError::Failed(reason)) => {
+                return Err(StartupError::Database(format!(
+                    "migrating {location} failed: {reason}"
+                )));
+            }
+            Err(AttemptError::Unreachable(reason)) if started.elapsed() < patience => {
+                tracing::warn!(database = %location, %reason, retry_in_ms = delay.as_millis(), "database not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(STARTUP_RETRY_MAX);
+            }
+            Err(AttemptError::Unreachable(reason)) => {
+                return Err(StartupError::Database(format!(
+                    "database {location} unreachable for {}s: {reason}",
+                    patience.as_secs()
+                )));
+            }
+        }
+    }
+}
+
+enum AttemptError {
+    Unreachable(String),
+    Failed(String),
+}
+
+/// `lablink-allocator migrate`: applies pending migrations and reports what it did.
+pub fn migrate_once(config: &Config) -> Result<Vec<String>, StartupError> {
+    let location = config.database.location().map_err(StartupError::Database)?;
+    let pool = build_pool(&location, 1).map_err(|err| StartupError::Database(err.to_string()))?;
+    let mut conn = pool
+        .get()
+        .map_err(|err| StartupError::Database(format!("database {location} unreachable: {err}")))?;
+    let applied = migrations::run_pending(&mut conn)
+        .map_err(|err| StartupError::Database(format!("migrating {location} failed: {err}")))?;
+    Ok(applied)
+}
