@@ -200,8 +200,10 @@ impl Config {
         if let Some(bind) = bind {
             figment = figment.merge(Serialized::global("server.bind", bind.to_string()));
         }
+        // Lossy: environment values are strings, converted only where the key is a number or
+        // a flag (`true`, `yes`, `1`, …); string keys keep exactly what was written.
         let config: Config = figment
-            .extract()
+            .extract_lossy()
             .map_err(|err| explain(&figment, file.as_deref(), err))?;
         config.validate(&figment)?;
         Ok(config)
@@ -498,6 +500,24 @@ mod tests {
         let config = Config::load_from(None, None, &env(&[("LABLINK__DATABASE__DATA_DIR", "007")]))
             .expect("numeric-looking string");
         assert_eq!(config.database.data_dir, PathBuf::from("007"));
+    }
+
+    #[test]
+    fn numbers_and_flags_from_the_environment_are_converted() {
+        let config = Config::load_from(
+            None,
+            None,
+            &env(&[
+                ("LABLINK__DATABASE__STARTUP_TIMEOUT_SECS", "7"),
+                ("LABLINK__SERVER__WORKERS", "3"),
+            ]),
+        )
+        .expect("typed values");
+        assert_eq!(config.database.startup_timeout_secs, 7);
+        assert_eq!(config.server.workers, 3);
+        let err = Config::load_from(None, None, &env(&[("LABLINK__SERVER__WORKERS", "many")]))
+            .expect_err("not a number");
+        assert!(err.to_string().contains("\"many\""), "{err}");
     }
 
     #[test]

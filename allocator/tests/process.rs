@@ -1,0 +1,265 @@
+//! The `lablink-allocator` binary as an operator runs it: with no configuration, with
+//! `DATABASE_URL`, with bad configuration, stopped by SIGTERM and ctrl-c, and `migrate`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use diesel::{QueryableByName, RunQueryDsl};
+use lablink_schema::testing::TestDatabase;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_lablink-allocator");
+/// Generous limits for slow CI machines; the allocator starts in well under a second.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running allocator process whose stdout (JSON log lines) is collected.
+struct Allocator {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Allocator {
+    /// Starts the binary in `dir` with only `PATH` and `env` in its environment.
+    fn start(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Allocator {
+        let mut command = Command::new(BINARY);
+        command
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start the allocator binary");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Allocator {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a log line with `message` and returns it parsed.
+    fn wait_for_log(&mut self, message: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) {
+                        if json["message"] == message {
+                            return json;
+                        }
+                    }
+                }
+                Err(_) => panic!(
+                    "no `{message}` log line within {timeout:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits until it logs `listening` and returns the base URL it listens on.
+    fn wait_until_listening(&mut self) -> String {
+        let listening = self.wait_for_log("listening", START_TIMEOUT);
+        format!(
+            "http://{}",
+            listening["address"].as_str().expect("address field")
+        )
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    fn wait_for_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the allocator did not stop within {STOP_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Allocator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn status_of(url: &str) -> u16 {
+    reqwest::get(url)
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or_else(|err| panic!("GET {url} failed: {err}"))
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    count: i64,
+}
+
+fn applied_migrations(database: &TestDatabase) -> i64 {
+    let mut conn = database.connect();
+    diesel::sql_query("SELECT count(*) AS count FROM __diesel_schema_migrations")
+        .get_result::<Count>(&mut conn)
+        .expect("migrations table")
+        .count
+}
+
+#[tokio::test]
+async fn with_no_configuration_it_serves_localhost_5000_on_sqlite_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut allocator = Allocator::start(dir.path(), &[], &[]);
+    let base = allocator.wait_until_listening();
+    assert_eq!(base, "http://127.0.0.1:5000");
+    assert_eq!(status_of(&format!("{base}/healthz")).await, 200);
+    assert_eq!(status_of(&format!("{base}/readyz")).await, 200);
+    assert!(dir.path().join("lablink-data/lablink.sqlite").is_file());
+
+    allocator.signal("TERM");
+    let status = allocator.wait_for_exit();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    allocator.wait_for_log("stopped", STOP_TIMEOUT);
+}
+
+#[tokio::test]
+async fn with_database_url_it_uses_postgres_and_stops_on_ctrl_c() {
+    let database = TestDatabase::empty();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut allocator = Allocator::start(
+        dir.path(),
+        &[],
+        &[
+            ("DATABASE_URL", database.url()),
+            ("LABLINK__SERVER__BIND", "127.0.0.1:0"),
+        ],
+    );
+    let base = allocator.wait_until_listening();
+    assert_ne!(base, "http://127.0.0.1:0");
+    assert_eq!(status_of(&format!("{base}/readyz")).await, 200);
+    assert_eq!(applied_migrations(&database), 4);
+    assert!(
+        !dir.path().join("lablink-data").exists(),
+        "no SQLite database when PostgreSQL is configured"
+    );
+
+    allocator.signal("INT");
+    let status = allocator.wait_for_exit();
+    assert!(status.success(), "exit status after ctrl-c: {status}");
+}
+
+#[tokio::test]
+async fn bind_flag_and_config_file_are_honoured() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("lablink.yaml");
+    std::fs::write(
+        &config,
+        "database:\n  data_dir: from-config-file\nlog:\n  level: debug\n",
+    )
+    .expect("write config");
+    let config_arg = config.display().to_string();
+    let mut allocator = Allocator::start(
+        dir.path(),
+        &["--config", &config_arg, "--bind", "127.0.0.1:0"],
+        &[],
+    );
+    let base = allocator.wait_until_listening();
+    assert_eq!(status_of(&format!("{base}/readyz")).await, 200);
+    assert!(dir.path().join("from-config-file/lablink.sqlite").is_file());
+}
+
+#[test]
+fn bad_configuration_exits_non_zero_naming_the_key_and_the_value() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(BINARY)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("LABLINK__SERVER__BIND", "nonsense:port")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("LABLINK__SERVER__BIND"), "{stderr}");
+    assert!(stderr.contains("nonsense:port"), "{stderr}");
+    assert!(
+        !dir.path().join("lablink-data").exists(),
+        "nothing is created before the configuration is valid"
+    );
+}
+
+#[test]
+fn an_unreachable_database_stops_start_up_with_the_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(BINARY)
+        .current_dir(dir.path())
+        .env_clear()
+        .env(
+            "DATABASE_URL",
+            "postgres://lablink:hunter2@127.0.0.1:1/lablink",
+        )
+        .env("LABLINK__DATABASE__STARTUP_TIMEOUT_SECS", "1")
+        .env("LABLINK__SERVER__BIND", "127.0.0.1:0")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unreachable"), "{stderr}");
+    let everything = format!("{stderr}{}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        !everything.contains("hunter2"),
+        "the password leaked: {everything}"
+    );
+}
+
+#[test]
+fn migrate_applies_pending_migrations_and_exits() {
+    let database = TestDatabase::empty();
+    let output = Command::new(BINARY)
+        .arg("migrate")
+        .env_clear()
+        .env("DATABASE_URL", database.url())
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(applied_migrations(&database), 4);
+    let again = Command::new(BINARY)
+        .arg("migrate")
+        .env_clear()
+        .env("DATABASE_URL", database.url())
+        .output()
+        .expect("run");
+    assert!(again.status.success());
+    assert_eq!(applied_migrations(&database), 4);
+}
