@@ -276,8 +276,7 @@ fn concurrent_migrators_on_postgres_wait_for_each_other() {
         .map(|_| {
             let url = url.clone();
             std::thread::spawn(move || {
-                let mut conn =
-                    DbConnection::Pg(diesel::PgConnection::establish(&url).expect("connect"));
+                let mut conn = DbConnection::Pg(PgConnection::establish(&url).expect("connect"));
                 migrations::run_pending(&mut conn).map_err(|err| err.to_string())
             })
         })
@@ -300,7 +299,7 @@ fn concurrent_migrators_on_postgres_wait_for_each_other() {
 #[test]
 fn every_vm_change_is_announced_by_hostname_only() {
     let database = TestDatabase::migrated();
-    let mut listener = diesel::PgConnection::establish(database.url()).expect("connect");
+    let mut listener = PgConnection::establish(database.url()).expect("connect");
     diesel::sql_query("LISTEN vm_updates")
         .execute(&mut listener)
         .expect("listen");
