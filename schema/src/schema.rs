@@ -9,6 +9,7 @@ diesel::table! {
         user_email -> Nullable<Text>,
         crd_command -> Nullable<Text>,
         pin -> Nullable<Text>,
+        assignment_seq -> BigInt,
         in_use -> Bool,
         gpu_health -> Nullable<Text>,
         token_hash -> Nullable<Text>,

@@ -10,8 +10,68 @@ use crate::schema::vms;
 use crate::wire::{GpuHealth, VmStatus};
 use crate::DbConnection;
 
+diesel::define_sql_function! {
+    /// SQL `COALESCE` over two nullable texts (same spelling on both backends).
+    fn coalesce(first: diesel::sql_types::Nullable<diesel::sql_types::Text>, second: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+/// The VMs a researcher may be given: running, unassigned, and with a GPU reported healthy
+/// or absent (a VM whose GPU has not reported yet waits). As a macro because the locking
+/// clause differs per backend, which changes the expression's type.
+macro_rules! free_vms {
+    () => {
+        vms::table
+            .filter(vms::status.eq(VmStatus::Running.as_str()))
+            .filter(vms::user_email.is_null())
+            .filter(vms::gpu_health.eq_any([
+                GpuHealth::Healthy.as_str(),
+                GpuHealth::NotAvailable.as_str(),
+            ]))
+    };
+}
+
+/// The claim on PostgreSQL. The inner `SELECT … FOR UPDATE SKIP LOCKED` locks one free row,
+/// skipping rows other claims hold, and the outer `UPDATE` takes it; the outer
+/// `user_email IS NULL` re-checks the row as locked. Keep the predicate in step with
+/// `free_vms!`.
+const CLAIM_FREE_POSTGRES: &str = "\
+    UPDATE vms SET user_email = $1, crd_command = $2, pin = $3, in_use = FALSE, \
+        assigned_at = $4, updated_at = $4, assignment_seq = assignment_seq + 1 \
+    WHERE user_email IS NULL AND hostname = ( \
+        SELECT hostname FROM vms \
+        WHERE status = 'running' AND user_email IS NULL AND gpu_health IN ('Healthy', 'N/A') \
+        ORDER BY hostname LIMIT 1 FOR UPDATE SKIP LOCKED) \
+    RETURNING *";
+
+/// The claim on SQLite: the same statement without row locks, which SQLite does not have and
+/// does not need (one writer thread).
+const CLAIM_FREE_SQLITE: &str = "\
+    UPDATE vms SET user_email = ?, crd_command = ?, pin = ?, in_use = 0, \
+        assigned_at = ?4, updated_at = ?4, assignment_seq = assignment_seq + 1 \
+    WHERE user_email IS NULL AND hostname = ( \
+        SELECT hostname FROM vms \
+        WHERE status = 'running' AND user_email IS NULL AND gpu_health IN ('Healthy', 'N/A') \
+        ORDER BY hostname LIMIT 1) \
+    RETURNING *";
+
+/// A VM's current assignment, as its agent receives it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CurrentAssignment {
+    pub assignment_id: i64,
+    pub pin: String,
+    pub command: String,
+}
+
+impl fmt::Debug for CurrentAssignment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CurrentAssignment")
+            .field("assignment_id", &self.assignment_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A lab VM as stored.
-#[derive(Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
+#[derive(Clone, PartialEq, Eq, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = vms, primary_key(hostname))]
 pub struct Vm {
     pub hostname: String,
@@ -20,6 +80,8 @@ pub struct Vm {
     pub user_email: Option<String>,
     pub crd_command: Option<String>,
     pub pin: Option<String>,
+    /// How many times this VM has been assigned; the current assignment's id.
+    pub assignment_seq: i64,
     pub in_use: bool,
     /// A [`GpuHealth`] spelling, or `None` until the agent first reports.
     pub gpu_health: Option<String>,
@@ -39,6 +101,7 @@ impl fmt::Debug for Vm {
             .field("user_email", &self.user_email)
             .field("crd_command_set", &self.crd_command.is_some())
             .field("pin_set", &self.pin.is_some())
+            .field("assignment_seq", &self.assignment_seq)
             .field("in_use", &self.in_use)
             .field("gpu_health", &self.gpu_health)
             .field("token_set", &self.token_hash.is_some())
@@ -59,6 +122,18 @@ impl Vm {
     /// The last reported GPU health, if any.
     pub fn gpu_health(&self) -> Option<GpuHealth> {
         self.gpu_health.as_deref().and_then(|h| h.parse().ok())
+    }
+
+    /// The assignment the VM's agent should act on, if the VM is assigned.
+    pub fn current_assignment(&self) -> Option<CurrentAssignment> {
+        match (&self.user_email, &self.pin, &self.crd_command) {
+            (Some(_), Some(pin), Some(command)) => Some(CurrentAssignment {
+                assignment_id: self.assignment_seq,
+                pin: pin.clone(),
+                command: command.clone(),
+            }),
+            _ => None,
+        }
     }
 
     /// The VM with this hostname, if there is one.
@@ -86,32 +161,88 @@ impl Vm {
             .load(conn)
     }
 
-    /// How many VMs could be handed to a researcher right now: running, unassigned, and with
-    /// a GPU reported healthy or absent.
+    /// How many VMs could be handed to a researcher right now.
     pub fn count_free(conn: &mut DbConnection) -> QueryResult<i64> {
+        free_vms!().count().get_result(conn)
+    }
+
+    /// The VM held by the researcher with this (normalised) email, if any.
+    pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option<Vm>> {
         vms::table
-            .filter(vms::status.eq(VmStatus::Running.as_str()))
-            .filter(vms::user_email.is_null())
-            .filter(vms::gpu_health.eq_any([
-                GpuHealth::Healthy.as_str(),
-                GpuHealth::NotAvailable.as_str(),
-            ]))
-            .count()
-            .get_result(conn)
+            .filter(vms::user_email.eq(email))
+            .select(Vm::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Gives one free VM to `email` in a single statement and returns it, or `None` when no
+    /// VM is free. On PostgreSQL the candidate row is locked with `SKIP LOCKED`, so
+    /// concurrent claims take different VMs instead of queueing on the same one; the unique
+    /// index on `user_email` refuses a second VM for the same researcher.
+    pub fn claim_free(
+        conn: &mut DbConnection,
+        email: &str,
+        crd_command: &str,
+        pin: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Option<Vm>> {
+        use diesel::sql_types::{Text, Timestamp};
+        match conn {
+            DbConnection::Pg(c) => diesel::sql_query(CLAIM_FREE_POSTGRES)
+                .bind::<Text, _>(email)
+                .bind::<Text, _>(crd_command)
+                .bind::<Text, _>(pin)
+                .bind::<Timestamp, _>(now)
+                .get_result(c)
+                .optional(),
+            DbConnection::Sqlite(c) => diesel::sql_query(CLAIM_FREE_SQLITE)
+                .bind::<Text, _>(email)
+                .bind::<Text, _>(crd_command)
+                .bind::<Text, _>(pin)
+                .bind::<Timestamp, _>(now)
+                .get_result(c)
+                .optional(),
+        }
+    }
+
+    /// Ends the VM's session: clears the researcher, command and PIN, and sets the status back
+    /// to `initializing`, so the VM is handed out again only after its agent reports it ready.
+    /// Returns the updated row, or `None` for an unknown VM.
+    pub fn release(
+        conn: &mut DbConnection,
+        hostname: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Option<Vm>> {
+        on_backend!(conn, |c| diesel::update(vms::table.find(hostname))
+            .set((
+                vms::user_email.eq(None::<String>),
+                vms::crd_command.eq(None::<String>),
+                vms::pin.eq(None::<String>),
+                vms::assigned_at.eq(None::<NaiveDateTime>),
+                vms::in_use.eq(false),
+                vms::status.eq(VmStatus::Initializing.as_str()),
+                vms::updated_at.eq(now),
+            ))
+            .returning(Vm::as_returning())
+            .get_result(c)
+            .optional())
     }
 
     /// Registers the VM if it is new, else records its new status (the original
-    /// `/api/vm-status` upsert). Returns the row as stored.
+    /// `/api/vm-status` upsert). `token_hash`, when given, becomes the VM's token hash only if
+    /// it has none yet. Returns the row as stored.
     pub fn upsert_status(
         conn: &mut DbConnection,
         hostname: &str,
         status: VmStatus,
+        token_hash: Option<&str>,
         now: NaiveDateTime,
     ) -> QueryResult<Vm> {
         on_backend!(conn, |c| diesel::insert_into(vms::table)
             .values((
                 vms::hostname.eq(hostname),
                 vms::status.eq(status.as_str()),
+                vms::token_hash.eq(token_hash),
                 vms::created_at.eq(now),
                 vms::updated_at.eq(now),
             ))
@@ -119,6 +250,7 @@ impl Vm {
             .do_update()
             .set((
                 vms::status.eq(excluded(vms::status)),
+                vms::token_hash.eq(coalesce(vms::token_hash, excluded(vms::token_hash))),
                 vms::updated_at.eq(excluded(vms::updated_at)),
             ))
             .returning(Vm::as_returning())

@@ -39,12 +39,14 @@ fn give_to(conn: &mut DbConnection, hostname: &str, email: &str) -> QueryResult<
 #[test]
 fn status_report_registers_a_vm_then_updates_it() {
     on_both_backends(|conn| {
-        let first = Vm::upsert_status(conn, "vm-1", VmStatus::Initializing, now()).expect("insert");
+        let first =
+            Vm::upsert_status(conn, "vm-1", VmStatus::Initializing, None, now()).expect("insert");
         assert_eq!(first.status(), VmStatus::Initializing);
         assert!(!first.in_use);
         assert_eq!(first.gpu_health(), None);
 
-        let second = Vm::upsert_status(conn, "vm-1", VmStatus::Running, now()).expect("update");
+        let second =
+            Vm::upsert_status(conn, "vm-1", VmStatus::Running, None, now()).expect("update");
         assert_eq!(second.status(), VmStatus::Running);
         assert_eq!(second.created_at, first.created_at);
         assert!(second.updated_at >= first.updated_at);
@@ -72,7 +74,7 @@ fn only_running_unassigned_vms_with_a_usable_gpu_count_as_free() {
             ("booting", VmStatus::Initializing),
             ("taken", VmStatus::Running),
         ] {
-            Vm::upsert_status(conn, hostname, status, now()).expect("register");
+            Vm::upsert_status(conn, hostname, status, None, now()).expect("register");
         }
         for (hostname, health) in [
             ("healthy", GpuHealth::Healthy),
@@ -109,8 +111,8 @@ fn reports_for_unknown_vms_change_nothing() {
 #[test]
 fn a_researcher_can_hold_only_one_vm() {
     on_both_backends(|conn| {
-        Vm::upsert_status(conn, "vm-a", VmStatus::Running, now()).expect("register");
-        Vm::upsert_status(conn, "vm-b", VmStatus::Running, now()).expect("register");
+        Vm::upsert_status(conn, "vm-a", VmStatus::Running, None, now()).expect("register");
+        Vm::upsert_status(conn, "vm-b", VmStatus::Running, None, now()).expect("register");
         give_to(conn, "vm-a", "r@example.org").expect("first VM");
         let second = give_to(conn, "vm-b", "r@example.org");
         assert!(
@@ -129,8 +131,8 @@ fn a_researcher_can_hold_only_one_vm() {
 #[test]
 fn log_lines_are_appended_in_order_and_go_with_their_vm() {
     on_both_backends(|conn| {
-        Vm::upsert_status(conn, "vm-1", VmStatus::Initializing, now()).expect("register");
-        Vm::upsert_status(conn, "vm-2", VmStatus::Initializing, now()).expect("register");
+        Vm::upsert_status(conn, "vm-1", VmStatus::Initializing, None, now()).expect("register");
+        Vm::upsert_status(conn, "vm-2", VmStatus::Initializing, None, now()).expect("register");
         let batch: Vec<String> = (1..=3).map(|i| format!("line {i}")).collect();
         assert_eq!(
             VmLogLine::append(conn, "vm-1", &batch, now()).expect("append"),
@@ -305,7 +307,7 @@ fn every_vm_change_is_announced_by_hostname_only() {
         .expect("listen");
 
     let mut writer = database.connect();
-    Vm::upsert_status(&mut writer, "vm-9", VmStatus::Running, now()).expect("insert");
+    Vm::upsert_status(&mut writer, "vm-9", VmStatus::Running, None, now()).expect("insert");
     diesel::update(vms_table::table.find("vm-9"))
         .set((
             vms_table::crd_command.eq("secret-command"),
@@ -341,4 +343,119 @@ fn every_vm_change_is_announced_by_hostname_only() {
         ops,
         [("vm-9", "insert"), ("vm-9", "update"), ("vm-9", "delete")]
     );
+}
+
+fn make_free(conn: &mut DbConnection, hostname: &str, health: GpuHealth) {
+    Vm::upsert_status(conn, hostname, VmStatus::Running, None, now()).expect("register");
+    Vm::set_gpu_health(conn, hostname, health, now())
+        .expect("health")
+        .expect("exists");
+}
+
+#[test]
+fn claiming_takes_one_free_vm_and_release_frees_it_after_the_next_ready_report() {
+    on_both_backends(|conn| {
+        assert_eq!(
+            Vm::claim_free(conn, "a@example.org", "cmd-a", "111111", now()).expect("claim"),
+            None,
+            "nothing is free yet"
+        );
+        make_free(conn, "vm-1", GpuHealth::Healthy);
+        make_free(conn, "vm-2", GpuHealth::Unhealthy);
+        Vm::upsert_status(conn, "vm-3", VmStatus::Running, None, now()).expect("no GPU report");
+
+        let vm = Vm::claim_free(conn, "a@example.org", "cmd-a", "111111", now())
+            .expect("claim")
+            .expect("vm-1 is free");
+        assert_eq!(vm.hostname, "vm-1");
+        assert_eq!(vm.assignment_seq, 1);
+        let assignment = vm.current_assignment().expect("assigned");
+        assert_eq!(
+            (assignment.pin.as_str(), assignment.command.as_str()),
+            ("111111", "cmd-a")
+        );
+        assert!(!format!("{assignment:?}").contains("111111"));
+        assert_eq!(
+            Vm::find_by_email(conn, "a@example.org")
+                .expect("find")
+                .map(|v| v.hostname),
+            Some("vm-1".to_owned())
+        );
+        assert_eq!(
+            Vm::claim_free(conn, "b@example.org", "cmd-b", "222222", now()).expect("claim"),
+            None,
+            "an unhealthy or unreported GPU is never handed out"
+        );
+
+        let released = Vm::release(conn, "vm-1", now())
+            .expect("release")
+            .expect("exists");
+        assert_eq!(released.current_assignment(), None);
+        assert_eq!(released.status(), VmStatus::Initializing);
+        assert_eq!(
+            Vm::find_by_email(conn, "a@example.org").expect("find"),
+            None
+        );
+        assert_eq!(
+            Vm::count_free(conn).expect("count"),
+            0,
+            "not free until ready again"
+        );
+
+        Vm::upsert_status(conn, "vm-1", VmStatus::Running, None, now()).expect("ready");
+        let again = Vm::claim_free(conn, "b@example.org", "cmd-b", "222222", now())
+            .expect("claim")
+            .expect("free again");
+        assert_eq!((again.hostname.as_str(), again.assignment_seq), ("vm-1", 2));
+        assert_eq!(Vm::release(conn, "ghost", now()).expect("release"), None);
+    });
+}
+
+#[test]
+fn a_token_hash_is_set_once_and_never_replaced_by_a_later_report() {
+    on_both_backends(|conn| {
+        let vm = Vm::upsert_status(conn, "vm-1", VmStatus::Initializing, Some("hash-1"), now())
+            .expect("register");
+        assert_eq!(vm.token_hash.as_deref(), Some("hash-1"));
+        let vm = Vm::upsert_status(conn, "vm-1", VmStatus::Running, Some("hash-2"), now())
+            .expect("report");
+        assert_eq!(vm.token_hash.as_deref(), Some("hash-1"));
+        let vm = Vm::upsert_status(conn, "vm-1", VmStatus::Running, None, now()).expect("report");
+        assert_eq!(vm.token_hash.as_deref(), Some("hash-1"));
+    });
+}
+
+#[test]
+fn concurrent_claims_on_postgres_never_share_a_vm() {
+    let database = TestDatabase::migrated();
+    let mut conn = database.connect();
+    for i in 0..20 {
+        make_free(&mut conn, &format!("vm-{i:02}"), GpuHealth::Healthy);
+    }
+    let claimers: Vec<_> = (0..40)
+        .map(|i| {
+            let url = database.url().to_owned();
+            std::thread::spawn(move || {
+                let mut conn = DbConnection::Pg(PgConnection::establish(&url).expect("connect"));
+                Vm::claim_free(
+                    &mut conn,
+                    &format!("r{i}@example.org"),
+                    "cmd",
+                    "123456",
+                    now(),
+                )
+                .expect("claim")
+                .map(|vm| vm.hostname)
+            })
+        })
+        .collect();
+    let mut won: Vec<String> = claimers
+        .into_iter()
+        .filter_map(|c| c.join().expect("claimer"))
+        .collect();
+    won.sort();
+    let before = won.len();
+    won.dedup();
+    assert_eq!(before, won.len(), "a VM went to two researchers");
+    assert_eq!(won.len(), 20, "every free VM is taken by someone");
 }

@@ -5,6 +5,9 @@ CREATE TABLE vms (
     user_email        TEXT,
     crd_command       TEXT,
     pin               TEXT,
+    -- Counts this VM's assignments; identifies the current one to its agent, so an agent
+    -- that already holds assignment N can wait for the next one.
+    assignment_seq    BIGINT NOT NULL DEFAULT 0,
     in_use            BOOLEAN NOT NULL DEFAULT FALSE,
     gpu_health        TEXT,
     -- Only a hash of the VM's own bearer token is kept; the token itself is shown once.
