@@ -24,6 +24,13 @@ pub enum WriteError {
     /// The message named a VM that does not exist.
     #[error("no VM is named `{0}`")]
     UnknownVm(String),
+    /// No VM can be handed out right now.
+    #[error("no VM is free")]
+    NoFreeVm,
+    /// Free VMs exist but every attempt to claim one met concurrent claims; retrying later
+    /// will work.
+    #[error("VMs are being claimed concurrently; try again")]
+    Contended,
     /// No connection could be had from the pool.
     #[error("database unavailable: {0}")]
     Unavailable(#[from] diesel::r2d2::PoolError),
@@ -31,6 +38,23 @@ pub enum WriteError {
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
 }
+
+impl WriteError {
+    /// Refusals that are an answer to the client, not a fault to log.
+    pub fn is_expected(&self) -> bool {
+        match self {
+            WriteError::UnknownVm(_) | WriteError::NoFreeVm | WriteError::Contended => true,
+            WriteError::Unavailable(_) | WriteError::Database(_) => false,
+        }
+    }
+}
+
+/// How often one assignment request tries to claim a VM before answering "contended". A
+/// claim finds nothing only when every free row is locked by concurrent claims, some of
+/// which may roll back; a few quick retries settle that.
+const CLAIM_ATTEMPTS: u32 = 8;
+/// Pause between claim attempts.
+const CLAIM_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// The writer actor; see the module documentation.
 pub struct DbWriter {
@@ -68,6 +92,15 @@ impl DbWriter {
         })
     }
 
+    /// Announces that `hostname` changed, where the database does not (SQLite).
+    fn announce(&self, hostname: &str) {
+        if self.backend == Backend::Sqlite {
+            self.feed.publish(VmEvent::Changed {
+                hostname: hostname.to_owned(),
+            });
+        }
+    }
+
     /// Runs `write` in one transaction; after it commits, announces that `changed_vm`
     /// changed (SQLite only: on PostgreSQL the trigger announces it to every process).
     fn in_transaction<T>(
@@ -78,13 +111,11 @@ impl DbWriter {
         let mut conn = self.pool.get()?;
         let conn: &mut DbConnection = &mut conn;
         let result = conn.transaction(write);
-        if let (Ok(_), Some(hostname), Backend::Sqlite) = (&result, changed_vm, self.backend) {
-            self.feed.publish(VmEvent::Changed {
-                hostname: hostname.to_owned(),
-            });
+        if let (Ok(_), Some(hostname)) = (&result, changed_vm) {
+            self.announce(hostname);
         }
         if let Err(err) = &result {
-            if !matches!(err, WriteError::UnknownVm(_)) {
+            if !err.is_expected() {
                 tracing::error!(error = %err, "database write failed");
             }
         }
@@ -96,12 +127,14 @@ impl Actor for DbWriter {
     type Context = SyncContext<Self>;
 }
 
-/// Register a VM, or record the status it reports (`POST /api/vm-status`).
+/// Register a VM, or record the status it reports (`POST /api/vm-status`). `token_hash`
+/// becomes the VM's token hash if it has none yet.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Vm, WriteError>")]
 pub struct ReportVmStatus {
     pub hostname: String,
     pub status: VmStatus,
+    pub token_hash: Option<String>,
 }
 
 impl Handler<ReportVmStatus> for DbWriter {
@@ -113,6 +146,7 @@ impl Handler<ReportVmStatus> for DbWriter {
                 conn,
                 &msg.hostname,
                 msg.status,
+                msg.token_hash.as_deref(),
                 Utc::now().naive_utc(),
             )?)
         })
@@ -193,5 +227,126 @@ impl Handler<RecordAuditEvent> for DbWriter {
 
     fn handle(&mut self, msg: RecordAuditEvent, _: &mut Self::Context) -> Self::Result {
         self.in_transaction(None, |conn| Ok(AuditEvent::record(conn, &msg.0)?))
+    }
+}
+
+/// Give a free VM to a researcher (`POST /api/request_vm`). A researcher who already holds a
+/// VM gets that one back.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Assignment, WriteError>")]
+pub struct AssignVm {
+    /// Normalised (trimmed, lower-case) email.
+    pub email: String,
+    pub crd_command: String,
+    pub pin: String,
+}
+
+/// The VM a researcher holds after [`AssignVm`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub vm: Vm,
+    /// False when the researcher already held this VM.
+    pub newly_assigned: bool,
+}
+
+impl Handler<AssignVm> for DbWriter {
+    type Result = Result<Assignment, WriteError>;
+
+    fn handle(&mut self, msg: AssignVm, _: &mut Self::Context) -> Self::Result {
+        let result = self.assign(&msg);
+        if let Err(err) = &result {
+            if !err.is_expected() {
+                tracing::error!(error = %err, "assignment failed");
+            }
+        }
+        result
+    }
+}
+
+impl DbWriter {
+    fn assign(&self, msg: &AssignVm) -> Result<Assignment, WriteError> {
+        let mut pooled = self.pool.get()?;
+        let conn: &mut DbConnection = &mut pooled;
+        for attempt in 1..=CLAIM_ATTEMPTS {
+            if let Some(vm) = Vm::find_by_email(conn, &msg.email)? {
+                return Ok(Assignment {
+                    vm,
+                    newly_assigned: false,
+                });
+            }
+            let claimed = conn.transaction(|c| {
+                Vm::claim_free(
+                    c,
+                    &msg.email,
+                    &msg.crd_command,
+                    &msg.pin,
+                    Utc::now().naive_utc(),
+                )
+            });
+            match claimed {
+                Ok(Some(vm)) => {
+                    self.announce(&vm.hostname);
+                    return Ok(Assignment {
+                        vm,
+                        newly_assigned: true,
+                    });
+                }
+                Ok(None) => {
+                    // Nothing claimable. Either nothing is free, or every free row is locked
+                    // by a concurrent claim that may still roll back: look at what is
+                    // committed before refusing anyone.
+                    if Vm::count_free(conn)? == 0 {
+                        return Err(WriteError::NoFreeVm);
+                    }
+                }
+                // The same researcher got a VM through a concurrent request; the next
+                // round finds and returns it.
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                )) => {}
+                Err(err) => return Err(err.into()),
+            }
+            if attempt < CLAIM_ATTEMPTS {
+                std::thread::sleep(CLAIM_RETRY_DELAY * attempt);
+            }
+        }
+        Err(WriteError::Contended)
+    }
+}
+
+/// End a VM's session (admin): the researcher is cleared and the VM is handed out again
+/// once its agent reports it ready. Recorded in the audit trail in the same transaction.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vm, WriteError>")]
+pub struct ReleaseVm {
+    pub hostname: String,
+    /// Who asked, for the audit trail.
+    pub actor: String,
+}
+
+impl Handler<ReleaseVm> for DbWriter {
+    type Result = Result<Vm, WriteError>;
+
+    fn handle(&mut self, msg: ReleaseVm, _: &mut Self::Context) -> Self::Result {
+        self.in_transaction(Some(&msg.hostname), |conn| {
+            let now = Utc::now().naive_utc();
+            let held_by = Vm::find_by_hostname(conn, &msg.hostname)?
+                .ok_or_else(|| WriteError::UnknownVm(msg.hostname.clone()))?
+                .user_email;
+            let vm = Vm::release(conn, &msg.hostname, now)?
+                .ok_or_else(|| WriteError::UnknownVm(msg.hostname.clone()))?;
+            AuditEvent::record(
+                conn,
+                &NewAuditEvent {
+                    occurred_at: now,
+                    actor: msg.actor.clone(),
+                    action: "vm.release".to_owned(),
+                    target: Some(msg.hostname.clone()),
+                    detail: held_by.map(|email| format!("released from {email}")),
+                },
+            )?;
+            Ok(vm)
+        })
     }
 }

@@ -5,7 +5,11 @@
 //! - [`NotificationListener`](notification_listener::NotificationListener): turns the
 //!   PostgreSQL `vm_updates` channel into [`VmEvent`](change_feed::VmEvent)s.
 //! - [`ChangeHub`](change_feed::ChangeHub): hands those events to every subscriber.
+//! - [`VmSupervisor`](vm_supervisor::VmSupervisor) and one
+//!   [`VmActor`](vm_actor::VmActor) per VM: the agents waiting for their assignment.
 
 pub mod change_feed;
 pub mod db_writer;
 pub mod notification_listener;
+pub mod vm_actor;
+pub mod vm_supervisor;

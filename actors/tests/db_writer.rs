@@ -27,6 +27,7 @@ async fn reports_are_written_and_reports_for_unknown_vms_write_nothing() {
         .send(ReportVmStatus {
             hostname: "vm-1".into(),
             status: VmStatus::Running,
+            token_hash: None,
         })
         .await
         .expect("mailbox")
@@ -106,6 +107,7 @@ async fn concurrent_log_appends_lose_no_line() {
         .send(ReportVmStatus {
             hostname: "vm-1".into(),
             status: VmStatus::Initializing,
+            token_hash: None,
         })
         .await
         .expect("mailbox")
@@ -150,6 +152,7 @@ async fn on_sqlite_the_writer_announces_each_committed_vm_change() {
         .send(ReportVmStatus {
             hostname: "vm-1".into(),
             status: VmStatus::Running,
+            token_hash: None,
         })
         .await
         .expect("mailbox")
@@ -195,6 +198,7 @@ async fn on_postgres_the_writer_leaves_announcing_to_the_trigger() {
         .send(ReportVmStatus {
             hostname: "vm-1".into(),
             status: VmStatus::Running,
+            token_hash: None,
         })
         .await
         .expect("mailbox")

@@ -30,6 +30,8 @@ pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
 pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
+    pub admin: AdminConfig,
+    pub clients: ClientsConfig,
     pub log: LogConfig,
 }
 
@@ -43,6 +45,10 @@ pub struct ServerConfig {
     pub shutdown_timeout_secs: u64,
     /// HTTP worker threads; 0 means one per CPU core.
     pub workers: usize,
+    /// Largest JSON request body accepted, in bytes (log batches are the largest).
+    pub max_json_bytes: usize,
+    /// Largest form request body accepted, in bytes.
+    pub max_form_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -51,8 +57,49 @@ impl Default for ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 5000)),
             shutdown_timeout_secs: 30,
             workers: 0,
+            max_json_bytes: 1024 * 1024,
+            max_form_bytes: 16 * 1024,
         }
     }
+}
+
+/// Section `admin`: the administrator's credentials.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The admin's user name for HTTP Basic authentication.
+    pub user: String,
+    /// The admin's password. There is no default: without one, admin endpoints refuse
+    /// every request. Never logged.
+    pub password: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            user: "admin".to_owned(),
+            password: None,
+        }
+    }
+}
+
+impl fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("user", &self.user)
+            .field("password_set", &self.password.is_some())
+            .finish()
+    }
+}
+
+/// Section `clients`: how VM agents are let in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientsConfig {
+    /// Accept VM requests that carry no token, as the original LabLink agents send them.
+    /// Off by default; turn on only while migrating old VM images.
+    #[serde(deserialize_with = "figment::util::bool_from_str_or_int")]
+    pub legacy_unauthenticated: bool,
 }
 
 /// Section `database`.
@@ -162,6 +209,9 @@ pub enum ConfigError {
     File { path: String, reason: String },
 }
 
+/// Shortest admin password accepted.
+pub const MIN_ADMIN_PASSWORD_LEN: usize = 12;
+
 /// Values of keys whose names end like this are never shown.
 const SECRET_KEY_SUFFIXES: [&str; 3] = ["password", "secret", "token"];
 
@@ -233,6 +283,29 @@ impl Config {
             return Err(invalid(
                 "database.pool_size",
                 "must be larger than database.writer_threads, so reads still get connections",
+            ));
+        }
+        if self
+            .admin
+            .password
+            .as_deref()
+            .is_some_and(|p| p.len() < MIN_ADMIN_PASSWORD_LEN)
+        {
+            return Err(invalid(
+                "admin.password",
+                &format!("must be at least {MIN_ADMIN_PASSWORD_LEN} characters"),
+            ));
+        }
+        if self.admin.user.trim().is_empty() || self.admin.user.contains(':') {
+            return Err(invalid(
+                "admin.user",
+                "must be non-empty and contain no `:`",
+            ));
+        }
+        if self.server.max_json_bytes < 1024 || self.server.max_form_bytes < 1024 {
+            return Err(invalid(
+                "server.max_json_bytes",
+                "body limits must be at least 1024 bytes",
             ));
         }
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
@@ -600,6 +673,40 @@ mod tests {
         )
         .expect("valid");
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn admin_and_client_settings_come_from_the_environment() {
+        let config = Config::load_from(
+            None,
+            None,
+            &env(&[
+                ("LABLINK__ADMIN__PASSWORD", "000123456789"),
+                ("LABLINK__CLIENTS__LEGACY_UNAUTHENTICATED", "true"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(config.admin.password.as_deref(), Some("000123456789"));
+        assert!(config.clients.legacy_unauthenticated);
+        assert!(!format!("{config:?}").contains("000123456789"));
+        assert!(
+            !Config::default().clients.legacy_unauthenticated,
+            "off by default"
+        );
+        assert_eq!(
+            Config::default().admin.password,
+            None,
+            "no default password"
+        );
+
+        let message = Config::load_from(None, None, &env(&[("LABLINK__ADMIN__PASSWORD", "short")]))
+            .expect_err("too short")
+            .to_string();
+        assert!(message.contains("LABLINK__ADMIN__PASSWORD"), "{message}");
+        assert!(
+            !message.contains("short\""),
+            "the password must not be shown: {message}"
+        );
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! LabLink-rs allocator: configuration, start-up and shutdown, and the HTTP routes that turn
 //! requests into messages for the actors of `lablink-actors`.
 
+pub mod auth;
 pub mod config;
+pub mod error;
+pub mod pages;
 pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod validate;

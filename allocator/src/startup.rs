@@ -11,11 +11,15 @@ use actix_web::{web, App, HttpServer};
 use lablink_actors::change_feed::ChangeHub;
 use lablink_actors::db_writer::DbWriter;
 use lablink_actors::notification_listener::{NotificationListener, ReconnectPolicy};
+use lablink_actors::vm_supervisor::VmSupervisor;
 use lablink_schema::connection::{build_pool, DatabaseLocation};
 use lablink_schema::{migrations, DbPool};
 use tracing_actix_web::TracingLogger;
 
+use crate::auth::Authorizer;
 use crate::config::Config;
+use crate::error::{form_error, json_error, path_error};
+use crate::pages::Pages;
 use crate::routes;
 use crate::state::AppState;
 
@@ -28,6 +32,8 @@ const STARTUP_RETRY_MAX: Duration = Duration::from_secs(5);
 pub enum StartupError {
     #[error("{0}")]
     Database(String),
+    #[error("page templates: {0}")]
+    Templates(String),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: SocketAddr,
@@ -59,7 +65,19 @@ impl Application {
             .map_err(|err| StartupError::Database(err.to_string()))?;
         migrate_when_reachable(&pool, &location, config.database.startup_timeout()).await?;
 
+        let pages = Pages::new().map_err(|err| StartupError::Templates(err.to_string()))?;
+        let auth = Authorizer::new(&config.admin, &config.clients);
+        if !auth.admin_enabled() {
+            tracing::warn!("no admin password is set (admin.password / LABLINK__ADMIN__PASSWORD): admin endpoints refuse every request");
+        }
+        if config.clients.legacy_unauthenticated {
+            tracing::warn!(
+                "clients.legacy_unauthenticated is on: VM requests without a token are accepted"
+            );
+        }
+
         let changes = ChangeHub::new();
+        let supervisor = VmSupervisor::new(pool.clone(), changes.subscribe()).start();
         let writer = DbWriter::start(
             pool.clone(),
             backend,
@@ -79,13 +97,29 @@ impl Application {
             pool,
             backend,
             writer,
+            supervisor,
             changes,
+            pages: Arc::new(pages),
+            auth: Arc::new(auth),
         });
+        let (max_json_bytes, max_form_bytes) =
+            (config.server.max_json_bytes, config.server.max_form_bytes);
 
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(max_json_bytes)
+                        .error_handler(json_error),
+                )
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(max_form_bytes)
+                        .error_handler(form_error),
+                )
+                .app_data(web::PathConfig::default().error_handler(path_error))
                 .configure(routes::configure)
         })
         .shutdown_timeout(config.server.shutdown_timeout_secs);

@@ -1,9 +1,19 @@
-//! What every request handler can reach: the read pool and the actors' addresses.
+//! What every request handler can reach: the read pool, the actors' addresses, the pages and
+//! the authorisation rules.
+
+use std::sync::Arc;
 
 use actix::Addr;
+use actix_web::web;
 use lablink_actors::change_feed::ChangeHub;
 use lablink_actors::db_writer::DbWriter;
-use lablink_schema::{Backend, DbPool};
+use lablink_actors::vm_supervisor::VmSupervisor;
+use lablink_schema::vms::Vm;
+use lablink_schema::{Backend, DbConnection, DbPool};
+
+use crate::auth::Authorizer;
+use crate::error::ApiError;
+use crate::pages::Pages;
 
 /// Shared by all workers; cheap to clone.
 #[derive(Debug, Clone)]
@@ -12,6 +22,34 @@ pub struct AppState {
     pub pool: DbPool,
     pub backend: Backend,
     pub writer: Addr<DbWriter>,
+    pub supervisor: Addr<VmSupervisor>,
     /// VM change events, for whoever subscribes (VM actors, live pages).
     pub changes: ChangeHub,
+    pub pages: Arc<Pages>,
+    pub auth: Arc<Authorizer>,
+}
+
+impl AppState {
+    /// Runs a read on a pooled connection off the worker thread.
+    pub async fn read<T, F>(&self, query: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get().map_err(|_| {
+                ApiError::Unavailable("The database is unavailable; please try again.".to_owned())
+            })?;
+            query(&mut conn).map_err(|err| ApiError::Internal(err.to_string()))
+        })
+        .await?
+    }
+
+    /// The VM named `hostname`, if any.
+    pub async fn find_vm(&self, hostname: &str) -> Result<Option<Vm>, ApiError> {
+        let hostname = hostname.to_owned();
+        self.read(move |conn| Vm::find_by_hostname(conn, &hostname))
+            .await
+    }
 }

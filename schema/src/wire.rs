@@ -148,7 +148,15 @@ pub struct VmStatusReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VmStartupRequest {
     pub hostname: String,
+    /// The assignment the agent already acts on, if any. With it, the allocator answers only
+    /// when that assignment ends: with the next one, or with `{"status": "released"}`.
+    /// The original clients never send it and get the current assignment at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment_id: Option<i64>,
 }
+
+/// Answer to `POST /vm_startup` when the assignment the agent held was released.
+pub const VM_RELEASED_STATUS: &str = "released";
 
 /// Answer to `POST /vm_startup` once the VM is assigned.
 ///
@@ -160,6 +168,9 @@ pub struct VmAssignment {
     pub pin: String,
     /// The researcher's Chrome Remote Desktop `start-host` command.
     pub command: String,
+    /// Identifies this assignment of the VM (an extension; the original clients ignore it).
+    #[serde(default)]
+    pub assignment_id: i64,
 }
 
 impl VmAssignment {
@@ -167,11 +178,12 @@ impl VmAssignment {
     pub const SUCCESS: &'static str = "success";
 
     /// An assignment answer carrying `pin` and `command`.
-    pub fn success(pin: String, command: String) -> Self {
+    pub fn success(assignment_id: i64, pin: String, command: String) -> Self {
         VmAssignment {
             status: Self::SUCCESS.to_owned(),
             pin,
             command,
+            assignment_id,
         }
     }
 }
@@ -183,6 +195,7 @@ impl fmt::Debug for VmAssignment {
             .field("status", &self.status)
             .field("pin", &"<redacted>")
             .field("command", &"<redacted>")
+            .field("assignment_id", &self.assignment_id)
             .finish()
     }
 }
@@ -214,6 +227,24 @@ pub struct VmLogBatch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnassignedVmCount {
     pub count: i64,
+}
+
+/// Answer to `POST /api/vm-status`. `token` is present only on the report that registered
+/// the VM and gave it its token: the agent must keep it, it is never shown again.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmStatusAnswer {
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for VmStatusAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VmStatusAnswer")
+            .field("message", &self.message)
+            .field("token_set", &self.token.is_some())
+            .finish()
+    }
 }
 
 /// A successful write's answer: `{"message": "…"}`.
@@ -258,19 +289,22 @@ mod tests {
 
     #[test]
     fn assignment_has_the_keys_the_original_client_reads() {
-        let body = serde_json::to_value(VmAssignment::success("123456".into(), "cmd".into()))
+        let body = serde_json::to_value(VmAssignment::success(3, "123456".into(), "cmd".into()))
             .expect("serialize");
         assert_eq!(
             body,
-            json!({"status": "success", "pin": "123456", "command": "cmd"})
+            json!({"status": "success", "pin": "123456", "command": "cmd", "assignment_id": 3})
         );
+        let request: VmStartupRequest =
+            serde_json::from_value(json!({"hostname": "vm-1"})).expect("original request");
+        assert_eq!(request.assignment_id, None);
     }
 
     #[test]
     fn assignment_debug_output_hides_pin_and_command() {
         let shown = format!(
             "{:?}",
-            VmAssignment::success("987654".into(), "secret-code".into())
+            VmAssignment::success(1, "987654".into(), "secret-code".into())
         );
         assert!(
             !shown.contains("987654") && !shown.contains("secret-code"),

@@ -1,0 +1,190 @@
+//! `VmActor`: one per VM that agents are waiting on. It holds the agents waiting in
+//! `POST /vm_startup` and answers them from the database, which is the truth: on every
+//! [`Refresh`] (the VM changed, or a new agent started waiting) it re-reads the VM's row.
+//!
+//! A waiter is answered only by a read that started after it registered, so an answer is
+//! never older than the question; a waiter that registers after its VM was assigned is
+//! answered at once by its own read. Reads are coalesced: while one is running, any number
+//! of further refresh requests cause exactly one more. Waiting costs no thread and no
+//! connection, only a queued reply channel.
+
+use std::time::Duration;
+
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
+use lablink_schema::vms::{CurrentAssignment, Vm};
+use lablink_schema::DbPool;
+use tokio::sync::oneshot;
+
+/// After a failed read, wait this long before trying again (the waiters stay queued).
+const READ_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// How a wait in `POST /vm_startup` ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// The VM is assigned (to an assignment the agent did not already hold).
+    Assigned(CurrentAssignment),
+    /// The assignment the agent held has ended and the VM is not assigned again yet.
+    Released,
+    /// The VM no longer exists.
+    VmGone,
+}
+
+/// Start waiting: the reply comes on `reply` when the VM is assigned to something other
+/// than `held`, or when `held` is released.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct AddWaiter {
+    pub held: Option<i64>,
+    pub reply: oneshot::Sender<WaitOutcome>,
+}
+
+/// The VM's row may have changed: read it again.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Refresh;
+
+/// How many agents are waiting on this VM (for metrics and tests).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "usize")]
+pub struct CountWaiters;
+
+struct Waiter {
+    held: Option<i64>,
+    /// The first read allowed to answer this waiter.
+    answered_by_read: u64,
+    reply: oneshot::Sender<WaitOutcome>,
+}
+
+/// The actor; see the module documentation.
+pub struct VmActor {
+    hostname: String,
+    pool: DbPool,
+    waiters: Vec<Waiter>,
+    /// Reads started so far; a read's number is the value after it started.
+    reads_started: u64,
+    read_in_flight: bool,
+    read_again: bool,
+}
+
+impl std::fmt::Debug for VmActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VmActor")
+            .field("hostname", &self.hostname)
+            .field("waiters", &self.waiters.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VmActor {
+    /// An actor for `hostname`, reading through `pool`.
+    pub fn new(hostname: String, pool: DbPool) -> Self {
+        VmActor {
+            hostname,
+            pool,
+            waiters: Vec::new(),
+            reads_started: 0,
+            read_in_flight: false,
+            read_again: false,
+        }
+    }
+
+    fn request_read(&mut self, ctx: &mut Context<Self>) {
+        if self.read_in_flight {
+            self.read_again = true;
+            return;
+        }
+        self.read_in_flight = true;
+        self.reads_started += 1;
+        let read_number = self.reads_started;
+        let pool = self.pool.clone();
+        let hostname = self.hostname.clone();
+        let read = async move {
+            tokio::task::spawn_blocking(move || {
+                let mut conn = pool.get().map_err(|err| err.to_string())?;
+                Vm::find_by_hostname(&mut conn, &hostname).map_err(|err| err.to_string())
+            })
+            .await
+            .map_err(|err| err.to_string())
+            .and_then(|result| result)
+        };
+        ctx.spawn(read.into_actor(self).map(move |result, actor, ctx| {
+            actor.read_in_flight = false;
+            match result {
+                Ok(row) => actor.answer(read_number, row),
+                Err(error) => {
+                    tracing::warn!(hostname = %actor.hostname, %error, "cannot read VM; retrying");
+                    ctx.run_later(READ_RETRY_DELAY, |actor, ctx| actor.request_read(ctx));
+                    return;
+                }
+            }
+            if std::mem::take(&mut actor.read_again) {
+                actor.request_read(ctx);
+            }
+        }));
+    }
+
+    /// Answers every waiter that read `read_number` may answer, given the row it found.
+    fn answer(&mut self, read_number: u64, row: Option<Vm>) {
+        let current = row.as_ref().map(Vm::current_assignment);
+        let waiters = std::mem::take(&mut self.waiters);
+        for waiter in waiters {
+            if waiter.reply.is_closed() {
+                continue; // the agent hung up
+            }
+            if waiter.answered_by_read > read_number {
+                self.waiters.push(waiter);
+                continue;
+            }
+            let outcome = match (&current, waiter.held) {
+                (None, _) => Some(WaitOutcome::VmGone),
+                (Some(Some(assignment)), held) if held != Some(assignment.assignment_id) => {
+                    Some(WaitOutcome::Assigned(assignment.clone()))
+                }
+                (Some(None), Some(_)) => Some(WaitOutcome::Released),
+                _ => None,
+            };
+            match outcome {
+                // A send fails only if the agent hung up meanwhile; nothing to do then.
+                Some(outcome) => drop(waiter.reply.send(outcome)),
+                None => self.waiters.push(waiter),
+            }
+        }
+    }
+}
+
+impl Actor for VmActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<AddWaiter> for VmActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AddWaiter, ctx: &mut Self::Context) {
+        self.waiters.retain(|w| !w.reply.is_closed());
+        self.waiters.push(Waiter {
+            held: msg.held,
+            answered_by_read: self.reads_started + 1,
+            reply: msg.reply,
+        });
+        self.request_read(ctx);
+    }
+}
+
+impl Handler<Refresh> for VmActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Refresh, ctx: &mut Self::Context) {
+        if !self.waiters.is_empty() {
+            self.request_read(ctx);
+        }
+    }
+}
+
+impl Handler<CountWaiters> for VmActor {
+    type Result = usize;
+
+    fn handle(&mut self, _: CountWaiters, _: &mut Self::Context) -> usize {
+        self.waiters.retain(|w| !w.reply.is_closed());
+        self.waiters.len()
+    }
+}

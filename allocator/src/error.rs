@@ -1,0 +1,177 @@
+//! `ApiError`: every way a JSON endpoint refuses a request, and its status code. 4xx bodies
+//! say what to fix; 5xx bodies say nothing about internals (the cause is logged once, here).
+
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use lablink_actors::db_writer::WriteError;
+use lablink_schema::wire::ErrorBody;
+
+/// A refused or failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or its values are invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No credentials, or wrong ones. `realm` decides the `WWW-Authenticate` challenge.
+    #[error("{message}")]
+    Unauthorized {
+        message: String,
+        challenge: Challenge,
+    },
+    /// The thing named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The body is larger than configured.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The body is not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Temporarily unable to serve (nothing free, contention, database down).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A fault of ours; the message is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Which credentials a 401 asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    /// Admin: HTTP Basic.
+    Basic,
+    /// A VM: its bearer token.
+    Bearer,
+}
+
+impl ApiError {
+    /// 401 asking for admin credentials.
+    pub fn admin_required() -> Self {
+        ApiError::Unauthorized {
+            message: "admin credentials required".to_owned(),
+            challenge: Challenge::Basic,
+        }
+    }
+
+    /// 401 asking for the VM's token.
+    pub fn vm_token_required(hostname: &str) -> Self {
+        ApiError::Unauthorized {
+            message: format!(
+                "send `Authorization: Bearer <token>` with the token of VM `{hostname}`"
+            ),
+            challenge: Challenge::Bearer,
+        }
+    }
+
+    /// 404 for an unknown VM, worded as the original API did.
+    pub fn vm_not_found() -> Self {
+        ApiError::NotFound("VM not found.".to_owned())
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(err: WriteError) -> Self {
+        match err {
+            WriteError::UnknownVm(_) => ApiError::vm_not_found(),
+            WriteError::NoFreeVm => ApiError::Unavailable("No VM is free right now.".to_owned()),
+            WriteError::Contended => {
+                ApiError::Unavailable("Busy assigning VMs; please try again.".to_owned())
+            }
+            WriteError::Unavailable(_) => {
+                ApiError::Unavailable("The database is unavailable; please try again.".to_owned())
+            }
+            WriteError::Database(err) => ApiError::Internal(err.to_string()),
+        }
+    }
+}
+
+impl From<actix::MailboxError> for ApiError {
+    fn from(err: actix::MailboxError) -> Self {
+        ApiError::Internal(format!("actor unavailable: {err}"))
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(err: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(format!("blocking task failed: {err}"))
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let message = match self {
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "request failed");
+                "Internal error.".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::Unauthorized { challenge, .. } = self {
+            let value = match challenge {
+                Challenge::Basic => r#"Basic realm="LabLink admin""#,
+                Challenge::Bearer => r#"Bearer realm="LabLink VM""#,
+            };
+            response.insert_header((header::WWW_AUTHENTICATE, value));
+        }
+        response.json(ErrorBody { error: message })
+    }
+}
+
+/// Turns actix-web's JSON extraction failures into clear 4xx answers.
+pub fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let api = match &err {
+        E::ContentType => ApiError::UnsupportedMediaType(
+            "send the body as `Content-Type: application/json`".to_owned(),
+        ),
+        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => {
+            ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
+        }
+        E::Deserialize(cause) => ApiError::BadRequest(format!("invalid JSON body: {cause}")),
+        _ => ApiError::BadRequest(format!("unreadable body: {err}")),
+    };
+    api.into()
+}
+
+/// Turns failures to read a path parameter into a 400.
+pub fn path_error(
+    err: actix_web::error::PathError,
+    _: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid path: {err}")).into()
+}
+
+/// Turns form extraction failures into clear 4xx answers.
+pub fn form_error(
+    err: actix_web::error::UrlencodedError,
+    _: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::UrlencodedError as E;
+    let api = match &err {
+        E::Overflow { limit, .. } => {
+            ApiError::PayloadTooLarge(format!("the form is larger than {limit} bytes"))
+        }
+        E::ContentType => ApiError::UnsupportedMediaType(
+            "send the form as `application/x-www-form-urlencoded`".to_owned(),
+        ),
+        _ => ApiError::BadRequest(format!("unreadable form: {err}")),
+    };
+    api.into()
+}

@@ -1,0 +1,109 @@
+//! The server-rendered pages: handlebars templates from `templates/`, compiled into the
+//! binary and registered once at start-up. `{{…}}` output is HTML-escaped.
+
+use handlebars::Handlebars;
+use serde::Serialize;
+
+/// The page templates, by name.
+const TEMPLATES: [(&str, &str); 3] = [
+    ("layout", include_str!("../../templates/layout.hbs")),
+    ("index", include_str!("../../templates/index.hbs")),
+    ("assigned", include_str!("../../templates/assigned.hbs")),
+];
+
+/// The stylesheet and script the pages use, served from the binary.
+pub const STYLESHEET: &str = include_str!("../../templates/static/lablink.css");
+pub const SCRIPT: &str = include_str!("../../templates/static/lablink.js");
+
+/// The registered templates.
+#[derive(Debug)]
+pub struct Pages {
+    registry: Handlebars<'static>,
+}
+
+impl Pages {
+    /// Registers every template; fails only if a template does not parse.
+    pub fn new() -> Result<Self, Box<handlebars::TemplateError>> {
+        let mut registry = Handlebars::new();
+        registry.set_strict_mode(false);
+        for (name, source) in TEMPLATES {
+            registry
+                .register_template_string(name, source)
+                .map_err(Box::new)?;
+        }
+        Ok(Pages { registry })
+    }
+
+    /// Renders `name` with `context`.
+    pub fn render(
+        &self,
+        name: &str,
+        context: &impl Serialize,
+    ) -> Result<String, handlebars::RenderError> {
+        self.registry.render(name, context)
+    }
+}
+
+/// The start page's context.
+#[derive(Debug, Default, Serialize)]
+pub struct HomePage<'a> {
+    pub count: i64,
+    pub error: Option<&'a str>,
+    /// What the researcher typed, shown again after an error.
+    pub email: &'a str,
+    pub crd_command: &'a str,
+}
+
+/// The page showing the researcher's VM.
+#[derive(Serialize)]
+pub struct AssignedPage<'a> {
+    pub hostname: &'a str,
+    pub pin: &'a str,
+    /// The researcher already held this VM.
+    pub existing: bool,
+}
+
+impl std::fmt::Debug for AssignedPage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssignedPage")
+            .field("hostname", &self.hostname)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_renders_and_escapes_what_users_typed() {
+        let pages = Pages::new().expect("templates parse");
+        let html = pages
+            .render(
+                "index",
+                &HomePage {
+                    count: 3,
+                    error: Some("<b>bad</b>"),
+                    email: "\"><script>alert(1)</script>",
+                    crd_command: "</textarea><script>",
+                },
+            )
+            .expect("index");
+        assert!(html.contains(r#"<strong id="unassigned_vms_count">3</strong>"#));
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(!html.contains("</textarea><script>"), "{html}");
+        assert!(html.contains("&lt;b&gt;bad&lt;/b&gt;"));
+        let html = pages
+            .render(
+                "assigned",
+                &AssignedPage {
+                    hostname: "vm-1",
+                    pin: "012345",
+                    existing: false,
+                },
+            )
+            .expect("assigned");
+        assert!(html.contains(r#"<strong id="pin" class="pin">012345</strong>"#));
+        assert!(html.contains("vm-1"));
+    }
+}

@@ -1,0 +1,275 @@
+//! The VM-facing API, compatible with the original agents: the assignment long-poll, status,
+//! GPU health, in-use and log reports, and reading a VM's status and logs. Every write needs
+//! the VM's own token (or the admin, or a token-less legacy agent when allowed).
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use lablink_actors::db_writer::{AppendVmLogs, ReportGpuHealth, ReportInUse, ReportVmStatus};
+use lablink_actors::vm_actor::WaitOutcome;
+use lablink_actors::vm_supervisor::WaitForAssignment;
+use lablink_schema::vm_logs::VmLogLine;
+use lablink_schema::vms::Vm;
+use lablink_schema::wire::{
+    GpuHealthReport, InUseReport, MessageBody, VmAssignment, VmLogBatch, VmStartupRequest,
+    VmStatus, VmStatusAnswer, VmStatusReport, VM_RELEASED_STATUS,
+};
+use serde_json::json;
+
+use crate::auth::{new_vm_token, Caller, Credentials};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::validate;
+
+/// Most log lines returned by `GET /api/vm-logs/{hostname}`: the newest are kept.
+const MAX_LOG_LINES_RETURNED: i64 = 10_000;
+
+fn checked_hostname(raw: &str) -> Result<&str, ApiError> {
+    validate::hostname(raw).map_err(ApiError::BadRequest)
+}
+
+/// `POST /vm_startup`: waits until the VM is assigned and answers with the PIN and command.
+/// With `assignment_id` (the assignment the agent already holds) it answers when that one
+/// ends: with the next assignment, or `{"status": "released"}`.
+pub async fn vm_startup(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Json<VmStartupRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let hostname = checked_hostname(&body.hostname)?;
+    let vm = state.find_vm(hostname).await?;
+    state.auth.authorize_vm(
+        &Credentials::from_request(&request),
+        hostname,
+        vm.as_ref(),
+        false,
+    )?;
+    if vm.is_none() {
+        return Err(ApiError::vm_not_found());
+    }
+    let outcome = state
+        .supervisor
+        .send(WaitForAssignment {
+            hostname: hostname.to_owned(),
+            held: body.assignment_id,
+        })
+        .await?;
+    // Waiting here holds no thread and no connection; if the agent hangs up, this future is
+    // dropped and the VM actor forgets the waiter.
+    match outcome.await {
+        Ok(WaitOutcome::Assigned(assignment)) => Ok(HttpResponse::Ok().json(
+            VmAssignment::success(assignment.assignment_id, assignment.pin, assignment.command),
+        )),
+        Ok(WaitOutcome::Released) => {
+            Ok(HttpResponse::Ok().json(json!({"status": VM_RELEASED_STATUS})))
+        }
+        Ok(WaitOutcome::VmGone) => Err(ApiError::vm_not_found()),
+        Err(_) => Err(ApiError::Unavailable(
+            "The allocator is restarting; please retry.".to_owned(),
+        )),
+    }
+}
+
+/// `POST /api/vm-status`: registers the VM or records its status. The first token-less
+/// report of a VM that has no token registers it and returns its new token, once.
+pub async fn report_status(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Json<VmStatusReport>,
+) -> Result<HttpResponse, ApiError> {
+    let VmStatusReport { hostname, status } = body.into_inner();
+    checked_hostname(&hostname)?;
+    let vm = state.find_vm(&hostname).await?;
+    let caller = state.auth.authorize_vm(
+        &Credentials::from_request(&request),
+        &hostname,
+        vm.as_ref(),
+        true,
+    )?;
+    // A VM without a token gets one now, whoever registers it; only the first report wins.
+    let minted = match vm.as_ref().and_then(|vm| vm.token_hash.as_ref()) {
+        Some(_) => None,
+        None => Some(new_vm_token()),
+    };
+    let stored = state
+        .writer
+        .send(ReportVmStatus {
+            hostname: hostname.clone(),
+            status,
+            token_hash: minted.as_ref().map(|(_, hash)| hash.clone()),
+        })
+        .await??;
+    let token = match (minted, caller) {
+        (Some((token, hash)), Caller::Registering | Caller::LegacyAgent | Caller::Admin)
+            if stored.token_hash.as_deref() == Some(hash.as_str()) =>
+        {
+            tracing::info!(%hostname, "VM registered and given its token");
+            Some(token)
+        }
+        _ => None,
+    };
+    Ok(HttpResponse::Ok().json(VmStatusAnswer {
+        message: "VM status updated successfully.".to_owned(),
+        token,
+    }))
+}
+
+/// `GET /api/vm-status` (admin): every VM's status as `{hostname: status}`.
+pub async fn list_statuses(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .auth
+        .require_admin(&Credentials::from_request(&request))?;
+    let vms = state.read(Vm::list_all).await?;
+    if vms.is_empty() {
+        return Err(ApiError::NotFound("No VMs found.".to_owned()));
+    }
+    let statuses: BTreeMap<String, String> =
+        vms.into_iter().map(|vm| (vm.hostname, vm.status)).collect();
+    Ok(HttpResponse::Ok().json(statuses))
+}
+
+/// `GET /api/vm-status/{hostname}` (admin, or the VM itself).
+pub async fn get_status(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    hostname: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let hostname = checked_hostname(&hostname)?;
+    let vm = state.find_vm(hostname).await?;
+    state
+        .auth
+        .require_admin_or_vm(&Credentials::from_request(&request), hostname, vm.as_ref())?;
+    let vm = vm.ok_or_else(ApiError::vm_not_found)?;
+    Ok(HttpResponse::Ok().json(json!({"hostname": vm.hostname, "status": vm.status})))
+}
+
+/// `POST /api/update_inuse_status`.
+pub async fn report_in_use(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Json<InUseReport>,
+) -> Result<HttpResponse, ApiError> {
+    let InUseReport { hostname, status } = body.into_inner();
+    authorize_write(&state, &request, &hostname).await?;
+    state
+        .writer
+        .send(ReportInUse {
+            hostname,
+            in_use: status,
+        })
+        .await??;
+    Ok(message("In-use status updated successfully."))
+}
+
+/// `POST /api/gpu_health`.
+pub async fn report_gpu_health(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Json<GpuHealthReport>,
+) -> Result<HttpResponse, ApiError> {
+    let GpuHealthReport {
+        hostname,
+        gpu_status,
+    } = body.into_inner();
+    authorize_write(&state, &request, &hostname).await?;
+    state
+        .writer
+        .send(ReportGpuHealth {
+            hostname,
+            health: gpu_status,
+        })
+        .await??;
+    Ok(message("GPU health status updated successfully."))
+}
+
+/// `POST /api/vm-logs`: appends lines to the VM named by `log_stream`.
+pub async fn append_logs(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Json<VmLogBatch>,
+) -> Result<HttpResponse, ApiError> {
+    let VmLogBatch {
+        log_group,
+        log_stream,
+        messages,
+    } = body.into_inner();
+    if log_group.is_empty() || log_stream.is_empty() || messages.is_empty() {
+        return Err(ApiError::BadRequest(
+            "Log group, stream, and messages are required.".to_owned(),
+        ));
+    }
+    authorize_write(&state, &request, &log_stream).await?;
+    state
+        .writer
+        .send(AppendVmLogs {
+            hostname: log_stream,
+            lines: messages,
+        })
+        .await??;
+    Ok(message("VM logs posted successfully."))
+}
+
+/// `GET /api/vm-logs/{hostname}` (admin, or the VM itself): `{"hostname", "logs"}` with the
+/// lines joined by newlines, as the original returned them.
+pub async fn get_logs(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    hostname: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let hostname = checked_hostname(&hostname)?.to_owned();
+    let vm = state.find_vm(&hostname).await?;
+    state
+        .auth
+        .require_admin_or_vm(&Credentials::from_request(&request), &hostname, vm.as_ref())?;
+    let vm = vm.ok_or_else(ApiError::vm_not_found)?;
+    let lines = {
+        let hostname = hostname.clone();
+        state
+            .read(move |conn| {
+                VmLogLine::list_for_host(conn, &hostname, None, MAX_LOG_LINES_RETURNED)
+            })
+            .await?
+    };
+    if lines.is_empty() && vm.status() == VmStatus::Initializing {
+        return Err(ApiError::Unavailable(
+            "VM is installing CloudWatch agent.".to_owned(),
+        ));
+    }
+    let logs = (!lines.is_empty()).then(|| {
+        lines
+            .iter()
+            .map(|l| l.line.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(HttpResponse::Ok().json(json!({"hostname": hostname, "logs": logs})))
+}
+
+/// Checks that the request may write for `hostname` and that the VM exists.
+async fn authorize_write(
+    state: &AppState,
+    request: &HttpRequest,
+    hostname: &str,
+) -> Result<Caller, ApiError> {
+    checked_hostname(hostname)?;
+    let vm = state.find_vm(hostname).await?;
+    let caller = state.auth.authorize_vm(
+        &Credentials::from_request(request),
+        hostname,
+        vm.as_ref(),
+        false,
+    )?;
+    if vm.is_none() {
+        return Err(ApiError::vm_not_found());
+    }
+    Ok(caller)
+}
+
+fn message(text: &str) -> HttpResponse {
+    HttpResponse::Ok().json(MessageBody {
+        message: text.to_owned(),
+    })
+}
