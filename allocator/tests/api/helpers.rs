@@ -18,8 +18,24 @@ pub struct TestApp {
     pub handle: ServerHandle,
 }
 
-fn test_config() -> Config {
+/// The admin password every test app is configured with.
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+
+/// A genuine-looking Chrome Remote Desktop command with a code derived from `seed`.
+pub fn crd_command(seed: &str) -> String {
+    let code: String = format!("4/0AVG7fiQ{seed}xxxxxxxxxx")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '/' || *c == '_' || *c == '-')
+        .collect();
+    format!(
+        "DISPLAY= /opt/google/chrome-remote-desktop/start-host --code=\"{code}\" \
+         --redirect-url=\"https://remotedesktop.google.com/_/oauthredirect\" --name=$(hostname)"
+    )
+}
+
+pub fn test_config() -> Config {
     let mut config = Config::default();
+    config.admin.password = Some(ADMIN_PASSWORD.to_owned());
     config.server.bind = "127.0.0.1:0".parse().expect("address");
     config.server.workers = 1;
     config.server.shutdown_timeout_secs = 1;
@@ -58,7 +74,18 @@ pub async fn spawn_app_on_sqlite() -> TestApp {
     app
 }
 
-async fn start(config: Config) -> TestApp {
+/// An allocator on a fresh PostgreSQL database, with `adjust` applied to its configuration.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let database = TestDatabase::migrated();
+    let mut config = test_config();
+    config.database.url = Some(database.url().to_owned());
+    adjust(&mut config);
+    let mut app = start(config).await;
+    app.database = Some(database);
+    app
+}
+
+pub async fn start(config: Config) -> TestApp {
     let application = Application::build(config)
         .await
         .expect("the allocator should start");
@@ -95,5 +122,199 @@ impl TestApp {
     /// The PostgreSQL database this app runs on.
     pub fn postgres(&self) -> &TestDatabase {
         self.database.as_ref().expect("this app runs on PostgreSQL")
+    }
+}
+
+/// What `POST /api/request_vm` showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestOutcome {
+    Assigned { hostname: String, pin: String },
+    Refused { status: u16, error: String },
+}
+
+#[allow(dead_code)]
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .expect("request should reach the allocator")
+    }
+
+    pub async fn post_json_as_admin(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .json(body)
+            .send()
+            .await
+            .expect("request should reach the allocator")
+    }
+
+    pub async fn get_as_admin(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .expect("request should reach the allocator")
+    }
+
+    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request should reach the allocator")
+    }
+
+    /// Registers a VM the way an agent does and returns the token it is given.
+    pub async fn register_vm(&self, hostname: &str) -> String {
+        let response = self
+            .post_json(
+                "/api/vm-status",
+                None,
+                &serde_json::json!({"hostname": hostname, "status": "initializing"}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "registering {hostname}");
+        let body: serde_json::Value = response.json().await.expect("json");
+        body["token"]
+            .as_str()
+            .expect("a new VM gets a token")
+            .to_owned()
+    }
+
+    /// Reports the VM running with the given GPU health: it becomes free.
+    pub async fn make_ready(&self, hostname: &str, token: &str, gpu: &str) {
+        let response = self
+            .post_json(
+                "/api/vm-status",
+                Some(token),
+                &serde_json::json!({"hostname": hostname, "status": "running"}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        let response = self
+            .post_json(
+                "/api/gpu_health",
+                Some(token),
+                &serde_json::json!({"hostname": hostname, "gpu_status": gpu}),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+
+    /// Registers `count` free VMs `vm-000`, `vm-001`, … and returns their tokens.
+    pub async fn free_vms(&self, count: usize) -> Vec<(String, String)> {
+        let mut vms = Vec::new();
+        for i in 0..count {
+            let hostname = format!("vm-{i:03}");
+            let token = self.register_vm(&hostname).await;
+            self.make_ready(&hostname, &token, "Healthy").await;
+            vms.push((hostname, token));
+        }
+        vms
+    }
+
+    /// Submits the start page's form.
+    pub async fn request_vm_raw(&self, email: &str, crd_command: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/request_vm"))
+            .form(&[("email", email), ("crd_command", crd_command)])
+            .send()
+            .await
+            .expect("request should reach the allocator")
+    }
+
+    /// Submits the form and reads what the page says.
+    pub async fn request_vm(&self, email: &str, crd_command: &str) -> RequestOutcome {
+        let response = self.request_vm_raw(email, crd_command).await;
+        let status = response.status().as_u16();
+        let html = response.text().await.expect("page");
+        read_outcome(status, &html)
+    }
+
+    /// `POST /vm_startup` for `hostname`, holding `held` if given.
+    pub async fn vm_startup(
+        &self,
+        hostname: &str,
+        token: &str,
+        held: Option<i64>,
+    ) -> reqwest::Response {
+        let mut body = serde_json::json!({"hostname": hostname});
+        if let Some(held) = held {
+            body["assignment_id"] = held.into();
+        }
+        self.post_json("/vm_startup", Some(token), &body).await
+    }
+
+    pub async fn release(&self, hostname: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/api/admin/vms/{hostname}/release")))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .expect("request should reach the allocator")
+    }
+
+    /// The VM rows as stored.
+    pub fn vms(&self) -> Vec<lablink_schema::vms::Vm> {
+        let mut conn = self.connection();
+        lablink_schema::vms::Vm::list_all(&mut conn).expect("list VMs")
+    }
+
+    /// A connection to whichever database this app uses.
+    pub fn connection(&self) -> lablink_schema::PooledDbConnection {
+        let location = match (&self.database, &self.data_dir) {
+            (Some(db), _) => {
+                lablink_schema::connection::DatabaseLocation::Postgres(db.url().to_owned())
+            }
+            (None, Some(dir)) => {
+                lablink_schema::connection::DatabaseLocation::sqlite_in(dir.path())
+            }
+            (None, None) => panic!("app without a database"),
+        };
+        lablink_schema::connection::build_pool(&location, 1)
+            .expect("pool")
+            .get()
+            .expect("connection")
+    }
+}
+
+/// Reads the outcome from the assigned page or the start page's error.
+pub fn read_outcome(status: u16, html: &str) -> RequestOutcome {
+    let between = |start: &str, end: &str| -> Option<String> {
+        let from = html.find(start)? + start.len();
+        let to = html[from..].find(end)? + from;
+        Some(html[from..to].to_owned())
+    };
+    match (
+        between(r#"<strong id="hostname">"#, "</strong>"),
+        between(r#"<strong id="pin" class="pin">"#, "</strong>"),
+    ) {
+        (Some(hostname), Some(pin)) if status == 200 => RequestOutcome::Assigned { hostname, pin },
+        _ => RequestOutcome::Refused {
+            status,
+            error: between(r#"id="error">"#, "</p>").unwrap_or_default(),
+        },
     }
 }

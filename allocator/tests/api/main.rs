@@ -1,5 +1,10 @@
 //! HTTP tests against an allocator started in-process on port 0 with its own database.
 //! One test binary for all of them, so they build once.
 
+mod auth;
 mod health;
 mod helpers;
+mod long_poll;
+mod researcher;
+mod rush;
+mod vm_api;
