@@ -263,3 +263,75 @@ fn migrate_applies_pending_migrations_and_exits() {
     assert!(again.status.success());
     assert_eq!(applied_migrations(&database), 4);
 }
+
+#[tokio::test]
+async fn an_agent_waiting_on_one_allocator_gets_an_assignment_made_by_another() {
+    let database = TestDatabase::migrated();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [
+        ("DATABASE_URL", database.url()),
+        ("LABLINK__SERVER__BIND", "127.0.0.1:0"),
+    ];
+    let mut first = Allocator::start(dir.path(), &[], &env);
+    let mut second = Allocator::start(dir.path(), &[], &env);
+    let (agent_side, researcher_side) =
+        (first.wait_until_listening(), second.wait_until_listening());
+    let client = reqwest::Client::new();
+
+    let registered: serde_json::Value = client
+        .post(format!("{agent_side}/api/vm-status"))
+        .json(&serde_json::json!({"hostname": "vm-1", "status": "running"}))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("json");
+    let token = registered["token"].as_str().expect("token").to_owned();
+    let health = client
+        .post(format!("{agent_side}/api/gpu_health"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"hostname": "vm-1", "gpu_status": "Healthy"}))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200);
+
+    let waiting = client
+        .post(format!("{agent_side}/vm_startup"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"hostname": "vm-1"}))
+        .send();
+    let assigning = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let command = "DISPLAY= /opt/google/chrome-remote-desktop/start-host \
+            --code=\"4/0AVG7fiQcrossprocess\" \
+            --redirect-url=\"https://remotedesktop.google.com/_/oauthredirect\" --name=$(hostname)";
+        let page = client
+            .post(format!("{researcher_side}/api/request_vm"))
+            .form(&[("email", "ada@example.org"), ("crd_command", command)])
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("page");
+        let marker = r#"<strong id="pin" class="pin">"#;
+        let start = page.find(marker).expect("assigned page") + marker.len();
+        page[start..start + 6].to_owned()
+    };
+    let (answer, pin) = tokio::join!(
+        async {
+            tokio::time::timeout(START_TIMEOUT, waiting)
+                .await
+                .expect("the agent got no answer")
+                .expect("response")
+        },
+        assigning
+    );
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = answer.json().await.expect("json");
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["pin"], pin.as_str());
+    drop((first, second));
+}
