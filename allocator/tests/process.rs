@@ -83,6 +83,15 @@ impl Allocator {
         )
     }
 
+    /// Everything it has logged so far.
+    fn logs_so_far(&mut self) -> String {
+        std::thread::sleep(Duration::from_millis(200));
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+
     fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([format!("-{signal}"), self.child.id().to_string()])
@@ -271,6 +280,8 @@ async fn an_agent_waiting_on_one_allocator_gets_an_assignment_made_by_another() 
     let env = [
         ("DATABASE_URL", database.url()),
         ("LABLINK__SERVER__BIND", "127.0.0.1:0"),
+        // The most talkative level, to be sure secrets are absent at every level.
+        ("LABLINK__LOG__LEVEL", "debug"),
     ];
     let mut first = Allocator::start(dir.path(), &[], &env);
     let mut second = Allocator::start(dir.path(), &[], &env);
@@ -333,5 +344,24 @@ async fn an_agent_waiting_on_one_allocator_gets_an_assignment_made_by_another() 
     let body: serde_json::Value = answer.json().await.expect("json");
     assert_eq!(body["status"], "success");
     assert_eq!(body["pin"], pin.as_str());
-    drop((first, second));
+
+    // Neither process logged the PIN, the CRD code, the email or the VM token.
+    for allocator in [&mut first, &mut second] {
+        let logs = allocator.logs_so_far();
+        assert!(
+            logs.contains("VM assigned") || logs.contains("listening"),
+            "logs were captured"
+        );
+        for secret in [
+            pin.as_str(),
+            "0AVG7fiQcrossprocess",
+            "ada@example.org",
+            token.as_str(),
+        ] {
+            assert!(
+                !logs.contains(secret),
+                "`{secret}` appears in the logs:\n{logs}"
+            );
+        }
+    }
 }
