@@ -10,8 +10,12 @@
 //! - `delivery`: K agents waiting in `/vm_startup`, then K assignments; how long from each
 //!   researcher's request until that VM's agent has its command;
 //! - `status`: agents reporting status flat out.
+//!
 //! Prints p50/p99 latency, throughput, errors, the invariant check and the allocator's peak
 //! RSS. Figures go to docs/benchmarks.md.
+
+// A benchmark's report is its standard output.
+#![allow(clippy::print_stdout)]
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
@@ -160,6 +164,9 @@ fn browser_client() -> reqwest::Client {
         .expect("client")
 }
 
+/// One answered form post: latency, status code, page.
+type PageAnswer = (Duration, u16, String);
+
 /// N VMs, M researchers at once; checks the invariants in the database.
 async fn rush(vms: usize, researchers: usize) {
     let database = TestDatabase::migrated();
@@ -169,7 +176,7 @@ async fn rush(vms: usize, researchers: usize) {
 
     let client = browser_client();
     let started = Instant::now();
-    let results: Vec<(usize, Result<(Duration, u16, String), String>)> =
+    let results: Vec<(usize, Result<PageAnswer, String>)> =
         futures_util::future::join_all((0..researchers).map(|i| {
             let client = client.clone();
             let base = allocator.base.clone();
