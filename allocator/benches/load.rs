@@ -156,6 +156,34 @@ async fn free_vms(client: &reqwest::Client, base: &str, count: usize) -> Vec<(St
         .await
 }
 
+/// Researcher `i` submits the start page's form; returns the status and the page.
+async fn request_vm(
+    client: &reqwest::Client,
+    base: &str,
+    i: usize,
+) -> Result<(u16, String), String> {
+    let response = client
+        .post(format!("{base}/api/request_vm"))
+        .form(&[
+            ("email", format!("researcher{i}@example.org")),
+            ("crd_command", crd_command(i)),
+        ])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let page = response.text().await.map_err(|e| e.to_string())?;
+    Ok((status, page))
+}
+
+/// The hostname an assigned page shows.
+fn hostname_on_page(page: &str) -> Option<String> {
+    let marker = r#"<strong id="hostname">"#;
+    let start = page.find(marker)? + marker.len();
+    let end = page[start..].find('<')?;
+    Some(page[start..start + end].to_owned())
+}
+
 /// A client that opens a new connection per request, as separate browsers do.
 fn browser_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -182,21 +210,9 @@ async fn rush(vms: usize, researchers: usize) {
             let base = allocator.base.clone();
             async move {
                 let sent = Instant::now();
-                let outcome = async {
-                    let response = client
-                        .post(format!("{base}/api/request_vm"))
-                        .form(&[
-                            ("email", format!("researcher{i}@example.org")),
-                            ("crd_command", crd_command(i)),
-                        ])
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let status = response.status().as_u16();
-                    let page = response.text().await.map_err(|e| e.to_string())?;
-                    Ok((sent.elapsed(), status, page))
-                }
-                .await;
+                let outcome = request_vm(&client, &base, i)
+                    .await
+                    .map(|(status, page)| (sent.elapsed(), status, page));
                 (i, outcome)
             }
         }))
@@ -209,13 +225,9 @@ async fn rush(vms: usize, researchers: usize) {
         match result {
             Ok((latency, 200, page)) => {
                 latencies.push(latency);
-                let marker = r#"<strong id="hostname">"#;
-                let start = page.find(marker).map(|s| s + marker.len());
-                let host =
-                    start.and_then(|s| page[s..].find('<').map(|e| page[s..s + e].to_owned()));
                 assigned_pages.insert(
                     format!("researcher{i}@example.org"),
-                    host.unwrap_or_default(),
+                    hostname_on_page(&page).unwrap_or_default(),
                 );
             }
             Ok((latency, 503, _)) => {
@@ -314,24 +326,10 @@ async fn delivery(agents: usize) {
             let base = allocator.base.clone();
             async move {
                 let sent = Instant::now();
-                let page = client
-                    .post(format!("{base}/api/request_vm"))
-                    .form(&[
-                        ("email", format!("researcher{i}@example.org")),
-                        ("crd_command", crd_command(i)),
-                    ])
-                    .send()
+                let host = request_vm(&client, &base, i)
                     .await
-                    .ok();
-                let host = match page {
-                    Some(r) => r.text().await.ok().and_then(|page| {
-                        let marker = r#"<strong id="hostname">"#;
-                        let s = page.find(marker)? + marker.len();
-                        let e = page[s..].find('<')?;
-                        Some(page[s..s + e].to_owned())
-                    }),
-                    None => None,
-                };
+                    .ok()
+                    .and_then(|(_, page)| hostname_on_page(&page));
                 (i, sent, host)
             }
         })
