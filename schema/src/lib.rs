@@ -4,6 +4,7 @@
 //! The split lets the agent depend on this crate for the JSON contract without linking
 //! diesel, SQLite or libpq.
 
+pub mod crd;
 pub mod wire;
 
 /// Runs one diesel expression on whichever backend `conn` is, for statements the

@@ -229,7 +229,7 @@ impl Vm {
     }
 
     /// Registers the VM if it is new, else records its new status (the original
-    /// `/api/vm-status` upsert). `token_hash`, when given, becomes the VM's token hash only if
+    /// `/api/vm-status` upsert); either way the report is the VM's heartbeat. `token_hash`, when given, becomes the VM's token hash only if
     /// it has none yet. Returns the row as stored.
     pub fn upsert_status(
         conn: &mut DbConnection,
@@ -243,6 +243,7 @@ impl Vm {
                 vms::hostname.eq(hostname),
                 vms::status.eq(status.as_str()),
                 vms::token_hash.eq(token_hash),
+                vms::last_heartbeat_at.eq(now),
                 vms::created_at.eq(now),
                 vms::updated_at.eq(now),
             ))
@@ -251,6 +252,7 @@ impl Vm {
             .set((
                 vms::status.eq(excluded(vms::status)),
                 vms::token_hash.eq(coalesce(vms::token_hash, excluded(vms::token_hash))),
+                vms::last_heartbeat_at.eq(excluded(vms::last_heartbeat_at)),
                 vms::updated_at.eq(excluded(vms::updated_at)),
             ))
             .returning(Vm::as_returning())

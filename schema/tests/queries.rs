@@ -49,6 +49,8 @@ fn status_report_registers_a_vm_then_updates_it() {
             Vm::upsert_status(conn, "vm-1", VmStatus::Running, None, now()).expect("update");
         assert_eq!(second.status(), VmStatus::Running);
         assert_eq!(second.created_at, first.created_at);
+        assert!(second.last_heartbeat_at >= first.last_heartbeat_at);
+        assert!(first.last_heartbeat_at.is_some());
         assert!(second.updated_at >= first.updated_at);
 
         let stored = Vm::find_by_hostname(conn, "vm-1")
