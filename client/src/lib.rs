@@ -1,9 +1,21 @@
-//! LabLink-rs VM agent. It links only the serde wire types of `lablink-schema`, never
-//! diesel, SQLite or libpq, so it stays one small self-contained binary per VM.
+//! LabLink-rs VM agent, run on every lab VM. It links only the serde wire types and CRD
+//! parsing of `lablink-schema`, never diesel, SQLite or libpq, so it stays one small
+//! self-contained binary.
 //!
-//! This release has the agent's settings; the actor system (`Subscriber`,
-//! `DesktopLauncher`, `GpuMonitor`, `UsageMonitor`, `StatusReporter`) comes next.
+//! Actors (see `docs/architecture.md`): `Subscriber` waits for the VM's assignment,
+//! `DesktopLauncher` starts Chrome Remote Desktop, `GpuMonitor` reports GPU health,
+//! `UsageMonitor` reports whether the research software runs, `StatusReporter` sends the
+//! heartbeat. What touches the VM sits behind traits: [`desktop::RemoteDesktop`],
+//! [`gpu::GpuProbe`], [`usage::ProcessTable`].
 
+pub mod agent;
+pub mod allocator_client;
+pub mod backoff;
+pub mod desktop;
+pub mod gpu;
 pub mod settings;
+pub mod status;
+pub mod subscriber;
+pub mod usage;
 
 pub use lablink_schema::wire;

@@ -1,16 +1,43 @@
-//! The agent's settings, read from the environment variables the original client images
-//! set (`ALLOCATOR_URL`, `VM_NAME`, `SUBJECT_SOFTWARE`) plus the VM's own token.
+//! The agent's settings, read from the environment. The variables the original client
+//! images set keep their meaning (`ALLOCATOR_URL`, `VM_NAME`, `SUBJECT_SOFTWARE`); the rest are
+//! new and optional.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// Where the allocator is, e.g. `https://lablink.example.org`.
 pub const ALLOCATOR_URL_ENV: &str = "ALLOCATOR_URL";
-/// This VM's hostname as the allocator knows it.
+/// This VM's hostname as the allocator knows it (also the remote desktop's display name).
 pub const VM_NAME_ENV: &str = "VM_NAME";
 /// The research software whose running process marks the VM as in use.
 pub const SUBJECT_SOFTWARE_ENV: &str = "SUBJECT_SOFTWARE";
-/// This VM's bearer token for the allocator; absent for legacy, token-less deployments.
+/// This VM's bearer token; absent on first boot, when registration hands one out.
 pub const VM_TOKEN_ENV: &str = "LABLINK_VM_TOKEN";
+/// Where to keep the token handed out at registration, so a restarted agent still has it.
+pub const TOKEN_FILE_ENV: &str = "LABLINK_TOKEN_FILE";
+/// A regular expression for the research software's program names, replacing the one
+/// derived from `SUBJECT_SOFTWARE`.
+pub const USAGE_PATTERN_ENV: &str = "LABLINK_USAGE_PATTERN";
+/// Seconds between heartbeats.
+pub const HEARTBEAT_SECS_ENV: &str = "LABLINK_HEARTBEAT_SECS";
+/// Seconds between GPU checks.
+pub const GPU_CHECK_SECS_ENV: &str = "LABLINK_GPU_CHECK_SECS";
+/// Seconds between checks of whether the software runs.
+pub const USAGE_CHECK_SECS_ENV: &str = "LABLINK_USAGE_CHECK_SECS";
+
+/// Default research software, as in the original client configuration.
+const DEFAULT_SOFTWARE: &str = "sleap";
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
+/// The original checked the GPU every 20 s.
+const DEFAULT_GPU_CHECK: Duration = Duration::from_secs(20);
+/// The original checked the processes every 20 s.
+const DEFAULT_USAGE_CHECK: Duration = Duration::from_secs(20);
+/// GPU health is sent again this often even when unchanged, so a lost report heals.
+const DEFAULT_GPU_RESEND: Duration = Duration::from_secs(300);
+/// First and longest wait between retries when the allocator cannot be reached.
+const DEFAULT_RETRY_INITIAL: Duration = Duration::from_secs(1);
+const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// What the agent needs to know to run.
 #[derive(Clone, PartialEq, Eq)]
@@ -18,8 +45,16 @@ pub struct AgentSettings {
     /// Base URL, without a trailing slash.
     pub allocator_url: String,
     pub vm_name: String,
-    pub subject_software: Option<String>,
+    pub subject_software: String,
     pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub usage_pattern: Option<String>,
+    pub heartbeat_interval: Duration,
+    pub gpu_check_interval: Duration,
+    pub gpu_resend_interval: Duration,
+    pub usage_check_interval: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
 }
 
 /// The token is a secret: debug output only says whether one is set.
@@ -30,7 +65,12 @@ impl fmt::Debug for AgentSettings {
             .field("vm_name", &self.vm_name)
             .field("subject_software", &self.subject_software)
             .field("token_set", &self.token.is_some())
-            .finish()
+            .field("token_file", &self.token_file)
+            .field("usage_pattern", &self.usage_pattern)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("gpu_check_interval", &self.gpu_check_interval)
+            .field("usage_check_interval", &self.usage_check_interval)
+            .finish_non_exhaustive()
     }
 }
 
@@ -50,18 +90,37 @@ impl fmt::Display for SettingsError {
 impl std::error::Error for SettingsError {}
 
 impl AgentSettings {
+    /// Settings for `vm_name` talking to `allocator_url`, everything else at its default.
+    pub fn new(allocator_url: &str, vm_name: &str) -> Self {
+        AgentSettings {
+            allocator_url: allocator_url.trim_end_matches('/').to_owned(),
+            vm_name: vm_name.to_owned(),
+            subject_software: DEFAULT_SOFTWARE.to_owned(),
+            token: None,
+            token_file: None,
+            usage_pattern: None,
+            heartbeat_interval: DEFAULT_HEARTBEAT,
+            gpu_check_interval: DEFAULT_GPU_CHECK,
+            gpu_resend_interval: DEFAULT_GPU_RESEND,
+            usage_check_interval: DEFAULT_USAGE_CHECK,
+            retry_initial: DEFAULT_RETRY_INITIAL,
+            retry_max: DEFAULT_RETRY_MAX,
+        }
+    }
+
     /// Reads the settings from `lookup` (the process environment in production).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let non_empty = |name: &str| {
+            lookup(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
         let allocator_url = non_empty(ALLOCATOR_URL_ENV).ok_or_else(|| SettingsError {
             variable: ALLOCATOR_URL_ENV,
             reason: "is not set".to_owned(),
         })?;
         // The original images sometimes produced `http://.host`; tolerate it as they did.
-        let allocator_url = allocator_url
-            .trim()
-            .trim_end_matches('/')
-            .replace("://.", "://");
+        let allocator_url = allocator_url.replace("://.", "://");
         if !(allocator_url.starts_with("http://") || allocator_url.starts_with("https://")) {
             return Err(SettingsError {
                 variable: ALLOCATOR_URL_ENV,
@@ -72,12 +131,36 @@ impl AgentSettings {
             variable: VM_NAME_ENV,
             reason: "is not set".to_owned(),
         })?;
-        Ok(AgentSettings {
-            allocator_url,
-            vm_name: vm_name.trim().to_owned(),
-            subject_software: non_empty(SUBJECT_SOFTWARE_ENV),
-            token: non_empty(VM_TOKEN_ENV),
-        })
+        let seconds =
+            |variable: &'static str, default: Duration| -> Result<Duration, SettingsError> {
+                match non_empty(variable) {
+                    None => Ok(default),
+                    Some(text) => match text.parse::<u64>() {
+                        Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+                        _ => Err(SettingsError {
+                            variable,
+                            reason: format!("`{text}` is not a positive number of seconds"),
+                        }),
+                    },
+                }
+            };
+        let usage_pattern = non_empty(USAGE_PATTERN_ENV);
+        if let Some(pattern) = &usage_pattern {
+            regex::Regex::new(pattern).map_err(|err| SettingsError {
+                variable: USAGE_PATTERN_ENV,
+                reason: err.to_string(),
+            })?;
+        }
+        let mut settings = AgentSettings::new(&allocator_url, &vm_name);
+        settings.subject_software =
+            non_empty(SUBJECT_SOFTWARE_ENV).unwrap_or_else(|| DEFAULT_SOFTWARE.to_owned());
+        settings.token = non_empty(VM_TOKEN_ENV);
+        settings.token_file = non_empty(TOKEN_FILE_ENV).map(PathBuf::from);
+        settings.usage_pattern = usage_pattern;
+        settings.heartbeat_interval = seconds(HEARTBEAT_SECS_ENV, DEFAULT_HEARTBEAT)?;
+        settings.gpu_check_interval = seconds(GPU_CHECK_SECS_ENV, DEFAULT_GPU_CHECK)?;
+        settings.usage_check_interval = seconds(USAGE_CHECK_SECS_ENV, DEFAULT_USAGE_CHECK)?;
+        Ok(settings)
     }
 
     /// Reads the settings from the process environment.
@@ -104,13 +187,16 @@ mod tests {
         let settings = AgentSettings::from_lookup(lookup(&[
             ("ALLOCATOR_URL", "https://.lablink.example.org/"),
             ("VM_NAME", "lablink-vm-prod-1"),
-            ("SUBJECT_SOFTWARE", "sleap"),
+            ("SUBJECT_SOFTWARE", "napari"),
             ("LABLINK_VM_TOKEN", "tok-123"),
+            ("LABLINK_HEARTBEAT_SECS", "15"),
         ]))
         .expect("valid");
         assert_eq!(settings.allocator_url, "https://lablink.example.org");
         assert_eq!(settings.vm_name, "lablink-vm-prod-1");
-        assert_eq!(settings.subject_software.as_deref(), Some("sleap"));
+        assert_eq!(settings.subject_software, "napari");
+        assert_eq!(settings.heartbeat_interval, Duration::from_secs(15));
+        assert_eq!(settings.gpu_check_interval, DEFAULT_GPU_CHECK);
         assert!(!format!("{settings:?}").contains("tok-123"));
     }
 
@@ -126,5 +212,19 @@ mod tests {
             AgentSettings::from_lookup(lookup(&[("ALLOCATOR_URL", "http://a"), ("VM_NAME", " ")]))
                 .expect_err("blank name");
         assert_eq!(err.variable, VM_NAME_ENV);
+        let err = AgentSettings::from_lookup(lookup(&[
+            ("ALLOCATOR_URL", "http://a"),
+            ("VM_NAME", "vm"),
+            ("LABLINK_GPU_CHECK_SECS", "0"),
+        ]))
+        .expect_err("zero interval");
+        assert_eq!(err.variable, GPU_CHECK_SECS_ENV);
+        let err = AgentSettings::from_lookup(lookup(&[
+            ("ALLOCATOR_URL", "http://a"),
+            ("VM_NAME", "vm"),
+            ("LABLINK_USAGE_PATTERN", "(unclosed"),
+        ]))
+        .expect_err("bad regex");
+        assert_eq!(err.variable, USAGE_PATTERN_ENV);
     }
 }

@@ -1,0 +1,121 @@
+//! Wiring the agent's actors together on their own arbiter, from settings and the parts
+//! that touch the VM (remote desktop, GPU probe, process table).
+
+use std::sync::Arc;
+
+use actix::{Actor, Arbiter};
+
+use crate::allocator_client::{AllocatorClient, CallError};
+use crate::backoff::Backoff;
+use crate::desktop::{ChromeRemoteDesktop, DesktopLauncher, RemoteDesktop};
+use crate::gpu::{GpuMonitor, GpuProbe, HealthPolicy, NvmlProbe};
+use crate::settings::AgentSettings;
+use crate::status::StatusReporter;
+use crate::subscriber::Subscriber;
+use crate::usage::{ProcFs, ProcessTable, SoftwareMatcher, UsageMonitor};
+
+/// The parts of the agent that touch the VM itself.
+pub struct AgentParts {
+    pub desktop: Arc<dyn RemoteDesktop>,
+    pub gpu_probe: Box<dyn GpuProbe>,
+    pub processes: Box<dyn ProcessTable>,
+    pub health_policy: HealthPolicy,
+}
+
+impl std::fmt::Debug for AgentParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentParts")
+            .field("health_policy", &self.health_policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentParts {
+    /// The real ones: Chrome Remote Desktop, NVML, `/proc`.
+    pub fn real() -> Self {
+        AgentParts {
+            desktop: Arc::new(ChromeRemoteDesktop::default()),
+            gpu_probe: Box::new(NvmlProbe::new()),
+            processes: Box::new(ProcFs::default()),
+            health_policy: HealthPolicy::default(),
+        }
+    }
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Client(#[from] CallError),
+    #[error("LABLINK_USAGE_PATTERN: {0}")]
+    Pattern(#[from] regex::Error),
+}
+
+/// A running agent.
+#[derive(Debug)]
+pub struct Agent {
+    arbiter: Arbiter,
+    client: AllocatorClient,
+}
+
+impl Agent {
+    /// Starts every actor on a new arbiter. Must run inside an actix system.
+    pub fn start(settings: &AgentSettings, parts: AgentParts) -> Result<Agent, AgentError> {
+        let client = AllocatorClient::new(settings)?;
+        let matcher = match &settings.usage_pattern {
+            Some(pattern) => SoftwareMatcher::from_pattern(pattern)?,
+            None => SoftwareMatcher::for_software(&settings.subject_software),
+        };
+        let backoff = Backoff::new(settings.retry_initial, settings.retry_max);
+        let arbiter = Arbiter::new();
+        let handle = arbiter.handle();
+
+        let status = {
+            let (client, backoff, interval) =
+                (client.clone(), backoff.clone(), settings.heartbeat_interval);
+            StatusReporter::start_in_arbiter(&handle, move |_| {
+                StatusReporter::new(client, interval, backoff)
+            })
+        };
+        let launcher = {
+            let (desktop, name) = (parts.desktop, settings.vm_name.clone());
+            DesktopLauncher::start_in_arbiter(&handle, move |_| DesktopLauncher::new(desktop, name))
+        };
+        let gpu = {
+            let (client, probe, policy) = (client.clone(), parts.gpu_probe, parts.health_policy);
+            let (check, resend) = (settings.gpu_check_interval, settings.gpu_resend_interval);
+            GpuMonitor::start_in_arbiter(&handle, move |_| {
+                GpuMonitor::new(client, probe, policy, check, resend)
+            })
+        };
+        {
+            let (client, processes, interval) = (
+                client.clone(),
+                parts.processes,
+                settings.usage_check_interval,
+            );
+            let gpu = gpu.clone();
+            UsageMonitor::start_in_arbiter(&handle, move |_| {
+                UsageMonitor::new(client, processes, matcher, interval, Some(gpu))
+            });
+        }
+        {
+            let client = client.clone();
+            Subscriber::start_in_arbiter(&handle, move |_| {
+                Subscriber::new(client, launcher, status, backoff)
+            });
+        }
+        tracing::info!(vm = %settings.vm_name, allocator = %settings.allocator_url, "agent started");
+        Ok(Agent { arbiter, client })
+    }
+
+    /// The agent's connection to the allocator (to see whether it registered).
+    pub fn client(&self) -> &AllocatorClient {
+        &self.client
+    }
+
+    /// Stops every actor (their pending requests are dropped).
+    pub fn stop(self) {
+        self.arbiter.stop();
+    }
+}

@@ -1,0 +1,246 @@
+//! The agent's side of the allocator's API: every call carries the VM's token, and the token
+//! handed out at registration is kept (and written to the token file, if one is set).
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use lablink_schema::wire::{
+    GpuHealth, GpuHealthReport, InUseReport, VmAssignment, VmStartupRequest, VmStatus,
+    VmStatusAnswer, VmStatusReport, VM_RELEASED_STATUS,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::settings::AgentSettings;
+
+/// A report that takes longer than this has failed (and is retried).
+const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Keepalive probes on idle connections, so a long poll on a dead path is noticed.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// How a call to the allocator failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("cannot reach the allocator: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("the allocator answered {status}: {message}")]
+    Refused { status: u16, message: String },
+    #[error("unexpected answer from the allocator: {0}")]
+    Unexpected(String),
+}
+
+/// How a wait in `/vm_startup` ended.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StartupAnswer {
+    Assigned {
+        assignment_id: i64,
+        pin: String,
+        command: String,
+    },
+    /// The assignment the agent held was released.
+    Released,
+}
+
+impl std::fmt::Debug for StartupAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartupAnswer::Assigned { assignment_id, .. } => f
+                .debug_struct("Assigned")
+                .field("assignment_id", assignment_id)
+                .finish_non_exhaustive(),
+            StartupAnswer::Released => f.write_str("Released"),
+        }
+    }
+}
+
+/// The allocator's API for one VM. Cheap to clone; clones share the token.
+#[derive(Clone)]
+pub struct AllocatorClient {
+    http: reqwest::Client,
+    base: String,
+    hostname: String,
+    token: Arc<RwLock<Option<String>>>,
+    token_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AllocatorClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AllocatorClient")
+            .field("base", &self.base)
+            .field("hostname", &self.hostname)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AllocatorClient {
+    /// A client for the VM and allocator in `settings`. A token from the settings wins over
+    /// one in the token file.
+    pub fn new(settings: &AgentSettings) -> Result<Self, CallError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_keepalive(TCP_KEEPALIVE)
+            .build()?;
+        let token = settings.token.clone().or_else(|| {
+            settings
+                .token_file
+                .as_ref()
+                .and_then(|path| std::fs::read_to_string(path).ok())
+                .map(|text| text.trim().to_owned())
+                .filter(|token| !token.is_empty())
+        });
+        Ok(AllocatorClient {
+            http,
+            base: settings.allocator_url.clone(),
+            hostname: settings.vm_name.clone(),
+            token: Arc::new(RwLock::new(token)),
+            token_file: settings.token_file.clone(),
+        })
+    }
+
+    /// Whether the agent holds a token yet.
+    pub fn has_token(&self) -> bool {
+        self.token.read().map(|t| t.is_some()).unwrap_or(false)
+    }
+
+    /// Reports the VM's status (registering it on first contact; the token handed out then
+    /// is kept). This is also the heartbeat.
+    pub async fn report_status(&self, status: VmStatus) -> Result<(), CallError> {
+        let answer: VmStatusAnswer = self
+            .post(
+                "/api/vm-status",
+                &VmStatusReport {
+                    hostname: self.hostname.clone(),
+                    status,
+                },
+                Some(REPORT_TIMEOUT),
+            )
+            .await?;
+        if let Some(token) = answer.token {
+            self.keep_token(token);
+        }
+        Ok(())
+    }
+
+    /// Waits, for as long as it takes, until the VM is assigned to something other than
+    /// `held`, or `held` is released.
+    pub async fn wait_for_assignment(&self, held: Option<i64>) -> Result<StartupAnswer, CallError> {
+        let answer: serde_json::Value = self
+            .post(
+                "/vm_startup",
+                &VmStartupRequest {
+                    hostname: self.hostname.clone(),
+                    assignment_id: held,
+                },
+                None,
+            )
+            .await?;
+        if answer["status"] == VM_RELEASED_STATUS {
+            return Ok(StartupAnswer::Released);
+        }
+        let assignment: VmAssignment = serde_json::from_value(answer)
+            .map_err(|err| CallError::Unexpected(format!("assignment: {err}")))?;
+        if assignment.status != VmAssignment::SUCCESS {
+            return Err(CallError::Unexpected(format!(
+                "status `{}`",
+                assignment.status
+            )));
+        }
+        Ok(StartupAnswer::Assigned {
+            assignment_id: assignment.assignment_id,
+            pin: assignment.pin,
+            command: assignment.command,
+        })
+    }
+
+    /// Reports the GPU's health.
+    pub async fn report_gpu_health(&self, health: GpuHealth) -> Result<(), CallError> {
+        let _: serde_json::Value = self
+            .post(
+                "/api/gpu_health",
+                &GpuHealthReport {
+                    hostname: self.hostname.clone(),
+                    gpu_status: health,
+                },
+                Some(REPORT_TIMEOUT),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Reports whether the research software runs.
+    pub async fn report_in_use(&self, in_use: bool) -> Result<(), CallError> {
+        let _: serde_json::Value = self
+            .post(
+                "/api/update_inuse_status",
+                &InUseReport {
+                    hostname: self.hostname.clone(),
+                    status: in_use,
+                },
+                Some(REPORT_TIMEOUT),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        timeout: Option<Duration>,
+    ) -> Result<T, CallError> {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
+        let token = self.token.read().ok().and_then(|t| t.clone());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            return Err(CallError::Refused {
+                status: status.as_u16(),
+                message: body["error"]
+                    .as_str()
+                    .unwrap_or("no reason given")
+                    .to_owned(),
+            });
+        }
+        response
+            .json()
+            .await
+            .map_err(|err| CallError::Unexpected(err.to_string()))
+    }
+
+    fn keep_token(&self, token: String) {
+        if let Some(path) = &self.token_file {
+            if let Err(err) = write_private(path, &token) {
+                tracing::error!(path = %path.display(), error = %err, "cannot save the VM token; a restart will need it set again");
+            }
+        }
+        if let Ok(mut slot) = self.token.write() {
+            *slot = Some(token);
+        }
+        tracing::info!("registered with the allocator and received this VM's token");
+    }
+}
+
+/// Writes `text` to `path`, readable by the owner only.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}

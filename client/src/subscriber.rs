@@ -1,0 +1,107 @@
+//! `Subscriber`: waits in `POST /vm_startup` for this VM's assignment, hands the command and
+//! PIN to the `DesktopLauncher`, then waits for that session to end (the admin released the
+//! VM), cleans up and subscribes again. When the allocator is down or restarting it retries
+//! with capped exponential backoff and jitter, forever.
+
+use actix::{Actor, Addr, AsyncContext, Context, WrapFuture};
+use lablink_schema::wire::VmStatus;
+
+use crate::allocator_client::{AllocatorClient, StartupAnswer};
+use crate::backoff::Backoff;
+use crate::desktop::{DesktopLauncher, EndSession, StartSession};
+use crate::status::{SetStatus, StatusReporter};
+
+/// The actor; see the module documentation.
+#[derive(Debug)]
+pub struct Subscriber {
+    client: AllocatorClient,
+    launcher: Addr<DesktopLauncher>,
+    status: Addr<StatusReporter>,
+    backoff: Backoff,
+}
+
+impl Subscriber {
+    pub fn new(
+        client: AllocatorClient,
+        launcher: Addr<DesktopLauncher>,
+        status: Addr<StatusReporter>,
+        backoff: Backoff,
+    ) -> Self {
+        Subscriber {
+            client,
+            launcher,
+            status,
+            backoff,
+        }
+    }
+}
+
+impl Actor for Subscriber {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let subscribing = subscribe_forever(
+            self.client.clone(),
+            self.launcher.clone(),
+            self.status.clone(),
+            self.backoff.clone(),
+        );
+        ctx.spawn(subscribing.into_actor(self));
+    }
+}
+
+async fn subscribe_forever(
+    client: AllocatorClient,
+    launcher: Addr<DesktopLauncher>,
+    status: Addr<StatusReporter>,
+    mut backoff: Backoff,
+) {
+    // The assignment whose session is running, if any.
+    let mut held: Option<i64> = None;
+    loop {
+        match client.wait_for_assignment(held).await {
+            Ok(StartupAnswer::Assigned {
+                assignment_id,
+                pin,
+                command,
+            }) => {
+                backoff.reset();
+                if held.is_some() {
+                    // Reassigned without our seeing the release: clean up first.
+                    end_session(&launcher, &status).await;
+                }
+                match launcher.send(StartSession { command, pin }).await {
+                    Ok(Ok(())) => tracing::info!(assignment_id, "remote desktop started"),
+                    Ok(Err(error)) => {
+                        tracing::error!(assignment_id, %error, "could not start the remote desktop")
+                    }
+                    Err(error) => tracing::error!(%error, "the desktop launcher is gone"),
+                }
+                held = Some(assignment_id);
+            }
+            Ok(StartupAnswer::Released) => {
+                tracing::info!(assignment_id = held, "session released");
+                end_session(&launcher, &status).await;
+                held = None;
+                backoff.reset();
+            }
+            Err(error) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(%error, retry_in_ms = delay.as_millis(), "waiting for an assignment failed");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Ends the session; the VM reports `initializing` meanwhile, so nobody is handed a VM
+/// that is still being cleaned, and `running` once it is ready again.
+async fn end_session(launcher: &Addr<DesktopLauncher>, status: &Addr<StatusReporter>) {
+    status.do_send(SetStatus(VmStatus::Initializing));
+    match launcher.send(EndSession).await {
+        Ok(Ok(())) => tracing::info!("remote desktop session ended"),
+        Ok(Err(error)) => tracing::error!(%error, "could not end the remote desktop session"),
+        Err(error) => tracing::error!(%error, "the desktop launcher is gone"),
+    }
+    status.do_send(SetStatus(VmStatus::Running));
+}

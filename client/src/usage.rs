@@ -1,0 +1,323 @@
+//! Is the research software in use? [`SoftwareMatcher`] decides from a process's command line
+//! by program name, never by substring, and the `UsageMonitor` actor reports the initial
+//! state and every change, retrying failed reports.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
+use regex::Regex;
+
+use crate::allocator_client::AllocatorClient;
+use crate::gpu::{GpuMonitor, SetInUse};
+
+/// Lists the command lines of the running processes. Blocking.
+pub trait ProcessTable: Send + 'static {
+    fn command_lines(&mut self) -> std::io::Result<Vec<Vec<String>>>;
+}
+
+/// The real process table, from `/proc/<pid>/cmdline`.
+#[derive(Debug, Clone)]
+pub struct ProcFs {
+    root: PathBuf,
+    own_pid: u32,
+}
+
+impl Default for ProcFs {
+    fn default() -> Self {
+        ProcFs {
+            root: PathBuf::from("/proc"),
+            own_pid: std::process::id(),
+        }
+    }
+}
+
+impl ProcessTable for ProcFs {
+    fn command_lines(&mut self) -> std::io::Result<Vec<Vec<String>>> {
+        let mut lines = Vec::new();
+        for entry in std::fs::read_dir(&self.root)?.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == self.own_pid {
+                continue;
+            }
+            // Processes come and go while we read; a vanished one is simply skipped.
+            let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let argv: Vec<String> = raw
+                .split(|b| *b == 0)
+                .filter(|part| !part.is_empty())
+                .map(|part| String::from_utf8_lossy(part).into_owned())
+                .collect();
+            if !argv.is_empty() {
+                lines.push(argv);
+            }
+        }
+        Ok(lines)
+    }
+}
+
+/// A process table that shows whatever it is given; for tests.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptedProcesses {
+    current: Arc<Mutex<Vec<Vec<String>>>>,
+}
+
+impl ScriptedProcesses {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// From now on the table lists these command lines.
+    pub fn set(&self, command_lines: &[&[&str]]) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = command_lines
+                .iter()
+                .map(|argv| argv.iter().map(|a| (*a).to_owned()).collect())
+                .collect();
+        }
+    }
+}
+
+impl ProcessTable for ScriptedProcesses {
+    fn command_lines(&mut self) -> std::io::Result<Vec<Vec<String>>> {
+        Ok(self.current.lock().map(|c| c.clone()).unwrap_or_default())
+    }
+}
+
+/// Python interpreters, whose script or `-m` module is the real program.
+static PYTHON: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+    Regex::new(r"^python[0-9.]*$").expect("the interpreter pattern is a valid regex")
+});
+
+/// Recognises the research software's processes by program name.
+#[derive(Debug, Clone)]
+pub struct SoftwareMatcher {
+    program: Regex,
+}
+
+impl SoftwareMatcher {
+    /// Programs named `software` or `software-<word>` / `software_<word>` (so `sleap` matches
+    /// `sleap`, `sleap-label`, `sleap_train`, `python -m sleap.gui`, but not
+    /// `vim ~/sleap/notes.txt` or `labels.sleap.slp`).
+    pub fn for_software(software: &str) -> Self {
+        let pattern = format!("^{}(?:[-_][A-Za-z0-9_]+)*$", regex::escape(software));
+        SoftwareMatcher {
+            program: Regex::new(&pattern).expect("an escaped name is a valid regex"),
+        }
+    }
+
+    /// Programs whose name matches `pattern` (a regular expression over the program's file
+    /// name, anchored by the caller as wanted).
+    pub fn from_pattern(pattern: &str) -> Result<Self, regex::Error> {
+        Ok(SoftwareMatcher {
+            program: Regex::new(pattern)?,
+        })
+    }
+
+    /// Whether the process with this command line runs the software: its executable's name
+    /// matches, or it is Python running a matching script or `-m` module.
+    pub fn matches(&self, argv: &[String]) -> bool {
+        let Some(executable) = argv.first().map(|a| file_name(a)) else {
+            return false;
+        };
+        if self.program.is_match(executable) {
+            return true;
+        }
+        if !PYTHON.is_match(executable) {
+            return false;
+        }
+        let mut args = argv.iter().skip(1);
+        while let Some(arg) = args.next() {
+            if arg == "-m" {
+                return args
+                    .next()
+                    .and_then(|module| module.split('.').next())
+                    .is_some_and(|top| self.program.is_match(top));
+            }
+            if arg == "-c" {
+                return false;
+            }
+            if !arg.starts_with('-') {
+                return self.program.is_match(file_name(arg));
+            }
+        }
+        false
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    Path::new(path)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(path)
+}
+
+/// The actor: checks every `interval`, reports the first state and every change, retries a
+/// failed report at the next check, and tells the GPU monitor.
+pub struct UsageMonitor {
+    client: AllocatorClient,
+    processes: Arc<Mutex<Box<dyn ProcessTable>>>,
+    matcher: SoftwareMatcher,
+    interval: Duration,
+    gpu: Option<Addr<GpuMonitor>>,
+    /// What the allocator was last told successfully.
+    reported: Option<bool>,
+    busy: bool,
+}
+
+impl std::fmt::Debug for UsageMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsageMonitor")
+            .field("matcher", &self.matcher)
+            .field("reported", &self.reported)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UsageMonitor {
+    pub fn new(
+        client: AllocatorClient,
+        processes: Box<dyn ProcessTable>,
+        matcher: SoftwareMatcher,
+        interval: Duration,
+        gpu: Option<Addr<GpuMonitor>>,
+    ) -> Self {
+        UsageMonitor {
+            client,
+            processes: Arc::new(Mutex::new(processes)),
+            matcher,
+            interval,
+            gpu,
+            reported: None,
+            busy: false,
+        }
+    }
+
+    fn check(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            return;
+        }
+        self.busy = true;
+        let processes = self.processes.clone();
+        let matcher = self.matcher.clone();
+        let client = self.client.clone();
+        let reported = self.reported;
+        let work = async move {
+            let in_use = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+                let lines = processes
+                    .lock()
+                    .map_err(|_| std::io::Error::other("process table poisoned"))?
+                    .command_lines()?;
+                Ok(lines.iter().any(|argv| matcher.matches(argv)))
+            })
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+            let in_use = match in_use {
+                Ok(in_use) => in_use,
+                Err(error) => return Err(format!("cannot list processes: {error}")),
+            };
+            if reported == Some(in_use) {
+                return Ok((in_use, false));
+            }
+            client
+                .report_in_use(in_use)
+                .await
+                .map(|()| (in_use, true))
+                .map_err(|error| format!("in-use report failed: {error}"))
+        };
+        ctx.spawn(work.into_actor(self).map(|outcome, monitor, _| {
+            monitor.busy = false;
+            match outcome {
+                Ok((in_use, sent)) => {
+                    if sent {
+                        tracing::info!(in_use, "reported whether the research software runs");
+                    }
+                    monitor.reported = Some(in_use);
+                    if let Some(gpu) = &monitor.gpu {
+                        gpu.do_send(SetInUse(in_use));
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "retrying at the next check"),
+            }
+        }));
+    }
+}
+
+impl Actor for UsageMonitor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.check(ctx);
+        ctx.run_interval(self.interval, |monitor, ctx| monitor.check(ctx));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_software_is_recognised_by_program_name_only() {
+        let sleap = SoftwareMatcher::for_software("sleap");
+        for running in [
+            "sleap",
+            "/opt/conda/envs/sleap/bin/sleap-label",
+            "sleap_train config.json",
+            "/usr/bin/python3.11 /opt/conda/bin/sleap-label",
+            "python -m sleap.gui.app",
+            "python3 -u -m sleap",
+        ] {
+            assert!(sleap.matches(&argv(running)), "missed: {running}");
+        }
+        for not_running in [
+            "vim /home/client/sleap/notes.txt",
+            "cat labels.sleap.slp",
+            "/home/client/sleap-data/run.sh",
+            "python /home/client/scripts/analyse.py /data/sleap",
+            "python -c import sleap",
+            "grep sleap",
+            "sleapy",
+            "lablink-client",
+            "",
+        ] {
+            assert!(
+                !sleap.matches(&argv(not_running)),
+                "false match: {not_running}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_custom_pattern_replaces_the_derived_one() {
+        let matcher = SoftwareMatcher::from_pattern("^(napari|ImageJ-linux64)$").expect("regex");
+        assert!(matcher.matches(&argv("/opt/Fiji.app/ImageJ-linux64")));
+        assert!(matcher.matches(&argv("python -m napari")));
+        assert!(!matcher.matches(&argv("napari-tools")));
+    }
+
+    #[test]
+    fn the_real_process_table_lists_this_test_process_siblings() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let lines = ProcFs::default().command_lines().expect("read /proc");
+        let found = lines
+            .iter()
+            .any(|argv| argv == &["sleep".to_owned(), "30".to_owned()]);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found, "`sleep 30` not in the process table");
+        assert!(SoftwareMatcher::for_software("sleep").matches(&argv("sleep 30")));
+    }
+}
