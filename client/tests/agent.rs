@@ -1,0 +1,256 @@
+//! The agent against a real allocator (started here, on real PostgreSQL): it registers,
+//! waits, starts the remote desktop with the researcher's code and PIN, reports GPU health
+//! and use, survives an allocator restart, and waits again after a release.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use lablink_allocator::config::Config;
+use lablink_allocator::startup::Application;
+use lablink_client::agent::{Agent, AgentParts};
+use lablink_client::desktop::{DesktopCall, RecordingDesktop};
+use lablink_client::gpu::{GpuReading, HealthPolicy, ProbeError, ScriptedProbe};
+use lablink_client::settings::AgentSettings;
+use lablink_client::usage::ScriptedProcesses;
+use lablink_schema::testing::TestDatabase;
+use lablink_schema::vms::Vm;
+
+const ADMIN_PASSWORD: &str = "agent-test-admin-password";
+/// Generous: each step takes milliseconds, but CI machines stall.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+async fn start_allocator(database: &TestDatabase, port: u16) -> (ServerHandle, u16) {
+    let mut config = Config::default();
+    config.server.bind = format!("127.0.0.1:{port}").parse().expect("address");
+    config.server.workers = 1;
+    config.server.shutdown_timeout_secs = 1;
+    config.database.url = Some(database.url().to_owned());
+    config.database.pool_size = 6;
+    config.database.writer_threads = 2;
+    config.admin.password = Some(ADMIN_PASSWORD.to_owned());
+    let app = Application::build(config).await.expect("allocator starts");
+    let port = app.address().port();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    (handle, port)
+}
+
+struct Fakes {
+    desktop: RecordingDesktop,
+    probe: ScriptedProbe,
+    processes: ScriptedProcesses,
+}
+
+fn healthy() -> Result<Vec<GpuReading>, ProbeError> {
+    Ok(vec![GpuReading {
+        temperature_c: 45,
+        uncorrected_ecc_errors: 0,
+        utilization_percent: 0,
+    }])
+}
+
+fn start_agent(port: u16) -> (Agent, Fakes) {
+    let mut settings = AgentSettings::new(&format!("http://127.0.0.1:{port}"), "vm-1");
+    settings.heartbeat_interval = Duration::from_millis(300);
+    settings.gpu_check_interval = Duration::from_millis(100);
+    settings.gpu_resend_interval = Duration::from_secs(2);
+    settings.usage_check_interval = Duration::from_millis(100);
+    settings.retry_initial = Duration::from_millis(50);
+    settings.retry_max = Duration::from_millis(400);
+    let fakes = Fakes {
+        desktop: RecordingDesktop::new(),
+        probe: ScriptedProbe::new([healthy()]),
+        processes: ScriptedProcesses::new(),
+    };
+    let parts = AgentParts {
+        desktop: Arc::new(fakes.desktop.clone()),
+        gpu_probe: Box::new(fakes.probe.clone()),
+        processes: Box::new(fakes.processes.clone()),
+        health_policy: HealthPolicy::default(),
+    };
+    (Agent::start(&settings, parts).expect("agent starts"), fakes)
+}
+
+/// Waits until `check` holds of the VM row.
+async fn until_vm(database: &TestDatabase, what: &str, check: impl Fn(&Vm) -> bool) -> Vm {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let mut conn = database.connect();
+        if let Some(vm) = Vm::find_by_hostname(&mut conn, "vm-1").expect("query") {
+            if check(&vm) {
+                return vm;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting until {what}: {vm:?}"
+            );
+        } else {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting until {what}: no VM row"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn until_calls(desktop: &RecordingDesktop, what: &str, count: usize) -> Vec<DesktopCall> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let calls = desktop.calls();
+        if calls.len() >= count {
+            return calls;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {calls:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn crd_command(code: &str) -> String {
+    format!(
+        "DISPLAY= /opt/google/chrome-remote-desktop/start-host --code=\"{code}\" \
+         --redirect-url=\"https://remotedesktop.google.com/_/oauthredirect\" --name=$(hostname)"
+    )
+}
+
+/// A researcher asks for a VM; returns the PIN the page shows.
+async fn researcher_asks(port: u16, email: &str, code: &str) -> String {
+    let page = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/request_vm"))
+        .form(&[("email", email), ("crd_command", &crd_command(code))])
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("page");
+    let marker = r#"<strong id="pin" class="pin">"#;
+    let start = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("not assigned: {page}"))
+        + marker.len();
+    page[start..start + 6].to_owned()
+}
+
+fn started(code: &str, pin: &str) -> DesktopCall {
+    DesktopCall::Started {
+        args: vec![
+            format!("--code={code}"),
+            "--redirect-url=https://remotedesktop.google.com/_/oauthredirect".to_owned(),
+            "--name=vm-1".to_owned(),
+        ],
+        pin: pin.to_owned(),
+    }
+}
+
+#[actix_web::test]
+async fn the_agent_registers_gets_assigned_reports_and_waits_again_after_release() {
+    let database = TestDatabase::migrated();
+    let (_allocator, port) = start_allocator(&database, 0).await;
+    let (agent, fakes) = start_agent(port);
+
+    let vm = until_vm(
+        &database,
+        "the agent registered and reported a healthy GPU",
+        |vm| vm.status == "running" && vm.gpu_health.as_deref() == Some("Healthy"),
+    )
+    .await;
+    assert!(vm.token_hash.is_some(), "registration gave the VM a token");
+    assert!(agent.client().has_token());
+    assert!(!vm.in_use);
+    assert!(fakes.desktop.calls().is_empty());
+
+    // A researcher is assigned; the launcher gets exactly their code and PIN.
+    let pin = researcher_asks(port, "ada@example.org", "4/0AVG7fiQfirstsession").await;
+    let calls = until_calls(&fakes.desktop, "the remote desktop to start", 1).await;
+    assert_eq!(calls, [started("4/0AVG7fiQfirstsession", &pin)]);
+
+    // The research software starts and stops.
+    fakes
+        .processes
+        .set(&[&["/usr/bin/python3", "-m", "sleap.gui.app"], &["bash"]]);
+    until_vm(&database, "in use", |vm| vm.in_use).await;
+    fakes
+        .processes
+        .set(&[&["bash"], &["vim", "/home/client/sleap/notes.txt"]]);
+    until_vm(&database, "no longer in use", |vm| !vm.in_use).await;
+
+    // The admin releases the VM: the session ends, the VM becomes free, the agent waits again.
+    let release = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{port}/api/admin/vms/vm-1/release"
+        ))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("release");
+    assert_eq!(release.status(), 200);
+    let calls = until_calls(&fakes.desktop, "the session to end", 2).await;
+    assert_eq!(calls[1], DesktopCall::Ended);
+    until_vm(&database, "free again", |vm| {
+        vm.status == "running" && vm.user_email.is_none()
+    })
+    .await;
+    let second_pin = researcher_asks(port, "grace@example.org", "4/0AVG7fiQsecondsession").await;
+    let calls = until_calls(&fakes.desktop, "the second session", 3).await;
+    assert_eq!(calls[2], started("4/0AVG7fiQsecondsession", &second_pin));
+
+    // The GPU falls off the bus.
+    fakes
+        .probe
+        .push(Err(ProbeError::GpuLost("fell off the bus".to_owned())));
+    until_vm(&database, "the GPU reported unhealthy", |vm| {
+        vm.gpu_health.as_deref() == Some("Unhealthy")
+    })
+    .await;
+    agent.stop();
+}
+
+#[actix_web::test]
+async fn an_agent_waiting_through_an_allocator_restart_still_gets_its_assignment() {
+    let database = TestDatabase::migrated();
+    let (allocator, port) = start_allocator(&database, 0).await;
+    let (agent, fakes) = start_agent(port);
+    until_vm(&database, "ready", |vm| {
+        vm.status == "running" && vm.gpu_health.as_deref() == Some("Healthy")
+    })
+    .await;
+    // Let the agent settle into its long poll, then take the allocator away under it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    allocator.stop(true).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (_restarted, same_port) = start_allocator(&database, port).await;
+    assert_eq!(same_port, port);
+
+    let pin = researcher_asks(port, "ada@example.org", "4/0AVG7fiQafterrestart").await;
+    let calls = until_calls(&fakes.desktop, "the remote desktop to start", 1).await;
+    assert_eq!(calls, [started("4/0AVG7fiQafterrestart", &pin)]);
+    agent.stop();
+}
+
+#[actix_web::test]
+async fn without_nvml_the_gpu_is_reported_not_available() {
+    let database = TestDatabase::migrated();
+    let (_allocator, port) = start_allocator(&database, 0).await;
+    let mut settings = AgentSettings::new(&format!("http://127.0.0.1:{port}"), "vm-1");
+    settings.gpu_check_interval = Duration::from_millis(100);
+    settings.retry_initial = Duration::from_millis(50);
+    let parts = AgentParts {
+        desktop: Arc::new(RecordingDesktop::new()),
+        gpu_probe: Box::new(ScriptedProbe::new([Err(ProbeError::NoNvml(
+            "libnvidia-ml.so.1: cannot open shared object file".to_owned(),
+        ))])),
+        processes: Box::new(ScriptedProcesses::new()),
+        health_policy: HealthPolicy::default(),
+    };
+    let agent = Agent::start(&settings, parts).expect("agent");
+    until_vm(&database, "GPU reported N/A", |vm| {
+        vm.gpu_health.as_deref() == Some("N/A")
+    })
+    .await;
+    agent.stop();
+}
