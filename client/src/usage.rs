@@ -311,10 +311,17 @@ mod tests {
             .arg("30")
             .spawn()
             .expect("spawn sleep");
-        let lines = ProcFs::default().command_lines().expect("read /proc");
-        let found = lines
-            .iter()
-            .any(|argv| argv == &["sleep".to_owned(), "30".to_owned()]);
+        // Until the child has exec'd, its command line is still ours: look a few times.
+        let expected = ["sleep".to_owned(), "30".to_owned()];
+        let mut found = false;
+        for _ in 0..100 {
+            let lines = ProcFs::default().command_lines().expect("read /proc");
+            found = lines.iter().any(|argv| argv[..] == expected[..]);
+            if found {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = child.kill();
         let _ = child.wait();
         assert!(found, "`sleep 30` not in the process table");
