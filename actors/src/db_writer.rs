@@ -11,6 +11,7 @@ use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
 use chrono::Utc;
 use diesel::Connection;
 use lablink_schema::audit_events::{AuditEvent, NewAuditEvent};
+use lablink_schema::operations::{NewOperation, Operation, OperationState};
 use lablink_schema::vm_logs::VmLogLine;
 use lablink_schema::vms::Vm;
 use lablink_schema::wire::{GpuHealth, VmStatus};
@@ -348,5 +349,145 @@ impl Handler<ReleaseVm> for DbWriter {
             )?;
             Ok(vm)
         })
+    }
+}
+
+/// Store a provisioning operation before it runs; returns it with its id.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Operation, WriteError>")]
+pub struct QueueOperation(pub NewOperation);
+
+impl Handler<QueueOperation> for DbWriter {
+    type Result = Result<Operation, WriteError>;
+
+    fn handle(&mut self, msg: QueueOperation, _: &mut Self::Context) -> Self::Result {
+        self.in_transaction(None, |conn| Ok(Operation::insert(conn, &msg.0)?))
+    }
+}
+
+/// Mark an operation as started.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct StartOperation(pub i64);
+
+impl Handler<StartOperation> for DbWriter {
+    type Result = Result<(), WriteError>;
+
+    fn handle(&mut self, msg: StartOperation, _: &mut Self::Context) -> Self::Result {
+        self.in_transaction(None, |conn| {
+            Operation::mark_running(conn, msg.0, Utc::now().naive_utc())?;
+            Ok(())
+        })
+    }
+}
+
+/// Mark an operation as finished, keeping the tail of its output.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct FinishOperation {
+    pub id: i64,
+    pub state: OperationState,
+    pub error: Option<String>,
+    pub output_tail: String,
+}
+
+impl Handler<FinishOperation> for DbWriter {
+    type Result = Result<(), WriteError>;
+
+    fn handle(&mut self, msg: FinishOperation, _: &mut Self::Context) -> Self::Result {
+        self.in_transaction(None, |conn| {
+            Operation::finish(
+                conn,
+                msg.id,
+                msg.state,
+                msg.error.as_deref(),
+                &msg.output_tail,
+                Utc::now().naive_utc(),
+            )?;
+            Ok(())
+        })
+    }
+}
+
+/// At start-up: every operation left unfinished was interrupted by the previous process.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, WriteError>")]
+pub struct FailUnfinishedOperations {
+    pub reason: String,
+}
+
+impl Handler<FailUnfinishedOperations> for DbWriter {
+    type Result = Result<usize, WriteError>;
+
+    fn handle(&mut self, msg: FailUnfinishedOperations, _: &mut Self::Context) -> Self::Result {
+        self.in_transaction(None, |conn| {
+            Ok(Operation::fail_unfinished(
+                conn,
+                &msg.reason,
+                Utc::now().naive_utc(),
+            )?)
+        })
+    }
+}
+
+/// Add VMs that provisioning is about to create, each with the hash of the token it will
+/// be given, so their agents can act from their first request.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct AddProvisionedVms {
+    /// (hostname, token hash)
+    pub vms: Vec<(String, String)>,
+}
+
+impl Handler<AddProvisionedVms> for DbWriter {
+    type Result = Result<(), WriteError>;
+
+    fn handle(&mut self, msg: AddProvisionedVms, _: &mut Self::Context) -> Self::Result {
+        let result = self.in_transaction(None, |conn| {
+            let now = Utc::now().naive_utc();
+            for (hostname, token_hash) in &msg.vms {
+                Vm::upsert_status(
+                    conn,
+                    hostname,
+                    VmStatus::Initializing,
+                    Some(token_hash),
+                    now,
+                )?;
+            }
+            Ok(())
+        });
+        for (hostname, _) in &msg.vms {
+            if result.is_ok() {
+                self.announce(hostname);
+            }
+        }
+        result
+    }
+}
+
+/// Remove VMs that provisioning destroyed (or never created); their log lines go with them.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, WriteError>")]
+pub struct RemoveVms {
+    pub hostnames: Vec<String>,
+}
+
+impl Handler<RemoveVms> for DbWriter {
+    type Result = Result<usize, WriteError>;
+
+    fn handle(&mut self, msg: RemoveVms, _: &mut Self::Context) -> Self::Result {
+        let result = self.in_transaction(None, |conn| {
+            let mut removed = 0;
+            for hostname in &msg.hostnames {
+                removed += usize::from(Vm::delete(conn, hostname)?);
+            }
+            Ok(removed)
+        });
+        if result.is_ok() {
+            for hostname in &msg.hostnames {
+                self.announce(hostname);
+            }
+        }
+        result
     }
 }

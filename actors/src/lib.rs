@@ -5,11 +5,16 @@
 //! - [`NotificationListener`](notification_listener::NotificationListener): turns the
 //!   PostgreSQL `vm_updates` channel into [`VmEvent`](change_feed::VmEvent)s.
 //! - [`ChangeHub`](change_feed::ChangeHub): hands those events to every subscriber.
+//! - [`TerraformExecutor`](terraform_executor::TerraformExecutor): the queue of
+//!   provisioning operations, run through a [`Provisioner`](provisioning::Provisioner).
 //! - [`VmSupervisor`](vm_supervisor::VmSupervisor) and one
 //!   [`VmActor`](vm_actor::VmActor) per VM: the agents waiting for their assignment.
 
 pub mod change_feed;
 pub mod db_writer;
 pub mod notification_listener;
+pub mod provisioning;
+pub mod terraform_executor;
+pub mod tokens;
 pub mod vm_actor;
 pub mod vm_supervisor;

@@ -1,0 +1,83 @@
+//! Provisioners: what creates and destroys the lab VMs. The [`TerraformExecutor`] queue
+//! drives one of them: [`terraform::TerraformCli`] (a Terraform module, e.g. terraform/aws)
+//! or [`local::LocalAgents`] (agents started on this machine, the default, no cloud).
+//!
+//! [`TerraformExecutor`]: crate::terraform_executor::TerraformExecutor
+
+use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
+
+pub mod local;
+pub mod terraform;
+
+/// A VM that should exist. `token` is set only for VMs created by this run: existing VMs
+/// keep running untouched.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VmSpec {
+    pub hostname: String,
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for VmSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VmSpec")
+            .field("hostname", &self.hostname)
+            .field("new", &self.token.is_some())
+            .finish()
+    }
+}
+
+/// One line of a run's progress, as shown to the admin.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProgressLine {
+    /// `info`, `warn` or `error`.
+    pub level: String,
+    pub message: String,
+}
+
+impl ProgressLine {
+    pub fn info(message: impl Into<String>) -> Self {
+        ProgressLine {
+            level: "info".to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn error(message: impl Into<String>) -> Self {
+        ProgressLine {
+            level: "error".to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Where a run reports its progress.
+pub type ProgressSender = mpsc::UnboundedSender<ProgressLine>;
+
+/// Why a run failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProvisionError(pub String);
+
+/// Creates and destroys lab VMs.
+pub trait Provisioner: Send + Sync + 'static {
+    /// Makes exactly `desired` exist: creates the missing ones, destroys the others, and
+    /// leaves existing ones untouched. Returns the hostnames that exist afterwards.
+    fn converge(
+        &self,
+        desired: Vec<VmSpec>,
+        progress: ProgressSender,
+    ) -> BoxFuture<'static, Result<Vec<String>, ProvisionError>>;
+
+    /// Destroys every VM.
+    fn destroy_all(
+        &self,
+        progress: ProgressSender,
+    ) -> BoxFuture<'static, Result<(), ProvisionError>>;
+
+    /// The hostnames that exist now.
+    fn provisioned(&self) -> BoxFuture<'static, Result<Vec<String>, ProvisionError>>;
+
+    /// At start-up, after a crash: stops whatever a previous process left running.
+    fn recover(&self) -> Result<(), ProvisionError>;
+}

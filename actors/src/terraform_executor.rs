@@ -1,0 +1,677 @@
+//! `TerraformExecutor`: the one queue of provisioning operations (create N VMs, destroy some,
+//! destroy all). Each operation is an `operations` row written before it runs; operations
+//! run one at a time through the configured [`Provisioner`] (Terraform, or local agents), so
+//! two admin clicks never run two Terraform processes on one state. Progress lines stream
+//! to subscribers (the dashboard) and the tail is stored with the operation.
+//!
+//! At start it first marks operations a previous process left unfinished as failed, and
+//! stops any run that process left behind.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseActFuture,
+    WrapFuture,
+};
+use chrono::Utc;
+use lablink_schema::operations::{NewOperation, Operation, OperationKind, OperationState};
+use lablink_schema::vms::Vm;
+use lablink_schema::DbPool;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::db_writer::{
+    AddProvisionedVms, DbWriter, FailUnfinishedOperations, FinishOperation, QueueOperation,
+    RemoveVms, StartOperation,
+};
+use crate::provisioning::{ProgressLine, ProvisionError, Provisioner, VmSpec};
+use crate::tokens::new_vm_token;
+
+/// Lines of output kept with a finished operation.
+const OUTPUT_TAIL_LINES: usize = 200;
+/// Progress events buffered for slow dashboard streams before they skip ahead.
+const EVENT_BUFFER: usize = 1024;
+/// Why operations found unfinished at start failed.
+pub const INTERRUPTED_REASON: &str =
+    "interrupted: the allocator stopped while this operation was queued or running";
+
+/// How VMs are named and how many there may be.
+#[derive(Debug, Clone)]
+pub struct ProvisioningSettings {
+    /// New VMs are `<name_prefix>-<n>`, e.g. `lablink-vm-dev-3`.
+    pub name_prefix: String,
+    /// Most VMs that may exist (counting queued creations).
+    pub max_vms: u32,
+}
+
+/// What an operation does.
+#[derive(Debug, Clone)]
+enum Plan {
+    Create {
+        count: u32,
+    },
+    Destroy {
+        hostnames: Vec<String>,
+        confirm_assigned: bool,
+    },
+    DestroyAll {
+        confirm_assigned: bool,
+    },
+}
+
+/// Something that happened to an operation, for live views.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum OperationEvent {
+    Queued {
+        operation_id: i64,
+    },
+    Started {
+        operation_id: i64,
+    },
+    Line {
+        operation_id: i64,
+        level: String,
+        message: String,
+    },
+    Finished {
+        operation_id: i64,
+        state: String,
+        error: Option<String>,
+    },
+}
+
+/// Why an operation was refused (nothing was queued).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProvisioningError {
+    #[error("the number of VMs must be between 1 and {max}")]
+    InvalidCount { max: u32 },
+    #[error("at most {max} VMs may exist; {existing} exist or are being created")]
+    TooMany { max: u32, existing: u32 },
+    #[error("no VM is named {}", .0.join(", "))]
+    UnknownVms(Vec<String>),
+    #[error("{} assigned to a researcher; confirm to destroy anyway", describe_assigned(.0))]
+    AssignedVms(Vec<String>),
+    #[error("nothing to destroy")]
+    NothingToDestroy,
+    #[error("database: {0}")]
+    Database(String),
+}
+
+fn describe_assigned(hostnames: &[String]) -> String {
+    match hostnames {
+        [one] => format!("{one} is"),
+        many => format!("{} are", many.join(", ")),
+    }
+}
+
+/// The actor; see the module documentation.
+pub struct TerraformExecutor {
+    pool: DbPool,
+    writer: Addr<DbWriter>,
+    provisioner: Arc<dyn Provisioner>,
+    settings: ProvisioningSettings,
+    queue: VecDeque<(i64, Plan)>,
+    busy: bool,
+    /// VMs the running operation is creating whose rows are not stored yet.
+    running_creations: u32,
+    events: broadcast::Sender<OperationEvent>,
+}
+
+impl std::fmt::Debug for TerraformExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TerraformExecutor")
+            .field("settings", &self.settings)
+            .field("queued", &self.queue.len())
+            .field("busy", &self.busy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TerraformExecutor {
+    pub fn new(
+        pool: DbPool,
+        writer: Addr<DbWriter>,
+        provisioner: Arc<dyn Provisioner>,
+        settings: ProvisioningSettings,
+    ) -> Self {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        TerraformExecutor {
+            pool,
+            writer,
+            provisioner,
+            settings,
+            queue: VecDeque::new(),
+            busy: false,
+            running_creations: 0,
+            events,
+        }
+    }
+
+    /// VMs being created that are not in the database yet: queued creations, and the
+    /// running one until it has stored its rows.
+    fn pending_creations(&self) -> u32 {
+        let queued: u32 = self
+            .queue
+            .iter()
+            .map(|(_, plan)| match plan {
+                Plan::Create { count } => *count,
+                _ => 0,
+            })
+            .sum();
+        queued + self.running_creations
+    }
+
+    fn enqueue(&mut self, operation: &Operation, plan: Plan, ctx: &mut Context<Self>) {
+        let _ = self.events.send(OperationEvent::Queued {
+            operation_id: operation.id,
+        });
+        self.queue.push_back((operation.id, plan));
+        self.run_next(ctx);
+    }
+
+    fn run_next(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            return;
+        }
+        let Some((id, plan)) = self.queue.pop_front() else {
+            return;
+        };
+        self.busy = true;
+        if let Plan::Create { count } = plan {
+            self.running_creations = count;
+        }
+        let runner = Runner {
+            executor: ctx.address(),
+            pool: self.pool.clone(),
+            writer: self.writer.clone(),
+            provisioner: self.provisioner.clone(),
+            settings: self.settings.clone(),
+            events: self.events.clone(),
+        };
+        let run = run_operation(id, plan, runner);
+        ctx.spawn(run.into_actor(self).map(|(), executor, ctx| {
+            executor.busy = false;
+            executor.running_creations = 0;
+            executor.run_next(ctx);
+        }));
+    }
+}
+
+impl Actor for TerraformExecutor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if let Err(err) = self.provisioner.recover() {
+            tracing::error!(error = %err, "could not clean up after the previous allocator");
+        }
+        // Before anything is queued: mark what the previous process left unfinished.
+        let writer = self.writer.clone();
+        ctx.wait(
+            async move {
+                match writer
+                    .send(FailUnfinishedOperations {
+                        reason: INTERRUPTED_REASON.to_owned(),
+                    })
+                    .await
+                {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(count)) => {
+                        tracing::warn!(count, "marked interrupted operations as failed")
+                    }
+                    Ok(Err(err)) => {
+                        tracing::error!(error = %err, "cannot mark interrupted operations")
+                    }
+                    Err(err) => tracing::error!(error = %err, "the database writer is gone"),
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+/// Reads every VM (off the event loop).
+async fn read_vms(pool: &DbPool) -> Result<Vec<Vm>, ProvisioningError> {
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        Vm::list_all(&mut conn).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ProvisioningError::Database(e.to_string()))?
+    .map_err(ProvisioningError::Database)
+}
+
+async fn queue_operation(
+    writer: &Addr<DbWriter>,
+    new: NewOperation,
+) -> Result<Operation, ProvisioningError> {
+    writer
+        .send(QueueOperation(new))
+        .await
+        .map_err(|e| ProvisioningError::Database(e.to_string()))?
+        .map_err(|e| ProvisioningError::Database(e.to_string()))
+}
+
+/// Create `count` more VMs.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Operation, ProvisioningError>")]
+pub struct CreateVms {
+    pub count: u32,
+    pub requested_by: String,
+}
+
+impl Handler<CreateVms> for TerraformExecutor {
+    type Result = ResponseActFuture<Self, Result<Operation, ProvisioningError>>;
+
+    fn handle(&mut self, msg: CreateVms, _: &mut Self::Context) -> Self::Result {
+        let (pool, writer, max) = (
+            self.pool.clone(),
+            self.writer.clone(),
+            self.settings.max_vms,
+        );
+        let queued = self.pending_creations();
+        let count = msg.count;
+        Box::pin(
+            async move {
+                if count == 0 || count > max {
+                    return Err(ProvisioningError::InvalidCount { max });
+                }
+                let existing = u32::try_from(read_vms(&pool).await?.len()).unwrap_or(u32::MAX);
+                let existing = existing.saturating_add(queued);
+                if existing.saturating_add(count) > max {
+                    return Err(ProvisioningError::TooMany { max, existing });
+                }
+                let mut new = NewOperation::queued(
+                    OperationKind::Create,
+                    &msg.requested_by,
+                    Utc::now().naive_utc(),
+                );
+                new.requested_count = i32::try_from(count).ok();
+                queue_operation(&writer, new).await
+            }
+            .into_actor(self)
+            .map(move |result, executor, ctx| {
+                if let Ok(operation) = &result {
+                    executor.enqueue(operation, Plan::Create { count }, ctx);
+                }
+                result
+            }),
+        )
+    }
+}
+
+/// Destroy these VMs only. Assigned VMs need `confirm_assigned`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Operation, ProvisioningError>")]
+pub struct DestroyVms {
+    pub hostnames: Vec<String>,
+    pub confirm_assigned: bool,
+    pub requested_by: String,
+}
+
+impl Handler<DestroyVms> for TerraformExecutor {
+    type Result = ResponseActFuture<Self, Result<Operation, ProvisioningError>>;
+
+    fn handle(&mut self, msg: DestroyVms, _: &mut Self::Context) -> Self::Result {
+        let (pool, writer) = (self.pool.clone(), self.writer.clone());
+        let hostnames: Vec<String> = msg
+            .hostnames
+            .iter()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let confirm_assigned = msg.confirm_assigned;
+        let plan_hostnames = hostnames.clone();
+        Box::pin(
+            async move {
+                if hostnames.is_empty() {
+                    return Err(ProvisioningError::NothingToDestroy);
+                }
+                let vms = read_vms(&pool).await?;
+                let unknown: Vec<String> = hostnames
+                    .iter()
+                    .filter(|h| !vms.iter().any(|vm| &vm.hostname == *h))
+                    .cloned()
+                    .collect();
+                if !unknown.is_empty() {
+                    return Err(ProvisioningError::UnknownVms(unknown));
+                }
+                check_assigned(&vms, Some(&hostnames), confirm_assigned)?;
+                let mut new = NewOperation::queued(
+                    OperationKind::Destroy,
+                    &msg.requested_by,
+                    Utc::now().naive_utc(),
+                );
+                new.targets = serde_json::to_string(&hostnames).ok();
+                queue_operation(&writer, new).await
+            }
+            .into_actor(self)
+            .map(move |result, executor, ctx| {
+                if let Ok(operation) = &result {
+                    let plan = Plan::Destroy {
+                        hostnames: plan_hostnames,
+                        confirm_assigned,
+                    };
+                    executor.enqueue(operation, plan, ctx);
+                }
+                result
+            }),
+        )
+    }
+}
+
+/// Destroy every VM. Assigned VMs need `confirm_assigned`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Operation, ProvisioningError>")]
+pub struct DestroyAllVms {
+    pub confirm_assigned: bool,
+    pub requested_by: String,
+}
+
+impl Handler<DestroyAllVms> for TerraformExecutor {
+    type Result = ResponseActFuture<Self, Result<Operation, ProvisioningError>>;
+
+    fn handle(&mut self, msg: DestroyAllVms, _: &mut Self::Context) -> Self::Result {
+        let (pool, writer) = (self.pool.clone(), self.writer.clone());
+        let confirm_assigned = msg.confirm_assigned;
+        Box::pin(
+            async move {
+                let vms = read_vms(&pool).await?;
+                check_assigned(&vms, None, confirm_assigned)?;
+                let new = NewOperation::queued(
+                    OperationKind::DestroyAll,
+                    &msg.requested_by,
+                    Utc::now().naive_utc(),
+                );
+                queue_operation(&writer, new).await
+            }
+            .into_actor(self)
+            .map(move |result, executor, ctx| {
+                if let Ok(operation) = &result {
+                    executor.enqueue(operation, Plan::DestroyAll { confirm_assigned }, ctx);
+                }
+                result
+            }),
+        )
+    }
+}
+
+/// Refuses when a VM to destroy is assigned and that was not confirmed.
+fn check_assigned(
+    vms: &[Vm],
+    targets: Option<&[String]>,
+    confirmed: bool,
+) -> Result<(), ProvisioningError> {
+    if confirmed {
+        return Ok(());
+    }
+    let assigned: Vec<String> = vms
+        .iter()
+        .filter(|vm| targets.is_none_or(|t| t.contains(&vm.hostname)))
+        .filter(|vm| vm.user_email.is_some())
+        .map(|vm| vm.hostname.clone())
+        .collect();
+    if assigned.is_empty() {
+        Ok(())
+    } else {
+        Err(ProvisioningError::AssignedVms(assigned))
+    }
+}
+
+/// The running creation has stored its VMs' rows: they now count as existing.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+struct CreationsStored;
+
+impl Handler<CreationsStored> for TerraformExecutor {
+    type Result = ();
+
+    fn handle(&mut self, _: CreationsStored, _: &mut Self::Context) {
+        self.running_creations = 0;
+    }
+}
+
+/// A live feed of operation events (queued, started, each output line, finished).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "broadcast::Receiver<OperationEvent>")]
+pub struct SubscribeOperations;
+
+impl Handler<SubscribeOperations> for TerraformExecutor {
+    type Result = actix::MessageResult<SubscribeOperations>;
+
+    fn handle(&mut self, _: SubscribeOperations, _: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(self.events.subscribe())
+    }
+}
+
+/// The next free `<prefix>-<n>` names.
+fn next_names(prefix: &str, existing: &[String], count: u32) -> Vec<String> {
+    let taken: BTreeSet<&str> = existing.iter().map(String::as_str).collect();
+    (1u32..)
+        .map(|n| format!("{prefix}-{n}"))
+        .filter(|name| !taken.contains(name.as_str()))
+        .take(count as usize)
+        .collect()
+}
+
+/// What running an operation needs.
+struct Runner {
+    executor: Addr<TerraformExecutor>,
+    pool: DbPool,
+    writer: Addr<DbWriter>,
+    provisioner: Arc<dyn Provisioner>,
+    settings: ProvisioningSettings,
+    events: broadcast::Sender<OperationEvent>,
+}
+
+/// Runs one operation to its end; never fails (the outcome is recorded).
+async fn run_operation(id: i64, plan: Plan, runner: Runner) {
+    let Runner { writer, events, .. } = &runner;
+    if let Err(err) = writer
+        .send(StartOperation(id))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
+        tracing::error!(operation_id = id, error = %err, "cannot mark the operation as started");
+    }
+    let _ = events.send(OperationEvent::Started { operation_id: id });
+    tracing::info!(operation_id = id, ?plan, "provisioning started");
+
+    // Progress lines go to live subscribers and into the stored tail.
+    let (progress, mut lines) = mpsc::unbounded_channel::<ProgressLine>();
+    let forward_events = events.clone();
+    let collector = tokio::spawn(async move {
+        let mut tail: VecDeque<String> = VecDeque::with_capacity(OUTPUT_TAIL_LINES);
+        while let Some(line) = lines.recv().await {
+            if tail.len() == OUTPUT_TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line.message.clone());
+            let _ = forward_events.send(OperationEvent::Line {
+                operation_id: id,
+                level: line.level,
+                message: line.message,
+            });
+        }
+        tail.into_iter().collect::<Vec<_>>().join("\n")
+    });
+
+    let outcome = execute(&plan, &runner, progress).await;
+    let output_tail = collector.await.unwrap_or_default();
+    let (state, error) = match &outcome {
+        Ok(()) => (OperationState::Succeeded, None),
+        Err(err) => (OperationState::Failed, Some(err.0.clone())),
+    };
+    match &error {
+        None => tracing::info!(operation_id = id, "provisioning succeeded"),
+        Some(err) => tracing::error!(operation_id = id, error = %err, "provisioning failed"),
+    }
+    let finished = writer
+        .send(FinishOperation {
+            id,
+            state,
+            error: error.clone(),
+            output_tail,
+        })
+        .await;
+    if !matches!(finished, Ok(Ok(()))) {
+        tracing::error!(operation_id = id, "cannot record the operation's outcome");
+    }
+    let _ = events.send(OperationEvent::Finished {
+        operation_id: id,
+        state: state.as_str().to_owned(),
+        error,
+    });
+}
+
+async fn execute(
+    plan: &Plan,
+    runner: &Runner,
+    progress: crate::provisioning::ProgressSender,
+) -> Result<(), ProvisionError> {
+    let Runner {
+        executor,
+        pool,
+        writer,
+        provisioner,
+        settings,
+        ..
+    } = runner;
+    let db = |e: ProvisioningError| ProvisionError(e.to_string());
+    let vms = read_vms(pool).await.map_err(db)?;
+    let current: Vec<String> = vms.iter().map(|vm| vm.hostname.clone()).collect();
+    match plan {
+        Plan::Create { count } => {
+            let names = next_names(&settings.name_prefix, &current, *count);
+            let minted: Vec<(String, String, String)> = names
+                .iter()
+                .map(|name| {
+                    let (token, hash) = new_vm_token();
+                    (name.clone(), token, hash)
+                })
+                .collect();
+            // The rows exist before the VMs boot, so each agent's token works at once.
+            send(
+                writer,
+                AddProvisionedVms {
+                    vms: minted
+                        .iter()
+                        .map(|(n, _, h)| (n.clone(), h.clone()))
+                        .collect(),
+                },
+            )
+            .await?;
+            executor.do_send(CreationsStored);
+            let mut desired: Vec<VmSpec> = current
+                .iter()
+                .map(|hostname| VmSpec {
+                    hostname: hostname.clone(),
+                    token: None,
+                })
+                .collect();
+            desired.extend(minted.into_iter().map(|(hostname, token, _)| VmSpec {
+                hostname,
+                token: Some(token),
+            }));
+            let result = provisioner.converge(desired, progress).await;
+            if result.is_err() {
+                // Nothing half-done: forget the new VMs that were not created.
+                let exist = provisioner.provisioned().await.unwrap_or_default();
+                let missing: Vec<String> = names
+                    .iter()
+                    .filter(|n| !exist.contains(n))
+                    .cloned()
+                    .collect();
+                if !missing.is_empty() {
+                    send(writer, RemoveVms { hostnames: missing }).await?;
+                }
+            }
+            result.map(|_| ())
+        }
+        Plan::Destroy {
+            hostnames,
+            confirm_assigned,
+        } => {
+            check_assigned(&vms, Some(hostnames), *confirm_assigned).map_err(db)?;
+            let desired: Vec<VmSpec> = current
+                .iter()
+                .filter(|h| !hostnames.contains(h))
+                .map(|hostname| VmSpec {
+                    hostname: hostname.clone(),
+                    token: None,
+                })
+                .collect();
+            let result = provisioner.converge(desired, progress).await;
+            let exist = match &result {
+                Ok(exist) => exist.clone(),
+                Err(_) => provisioner
+                    .provisioned()
+                    .await
+                    .unwrap_or_else(|_| current.clone()),
+            };
+            let gone: Vec<String> = hostnames
+                .iter()
+                .filter(|h| !exist.contains(h))
+                .cloned()
+                .collect();
+            if !gone.is_empty() {
+                send(writer, RemoveVms { hostnames: gone }).await?;
+            }
+            result.map(|_| ())
+        }
+        Plan::DestroyAll { confirm_assigned } => {
+            check_assigned(&vms, None, *confirm_assigned).map_err(db)?;
+            let result = provisioner.destroy_all(progress).await;
+            let exist = provisioner.provisioned().await.unwrap_or_default();
+            let gone: Vec<String> = current
+                .iter()
+                .filter(|h| !exist.contains(h))
+                .cloned()
+                .collect();
+            if result.is_ok() || !gone.is_empty() {
+                send(
+                    writer,
+                    RemoveVms {
+                        hostnames: if result.is_ok() {
+                            current.clone()
+                        } else {
+                            gone
+                        },
+                    },
+                )
+                .await?;
+            }
+            result
+        }
+    }
+}
+
+/// Sends a write to the database writer; only success or failure matters here.
+async fn send<M, T>(writer: &Addr<DbWriter>, message: M) -> Result<(), ProvisionError>
+where
+    M: Message<Result = Result<T, crate::db_writer::WriteError>> + Send + 'static,
+    T: Send + 'static,
+    DbWriter: Handler<M>,
+{
+    writer
+        .send(message)
+        .await
+        .map_err(|e| ProvisionError(format!("database writer unavailable: {e}")))?
+        .map(|_| ())
+        .map_err(|e| ProvisionError(format!("database: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_names_fill_gaps_and_never_reuse_a_taken_one() {
+        let existing = vec!["lab-1".to_owned(), "lab-3".to_owned()];
+        assert_eq!(next_names("lab", &existing, 3), ["lab-2", "lab-4", "lab-5"]);
+        assert!(next_names("lab", &[], 0).is_empty());
+    }
+}

@@ -1,0 +1,46 @@
+//! VM tokens: 256 random bits, hex-encoded; only their SHA-256 is stored. A token this
+//! random needs no slow hash.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// Bytes of randomness in a VM token.
+const TOKEN_BYTES: usize = 32;
+
+/// A new random VM token and its hash (what is stored).
+pub fn new_vm_token() -> (String, String) {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = hex(&bytes);
+    let hash = hash_token(&token);
+    (token, hash)
+}
+
+/// What is stored for a token: its SHA-256, hex-encoded.
+pub fn hash_token(token: &str) -> String {
+    hex(&sha256(token.as_bytes()))
+}
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_only_their_hash_matches() {
+        let (token, hash) = new_vm_token();
+        let (other, _) = new_vm_token();
+        assert_ne!(token, other);
+        assert_eq!(token.len(), 64);
+        assert_eq!(hash_token(&token), hash);
+        assert_ne!(hash, token);
+    }
+}
