@@ -543,9 +543,13 @@ async fn execute(
     let db = |e: ProvisioningError| ProvisionError(e.to_string());
     let vms = read_vms(pool).await.map_err(db)?;
     let current: Vec<String> = vms.iter().map(|vm| vm.hostname.clone()).collect();
+    // What the provisioner itself manages is the base of every change: a VM that registered
+    // itself (not created by it) must never be created or touched by it.
+    let managed = provisioner.provisioned().await?;
     match plan {
         Plan::Create { count } => {
-            let names = next_names(&settings.name_prefix, &current, *count);
+            let taken: Vec<String> = current.iter().chain(&managed).cloned().collect();
+            let names = next_names(&settings.name_prefix, &taken, *count);
             let minted: Vec<(String, String, String)> = names
                 .iter()
                 .map(|name| {
@@ -565,7 +569,7 @@ async fn execute(
             )
             .await?;
             executor.do_send(CreationsStored);
-            let mut desired: Vec<VmSpec> = current
+            let mut desired: Vec<VmSpec> = managed
                 .iter()
                 .map(|hostname| VmSpec {
                     hostname: hostname.clone(),
@@ -596,7 +600,7 @@ async fn execute(
             confirm_assigned,
         } => {
             check_assigned(&vms, Some(hostnames), *confirm_assigned).map_err(db)?;
-            let desired: Vec<VmSpec> = current
+            let desired: Vec<VmSpec> = managed
                 .iter()
                 .filter(|h| !hostnames.contains(h))
                 .map(|hostname| VmSpec {
@@ -610,7 +614,7 @@ async fn execute(
                 Err(_) => provisioner
                     .provisioned()
                     .await
-                    .unwrap_or_else(|_| current.clone()),
+                    .unwrap_or_else(|_| managed.clone()),
             };
             let gone: Vec<String> = hostnames
                 .iter()

@@ -32,6 +32,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub admin: AdminConfig,
     pub clients: ClientsConfig,
+    pub provider: ProviderConfig,
     pub log: LogConfig,
 }
 
@@ -156,6 +157,90 @@ impl DatabaseConfig {
     /// [`DatabaseConfig::startup_timeout_secs`] as a duration.
     pub fn startup_timeout(&self) -> Duration {
         Duration::from_secs(self.startup_timeout_secs)
+    }
+}
+
+/// Section `provider`: what creates and destroys the lab VMs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderConfig {
+    /// `local`: agents started on this machine, no cloud and no Terraform (the default).
+    /// `terraform`: the Terraform module in `provider.terraform.module_dir` (terraform/aws).
+    pub kind: ProviderKind,
+    /// New VMs are named `<name_prefix>-<n>`.
+    pub name_prefix: String,
+    /// Most VMs that may exist at once.
+    pub max_vms: u32,
+    /// The URL the VMs' agents use to reach this allocator. Unset: `http://<server.bind>`.
+    pub allocator_url: Option<String>,
+    pub local: LocalProviderConfig,
+    pub terraform: TerraformProviderConfig,
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        ProviderConfig {
+            kind: ProviderKind::Local,
+            name_prefix: "lablink-vm-local".to_owned(),
+            max_vms: 50,
+            allocator_url: None,
+            local: LocalProviderConfig::default(),
+            terraform: TerraformProviderConfig::default(),
+        }
+    }
+}
+
+/// Which provisioner creates VMs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Local,
+    Terraform,
+}
+
+/// Section `provider.local`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalProviderConfig {
+    /// The agent program. Unset: `lablink-client` beside this executable, else on PATH.
+    pub agent_binary: Option<PathBuf>,
+}
+
+/// Section `provider.terraform`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TerraformProviderConfig {
+    /// The `terraform` program.
+    pub binary: PathBuf,
+    /// The client-VM module to apply.
+    pub module_dir: PathBuf,
+    /// Working directory (module copy, `.terraform`, local state). Unset:
+    /// `<database.data_dir>/terraform`.
+    pub work_dir: Option<PathBuf>,
+    /// Further module variables, passed as `TF_VAR_<name>` (e.g. `instance_type`).
+    pub variables: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for TerraformProviderConfig {
+    fn default() -> Self {
+        TerraformProviderConfig {
+            binary: PathBuf::from("terraform"),
+            module_dir: PathBuf::from("terraform/aws"),
+            work_dir: None,
+            variables: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The URL agents use to reach this allocator.
+    pub fn agent_facing_url(&self) -> String {
+        self.provider
+            .allocator_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.server.bind))
+            .trim_end_matches('/')
+            .to_owned()
     }
 }
 
@@ -307,6 +392,29 @@ impl Config {
                 "server.max_json_bytes",
                 "body limits must be at least 1024 bytes",
             ));
+        }
+        if self.provider.max_vms == 0 {
+            return Err(invalid("provider.max_vms", "must be at least 1"));
+        }
+        if !self
+            .provider
+            .name_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            || self.provider.name_prefix.is_empty()
+        {
+            return Err(invalid(
+                "provider.name_prefix",
+                "use letters, digits and `-` only",
+            ));
+        }
+        if let Some(url) = &self.provider.allocator_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "provider.allocator_url",
+                    "must start with http:// or https://",
+                ));
+            }
         }
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(invalid("log.level", &err.to_string()));

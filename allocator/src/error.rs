@@ -5,6 +5,7 @@ use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use lablink_actors::db_writer::WriteError;
+use lablink_actors::terraform_executor::ProvisioningError;
 use lablink_schema::wire::ErrorBody;
 
 /// A refused or failed request.
@@ -22,6 +23,9 @@ pub enum ApiError {
     /// The thing named does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The request conflicts with the current state (e.g. needs a confirmation).
+    #[error("{0}")]
+    Conflict(String),
     /// The body is larger than configured.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -86,6 +90,19 @@ impl From<WriteError> for ApiError {
     }
 }
 
+impl From<ProvisioningError> for ApiError {
+    fn from(err: ProvisioningError) -> Self {
+        match err {
+            ProvisioningError::InvalidCount { .. }
+            | ProvisioningError::TooMany { .. }
+            | ProvisioningError::NothingToDestroy => ApiError::BadRequest(err.to_string()),
+            ProvisioningError::UnknownVms(_) => ApiError::NotFound(err.to_string()),
+            ProvisioningError::AssignedVms(_) => ApiError::Conflict(err.to_string()),
+            ProvisioningError::Database(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
 impl From<actix::MailboxError> for ApiError {
     fn from(err: actix::MailboxError) -> Self {
         ApiError::Internal(format!("actor unavailable: {err}"))
@@ -104,6 +121,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -11,13 +11,17 @@ use actix_web::{web, App, HttpServer};
 use lablink_actors::change_feed::ChangeHub;
 use lablink_actors::db_writer::DbWriter;
 use lablink_actors::notification_listener::{NotificationListener, ReconnectPolicy};
+use lablink_actors::provisioning::local::LocalAgents;
+use lablink_actors::provisioning::terraform::TerraformCli;
+use lablink_actors::provisioning::Provisioner;
+use lablink_actors::terraform_executor::{ProvisioningSettings, TerraformExecutor};
 use lablink_actors::vm_supervisor::VmSupervisor;
 use lablink_schema::connection::{build_pool, DatabaseLocation};
 use lablink_schema::{migrations, DbPool};
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::Authorizer;
-use crate::config::Config;
+use crate::config::{Config, ProviderKind};
 use crate::error::{form_error, json_error, path_error};
 use crate::pages::Pages;
 use crate::routes;
@@ -78,12 +82,23 @@ impl Application {
 
         let changes = ChangeHub::new();
         let supervisor = VmSupervisor::new(pool.clone(), changes.subscribe()).start();
+
         let writer = DbWriter::start(
             pool.clone(),
             backend,
             Arc::new(changes.clone()),
             config.database.writer_threads,
         );
+        let executor = TerraformExecutor::new(
+            pool.clone(),
+            writer.clone(),
+            provisioner(&config),
+            ProvisioningSettings {
+                name_prefix: config.provider.name_prefix.clone(),
+                max_vms: config.provider.max_vms,
+            },
+        )
+        .start();
         if let DatabaseLocation::Postgres(url) = &location {
             NotificationListener::new(
                 url.clone(),
@@ -98,6 +113,7 @@ impl Application {
             backend,
             writer,
             supervisor,
+            executor,
             changes,
             pages: Arc::new(pages),
             auth: Arc::new(auth),
@@ -156,6 +172,45 @@ impl Application {
         let result = self.server.await;
         tracing::info!("stopped");
         result
+    }
+}
+
+/// The provisioner the configuration asks for.
+fn provisioner(config: &Config) -> Arc<dyn Provisioner> {
+    let allocator_url = config.agent_facing_url();
+    match config.provider.kind {
+        ProviderKind::Local => {
+            let agent_binary = config
+                .provider
+                .local
+                .agent_binary
+                .clone()
+                .unwrap_or_else(|| {
+                    // Installed side by side (the release archive, the container image).
+                    std::env::current_exe()
+                        .ok()
+                        .and_then(|exe| exe.parent().map(|dir| dir.join("lablink-client")))
+                        .filter(|candidate| candidate.is_file())
+                        .unwrap_or_else(|| "lablink-client".into())
+                });
+            Arc::new(LocalAgents::new(
+                agent_binary,
+                config.database.data_dir.join("agents"),
+                allocator_url,
+            ))
+        }
+        ProviderKind::Terraform => Arc::new(TerraformCli {
+            binary: config.provider.terraform.binary.clone(),
+            module_dir: config.provider.terraform.module_dir.clone(),
+            work_dir: config
+                .provider
+                .terraform
+                .work_dir
+                .clone()
+                .unwrap_or_else(|| config.database.data_dir.join("terraform")),
+            allocator_url,
+            variables: config.provider.terraform.variables.clone(),
+        }),
     }
 }
 

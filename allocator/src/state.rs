@@ -7,6 +7,7 @@ use actix::Addr;
 use actix_web::web;
 use lablink_actors::change_feed::ChangeHub;
 use lablink_actors::db_writer::DbWriter;
+use lablink_actors::terraform_executor::TerraformExecutor;
 use lablink_actors::vm_supervisor::VmSupervisor;
 use lablink_schema::vms::Vm;
 use lablink_schema::{Backend, DbConnection, DbPool};
@@ -23,6 +24,8 @@ pub struct AppState {
     pub backend: Backend,
     pub writer: Addr<DbWriter>,
     pub supervisor: Addr<VmSupervisor>,
+    /// The queue of provisioning operations.
+    pub executor: Addr<TerraformExecutor>,
     /// VM change events, for whoever subscribes (VM actors, live pages).
     pub changes: ChangeHub,
     pub pages: Arc<Pages>,

@@ -7,9 +7,9 @@ use actix::{Actor, Arbiter};
 
 use crate::allocator_client::{AllocatorClient, CallError};
 use crate::backoff::Backoff;
-use crate::desktop::{ChromeRemoteDesktop, DesktopLauncher, RemoteDesktop};
+use crate::desktop::{ChromeRemoteDesktop, DesktopLauncher, LoggedDesktop, RemoteDesktop};
 use crate::gpu::{GpuMonitor, GpuProbe, HealthPolicy, NvmlProbe};
-use crate::settings::AgentSettings;
+use crate::settings::{AgentSettings, DesktopKind};
 use crate::status::StatusReporter;
 use crate::subscriber::Subscriber;
 use crate::usage::{ProcFs, ProcessTable, SoftwareMatcher, UsageMonitor};
@@ -31,10 +31,15 @@ impl std::fmt::Debug for AgentParts {
 }
 
 impl AgentParts {
-    /// The real ones: Chrome Remote Desktop, NVML, `/proc`.
-    pub fn real() -> Self {
+    /// The real ones: Chrome Remote Desktop (or, with `LABLINK_DESKTOP=log`, a log of the
+    /// sessions), NVML, `/proc`.
+    pub fn real(settings: &AgentSettings) -> Self {
+        let desktop: Arc<dyn RemoteDesktop> = match settings.desktop {
+            DesktopKind::Chrome => Arc::new(ChromeRemoteDesktop::default()),
+            DesktopKind::Log => Arc::new(LoggedDesktop),
+        };
         AgentParts {
-            desktop: Arc::new(ChromeRemoteDesktop::default()),
+            desktop,
             gpu_probe: Box::new(NvmlProbe::new()),
             processes: Box::new(ProcFs::default()),
             health_policy: HealthPolicy::default(),

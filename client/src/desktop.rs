@@ -161,6 +161,27 @@ impl RemoteDesktop for ChromeRemoteDesktop {
     }
 }
 
+/// Logs sessions instead of starting Chrome Remote Desktop (`LABLINK_DESKTOP=log`): for a
+/// machine without it, such as the local provider's agents on a developer machine. It
+/// never logs the code or the PIN.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoggedDesktop;
+
+impl RemoteDesktop for LoggedDesktop {
+    fn start(&self, session: &DesktopSession) -> Result<(), DesktopError> {
+        tracing::info!(
+            display_name = %session.display_name,
+            "LABLINK_DESKTOP=log: Chrome Remote Desktop would start now"
+        );
+        Ok(())
+    }
+
+    fn end(&self) -> Result<(), DesktopError> {
+        tracing::info!("LABLINK_DESKTOP=log: the Chrome Remote Desktop session would end now");
+        Ok(())
+    }
+}
+
 /// What a [`RecordingDesktop`] was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DesktopCall {

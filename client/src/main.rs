@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     };
     init_logging();
     let outcome = actix::System::new().block_on(async move {
-        let agent = Agent::start(&settings, AgentParts::real())?;
+        let agent = Agent::start(&settings, AgentParts::real(&settings))?;
         wait_for_shutdown_signal().await;
         tracing::info!("stopping");
         agent.stop();

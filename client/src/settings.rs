@@ -19,6 +19,8 @@ pub const TOKEN_FILE_ENV: &str = "LABLINK_TOKEN_FILE";
 /// A regular expression for the research software's program names, replacing the one
 /// derived from `SUBJECT_SOFTWARE`.
 pub const USAGE_PATTERN_ENV: &str = "LABLINK_USAGE_PATTERN";
+/// `chrome` (default) starts Chrome Remote Desktop; `log` only logs each session.
+pub const DESKTOP_ENV: &str = "LABLINK_DESKTOP";
 /// Seconds between heartbeats.
 pub const HEARTBEAT_SECS_ENV: &str = "LABLINK_HEARTBEAT_SECS";
 /// Seconds between GPU checks.
@@ -55,6 +57,16 @@ pub struct AgentSettings {
     pub usage_check_interval: Duration,
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    pub desktop: DesktopKind,
+}
+
+/// Which remote desktop the agent drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DesktopKind {
+    /// Chrome Remote Desktop, as on the VM images.
+    Chrome,
+    /// Only log sessions (no Chrome Remote Desktop on this machine).
+    Log,
 }
 
 /// The token is a secret: debug output only says whether one is set.
@@ -70,6 +82,7 @@ impl fmt::Debug for AgentSettings {
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("gpu_check_interval", &self.gpu_check_interval)
             .field("usage_check_interval", &self.usage_check_interval)
+            .field("desktop", &self.desktop)
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +118,7 @@ impl AgentSettings {
             usage_check_interval: DEFAULT_USAGE_CHECK,
             retry_initial: DEFAULT_RETRY_INITIAL,
             retry_max: DEFAULT_RETRY_MAX,
+            desktop: DesktopKind::Chrome,
         }
     }
 
@@ -160,6 +174,16 @@ impl AgentSettings {
         settings.heartbeat_interval = seconds(HEARTBEAT_SECS_ENV, DEFAULT_HEARTBEAT)?;
         settings.gpu_check_interval = seconds(GPU_CHECK_SECS_ENV, DEFAULT_GPU_CHECK)?;
         settings.usage_check_interval = seconds(USAGE_CHECK_SECS_ENV, DEFAULT_USAGE_CHECK)?;
+        settings.desktop = match non_empty(DESKTOP_ENV).as_deref() {
+            None | Some("chrome") => DesktopKind::Chrome,
+            Some("log") => DesktopKind::Log,
+            Some(other) => {
+                return Err(SettingsError {
+                    variable: DESKTOP_ENV,
+                    reason: format!("`{other}` is not `chrome` or `log`"),
+                })
+            }
+        };
         Ok(settings)
     }
 
@@ -226,5 +250,12 @@ mod tests {
         ]))
         .expect_err("bad regex");
         assert_eq!(err.variable, USAGE_PATTERN_ENV);
+        let err = AgentSettings::from_lookup(lookup(&[
+            ("ALLOCATOR_URL", "http://a"),
+            ("VM_NAME", "vm"),
+            ("LABLINK_DESKTOP", "vnc"),
+        ]))
+        .expect_err("unknown desktop");
+        assert_eq!(err.variable, DESKTOP_ENV);
     }
 }

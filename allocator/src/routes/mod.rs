@@ -39,5 +39,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/admin/vms/{hostname}/release",
             web::post().to(admin::release_vm),
+        )
+        .route("/api/admin/vms", web::post().to(admin::create_vms))
+        .route("/api/admin/vms/destroy", web::post().to(admin::destroy_vms))
+        .route(
+            "/api/admin/vms/destroy-all",
+            web::post().to(admin::destroy_all_vms),
+        )
+        .route(
+            "/api/admin/operations",
+            web::get().to(admin::list_operations),
+        )
+        .route(
+            "/api/admin/operations/{id}",
+            web::get().to(admin::get_operation),
         );
 }

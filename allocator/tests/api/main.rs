@@ -5,6 +5,7 @@ mod auth;
 mod health;
 mod helpers;
 mod long_poll;
+mod provisioning;
 mod researcher;
 mod rush;
 mod vm_api;
