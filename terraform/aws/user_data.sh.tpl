@@ -1,0 +1,43 @@
+#!/bin/bash
+# Cloud-init for a LabLink client VM: report progress to the allocator, then start the client
+# container, whose lablink-client agent registers with this VM's token and waits for work.
+set -euo pipefail
+
+VM_NAME='${vm_name}'
+ALLOCATOR_URL='${allocator_url}'
+VM_TOKEN='${vm_token}'
+
+report() {
+  curl -s -X POST "$ALLOCATOR_URL/api/vm-status" \
+    -H "Content-Type: application/json" \
+    -H "Authorization: Bearer $VM_TOKEN" \
+    -d "{\"hostname\": \"$VM_NAME\", \"status\": \"$1\"}" --max-time 5 || true
+}
+trap 'report error' ERR
+
+report initializing
+
+# Keep the token out of the process list and the environment of other processes.
+install -d -m 0700 /var/lib/lablink
+printf '%s' "$VM_TOKEN" > /var/lib/lablink/token
+chmod 0600 /var/lib/lablink/token
+
+GPU_FLAGS=()
+%{ if gpu ~}
+if command -v nvidia-smi >/dev/null 2>&1; then
+  nvidia-smi -pm 1 || true
+  GPU_FLAGS=(--runtime=nvidia --gpus all)
+else
+  echo "this AMI has no NVIDIA driver; starting without GPUs" >&2
+fi
+%{ endif ~}
+
+docker pull '${client_image}'
+docker run -d --restart unless-stopped --network host "$${GPU_FLAGS[@]}" \
+  -e ALLOCATOR_URL="$ALLOCATOR_URL" \
+  -e VM_NAME="$VM_NAME" \
+  -e SUBJECT_SOFTWARE='${subject_software}' \
+  -e TUTORIAL_REPO_TO_CLONE='${repository}' \
+  -e LABLINK_TOKEN_FILE=/var/lib/lablink/token \
+  -v /var/lib/lablink/token:/var/lib/lablink/token:ro \
+  '${client_image}'
