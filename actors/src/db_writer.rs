@@ -10,6 +10,8 @@ use std::sync::Arc;
 use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
 use chrono::Utc;
 use diesel::Connection;
+use lablink_schema::admin_sessions::AdminSession;
+use lablink_schema::app_secrets;
 use lablink_schema::audit_events::{AuditEvent, NewAuditEvent};
 use lablink_schema::operations::{NewOperation, Operation, OperationState};
 use lablink_schema::vm_logs::VmLogLine;
@@ -489,5 +491,67 @@ impl Handler<RemoveVms> for DbWriter {
             }
         }
         result
+    }
+}
+
+/// Store a generated secret unless one is stored already; answers the stored value.
+#[derive(Message)]
+#[rtype(result = "Result<String, WriteError>")]
+pub struct StoreSecret {
+    pub name: &'static str,
+    pub value: String,
+}
+
+impl std::fmt::Debug for StoreSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSecret")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Handler<StoreSecret> for DbWriter {
+    type Result = Result<String, WriteError>;
+
+    fn handle(&mut self, msg: StoreSecret, _: &mut Self::Context) -> Self::Result {
+        self.in_transaction(None, |conn| {
+            Ok(app_secrets::get_or_insert(
+                conn,
+                msg.name,
+                &msg.value,
+                Utc::now().naive_utc(),
+            )?)
+        })
+    }
+}
+
+/// Store a new signed-in admin session (and forget expired ones).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct StartAdminSession(pub AdminSession);
+
+impl Handler<StartAdminSession> for DbWriter {
+    type Result = Result<(), WriteError>;
+
+    fn handle(&mut self, msg: StartAdminSession, _: &mut Self::Context) -> Self::Result {
+        self.in_transaction(None, |conn| {
+            AdminSession::delete_expired(conn, Utc::now().naive_utc())?;
+            Ok(AdminSession::create(conn, &msg.0)?)
+        })
+    }
+}
+
+/// End an admin session (logout).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<bool, WriteError>")]
+pub struct EndAdminSession {
+    pub id_hash: String,
+}
+
+impl Handler<EndAdminSession> for DbWriter {
+    type Result = Result<bool, WriteError>;
+
+    fn handle(&mut self, msg: EndAdminSession, _: &mut Self::Context) -> Self::Result {
+        self.in_transaction(None, |conn| Ok(AdminSession::delete(conn, &msg.id_hash)?))
     }
 }

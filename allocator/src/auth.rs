@@ -1,19 +1,20 @@
 //! Who is calling: the admin (HTTP Basic), a VM (its own bearer token), or, when the legacy
 //! setting allows it, an original token-less agent. Tokens are random, shown once, and kept
-//! only as SHA-256 hashes (a 256-bit random token needs no slow hash).
+//! only as SHA-256 hashes (a 256-bit random token needs no slow hash); the admin's password is
+//! checked against its argon2 hash ([`AdminCredentials`]).
+
+use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::HttpRequest;
 use base64::Engine;
 use lablink_schema::vms::Vm;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 
-use crate::config::{AdminConfig, ClientsConfig};
+use crate::admin_auth::{same, AdminCredentials};
+use crate::config::ClientsConfig;
 use crate::error::ApiError;
 
-/// Bytes of randomness in a VM token.
-const TOKEN_BYTES: usize = 32;
+pub use lablink_actors::tokens::{hash_token, new_vm_token};
 
 /// The credentials a request carries.
 #[derive(PartialEq, Eq)]
@@ -93,37 +94,28 @@ impl Caller {
     }
 }
 
-/// The authorisation rules, built once from configuration.
+/// The authorisation rules, built once at start.
 #[derive(Debug, Clone)]
 pub struct Authorizer {
-    admin_user: String,
-    /// SHA-256 of the admin password; `None` disables admin access.
-    admin_password_hash: Option<[u8; 32]>,
+    admin: Arc<AdminCredentials>,
     legacy_unauthenticated: bool,
 }
 
 impl Authorizer {
-    pub fn new(admin: &AdminConfig, clients: &ClientsConfig) -> Self {
+    pub fn new(admin: Arc<AdminCredentials>, clients: &ClientsConfig) -> Self {
         Authorizer {
-            admin_user: admin.user.clone(),
-            admin_password_hash: admin.password.as_deref().map(sha256),
+            admin,
             legacy_unauthenticated: clients.legacy_unauthenticated,
         }
     }
 
-    /// Whether an admin password is configured at all.
-    pub fn admin_enabled(&self) -> bool {
-        self.admin_password_hash.is_some()
+    /// The admin's credentials (the login form checks them too).
+    pub fn admin(&self) -> &AdminCredentials {
+        &self.admin
     }
 
     fn is_admin(&self, user: &str, password: &str) -> bool {
-        let Some(expected) = &self.admin_password_hash else {
-            return false;
-        };
-        // Both comparisons always run, in constant time, so timing tells nothing.
-        let user_ok = constant_time_eq(&sha256(user), &sha256(&self.admin_user));
-        let password_ok = constant_time_eq(&sha256(password), expected);
-        user_ok & password_ok
+        self.admin.verify_basic(user, password)
     }
 
     /// Admin only.
@@ -179,36 +171,7 @@ fn token_matches(vm: Option<&Vm>, token: &str) -> bool {
     let Some(stored) = vm.and_then(|vm| vm.token_hash.as_deref()) else {
         return false;
     };
-    constant_time_eq(hash_token(token).as_bytes(), stored.as_bytes())
-}
-
-/// A new random VM token and its hash (what is stored).
-pub fn new_vm_token() -> (String, String) {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    rand::rng().fill_bytes(&mut bytes);
-    let token = hex(&bytes);
-    let hash = hash_token(&token);
-    (token, hash)
-}
-
-/// What is stored for a token: its SHA-256, hex-encoded.
-pub fn hash_token(token: &str) -> String {
-    hex(&sha256(token))
-}
-
-fn sha256(text: &str) -> [u8; 32] {
-    Sha256::digest(text.as_bytes()).into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    same(hash_token(token).as_bytes(), stored.as_bytes())
 }
 
 /// A random 6-digit PIN for one assignment.
@@ -222,32 +185,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_are_random_and_only_their_hash_matches() {
-        let (token, hash) = new_vm_token();
-        let (other, _) = new_vm_token();
-        assert_ne!(token, other);
-        assert_eq!(token.len(), 64);
-        assert_eq!(hash_token(&token), hash);
-        assert_ne!(hash, token);
-    }
-
-    #[test]
     fn pins_are_six_digits_and_vary() {
         let pins: std::collections::HashSet<String> = (0..50).map(|_| new_pin()).collect();
         assert!(pins
             .iter()
             .all(|p| p.len() == 6 && p.chars().all(|c| c.is_ascii_digit())));
         assert!(pins.len() > 40, "PINs repeat too often: {}", pins.len());
-    }
-
-    #[test]
-    fn without_a_password_nobody_is_admin() {
-        let auth = Authorizer::new(&AdminConfig::default(), &ClientsConfig::default());
-        assert!(!auth.admin_enabled());
-        let creds = Credentials::Basic {
-            user: "admin".into(),
-            password: String::new(),
-        };
-        assert!(auth.require_admin(&creds).is_err());
     }
 }

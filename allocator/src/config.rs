@@ -70,9 +70,15 @@ impl Default for ServerConfig {
 pub struct AdminConfig {
     /// The admin's user name for HTTP Basic authentication.
     pub user: String,
-    /// The admin's password. There is no default: without one, admin endpoints refuse
-    /// every request. Never logged.
+    /// The admin's password. There is no default: without one, a password is generated at
+    /// first start, printed once to the log and stored hashed. Never logged otherwise.
     pub password: Option<String>,
+    /// How long a dashboard sign-in lasts, in seconds.
+    pub session_ttl_secs: u64,
+    /// Failed sign-ins from one address before it must wait…
+    pub max_failed_logins: u32,
+    /// …this many seconds.
+    pub lockout_secs: u64,
 }
 
 impl Default for AdminConfig {
@@ -80,6 +86,9 @@ impl Default for AdminConfig {
         AdminConfig {
             user: "admin".to_owned(),
             password: None,
+            session_ttl_secs: 8 * 3600,
+            max_failed_logins: 5,
+            lockout_secs: 15 * 60,
         }
     }
 }
@@ -89,6 +98,9 @@ impl fmt::Debug for AdminConfig {
         f.debug_struct("AdminConfig")
             .field("user", &self.user)
             .field("password_set", &self.password.is_some())
+            .field("session_ttl_secs", &self.session_ttl_secs)
+            .field("max_failed_logins", &self.max_failed_logins)
+            .field("lockout_secs", &self.lockout_secs)
             .finish()
     }
 }

@@ -1,6 +1,7 @@
 //! LabLink-rs allocator: configuration, start-up and shutdown, and the HTTP routes that turn
 //! requests into messages for the actors of `lablink-actors`.
 
+pub mod admin_auth;
 pub mod auth;
 pub mod config;
 pub mod error;

@@ -10,16 +10,21 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use lablink_actors::change_feed::ChangeHub;
 use lablink_actors::db_writer::DbWriter;
+use lablink_actors::db_writer::{DbWriter as Writer, StoreSecret};
 use lablink_actors::notification_listener::{NotificationListener, ReconnectPolicy};
 use lablink_actors::provisioning::local::LocalAgents;
 use lablink_actors::provisioning::terraform::TerraformCli;
 use lablink_actors::provisioning::Provisioner;
 use lablink_actors::terraform_executor::{ProvisioningSettings, TerraformExecutor};
 use lablink_actors::vm_supervisor::VmSupervisor;
+use lablink_schema::app_secrets;
 use lablink_schema::connection::{build_pool, DatabaseLocation};
 use lablink_schema::{migrations, DbPool};
 use tracing_actix_web::TracingLogger;
 
+use crate::admin_auth::{
+    generate_password, hash_password, random_token, AdminCredentials, CookieSigner, LoginGuard,
+};
 use crate::auth::Authorizer;
 use crate::config::{Config, ProviderKind};
 use crate::error::{form_error, json_error, path_error};
@@ -70,10 +75,6 @@ impl Application {
         migrate_when_reachable(&pool, &location, config.database.startup_timeout()).await?;
 
         let pages = Pages::new().map_err(|err| StartupError::Templates(err.to_string()))?;
-        let auth = Authorizer::new(&config.admin, &config.clients);
-        if !auth.admin_enabled() {
-            tracing::warn!("no admin password is set (admin.password / LABLINK__ADMIN__PASSWORD): admin endpoints refuse every request");
-        }
         if config.clients.legacy_unauthenticated {
             tracing::warn!(
                 "clients.legacy_unauthenticated is on: VM requests without a token are accepted"
@@ -108,6 +109,9 @@ impl Application {
             )
             .start();
         }
+        let admin = admin_credentials(&config, &pool, &writer).await?;
+        let session_key = stored_secret(&writer, app_secrets::SESSION_KEY, random_token()).await?;
+        let auth = Authorizer::new(Arc::new(admin), &config.clients);
         let state = web::Data::new(AppState {
             pool,
             backend,
@@ -117,6 +121,12 @@ impl Application {
             changes,
             pages: Arc::new(pages),
             auth: Arc::new(auth),
+            signer: CookieSigner::new(&session_key),
+            login_guard: Arc::new(LoginGuard::new(
+                config.admin.max_failed_logins,
+                Duration::from_secs(config.admin.lockout_secs),
+            )),
+            session_ttl: Duration::from_secs(config.admin.session_ttl_secs),
         });
         let (max_json_bytes, max_form_bytes) =
             (config.server.max_json_bytes, config.server.max_form_bytes);
@@ -173,6 +183,74 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// The admin's credentials: the configured password, hashed now; else the hash stored at an
+/// earlier start; else a new password, generated, printed once, and stored hashed.
+async fn admin_credentials(
+    config: &Config,
+    pool: &DbPool,
+    writer: &actix::Addr<Writer>,
+) -> Result<AdminCredentials, StartupError> {
+    let user = config.admin.user.clone();
+    let failed = |err: String| StartupError::Database(format!("admin password: {err}"));
+    if let Some(password) = config.admin.password.clone() {
+        let hash = web::block(move || hash_password(&password))
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(failed)?;
+        return Ok(AdminCredentials::new(user, hash));
+    }
+    let stored = {
+        let pool = pool.clone();
+        web::block(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            app_secrets::find(&mut conn, app_secrets::ADMIN_PASSWORD_HASH)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(failed)?
+    };
+    if let Some(hash) = stored {
+        return Ok(AdminCredentials::new(user, hash));
+    }
+    let password = generate_password();
+    let hash = {
+        let password = password.clone();
+        web::block(move || hash_password(&password))
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(failed)?
+    };
+    let kept = stored_secret(writer, app_secrets::ADMIN_PASSWORD_HASH, hash.clone()).await?;
+    if kept == hash {
+        // The one time this password is ever shown (another allocator may have won the race
+        // and shown its own).
+        tracing::warn!(
+            %user,
+            %password,
+            "no admin password was configured, so one was generated: it is shown only this once; \
+             keep it safe, or set LABLINK__ADMIN__PASSWORD"
+        );
+    }
+    Ok(AdminCredentials::new(user, kept))
+}
+
+/// The secret stored under `name`, storing `candidate` if there is none yet.
+async fn stored_secret(
+    writer: &actix::Addr<Writer>,
+    name: &'static str,
+    candidate: String,
+) -> Result<String, StartupError> {
+    writer
+        .send(StoreSecret {
+            name,
+            value: candidate,
+        })
+        .await
+        .map_err(|e| StartupError::Database(e.to_string()))?
+        .map_err(|e| StartupError::Database(format!("cannot store {name}: {e}")))
 }
 
 /// The provisioner the configuration asks for.

@@ -12,6 +12,7 @@ use lablink_actors::vm_supervisor::VmSupervisor;
 use lablink_schema::vms::Vm;
 use lablink_schema::{Backend, DbConnection, DbPool};
 
+use crate::admin_auth::{CookieSigner, LoginGuard};
 use crate::auth::Authorizer;
 use crate::error::ApiError;
 use crate::pages::Pages;
@@ -30,6 +31,11 @@ pub struct AppState {
     pub changes: ChangeHub,
     pub pages: Arc<Pages>,
     pub auth: Arc<Authorizer>,
+    /// Signs session and login cookies.
+    pub signer: CookieSigner,
+    pub login_guard: Arc<LoginGuard>,
+    /// How long a dashboard sign-in lasts.
+    pub session_ttl: std::time::Duration,
 }
 
 impl AppState {

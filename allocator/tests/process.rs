@@ -174,7 +174,7 @@ async fn with_database_url_it_uses_postgres_and_stops_on_ctrl_c() {
     let base = allocator.wait_until_listening();
     assert_ne!(base, "http://127.0.0.1:0");
     assert_eq!(status_of(&format!("{base}/readyz")).await, 200);
-    assert_eq!(applied_migrations(&database), 4);
+    assert_eq!(applied_migrations(&database), migration_count());
     assert!(
         !dir.path().join("lablink-data").exists(),
         "no SQLite database when PostgreSQL is configured"
@@ -262,7 +262,7 @@ fn migrate_applies_pending_migrations_and_exits() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(applied_migrations(&database), 4);
+    assert_eq!(applied_migrations(&database), migration_count());
     let again = Command::new(BINARY)
         .arg("migrate")
         .env_clear()
@@ -270,7 +270,7 @@ fn migrate_applies_pending_migrations_and_exits() {
         .output()
         .expect("run");
     assert!(again.status.success());
-    assert_eq!(applied_migrations(&database), 4);
+    assert_eq!(applied_migrations(&database), migration_count());
 }
 
 #[tokio::test]
@@ -364,4 +364,45 @@ async fn an_agent_waiting_on_one_allocator_gets_an_assignment_made_by_another() 
             );
         }
     }
+}
+
+fn migration_count() -> i64 {
+    i64::try_from(
+        lablink_schema::migrations::embedded_versions(lablink_schema::Backend::Postgres).len(),
+    )
+    .expect("count")
+}
+
+#[tokio::test]
+async fn without_a_configured_password_one_is_generated_printed_once_and_kept_hashed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut first = Allocator::start(dir.path(), &["--bind", "127.0.0.1:0"], &[]);
+    let generated = first.wait_for_log(
+        "no admin password was configured, so one was generated: it is shown only this once; keep it safe, or set LABLINK__ADMIN__PASSWORD",
+        START_TIMEOUT,
+    );
+    let password = generated["password"]
+        .as_str()
+        .expect("password field")
+        .to_owned();
+    let base = first.wait_until_listening();
+    let client = reqwest::Client::new();
+    let status = |password: &str| {
+        client
+            .get(format!("{base}/api/vm-status"))
+            .basic_auth("admin", Some(password))
+            .send()
+    };
+    // 404: authenticated, and there are no VMs yet.
+    assert_eq!(status(&password).await.expect("request").status(), 404);
+    assert_eq!(status("guess").await.expect("request").status(), 401);
+    first.signal("TERM");
+    assert!(first.wait_for_exit().success());
+
+    // The next start keeps the stored hash and shows nothing.
+    let mut second = Allocator::start(dir.path(), &["--bind", "127.0.0.1:0"], &[]);
+    second.wait_until_listening();
+    let logs = second.logs_so_far();
+    assert!(!logs.contains(&password), "the password was shown again");
+    assert!(!logs.contains("was generated"), "{logs}");
 }

@@ -21,6 +21,10 @@ macro_rules! on_backend {
 }
 
 #[cfg(feature = "db")]
+pub mod admin_sessions;
+#[cfg(feature = "db")]
+pub mod app_secrets;
+#[cfg(feature = "db")]
 pub mod audit_events;
 #[cfg(feature = "db")]
 pub mod connection;

@@ -59,5 +59,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Secrets generated once and shared by every allocator process.
+    app_secrets (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Signed-in admin sessions (hashed ids).
+    admin_sessions (id_hash) {
+        id_hash -> Text,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(vm_logs -> vms (hostname));
-diesel::allow_tables_to_appear_in_same_query!(vms, vm_logs, operations, audit_events);
+diesel::allow_tables_to_appear_in_same_query!(
+    vms,
+    vm_logs,
+    operations,
+    audit_events,
+    app_secrets,
+    admin_sessions
+);

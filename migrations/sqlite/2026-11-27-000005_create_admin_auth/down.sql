@@ -1,0 +1,2 @@
+DROP TABLE admin_sessions;
+DROP TABLE app_secrets;
