@@ -5,15 +5,35 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 /// The page templates, by name.
-const TEMPLATES: [(&str, &str); 3] = [
+const TEMPLATES: [(&str, &str); 10] = [
     ("layout", include_str!("../../templates/layout.hbs")),
     ("index", include_str!("../../templates/index.hbs")),
     ("assigned", include_str!("../../templates/assigned.hbs")),
+    ("admin_nav", include_str!("../../templates/admin_nav.hbs")),
+    (
+        "admin_login",
+        include_str!("../../templates/admin_login.hbs"),
+    ),
+    ("admin_rows", include_str!("../../templates/admin_rows.hbs")),
+    (
+        "admin_dashboard",
+        include_str!("../../templates/admin_dashboard.hbs"),
+    ),
+    (
+        "admin_operations",
+        include_str!("../../templates/admin_operations.hbs"),
+    ),
+    (
+        "admin_audit",
+        include_str!("../../templates/admin_audit.hbs"),
+    ),
+    ("admin_logs", include_str!("../../templates/admin_logs.hbs")),
 ];
 
 /// The stylesheet and script the pages use, served from the binary.
 pub const STYLESHEET: &str = include_str!("../../templates/static/lablink.css");
 pub const SCRIPT: &str = include_str!("../../templates/static/lablink.js");
+pub const ADMIN_SCRIPT: &str = include_str!("../../templates/static/admin.js");
 
 /// The registered templates.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
-use crate::pages::{SCRIPT, STYLESHEET};
+use crate::pages::{ADMIN_SCRIPT, SCRIPT, STYLESHEET};
 
 /// How long browsers may cache the assets, in seconds.
 const ASSET_MAX_AGE_SECS: u32 = 3600;
@@ -12,6 +12,7 @@ pub async fn asset(file: web::Path<String>) -> HttpResponse {
     let (body, content_type) = match file.as_str() {
         "lablink.css" => (STYLESHEET, "text/css; charset=utf-8"),
         "lablink.js" => (SCRIPT, "text/javascript; charset=utf-8"),
+        "admin.js" => (ADMIN_SCRIPT, "text/javascript; charset=utf-8"),
         _ => return HttpResponse::NotFound().finish(),
     };
     HttpResponse::Ok()

@@ -3,6 +3,7 @@
 use actix_web::web;
 
 mod admin;
+mod admin_pages;
 mod assets;
 mod health;
 mod researcher;
@@ -53,5 +54,45 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/admin/operations/{id}",
             web::get().to(admin::get_operation),
-        );
+        )
+        // Admin dashboard.
+        .route("/admin/login", web::get().to(admin_pages::login_form))
+        .route("/admin/login", web::post().to(admin_pages::login))
+        .route("/admin/logout", web::post().to(admin_pages::logout))
+        .route("/admin", web::get().to(admin_pages::dashboard))
+        .route(
+            "/admin/instances/rows",
+            web::get().to(admin_pages::instance_rows),
+        )
+        .route("/admin/events", web::get().to(admin_pages::vm_events))
+        .route("/admin/vms/create", web::post().to(admin_pages::create_vms))
+        .route(
+            "/admin/vms/destroy",
+            web::post().to(admin_pages::destroy_vms),
+        )
+        .route(
+            "/admin/vms/destroy-all",
+            web::post().to(admin_pages::destroy_all_vms),
+        )
+        .route(
+            "/admin/vms/{hostname}/release",
+            web::post().to(admin_pages::release_vm),
+        )
+        .route(
+            "/admin/logs/{hostname}",
+            web::get().to(admin_pages::logs_page),
+        )
+        .route(
+            "/admin/logs/{hostname}/stream",
+            web::get().to(admin_pages::log_stream),
+        )
+        .route(
+            "/admin/operations",
+            web::get().to(admin_pages::operations_page),
+        )
+        .route(
+            "/admin/operations/events",
+            web::get().to(admin_pages::operation_events),
+        )
+        .route("/admin/audit", web::get().to(admin_pages::audit_page));
 }

@@ -1,0 +1,791 @@
+//! The admin dashboard's pages: sign-in and out, instances (live), create and destroy,
+//! release, per-VM logs (live), operations (live output) and the audit trail. Every page
+//! needs a signed-in session; every form POST carries the session's CSRF token.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use futures_util::StreamExt;
+use lablink_actors::db_writer::{EndAdminSession, RecordAuditEvent, ReleaseVm, StartAdminSession};
+use lablink_actors::terraform_executor::{
+    CreateVms, DestroyAllVms, DestroyVms, ProvisioningError, SubscribeOperations,
+};
+use lablink_schema::admin_sessions::AdminSession;
+use lablink_schema::audit_events::{AuditEvent, NewAuditEvent};
+use lablink_schema::operations::Operation;
+use lablink_schema::vm_logs::VmLogLine;
+use lablink_schema::vms::Vm;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::admin_auth::{random_token, same, session_id_hash, LOGIN_COOKIE, SESSION_COOKIE};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::validate;
+
+/// How often a live log view looks for new lines.
+const LOG_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Comment lines keep idle event streams open through proxies.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// Lines shown when a log page opens.
+const LOG_LINES_SHOWN: i64 = 2_000;
+/// Operations and audit events listed.
+const LISTED: i64 = 100;
+/// The admin as the audit trail names them.
+const ADMIN: &str = "admin";
+
+/// A signed-in admin.
+#[derive(Debug)]
+pub struct SignedIn {
+    id_hash: String,
+    csrf: String,
+}
+
+fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+fn page_error(err: ApiError) -> HttpResponse {
+    actix_web::ResponseError::error_response(&err)
+}
+
+/// The signed-in session of this request, or a redirect to the sign-in page.
+async fn signed_in(state: &AppState, request: &HttpRequest) -> Result<SignedIn, HttpResponse> {
+    let Some(cookie) = request.cookie(SESSION_COOKIE) else {
+        return Err(redirect("/admin/login"));
+    };
+    let Some(session_id) = state.signer.verify(cookie.value()) else {
+        return Err(redirect("/admin/login?expired=1"));
+    };
+    let id_hash = session_id_hash(session_id);
+    let lookup = id_hash.clone();
+    let session = state
+        .read(move |conn| AdminSession::find_valid(conn, &lookup, Utc::now().naive_utc()))
+        .await
+        .map_err(page_error)?;
+    match session {
+        Some(session) => Ok(SignedIn {
+            id_hash,
+            csrf: session.csrf_token,
+        }),
+        None => Err(redirect("/admin/login?expired=1")),
+    }
+}
+
+/// The fields of a form body, repeated keys kept (checkbox lists).
+fn form_fields(body: &web::Bytes) -> Vec<(String, String)> {
+    form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Whether the form carries this session's CSRF token.
+fn csrf_ok(session: &SignedIn, fields: &[(String, String)]) -> bool {
+    let given = field(fields, "csrf_token").unwrap_or_default();
+    same(given.as_bytes(), session.csrf.as_bytes())
+}
+
+/// The answer to a form without the session's CSRF token.
+fn csrf_refused() -> HttpResponse {
+    HttpResponse::Forbidden()
+        .content_type("text/plain; charset=utf-8")
+        .body("This form has expired or did not come from the dashboard. Reload the page and try again.")
+}
+
+fn render(
+    state: &AppState,
+    status: StatusCode,
+    name: &str,
+    context: &impl Serialize,
+) -> HttpResponse {
+    match state.pages.render(name, context) {
+        Ok(html) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(html),
+        Err(err) => page_error(ApiError::Internal(err.to_string())),
+    }
+}
+
+fn client_address(request: &HttpRequest) -> IpAddr {
+    request
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+fn is_https(request: &HttpRequest) -> bool {
+    request.connection_info().scheme() == "https"
+}
+
+async fn audit(state: &AppState, action: &str, target: Option<String>, detail: Option<String>) {
+    let event = NewAuditEvent {
+        occurred_at: Utc::now().naive_utc(),
+        actor: ADMIN.to_owned(),
+        action: action.to_owned(),
+        target,
+        detail,
+    };
+    if !matches!(state.writer.send(RecordAuditEvent(event)).await, Ok(Ok(_))) {
+        tracing::error!(action, "cannot record the audit event");
+    }
+}
+
+// --- sign-in --------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct LoginPage<'a> {
+    nonce: &'a str,
+    user: &'a str,
+    error: Option<&'a str>,
+    notice: Option<&'a str>,
+}
+
+fn login_page(
+    state: &AppState,
+    request: &HttpRequest,
+    status: StatusCode,
+    user: &str,
+    error: Option<&str>,
+) -> HttpResponse {
+    // A fresh anti-forgery nonce, in a signed cookie and in the form: a sign-in form posted
+    // from elsewhere has neither.
+    let nonce = random_token();
+    let notice = match request.query_string() {
+        q if q.contains("expired=1") => Some("Your session has ended. Please sign in again."),
+        q if q.contains("logged_out=1") => Some("You are signed out."),
+        _ => None,
+    };
+    let mut response = render(
+        state,
+        status,
+        "admin_login",
+        &LoginPage {
+            nonce: &nonce,
+            user,
+            error,
+            notice,
+        },
+    );
+    let cookie = Cookie::build(LOGIN_COOKIE, state.signer.sign(&nonce))
+        .path("/admin")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(is_https(request))
+        .finish();
+    let _ = response.add_cookie(&cookie);
+    response
+}
+
+/// `GET /admin/login`.
+pub async fn login_form(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    login_page(&state, &request, StatusCode::OK, "", None)
+}
+
+/// `POST /admin/login`.
+pub async fn login(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let fields = form_fields(&body);
+    let user = field(&fields, "user").unwrap_or_default().to_owned();
+    let password = field(&fields, "password").unwrap_or_default().to_owned();
+    let nonce_ok = match (request.cookie(LOGIN_COOKIE), field(&fields, "login_nonce")) {
+        (Some(cookie), Some(nonce)) => state
+            .signer
+            .verify(cookie.value())
+            .is_some_and(|signed| same(signed.as_bytes(), nonce.as_bytes())),
+        _ => false,
+    };
+    if !nonce_ok {
+        return login_page(
+            &state,
+            &request,
+            StatusCode::FORBIDDEN,
+            &user,
+            Some("The sign-in form expired. Please try again."),
+        );
+    }
+    let address = client_address(&request);
+    if let Err(wait) = state.login_guard.check(address) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return login_page(
+            &state,
+            &request,
+            StatusCode::TOO_MANY_REQUESTS,
+            &user,
+            Some(&format!(
+                "Too many failed sign-ins. Try again in {minutes} minutes."
+            )),
+        );
+    }
+    let auth = state.auth.clone();
+    let (check_user, check_password) = (user.clone(), password);
+    let verified = web::block(move || auth.admin().verify(&check_user, &check_password))
+        .await
+        .unwrap_or(false);
+    if !verified {
+        state.login_guard.record_failure(address);
+        audit(
+            &state,
+            "admin.login_failed",
+            None,
+            Some(format!("from {address}")),
+        )
+        .await;
+        return login_page(
+            &state,
+            &request,
+            StatusCode::UNAUTHORIZED,
+            &user,
+            Some("Wrong user name or password."),
+        );
+    }
+    state.login_guard.clear(address);
+    let session_id = random_token();
+    let now = Utc::now().naive_utc();
+    let ttl = chrono::Duration::from_std(state.session_ttl)
+        .unwrap_or_else(|_| chrono::Duration::hours(8));
+    let session = AdminSession {
+        id_hash: session_id_hash(&session_id),
+        csrf_token: random_token(),
+        created_at: now,
+        expires_at: now + ttl,
+    };
+    if !matches!(
+        state.writer.send(StartAdminSession(session)).await,
+        Ok(Ok(()))
+    ) {
+        return page_error(ApiError::Unavailable(
+            "Cannot sign in right now; please try again.".to_owned(),
+        ));
+    }
+    audit(&state, "admin.login", None, Some(format!("from {address}"))).await;
+    let cookie = Cookie::build(SESSION_COOKIE, state.signer.sign(&session_id))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(is_https(&request))
+        // No Max-Age: gone when the browser closes; the server enforces the expiry.
+        .finish();
+    let mut response = redirect("/admin");
+    let _ = response.add_cookie(&cookie);
+    response
+}
+
+/// `POST /admin/logout`.
+pub async fn logout(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let session = match signed_in(&state, &request).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    if !csrf_ok(&session, &form_fields(&body)) {
+        return csrf_refused();
+    }
+    let _ = state
+        .writer
+        .send(EndAdminSession {
+            id_hash: session.id_hash.clone(),
+        })
+        .await;
+    audit(&state, "admin.logout", None, None).await;
+    let mut response = redirect("/admin/login?logged_out=1");
+    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
+    gone.make_removal();
+    let _ = response.add_cookie(&gone);
+    response
+}
+
+// --- instances ------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct VmRow {
+    hostname: String,
+    status: String,
+    user_email: Option<String>,
+    in_use: bool,
+    gpu_health: Option<String>,
+    last_heartbeat: Option<String>,
+}
+
+fn rows(vms: &[Vm]) -> Vec<VmRow> {
+    vms.iter()
+        .map(|vm| VmRow {
+            hostname: vm.hostname.clone(),
+            status: vm.status.clone(),
+            user_email: vm.user_email.clone(),
+            in_use: vm.in_use,
+            gpu_health: vm.gpu_health.clone(),
+            last_heartbeat: vm
+                .last_heartbeat_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+        })
+        .collect()
+}
+
+async fn dashboard_page(
+    state: &AppState,
+    session: &SignedIn,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> HttpResponse {
+    let (vms, free) = match state
+        .read(|conn| Ok((Vm::list_all(conn)?, Vm::count_free(conn)?)))
+        .await
+    {
+        Ok(read) => read,
+        Err(err) => return page_error(err),
+    };
+    let assigned = vms.iter().filter(|vm| vm.user_email.is_some()).count();
+    render(
+        state,
+        status,
+        "admin_dashboard",
+        &json!({
+            "csrf": session.csrf,
+            "vms": rows(&vms),
+            "total": vms.len(),
+            "free": free,
+            "assigned": assigned,
+            "max_vms": 1000,
+            "notice": notice,
+            "error": error,
+        }),
+    )
+}
+
+/// `GET /admin`.
+pub async fn dashboard(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    match signed_in(&state, &request).await {
+        Ok(session) => {
+            let notice = request
+                .query_string()
+                .contains("released=1")
+                .then_some("The VM was released.");
+            dashboard_page(&state, &session, StatusCode::OK, notice, None).await
+        }
+        Err(redirect) => redirect,
+    }
+}
+
+/// `GET /admin/instances/rows`: the table body alone, for live refreshes.
+pub async fn instance_rows(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    if let Err(redirect) = signed_in(&state, &request).await {
+        return redirect;
+    }
+    match state.read(Vm::list_all).await {
+        Ok(vms) => render(
+            &state,
+            StatusCode::OK,
+            "admin_rows",
+            &json!({ "vms": rows(&vms) }),
+        ),
+        Err(err) => page_error(err),
+    }
+}
+
+async fn provisioning_outcome(
+    state: &AppState,
+    session: &SignedIn,
+    outcome: Result<Result<Operation, ProvisioningError>, actix::MailboxError>,
+    action: &str,
+    target: Option<String>,
+) -> HttpResponse {
+    match outcome {
+        Ok(Ok(operation)) => {
+            audit(
+                state,
+                action,
+                target,
+                Some(format!("operation {}", operation.id)),
+            )
+            .await;
+            redirect(&format!("/admin/operations#op-{}", operation.id))
+        }
+        Ok(Err(refused)) => {
+            let status = match refused {
+                ProvisioningError::AssignedVms(_) => StatusCode::CONFLICT,
+                ProvisioningError::UnknownVms(_) => StatusCode::NOT_FOUND,
+                ProvisioningError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            dashboard_page(state, session, status, None, Some(&refused.to_string())).await
+        }
+        Err(err) => page_error(err.into()),
+    }
+}
+
+/// `POST /admin/vms/create` (`count`).
+pub async fn create_vms(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let session = match signed_in(&state, &request).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let fields = form_fields(&body);
+    if !csrf_ok(&session, &fields) {
+        return csrf_refused();
+    }
+    let Some(count) = field(&fields, "count").and_then(|c| c.trim().parse::<u32>().ok()) else {
+        return dashboard_page(
+            &state,
+            &session,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some("Enter how many VMs to create, as a whole number."),
+        )
+        .await;
+    };
+    let outcome = state
+        .executor
+        .send(CreateVms {
+            count,
+            requested_by: ADMIN.to_owned(),
+        })
+        .await;
+    provisioning_outcome(
+        &state,
+        &session,
+        outcome,
+        "vms.create",
+        Some(format!("{count} VMs")),
+    )
+    .await
+}
+
+/// `POST /admin/vms/destroy` (`hostname`…, `confirm_assigned`).
+pub async fn destroy_vms(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let session = match signed_in(&state, &request).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let fields = form_fields(&body);
+    if !csrf_ok(&session, &fields) {
+        return csrf_refused();
+    }
+    let hostnames: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| k == "hostname")
+        .map(|(_, v)| v.clone())
+        .collect();
+    if hostnames.is_empty() {
+        return dashboard_page(
+            &state,
+            &session,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some("Select the VMs to destroy first."),
+        )
+        .await;
+    }
+    if let Some(bad) = hostnames.iter().find(|h| validate::hostname(h).is_err()) {
+        return dashboard_page(
+            &state,
+            &session,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some(&format!("`{bad}` is not a hostname.")),
+        )
+        .await;
+    }
+    let target = hostnames.join(", ");
+    let outcome = state
+        .executor
+        .send(DestroyVms {
+            hostnames,
+            confirm_assigned: field(&fields, "confirm_assigned").is_some(),
+            requested_by: ADMIN.to_owned(),
+        })
+        .await;
+    provisioning_outcome(&state, &session, outcome, "vms.destroy", Some(target)).await
+}
+
+/// `POST /admin/vms/destroy-all` (`confirm_assigned`).
+pub async fn destroy_all_vms(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let session = match signed_in(&state, &request).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let fields = form_fields(&body);
+    if !csrf_ok(&session, &fields) {
+        return csrf_refused();
+    }
+    let outcome = state
+        .executor
+        .send(DestroyAllVms {
+            confirm_assigned: field(&fields, "confirm_assigned").is_some(),
+            requested_by: ADMIN.to_owned(),
+        })
+        .await;
+    provisioning_outcome(&state, &session, outcome, "vms.destroy_all", None).await
+}
+
+/// `POST /admin/vms/{hostname}/release`.
+pub async fn release_vm(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    hostname: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let session = match signed_in(&state, &request).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    if !csrf_ok(&session, &form_fields(&body)) {
+        return csrf_refused();
+    }
+    let hostname = hostname.into_inner();
+    match state
+        .writer
+        .send(ReleaseVm {
+            hostname: hostname.clone(),
+            actor: ADMIN.to_owned(),
+        })
+        .await
+    {
+        Ok(Ok(_)) => redirect("/admin?released=1"),
+        Ok(Err(err)) => {
+            let err = ApiError::from(err);
+            let status = actix_web::ResponseError::status_code(&err);
+            dashboard_page(&state, &session, status, None, Some(&err.to_string())).await
+        }
+        Err(err) => page_error(err.into()),
+    }
+}
+
+// --- live streams -----------------------------------------------------------------------
+
+fn event_stream<S>(events: S) -> HttpResponse
+where
+    S: futures_util::Stream<Item = String> + 'static,
+{
+    let keepalive = futures_util::stream::unfold((), |()| async {
+        tokio::time::sleep(KEEPALIVE_INTERVAL).await;
+        Some((": keepalive\n\n".to_owned(), ()))
+    });
+    let body = futures_util::stream::select(events, keepalive)
+        .map(|chunk| Ok::<_, actix_web::Error>(web::Bytes::from(chunk)));
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .streaming(body)
+}
+
+/// `GET /admin/events`: an `event: vms` whenever a VM changes.
+pub async fn vm_events(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    if let Err(redirect) = signed_in(&state, &request).await {
+        return redirect;
+    }
+    let mut changes = state.changes.subscribe();
+    let stream = futures_util::stream::poll_fn(move |cx| changes.poll_recv(cx))
+        .map(|_| "event: vms\ndata: changed\n\n".to_owned());
+    event_stream(stream)
+}
+
+/// `GET /admin/operations/events`: each operation event as JSON.
+pub async fn operation_events(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    if let Err(redirect) = signed_in(&state, &request).await {
+        return redirect;
+    }
+    let Ok(receiver) = state.executor.send(SubscribeOperations).await else {
+        return page_error(ApiError::Unavailable(
+            "Provisioning is unavailable.".to_owned(),
+        ));
+    };
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(event) => {
+                    let data = serde_json::to_string(&event).unwrap_or_default();
+                    return Some((format!("data: {data}\n\n"), receiver));
+                }
+                // A slow viewer skips ahead; the stored tail has everything.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    event_stream(stream)
+}
+
+/// `GET /admin/logs/{hostname}/stream?after=ID`: new log lines as they arrive.
+pub async fn log_stream(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    hostname: web::Path<String>,
+) -> HttpResponse {
+    if let Err(redirect) = signed_in(&state, &request).await {
+        return redirect;
+    }
+    let hostname = hostname.into_inner();
+    let after: i64 =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(request.query_string())
+            .ok()
+            .and_then(|q| q.get("after").and_then(|a| a.parse().ok()))
+            .unwrap_or(0);
+    let state = state.into_inner();
+    let stream = futures_util::stream::unfold(
+        (after, Vec::<String>::new().into_iter()),
+        move |(mut after, mut pending)| {
+            let state = state.clone();
+            let hostname = hostname.clone();
+            async move {
+                loop {
+                    if let Some(line) = pending.next() {
+                        let data: String = line.lines().collect::<Vec<_>>().join("\ndata: ");
+                        return Some((format!("data: {data}\n\n"), (after, pending)));
+                    }
+                    tokio::time::sleep(LOG_POLL_INTERVAL).await;
+                    let host = hostname.clone();
+                    let since = after;
+                    let lines = state
+                        .read(move |conn| VmLogLine::list_for_host(conn, &host, Some(since), 500))
+                        .await
+                        .unwrap_or_default();
+                    if let Some(last) = lines.last() {
+                        after = last.id;
+                    }
+                    pending = lines
+                        .into_iter()
+                        .map(|l| l.line)
+                        .collect::<Vec<_>>()
+                        .into_iter();
+                }
+            }
+        },
+    );
+    event_stream(stream)
+}
+
+// --- reading pages -----------------------------------------------------------------------
+
+/// `GET /admin/logs/{hostname}`.
+pub async fn logs_page(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    hostname: web::Path<String>,
+) -> HttpResponse {
+    let session = match signed_in(&state, &request).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    let hostname = hostname.into_inner();
+    let host = hostname.clone();
+    let read = state
+        .read(move |conn| {
+            let vm = Vm::find_by_hostname(conn, &host)?;
+            let lines = VmLogLine::list_for_host(conn, &host, None, LOG_LINES_SHOWN)?;
+            Ok((vm, lines))
+        })
+        .await;
+    match read {
+        Ok((Some(_), lines)) => {
+            let after = lines.last().map_or(0, |l| l.id);
+            let text: Vec<&str> = lines.iter().map(|l| l.line.as_str()).collect();
+            render(
+                &state,
+                StatusCode::OK,
+                "admin_logs",
+                &json!({ "csrf": session.csrf, "hostname": hostname, "lines": text, "after": after }),
+            )
+        }
+        Ok((None, _)) => page_error(ApiError::vm_not_found()),
+        Err(err) => page_error(err),
+    }
+}
+
+/// `GET /admin/operations`.
+pub async fn operations_page(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    let session = match signed_in(&state, &request).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    match state
+        .read(|conn| Operation::list_recent(conn, LISTED))
+        .await
+    {
+        Ok(operations) => {
+            let listed: Vec<serde_json::Value> = operations
+                .iter()
+                .map(|op| {
+                    json!({
+                        "id": op.id, "kind": op.kind, "state": op.state,
+                        "requested_count": op.requested_count, "targets": op.targets,
+                        "requested_by": op.requested_by, "error": op.error,
+                        "output_tail": op.output_tail,
+                        "created_at": op.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        "finished_at": op.finished_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+                    })
+                })
+                .collect();
+            render(
+                &state,
+                StatusCode::OK,
+                "admin_operations",
+                &json!({ "csrf": session.csrf, "operations": listed }),
+            )
+        }
+        Err(err) => page_error(err),
+    }
+}
+
+/// `GET /admin/audit`.
+pub async fn audit_page(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    let session = match signed_in(&state, &request).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    match state
+        .read(|conn| AuditEvent::list_recent(conn, LISTED))
+        .await
+    {
+        Ok(events) => {
+            let listed: Vec<serde_json::Value> = events
+                .iter()
+                .map(|e| {
+                    json!({
+                        "occurred_at": e.occurred_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        "actor": e.actor, "action": e.action, "target": e.target, "detail": e.detail,
+                    })
+                })
+                .collect();
+            render(
+                &state,
+                StatusCode::OK,
+                "admin_audit",
+                &json!({ "csrf": session.csrf, "events": listed }),
+            )
+        }
+        Err(err) => page_error(err),
+    }
+}

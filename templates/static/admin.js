@@ -1,0 +1,42 @@
+// Live updates for the admin pages, through server-sent events. Every page works without
+// this script; it only saves reloading.
+(function () {
+  "use strict";
+  if (!window.EventSource) { return; }
+
+  var rows = document.getElementById("instance_rows");
+  if (rows) {
+    var pending = null;
+    var refresh = function () {
+      pending = null;
+      fetch("/admin/instances/rows", { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) { if (html !== null) { rows.innerHTML = html; } })
+        .catch(function () {});
+    };
+    new EventSource("/admin/events").addEventListener("vms", function () {
+      if (!pending) { pending = setTimeout(refresh, 250); }
+    });
+  }
+
+  var log = document.getElementById("log");
+  if (log) {
+    var url = "/admin/logs/" + encodeURIComponent(log.dataset.hostname) + "/stream?after=" + encodeURIComponent(log.dataset.after || "0");
+    new EventSource(url).onmessage = function (e) {
+      log.appendChild(document.createTextNode(e.data + "\n"));
+    };
+  }
+
+  var operations = document.getElementById("operations");
+  if (operations) {
+    new EventSource("/admin/operations/events").onmessage = function (e) {
+      var event = JSON.parse(e.data);
+      var output = document.getElementById("op-" + event.operation_id + "-output");
+      var state = document.getElementById("op-" + event.operation_id + "-state");
+      if (!output) { if (event.event === "queued") { location.reload(); } return; }
+      if (event.event === "line") { output.appendChild(document.createTextNode(event.message + "\n")); }
+      if (event.event === "started" && state) { state.textContent = "running"; }
+      if (event.event === "finished" && state) { state.textContent = event.state; }
+    };
+  }
+})();
