@@ -412,14 +412,15 @@ impl Handler<FinishOperation> for DbWriter {
 }
 
 /// At start-up: every operation left unfinished was interrupted by the previous process.
+/// Answers the operations it marked.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<usize, WriteError>")]
+#[rtype(result = "Result<Vec<Operation>, WriteError>")]
 pub struct FailUnfinishedOperations {
     pub reason: String,
 }
 
 impl Handler<FailUnfinishedOperations> for DbWriter {
-    type Result = Result<usize, WriteError>;
+    type Result = Result<Vec<Operation>, WriteError>;
 
     fn handle(&mut self, msg: FailUnfinishedOperations, _: &mut Self::Context) -> Self::Result {
         self.in_transaction(None, |conn| {
@@ -428,6 +429,25 @@ impl Handler<FailUnfinishedOperations> for DbWriter {
                 &msg.reason,
                 Utc::now().naive_utc(),
             )?)
+        })
+    }
+}
+
+/// Record the hostnames an operation works on.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct RecordOperationTargets {
+    pub id: i64,
+    pub hostnames: Vec<String>,
+}
+
+impl Handler<RecordOperationTargets> for DbWriter {
+    type Result = Result<(), WriteError>;
+
+    fn handle(&mut self, msg: RecordOperationTargets, _: &mut Self::Context) -> Self::Result {
+        self.in_transaction(None, |conn| {
+            Operation::set_targets(conn, msg.id, &msg.hostnames)?;
+            Ok(())
         })
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::db_writer::{
     AddProvisionedVms, DbWriter, FailUnfinishedOperations, FinishOperation, QueueOperation,
-    RemoveVms, StartOperation,
+    RecordOperationTargets, RemoveVms, StartOperation,
 };
 use crate::provisioning::{ProgressLine, ProvisionError, Provisioner, VmSpec};
 use crate::tokens::new_vm_token;
@@ -182,6 +182,7 @@ impl TerraformExecutor {
             self.running_creations = count;
         }
         let runner = Runner {
+            operation_id: id,
             executor: ctx.address(),
             pool: self.pool.clone(),
             writer: self.writer.clone(),
@@ -205,24 +206,52 @@ impl Actor for TerraformExecutor {
         if let Err(err) = self.provisioner.recover() {
             tracing::error!(error = %err, "could not clean up after the previous allocator");
         }
-        // Before anything is queued: mark what the previous process left unfinished.
-        let writer = self.writer.clone();
+        // Before anything is queued: mark what the previous process left unfinished, and
+        // forget the VMs an interrupted creation stored but never made.
+        let (writer, provisioner) = (self.writer.clone(), self.provisioner.clone());
         ctx.wait(
             async move {
-                match writer
+                let interrupted = match writer
                     .send(FailUnfinishedOperations {
                         reason: INTERRUPTED_REASON.to_owned(),
                     })
                     .await
                 {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(count)) => {
-                        tracing::warn!(count, "marked interrupted operations as failed")
-                    }
+                    Ok(Ok(interrupted)) => interrupted,
                     Ok(Err(err)) => {
-                        tracing::error!(error = %err, "cannot mark interrupted operations")
+                        tracing::error!(error = %err, "cannot mark interrupted operations");
+                        return;
                     }
-                    Err(err) => tracing::error!(error = %err, "the database writer is gone"),
+                    Err(err) => {
+                        tracing::error!(error = %err, "the database writer is gone");
+                        return;
+                    }
+                };
+                if interrupted.is_empty() {
+                    return;
+                }
+                tracing::warn!(count = interrupted.len(), "marked interrupted operations as failed");
+                let begun: Vec<String> = interrupted
+                    .iter()
+                    .filter(|op| op.kind == OperationKind::Create.as_str())
+                    .flat_map(Operation::target_hostnames)
+                    .collect();
+                if begun.is_empty() {
+                    return;
+                }
+                let exist = match provisioner.provisioned().await {
+                    Ok(exist) => exist,
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot tell which interrupted VMs exist");
+                        return;
+                    }
+                };
+                let never_made: Vec<String> = begun.into_iter().filter(|h| !exist.contains(h)).collect();
+                if !never_made.is_empty() {
+                    tracing::warn!(vms = ?never_made, "removing VMs an interrupted creation never made");
+                    if let Err(err) = send(&writer, RemoveVms { hostnames: never_made }).await {
+                        tracing::error!(error = %err, "cannot remove them");
+                    }
                 }
             }
             .into_actor(self),
@@ -458,6 +487,7 @@ fn next_names(prefix: &str, existing: &[String], count: u32) -> Vec<String> {
 
 /// What running an operation needs.
 struct Runner {
+    operation_id: i64,
     executor: Addr<TerraformExecutor>,
     pool: DbPool,
     writer: Addr<DbWriter>,
@@ -533,6 +563,7 @@ async fn execute(
     progress: crate::provisioning::ProgressSender,
 ) -> Result<(), ProvisionError> {
     let Runner {
+        operation_id,
         executor,
         pool,
         writer,
@@ -557,6 +588,15 @@ async fn execute(
                     (name.clone(), token, hash)
                 })
                 .collect();
+            // Recorded first, so a restart after a crash can tidy up what this run began.
+            send(
+                writer,
+                RecordOperationTargets {
+                    id: *operation_id,
+                    hostnames: names.clone(),
+                },
+            )
+            .await?;
             // The rows exist before the VMs boot, so each agent's token works at once.
             send(
                 writer,

@@ -406,3 +406,179 @@ async fn without_a_configured_password_one_is_generated_printed_once_and_kept_ha
     assert!(!logs.contains(&password), "the password was shown again");
     assert!(!logs.contains("was generated"), "{logs}");
 }
+
+#[tokio::test]
+async fn an_allocator_killed_mid_apply_recovers_when_restarted() {
+    if Command::new("terraform").arg("version").output().is_err() {
+        eprintln!("SKIPPED: the terraform CLI is not installed");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let database = TestDatabase::migrated();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let agent = dir.path().join("agent.sh");
+    std::fs::write(&agent, "#!/bin/sh\nexec sleep 600\n").expect("agent script");
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform/local");
+    let work = dir.path().join("work");
+    let (module_s, work_s, agent_s, state_s) = (
+        module.display().to_string(),
+        work.display().to_string(),
+        agent.display().to_string(),
+        dir.path().join("state").display().to_string(),
+    );
+    let env = |delay: &'static str| {
+        vec![
+            ("DATABASE_URL", database.url().to_owned()),
+            ("LABLINK__SERVER__BIND", "127.0.0.1:0".to_owned()),
+            ("LABLINK__ADMIN__PASSWORD", "crash-test-password".to_owned()),
+            ("LABLINK__PROVIDER__KIND", "terraform".to_owned()),
+            ("LABLINK__PROVIDER__TERRAFORM__MODULE_DIR", module_s.clone()),
+            ("LABLINK__PROVIDER__TERRAFORM__WORK_DIR", work_s.clone()),
+            (
+                "LABLINK__PROVIDER__TERRAFORM__VARIABLES__AGENT_COMMAND",
+                agent_s.clone(),
+            ),
+            (
+                "LABLINK__PROVIDER__TERRAFORM__VARIABLES__STATE_DIR",
+                state_s.clone(),
+            ),
+            (
+                "LABLINK__PROVIDER__TERRAFORM__VARIABLES__STARTUP_DELAY_SECONDS",
+                delay.to_owned(),
+            ),
+        ]
+    };
+    let borrowed =
+        |pairs: &[(&'static str, String)]| -> Vec<(&'static str, String)> { pairs.to_vec() };
+    let start = |pairs: Vec<(&'static str, String)>| {
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Allocator::start(dir.path(), &[], &refs)
+    };
+    let client = reqwest::Client::new();
+    let operation = |base: String, id: i64| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("{base}/api/admin/operations/{id}"))
+                .basic_auth("admin", Some("crash-test-password"))
+                .send()
+                .await
+                .expect("request")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")
+        }
+    };
+
+    // A slow creation (each agent waits 60 s before starting)…
+    let mut first = start(borrowed(&env("60")));
+    let base = first.wait_until_listening();
+    let queued: serde_json::Value = client
+        .post(format!("{base}/api/admin/vms"))
+        .basic_auth("admin", Some("crash-test-password"))
+        .json(&serde_json::json!({"count": 1}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = queued["operation_id"].as_i64().expect("id");
+    let pid_file = work.join("lablink-terraform.pid");
+    let deadline = Instant::now() + START_TIMEOUT;
+    // `terraform init` runs first; wait for the `apply`.
+    let terraform_pid: u32 = loop {
+        assert!(Instant::now() < deadline, "terraform apply never started");
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        let applying = pid.is_some_and(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("apply"))
+        });
+        if let (true, Some(pid)) = (applying, pid) {
+            break pid;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // …killed hard in the middle of `terraform apply`.
+    first.child.kill().expect("kill -9");
+    let _ = first.child.wait();
+    assert!(
+        std::path::Path::new(&format!("/proc/{terraform_pid}")).exists(),
+        "terraform outlived the allocator"
+    );
+
+    // Restarted: the run is marked failed, the orphaned terraform stopped, the VM row it had
+    // stored removed, and a new creation works on the same state.
+    let mut second = start(borrowed(&env("0")));
+    let base = second.wait_until_listening();
+    let op = operation(base.clone(), id).await;
+    assert_eq!(op["state"], "failed", "{op}");
+    assert!(
+        op["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("interrupted")),
+        "{op}"
+    );
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while std::fs::read_to_string(format!("/proc/{terraform_pid}/stat"))
+        .is_ok_and(|s| !s.contains(") Z "))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the orphaned terraform was not stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut conn = database.connect();
+    let vms = lablink_schema::vms::Vm::list_all(&mut conn).expect("vms");
+    assert!(vms.is_empty(), "the interrupted creation left {vms:?}");
+
+    let again: serde_json::Value = client
+        .post(format!("{base}/api/admin/vms"))
+        .basic_auth("admin", Some("crash-test-password"))
+        .json(&serde_json::json!({"count": 1}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let again_id = again["operation_id"].as_i64().expect("id");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let finished = loop {
+        let op = operation(base.clone(), again_id).await;
+        if op["finished_at"] != serde_json::Value::Null {
+            break op;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new creation did not finish: {op}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(finished["state"], "succeeded", "{finished}");
+    assert_eq!(
+        lablink_schema::vms::Vm::list_all(&mut conn)
+            .expect("vms")
+            .len(),
+        1
+    );
+
+    // Tidy up the stand-in agent.
+    for entry in std::fs::read_dir(dir.path().join("state"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry.path().extension().is_some_and(|e| e == "pid") {
+            if let Ok(pid) = std::fs::read_to_string(entry.path()) {
+                let _ = Command::new("kill").arg(pid.trim()).status();
+            }
+        }
+    }
+    second.signal("TERM");
+    let _ = second.wait_for_exit();
+}

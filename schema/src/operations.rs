@@ -153,19 +153,43 @@ impl Operation {
     }
 
     /// Marks every unfinished run as failed with `reason`: at start-up, any such run was
-    /// interrupted by the previous process stopping. Returns how many were marked.
+    /// interrupted by the previous process stopping. Returns the runs it marked.
     pub fn fail_unfinished(
         conn: &mut DbConnection,
         reason: &str,
         now: NaiveDateTime,
+    ) -> QueryResult<Vec<Operation>> {
+        on_backend!(conn, |c| diesel::update(
+            operations::table.filter(operations::finished_at.is_null())
+        )
+        .set((
+            operations::state.eq(OperationState::Failed.as_str()),
+            operations::error.eq(reason),
+            operations::finished_at.eq(now),
+        ))
+        .returning(Operation::as_returning())
+        .get_results(c))
+    }
+
+    /// Records the hostnames a run works on (for a creation: the names it gives its VMs),
+    /// as a JSON array, so an interrupted run can be tidied up after a restart.
+    pub fn set_targets(
+        conn: &mut DbConnection,
+        id: i64,
+        hostnames: &[String],
     ) -> QueryResult<usize> {
-        diesel::update(operations::table.filter(operations::finished_at.is_null()))
-            .set((
-                operations::state.eq(OperationState::Failed.as_str()),
-                operations::error.eq(reason),
-                operations::finished_at.eq(now),
-            ))
+        let targets = serde_json::to_string(hostnames).unwrap_or_else(|_| "[]".to_owned());
+        diesel::update(operations::table.find(id))
+            .set(operations::targets.eq(targets))
             .execute(conn)
+    }
+
+    /// The hostnames recorded with [`Operation::set_targets`] (or asked for by a destroy).
+    pub fn target_hostnames(&self) -> Vec<String> {
+        self.targets
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default()
     }
 
     /// The newest runs first, at most `limit`.

@@ -7,7 +7,7 @@
 //! read-only. Variables go in as `TF_VAR_*` environment variables: tokens never touch disk.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use futures_util::future::BoxFuture;
@@ -264,21 +264,42 @@ impl Provisioner for TerraformCli {
         let Ok(text) = std::fs::read_to_string(&pid_file) else {
             return Ok(());
         };
-        if let Ok(pid) = text.trim().parse::<u32>() {
-            if Path::new(&format!("/proc/{pid}")).exists() {
+        if let Some(pid) = text.trim().parse::<i32>().ok().filter(|pid| *pid > 1) {
+            if is_terraform_group_leader(pid) {
                 tracing::warn!(
                     pid,
                     "stopping a terraform run left behind by a previous allocator"
                 );
                 // Its own process group: stop terraform and whatever it started.
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &format!("-{pid}")])
-                    .status();
+                if let Err(err) = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                ) {
+                    tracing::warn!(pid, error = %err, "could not stop the old terraform run");
+                }
             }
         }
         let _ = std::fs::remove_file(pid_file);
         Ok(())
     }
+}
+
+/// Whether `pid` is still a `terraform` process leading its own process group (a stale pid
+/// file must never make us signal an unrelated process that reused the number).
+fn is_terraform_group_leader(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // stat: "pid (comm) state ppid pgrp ..."; comm may contain spaces, so split at the last ')'.
+    let Some((before, after)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let comm = before.split_once('(').map(|(_, c)| c).unwrap_or_default();
+    let pgrp = after
+        .split_whitespace()
+        .nth(2)
+        .and_then(|g| g.parse::<i32>().ok());
+    comm.starts_with("terraform") && pgrp == Some(pid)
 }
 
 /// One `terraform -json` line as a progress line; lines that say nothing to an admin (the
