@@ -54,6 +54,8 @@ pub enum StartupError {
 pub struct Application {
     address: SocketAddr,
     server: Server,
+    /// Tells long-lived requests (waiting agents, live pages) that the allocator is stopping.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Application {
@@ -112,6 +114,7 @@ impl Application {
         let admin = admin_credentials(&config, &pool, &writer).await?;
         let session_key = stored_secret(&writer, app_secrets::SESSION_KEY, random_token()).await?;
         let auth = Authorizer::new(Arc::new(admin), &config.clients);
+        let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
         let state = web::Data::new(AppState {
             pool,
             backend,
@@ -127,6 +130,7 @@ impl Application {
                 Duration::from_secs(config.admin.lockout_secs),
             )),
             session_ttl: Duration::from_secs(config.admin.session_ttl_secs),
+            stopping: stopping_seen,
         });
         let (max_json_bytes, max_form_bytes) =
             (config.server.max_json_bytes, config.server.max_form_bytes);
@@ -148,7 +152,9 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(path_error))
                 .configure(routes::configure)
         })
-        .shutdown_timeout(config.server.shutdown_timeout_secs);
+        .shutdown_timeout(config.server.shutdown_timeout_secs)
+        // Signals are handled in `run_until_stopped`, which first lets long polls end.
+        .disable_signals();
         if config.server.workers > 0 {
             server = server.workers(config.server.workers);
         }
@@ -163,6 +169,7 @@ impl Application {
         Ok(Application {
             address,
             server: bound.run(),
+            stopping,
         })
     }
 
@@ -179,7 +186,21 @@ impl Application {
     /// Serves until SIGTERM, SIGINT (ctrl-c) or SIGQUIT; in-flight requests get
     /// `server.shutdown_timeout_secs` to finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
+        let handle = self.server.handle();
+        let server = self.server;
+        tokio::pin!(server);
+        let result = tokio::select! {
+            result = &mut server => result,
+            signal = stop_signal() => {
+                tracing::info!(signal, "stopping: answering waiting agents, finishing requests");
+                // Agents waiting for an assignment are told to retry (after the restart, or
+                // at another allocator), so the graceful stop need not wait out their polls.
+                let _ = self.stopping.send(true);
+                // The server future carries out the stop, so both are driven together.
+                let ((), result) = tokio::join!(handle.stop(true), &mut server);
+                result
+            }
+        };
         tracing::info!("stopped");
         result
     }
@@ -253,6 +274,24 @@ async fn stored_secret(
         .map_err(|e| StartupError::Database(format!("cannot store {name}: {e}")))
 }
 
+/// Waits for SIGTERM, SIGINT (ctrl-c) or SIGQUIT and names it.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut terminate), Ok(mut interrupt), Ok(mut quit)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
+    ) else {
+        tracing::error!("cannot listen for stop signals");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+        _ = quit.recv() => "SIGQUIT",
+    }
+}
+
 /// The provisioner the configuration asks for.
 fn provisioner(config: &Config) -> Arc<dyn Provisioner> {
     let allocator_url = config.agent_facing_url();
@@ -271,6 +310,13 @@ fn provisioner(config: &Config) -> Arc<dyn Provisioner> {
                         .filter(|candidate| candidate.is_file())
                         .unwrap_or_else(|| "lablink-client".into())
                 });
+            if !agent_available(&agent_binary) {
+                tracing::warn!(
+                    agent = %agent_binary.display(),
+                    "the local provider cannot find the agent program, so creating VMs will fail; \
+                     build it with `cargo build --release -p lablink-client` or set provider.local.agent_binary"
+                );
+            }
             Arc::new(LocalAgents::new(
                 agent_binary,
                 config.database.data_dir.join("agents"),
@@ -290,6 +336,16 @@ fn provisioner(config: &Config) -> Arc<dyn Provisioner> {
             variables: config.provider.terraform.variables.clone(),
         }),
     }
+}
+
+/// Whether `program` exists as given, or on `PATH` when it is a bare name.
+fn agent_available(program: &std::path::Path) -> bool {
+    if program.components().count() > 1 {
+        return program.is_file();
+    }
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
 }
 
 /// Applies pending migrations, retrying with capped backoff while the database cannot be

@@ -36,6 +36,16 @@ pub struct AppState {
     pub login_guard: Arc<LoginGuard>,
     /// How long a dashboard sign-in lasts.
     pub session_ttl: std::time::Duration,
+    /// Becomes `true` when the allocator starts stopping.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// Resolves when the allocator starts stopping.
+    pub async fn until_stopping(&self) {
+        let mut stopping = self.stopping.clone();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
 }
 
 impl AppState {

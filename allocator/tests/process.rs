@@ -582,3 +582,41 @@ async fn an_allocator_killed_mid_apply_recovers_when_restarted() {
     second.signal("TERM");
     let _ = second.wait_for_exit();
 }
+
+#[tokio::test]
+async fn stopping_answers_waiting_agents_at_once_instead_of_waiting_out_their_polls() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut allocator = Allocator::start(dir.path(), &["--bind", "127.0.0.1:0"], &[]);
+    let base = allocator.wait_until_listening();
+    let client = reqwest::Client::new();
+    let registered: serde_json::Value = client
+        .post(format!("{base}/api/vm-status"))
+        .json(&serde_json::json!({"hostname": "vm-1", "status": "running"}))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("json");
+    let token = registered["token"].as_str().expect("token").to_owned();
+    let waiting = client
+        .post(format!("{base}/vm_startup"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"hostname": "vm-1"}))
+        .send();
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        allocator.signal("TERM");
+    };
+    let (answer, ()) = tokio::join!(waiting, stop);
+    let answer = answer.expect("the waiting agent got an answer");
+    assert_eq!(answer.status(), 503, "the agent is told to retry");
+    let stopped_within = Instant::now();
+    let status = allocator.wait_for_exit();
+    assert!(status.success(), "{status}");
+    // The graceful-stop timeout is 30 s; with no poll left open it takes a moment.
+    assert!(
+        stopped_within.elapsed() < Duration::from_secs(10),
+        "stopping waited out the open polls"
+    );
+}

@@ -585,15 +585,21 @@ pub async fn release_vm(
 
 // --- live streams -----------------------------------------------------------------------
 
-fn event_stream<S>(events: S) -> HttpResponse
+fn event_stream<S>(state: &AppState, events: S) -> HttpResponse
 where
     S: futures_util::Stream<Item = String> + 'static,
 {
+    // Ends when the allocator stops, so a graceful stop need not wait for open pages.
+    let stopping = {
+        let state = state.clone();
+        async move { state.until_stopping().await }
+    };
     let keepalive = futures_util::stream::unfold((), |()| async {
         tokio::time::sleep(KEEPALIVE_INTERVAL).await;
         Some((": keepalive\n\n".to_owned(), ()))
     });
     let body = futures_util::stream::select(events, keepalive)
+        .take_until(stopping)
         .map(|chunk| Ok::<_, actix_web::Error>(web::Bytes::from(chunk)));
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
@@ -609,7 +615,7 @@ pub async fn vm_events(state: web::Data<AppState>, request: HttpRequest) -> Http
     let mut changes = state.changes.subscribe();
     let stream = futures_util::stream::poll_fn(move |cx| changes.poll_recv(cx))
         .map(|_| "event: vms\ndata: changed\n\n".to_owned());
-    event_stream(stream)
+    event_stream(&state, stream)
 }
 
 /// `GET /admin/operations/events`: each operation event as JSON.
@@ -635,7 +641,7 @@ pub async fn operation_events(state: web::Data<AppState>, request: HttpRequest) 
             }
         }
     });
-    event_stream(stream)
+    event_stream(&state, stream)
 }
 
 /// `GET /admin/logs/{hostname}/stream?after=ID`: new log lines as they arrive.
@@ -654,6 +660,7 @@ pub async fn log_stream(
             .and_then(|q| q.get("after").and_then(|a| a.parse().ok()))
             .unwrap_or(0);
     let state = state.into_inner();
+    let streaming_state = state.clone();
     let stream = futures_util::stream::unfold(
         (after, Vec::<String>::new().into_iter()),
         move |(mut after, mut pending)| {
@@ -684,7 +691,7 @@ pub async fn log_stream(
             }
         },
     );
-    event_stream(stream)
+    event_stream(&streaming_state, stream)
 }
 
 // --- reading pages -----------------------------------------------------------------------

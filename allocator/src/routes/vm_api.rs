@@ -56,7 +56,15 @@ pub async fn vm_startup(
         .await?;
     // Waiting here holds no thread and no connection; if the agent hangs up, this future is
     // dropped and the VM actor forgets the waiter.
-    match outcome.await {
+    let outcome = tokio::select! {
+        outcome = outcome => outcome,
+        () = state.until_stopping() => {
+            return Err(ApiError::Unavailable(
+                "The allocator is restarting; please retry.".to_owned(),
+            ));
+        }
+    };
+    match outcome {
         Ok(WaitOutcome::Assigned(assignment)) => Ok(HttpResponse::Ok().json(
             VmAssignment::success(assignment.assignment_id, assignment.pin, assignment.command),
         )),
