@@ -41,6 +41,31 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Records an action in the audit trail. A failure to record is logged, not shown: the
+    /// action itself has happened.
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        target: Option<String>,
+        detail: Option<String>,
+    ) {
+        let event = lablink_schema::audit_events::NewAuditEvent {
+            occurred_at: chrono::Utc::now().naive_utc(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target,
+            detail,
+        };
+        let recorded = self
+            .writer
+            .send(lablink_actors::db_writer::RecordAuditEvent(event))
+            .await;
+        if !matches!(recorded, Ok(Ok(_))) {
+            tracing::error!(action, "cannot record the audit event");
+        }
+    }
+
     /// Resolves when the allocator starts stopping.
     pub async fn until_stopping(&self) {
         let mut stopping = self.stopping.clone();

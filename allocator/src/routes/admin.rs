@@ -1,14 +1,13 @@
 //! The admin JSON API (HTTP Basic until the dashboard adds sessions).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use lablink_actors::db_writer::{RecordAuditEvent, ReleaseVm};
+use lablink_actors::db_writer::ReleaseVm;
 use lablink_actors::terraform_executor::{CreateVms, DestroyAllVms, DestroyVms};
-use lablink_schema::audit_events::NewAuditEvent;
 use lablink_schema::operations::Operation;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{Caller, Credentials};
+use crate::auth::Credentials;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::validate;
@@ -63,14 +62,14 @@ pub async fn create_vms(
             requested_by: caller.audit_name(),
         })
         .await??;
-    audit(
-        &state,
-        &caller,
-        "vms.create",
-        None,
-        Some(format!("{} VMs, operation {}", body.count, operation.id)),
-    )
-    .await;
+    state
+        .audit(
+            &caller.audit_name(),
+            "vms.create",
+            None,
+            Some(format!("{} VMs, operation {}", body.count, operation.id)),
+        )
+        .await;
     Ok(HttpResponse::Accepted().json(operation_json(&operation)))
 }
 
@@ -109,14 +108,14 @@ pub async fn destroy_vms(
             requested_by: caller.audit_name(),
         })
         .await??;
-    audit(
-        &state,
-        &caller,
-        "vms.destroy",
-        Some(targets),
-        Some(format!("operation {}", operation.id)),
-    )
-    .await;
+    state
+        .audit(
+            &caller.audit_name(),
+            "vms.destroy",
+            Some(targets),
+            Some(format!("operation {}", operation.id)),
+        )
+        .await;
     Ok(HttpResponse::Accepted().json(operation_json(&operation)))
 }
 
@@ -144,14 +143,14 @@ pub async fn destroy_all_vms(
             requested_by: caller.audit_name(),
         })
         .await??;
-    audit(
-        &state,
-        &caller,
-        "vms.destroy_all",
-        None,
-        Some(format!("operation {}", operation.id)),
-    )
-    .await;
+    state
+        .audit(
+            &caller.audit_name(),
+            "vms.destroy_all",
+            None,
+            Some(format!("operation {}", operation.id)),
+        )
+        .await;
     Ok(HttpResponse::Accepted().json(operation_json(&operation)))
 }
 
@@ -208,26 +207,4 @@ fn operation_json(operation: &Operation) -> serde_json::Value {
         "started_at": operation.started_at,
         "finished_at": operation.finished_at,
     })
-}
-
-/// Records an admin action; a failure to record is logged, not shown (the action happened).
-async fn audit(
-    state: &AppState,
-    caller: &Caller,
-    action: &str,
-    target: Option<String>,
-    detail: Option<String>,
-) {
-    let event = NewAuditEvent {
-        occurred_at: chrono::Utc::now().naive_utc(),
-        actor: caller.audit_name(),
-        action: action.to_owned(),
-        target,
-        detail,
-    };
-    match state.writer.send(RecordAuditEvent(event)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(err)) => tracing::error!(error = %err, action, "cannot record the audit event"),
-        Err(err) => tracing::error!(error = %err, action, "the database writer is gone"),
-    }
 }

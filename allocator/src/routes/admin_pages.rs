@@ -10,12 +10,12 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
-use lablink_actors::db_writer::{EndAdminSession, RecordAuditEvent, ReleaseVm, StartAdminSession};
+use lablink_actors::db_writer::{EndAdminSession, ReleaseVm, StartAdminSession};
 use lablink_actors::terraform_executor::{
     CreateVms, DestroyAllVms, DestroyVms, ProvisioningError, SubscribeOperations,
 };
 use lablink_schema::admin_sessions::AdminSession;
-use lablink_schema::audit_events::{AuditEvent, NewAuditEvent};
+use lablink_schema::audit_events::AuditEvent;
 use lablink_schema::operations::Operation;
 use lablink_schema::vm_logs::VmLogLine;
 use lablink_schema::vms::Vm;
@@ -131,19 +131,6 @@ fn is_https(request: &HttpRequest) -> bool {
     request.connection_info().scheme() == "https"
 }
 
-async fn audit(state: &AppState, action: &str, target: Option<String>, detail: Option<String>) {
-    let event = NewAuditEvent {
-        occurred_at: Utc::now().naive_utc(),
-        actor: ADMIN.to_owned(),
-        action: action.to_owned(),
-        target,
-        detail,
-    };
-    if !matches!(state.writer.send(RecordAuditEvent(event)).await, Ok(Ok(_))) {
-        tracing::error!(action, "cannot record the audit event");
-    }
-}
-
 // --- sign-in --------------------------------------------------------------------------
 
 #[derive(Serialize)]
@@ -240,13 +227,14 @@ pub async fn login(
         .unwrap_or(false);
     if !verified {
         state.login_guard.record_failure(address);
-        audit(
-            &state,
-            "admin.login_failed",
-            None,
-            Some(format!("from {address}")),
-        )
-        .await;
+        state
+            .audit(
+                ADMIN,
+                "admin.login_failed",
+                None,
+                Some(format!("from {address}")),
+            )
+            .await;
         return login_page(
             &state,
             &request,
@@ -274,7 +262,9 @@ pub async fn login(
             "Cannot sign in right now; please try again.".to_owned(),
         ));
     }
-    audit(&state, "admin.login", None, Some(format!("from {address}"))).await;
+    state
+        .audit(ADMIN, "admin.login", None, Some(format!("from {address}")))
+        .await;
     let cookie = Cookie::build(SESSION_COOKIE, state.signer.sign(&session_id))
         .path("/")
         .http_only(true)
@@ -306,7 +296,7 @@ pub async fn logout(
             id_hash: session.id_hash.clone(),
         })
         .await;
-    audit(&state, "admin.logout", None, None).await;
+    state.audit(ADMIN, "admin.logout", None, None).await;
     let mut response = redirect("/admin/login?logged_out=1");
     let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
     gone.make_removal();
@@ -412,13 +402,14 @@ async fn provisioning_outcome(
 ) -> HttpResponse {
     match outcome {
         Ok(Ok(operation)) => {
-            audit(
-                state,
-                action,
-                target,
-                Some(format!("operation {}", operation.id)),
-            )
-            .await;
+            state
+                .audit(
+                    ADMIN,
+                    action,
+                    target,
+                    Some(format!("operation {}", operation.id)),
+                )
+                .await;
             redirect(&format!("/admin/operations#op-{}", operation.id))
         }
         Ok(Err(refused)) => {
