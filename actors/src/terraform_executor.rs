@@ -462,6 +462,22 @@ impl Handler<CreationsStored> for TerraformExecutor {
     }
 }
 
+/// The provider's id of the VM (for cloud calls such as reboot), if it exists.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<String>, ProvisionError>")]
+pub struct FindInstanceId {
+    pub hostname: String,
+}
+
+impl Handler<FindInstanceId> for TerraformExecutor {
+    type Result = actix::ResponseFuture<Result<Option<String>, ProvisionError>>;
+
+    fn handle(&mut self, msg: FindInstanceId, _: &mut Self::Context) -> Self::Result {
+        let ids = self.provisioner.instance_ids();
+        Box::pin(async move { Ok(ids.await?.remove(&msg.hostname)) })
+    }
+}
+
 /// A live feed of operation events (queued, started, each output line, finished).
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "broadcast::Receiver<OperationEvent>")]

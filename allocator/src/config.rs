@@ -187,6 +187,52 @@ pub struct ProviderConfig {
     pub allocator_url: Option<String>,
     pub local: LocalProviderConfig,
     pub terraform: TerraformProviderConfig,
+    pub aws: AwsConfig,
+}
+
+/// Section `provider.aws`: the AWS API (needs a build with cargo feature `aws`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsConfig {
+    /// Use the AWS API: check the instance type has an NVIDIA GPU before creating VMs,
+    /// allow rebooting a VM, and show which credentials are in effect. Credentials come from
+    /// the usual AWS sources (environment, profile, instance role).
+    #[serde(deserialize_with = "figment::util::bool_from_str_or_int")]
+    pub enabled: bool,
+    /// AWS region. Unset: the usual AWS sources, else `provider.terraform.variables.region`.
+    pub region: Option<String>,
+    /// Another endpoint for the EC2 and STS APIs (a stand-in such as LocalStack).
+    pub endpoint_url: Option<String>,
+    /// Instance type VMs are created with. Unset: `provider.terraform.variables.instance_type`,
+    /// else `g4dn.xlarge` (the module's default).
+    pub instance_type: Option<String>,
+    /// Refuse to create VMs on an instance type without an NVIDIA GPU (the client image
+    /// needs one).
+    #[serde(deserialize_with = "figment::util::bool_from_str_or_int")]
+    pub require_gpu: bool,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        AwsConfig {
+            enabled: false,
+            region: None,
+            endpoint_url: None,
+            instance_type: None,
+            require_gpu: true,
+        }
+    }
+}
+
+impl ProviderConfig {
+    /// The instance type VMs are created with, when the AWS API is in use.
+    pub fn instance_type(&self) -> String {
+        self.aws
+            .instance_type
+            .clone()
+            .or_else(|| self.terraform.variables.get("instance_type").cloned())
+            .unwrap_or_else(|| "g4dn.xlarge".to_owned())
+    }
 }
 
 impl Default for ProviderConfig {
@@ -198,6 +244,7 @@ impl Default for ProviderConfig {
             allocator_url: None,
             local: LocalProviderConfig::default(),
             terraform: TerraformProviderConfig::default(),
+            aws: AwsConfig::default(),
         }
     }
 }
@@ -403,6 +450,12 @@ impl Config {
             return Err(invalid(
                 "server.max_json_bytes",
                 "body limits must be at least 1024 bytes",
+            ));
+        }
+        if self.provider.aws.enabled && !cfg!(feature = "aws") {
+            return Err(invalid(
+                "provider.aws.enabled",
+                "this allocator was built without the `aws` feature (cargo build --features aws)",
             ));
         }
         if self.provider.max_vms == 0 {

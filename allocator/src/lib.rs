@@ -3,6 +3,8 @@
 
 pub mod admin_auth;
 pub mod auth;
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod config;
 pub mod error;
 pub mod pages;

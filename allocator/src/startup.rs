@@ -12,6 +12,7 @@ use lablink_actors::change_feed::ChangeHub;
 use lablink_actors::db_writer::DbWriter;
 use lablink_actors::db_writer::{DbWriter as Writer, StoreSecret};
 use lablink_actors::notification_listener::{NotificationListener, ReconnectPolicy};
+use lablink_actors::provisioning::cloud::CloudApi;
 use lablink_actors::provisioning::local::LocalAgents;
 use lablink_actors::provisioning::terraform::TerraformCli;
 use lablink_actors::provisioning::Provisioner;
@@ -70,6 +71,15 @@ impl Application {
     /// Opens and migrates the database, starts the actors and binds the listener. Must run
     /// inside an actix system. Port 0 in `server.bind` picks a free port (see [`Self::address`]).
     pub async fn build(config: Config) -> Result<Application, StartupError> {
+        Self::build_with(config, None).await
+    }
+
+    /// [`Self::build`], with the cloud API given instead of made from the configuration (tests
+    /// pass a scripted one).
+    pub async fn build_with(
+        config: Config,
+        cloud: Option<Arc<dyn CloudApi>>,
+    ) -> Result<Application, StartupError> {
         let location = config.database.location().map_err(StartupError::Database)?;
         let backend = location.backend();
         let pool = build_pool(&location, config.database.pool_size)
@@ -115,6 +125,12 @@ impl Application {
         let session_key = stored_secret(&writer, app_secrets::SESSION_KEY, random_token()).await?;
         let auth = Authorizer::new(Arc::new(admin), &config.clients);
         let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
+        let cloud = match cloud {
+            Some(cloud) => Some(cloud),
+            None => cloud_from_config(&config).await,
+        };
+        let required_gpu_instance_type = (cloud.is_some() && config.provider.aws.require_gpu)
+            .then(|| config.provider.instance_type());
         let state = web::Data::new(AppState {
             pool,
             backend,
@@ -131,6 +147,8 @@ impl Application {
             )),
             session_ttl: Duration::from_secs(config.admin.session_ttl_secs),
             stopping: stopping_seen,
+            cloud,
+            required_gpu_instance_type,
         });
         let (max_json_bytes, max_form_bytes) =
             (config.server.max_json_bytes, config.server.max_form_bytes);
@@ -272,6 +290,23 @@ async fn stored_secret(
         .await
         .map_err(|e| StartupError::Database(e.to_string()))?
         .map_err(|e| StartupError::Database(format!("cannot store {name}: {e}")))
+}
+
+/// The AWS API when `provider.aws.enabled` (configuration checking refuses it in a build
+/// without the `aws` feature).
+#[allow(clippy::unused_async)]
+async fn cloud_from_config(config: &Config) -> Option<Arc<dyn CloudApi>> {
+    if !config.provider.aws.enabled {
+        return None;
+    }
+    #[cfg(feature = "aws")]
+    {
+        Some(Arc::new(crate::aws::AwsCloud::new(&config.provider).await))
+    }
+    #[cfg(not(feature = "aws"))]
+    {
+        None
+    }
 }
 
 /// Waits for SIGTERM, SIGINT (ctrl-c) or SIGQUIT and names it.

@@ -7,6 +7,7 @@ use actix::Addr;
 use actix_web::web;
 use lablink_actors::change_feed::ChangeHub;
 use lablink_actors::db_writer::DbWriter;
+use lablink_actors::provisioning::cloud::CloudApi;
 use lablink_actors::terraform_executor::TerraformExecutor;
 use lablink_actors::vm_supervisor::VmSupervisor;
 use lablink_schema::vms::Vm;
@@ -38,9 +39,32 @@ pub struct AppState {
     pub session_ttl: std::time::Duration,
     /// Becomes `true` when the allocator starts stopping.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The cloud's API, when configured (`provider.aws.enabled`).
+    pub cloud: Option<Arc<dyn CloudApi>>,
+    /// The instance type new VMs get, when it must have an NVIDIA GPU.
+    pub required_gpu_instance_type: Option<String>,
 }
 
 impl AppState {
+    /// Refuses to create VMs when they would get an instance type without an NVIDIA GPU.
+    pub async fn check_launchable(&self) -> Result<(), ApiError> {
+        let (Some(cloud), Some(instance_type)) = (&self.cloud, &self.required_gpu_instance_type)
+        else {
+            return Ok(());
+        };
+        match cloud.has_nvidia_gpu(instance_type).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ApiError::BadRequest(format!(
+                "the instance type `{instance_type}` has no NVIDIA GPU, which the client image \
+                 needs: choose a GPU type (g4dn, g5, g6, p3, …) in provider.aws.instance_type or \
+                 provider.terraform.variables.instance_type"
+            ))),
+            Err(err) => Err(ApiError::Unavailable(format!(
+                "cannot check the instance type with AWS: {err}"
+            ))),
+        }
+    }
+
     /// Records an action in the audit trail. A failure to record is logged, not shown: the
     /// action itself has happened.
     pub async fn audit(

@@ -146,6 +146,23 @@ impl Provisioner for LocalAgents {
         Box::pin(async move { Ok(names) })
     }
 
+    fn instance_ids(&self) -> BoxFuture<'static, Result<BTreeMap<String, String>, ProvisionError>> {
+        // Only agents still running count (as in `provisioned`).
+        let running = self.running();
+        let agents = self
+            .agents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ids: BTreeMap<String, String> = running
+            .into_iter()
+            .filter_map(|name| {
+                let pid = agents.get(&name).and_then(Child::id)?;
+                Some((name, format!("local-pid-{pid}")))
+            })
+            .collect();
+        Box::pin(async move { Ok(ids) })
+    }
+
     fn recover(&self) -> Result<(), ProvisionError> {
         // Agents are this process's children and die with it (kill on drop); a crashed
         // allocator's agents keep polling and are harmless until their VMs are destroyed.

@@ -7,6 +7,7 @@
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
+pub mod cloud;
 pub mod local;
 pub mod terraform;
 
@@ -77,6 +78,11 @@ pub trait Provisioner: Send + Sync + 'static {
 
     /// The hostnames that exist now.
     fn provisioned(&self) -> BoxFuture<'static, Result<Vec<String>, ProvisionError>>;
+
+    /// The provider's own id of each VM (the EC2 instance id on AWS), by hostname.
+    fn instance_ids(
+        &self,
+    ) -> BoxFuture<'static, Result<std::collections::BTreeMap<String, String>, ProvisionError>>;
 
     /// At start-up, after a crash: stops whatever a previous process left running.
     fn recover(&self) -> Result<(), ProvisionError>;

@@ -259,6 +259,28 @@ impl Provisioner for TerraformCli {
         Box::pin(async move { this.output_names().await })
     }
 
+    fn instance_ids(&self) -> BoxFuture<'static, Result<BTreeMap<String, String>, ProvisionError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            if !this.work_dir.join("terraform.tfstate").exists() && !this.uses_remote_state() {
+                return Ok(BTreeMap::new());
+            }
+            let output = this
+                .command(&["output", "-json", "vm_instance_ids"])
+                .output()
+                .await
+                .map_err(|err| ProvisionError(format!("cannot run terraform output: {err}")))?;
+            if !output.status.success() {
+                return Ok(BTreeMap::new());
+            }
+            serde_json::from_slice(&output.stdout).map_err(|err| {
+                ProvisionError(format!(
+                    "unexpected `terraform output vm_instance_ids`: {err}"
+                ))
+            })
+        })
+    }
+
     fn recover(&self) -> Result<(), ProvisionError> {
         let pid_file = self.work_dir.join(PID_FILE);
         let Ok(text) = std::fs::read_to_string(&pid_file) else {

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use lablink_actors::db_writer::ReleaseVm;
-use lablink_actors::terraform_executor::{CreateVms, DestroyAllVms, DestroyVms};
+use lablink_actors::terraform_executor::{CreateVms, DestroyAllVms, DestroyVms, FindInstanceId};
 use lablink_schema::operations::Operation;
 use serde::Deserialize;
 use serde_json::json;
@@ -55,6 +55,7 @@ pub async fn create_vms(
     let caller = state
         .auth
         .require_admin(&Credentials::from_request(&request))?;
+    state.check_launchable().await?;
     let operation = state
         .executor
         .send(CreateVms {
@@ -71,6 +72,51 @@ pub async fn create_vms(
         )
         .await;
     Ok(HttpResponse::Accepted().json(operation_json(&operation)))
+}
+
+/// `POST /api/admin/vms/{hostname}/reboot`: reboots the VM through the cloud's API.
+pub async fn reboot_vm(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    hostname: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = state
+        .auth
+        .require_admin(&Credentials::from_request(&request))?;
+    let hostname = validate::hostname(&hostname)
+        .map_err(ApiError::BadRequest)?
+        .to_owned();
+    reboot(&state, &hostname).await?;
+    state
+        .audit(
+            &caller.audit_name(),
+            "vm.reboot",
+            Some(hostname.clone()),
+            None,
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(json!({"message": "VM rebooting.", "hostname": hostname})))
+}
+
+/// Reboots `hostname` through the cloud's API.
+pub async fn reboot(state: &AppState, hostname: &str) -> Result<(), ApiError> {
+    let Some(cloud) = &state.cloud else {
+        return Err(ApiError::BadRequest(
+            "rebooting needs the cloud's API: set provider.aws.enabled".to_owned(),
+        ));
+    };
+    let instance_id = state
+        .executor
+        .send(FindInstanceId {
+            hostname: hostname.to_owned(),
+        })
+        .await?
+        .map_err(|err| ApiError::Internal(err.to_string()))?
+        .ok_or_else(ApiError::vm_not_found)?;
+    cloud
+        .reboot(&instance_id)
+        .await
+        .map_err(|err| ApiError::Unavailable(format!("AWS refused the reboot: {err}")))
 }
 
 /// Body of `POST /api/admin/vms/destroy`.

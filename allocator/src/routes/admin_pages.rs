@@ -27,6 +27,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::validate;
 
+/// How long the dashboard waits for the cloud to say whose credentials are in effect.
+const CLOUD_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often a live log view looks for new lines.
 const LOG_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Comment lines keep idle event streams open through proxies.
@@ -346,6 +348,20 @@ async fn dashboard_page(
         Err(err) => return page_error(err),
     };
     let assigned = vms.iter().filter(|vm| vm.user_email.is_some()).count();
+    // Which cloud credentials are in effect (never the secrets), when the cloud API is on.
+    let credentials = match &state.cloud {
+        None => None,
+        Some(cloud) => Some(
+            match tokio::time::timeout(CLOUD_TIMEOUT, cloud.identity()).await {
+                Ok(Ok(identity)) => format!(
+                    "AWS credentials in effect: account {} as {}",
+                    identity.account, identity.arn
+                ),
+                Ok(Err(err)) => format!("AWS credentials are not usable: {err}"),
+                Err(_) => "AWS did not answer in time".to_owned(),
+            },
+        ),
+    };
     render(
         state,
         status,
@@ -353,6 +369,8 @@ async fn dashboard_page(
         &json!({
             "csrf": session.csrf,
             "vms": rows(&vms),
+            "cloud": state.cloud.is_some(),
+            "credentials": credentials,
             "total": vms.len(),
             "free": free,
             "assigned": assigned,
@@ -363,14 +381,45 @@ async fn dashboard_page(
     )
 }
 
+/// `POST /admin/vms/{hostname}/reboot`.
+pub async fn reboot_vm(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    hostname: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let session = match signed_in(&state, &request).await {
+        Ok(session) => session,
+        Err(redirect) => return redirect,
+    };
+    if !csrf_ok(&session, &form_fields(&body)) {
+        return csrf_refused();
+    }
+    let hostname = hostname.into_inner();
+    match crate::routes::admin::reboot(&state, &hostname).await {
+        Ok(()) => {
+            state.audit(ADMIN, "vm.reboot", Some(hostname), None).await;
+            redirect("/admin?rebooted=1")
+        }
+        Err(err) => {
+            let status = actix_web::ResponseError::status_code(&err);
+            dashboard_page(&state, &session, status, None, Some(&err.to_string())).await
+        }
+    }
+}
+
 /// `GET /admin`.
 pub async fn dashboard(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
     match signed_in(&state, &request).await {
         Ok(session) => {
-            let notice = request
-                .query_string()
-                .contains("released=1")
-                .then_some("The VM was released.");
+            let query = request.query_string();
+            let notice = if query.contains("released=1") {
+                Some("The VM was released.")
+            } else if query.contains("rebooted=1") {
+                Some("The VM is rebooting.")
+            } else {
+                None
+            };
             dashboard_page(&state, &session, StatusCode::OK, notice, None).await
         }
         Err(redirect) => redirect,
@@ -387,7 +436,7 @@ pub async fn instance_rows(state: web::Data<AppState>, request: HttpRequest) -> 
             &state,
             StatusCode::OK,
             "admin_rows",
-            &json!({ "vms": rows(&vms) }),
+            &json!({ "vms": rows(&vms), "cloud": state.cloud.is_some() }),
         ),
         Err(err) => page_error(err),
     }
@@ -449,6 +498,10 @@ pub async fn create_vms(
         )
         .await;
     };
+    if let Err(refused) = state.check_launchable().await {
+        let status = actix_web::ResponseError::status_code(&refused);
+        return dashboard_page(&state, &session, status, None, Some(&refused.to_string())).await;
+    }
     let outcome = state
         .executor
         .send(CreateVms {

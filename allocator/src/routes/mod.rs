@@ -42,6 +42,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(admin::release_vm),
         )
         .route("/api/admin/vms", web::post().to(admin::create_vms))
+        .route(
+            "/api/admin/vms/{hostname}/reboot",
+            web::post().to(admin::reboot_vm),
+        )
         .route("/api/admin/vms/destroy", web::post().to(admin::destroy_vms))
         .route(
             "/api/admin/vms/destroy-all",
@@ -77,6 +81,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/vms/{hostname}/release",
             web::post().to(admin_pages::release_vm),
+        )
+        .route(
+            "/admin/vms/{hostname}/reboot",
+            web::post().to(admin_pages::reboot_vm),
         )
         .route(
             "/admin/logs/{hostname}",

@@ -86,7 +86,28 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 pub async fn start(config: Config) -> TestApp {
-    let application = Application::build(config)
+    start_with_cloud(config, None).await
+}
+
+/// An allocator on a fresh PostgreSQL database using `cloud` as the cloud's API.
+pub async fn spawn_app_with_cloud(
+    adjust: impl FnOnce(&mut Config),
+    cloud: std::sync::Arc<dyn lablink_actors::provisioning::cloud::CloudApi>,
+) -> TestApp {
+    let database = TestDatabase::migrated();
+    let mut config = test_config();
+    config.database.url = Some(database.url().to_owned());
+    adjust(&mut config);
+    let mut app = start_with_cloud(config, Some(cloud)).await;
+    app.database = Some(database);
+    app
+}
+
+async fn start_with_cloud(
+    config: Config,
+    cloud: Option<std::sync::Arc<dyn lablink_actors::provisioning::cloud::CloudApi>>,
+) -> TestApp {
+    let application = Application::build_with(config, cloud)
         .await
         .expect("the allocator should start");
     let address = format!("http://{}", application.address());

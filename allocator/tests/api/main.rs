@@ -2,6 +2,7 @@
 //! One test binary for all of them, so they build once.
 
 mod auth;
+mod cloud;
 mod dashboard;
 mod health;
 mod helpers;
