@@ -47,6 +47,27 @@ pub struct SignedIn {
     csrf: String,
 }
 
+/// Pages and forms take a [`SignedIn`] argument: a request without a valid session is
+/// answered with a redirect to the sign-in page before the handler runs.
+impl actix_web::FromRequest for SignedIn {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let Some(state) = request.app_data::<web::Data<AppState>>().cloned() else {
+                return Err(actix_web::error::ErrorInternalServerError(
+                    "no application state",
+                ));
+            };
+            signed_in(&state, &request).await.map_err(|redirect| {
+                actix_web::error::InternalError::from_response("not signed in", redirect).into()
+            })
+        })
+    }
+}
+
 fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
@@ -282,13 +303,9 @@ pub async fn login(
 /// `POST /admin/logout`.
 pub async fn logout(
     state: web::Data<AppState>,
-    request: HttpRequest,
+    session: SignedIn,
     body: web::Bytes,
 ) -> HttpResponse {
-    let session = match signed_in(&state, &request).await {
-        Ok(session) => session,
-        Err(redirect) => return redirect,
-    };
     if !csrf_ok(&session, &form_fields(&body)) {
         return csrf_refused();
     }
@@ -384,14 +401,10 @@ async fn dashboard_page(
 /// `POST /admin/vms/{hostname}/reboot`.
 pub async fn reboot_vm(
     state: web::Data<AppState>,
-    request: HttpRequest,
+    session: SignedIn,
     hostname: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let session = match signed_in(&state, &request).await {
-        Ok(session) => session,
-        Err(redirect) => return redirect,
-    };
     if !csrf_ok(&session, &form_fields(&body)) {
         return csrf_refused();
     }
@@ -409,28 +422,24 @@ pub async fn reboot_vm(
 }
 
 /// `GET /admin`.
-pub async fn dashboard(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
-    match signed_in(&state, &request).await {
-        Ok(session) => {
-            let query = request.query_string();
-            let notice = if query.contains("released=1") {
-                Some("The VM was released.")
-            } else if query.contains("rebooted=1") {
-                Some("The VM is rebooting.")
-            } else {
-                None
-            };
-            dashboard_page(&state, &session, StatusCode::OK, notice, None).await
-        }
-        Err(redirect) => redirect,
-    }
+pub async fn dashboard(
+    state: web::Data<AppState>,
+    session: SignedIn,
+    request: HttpRequest,
+) -> HttpResponse {
+    let query = request.query_string();
+    let notice = if query.contains("released=1") {
+        Some("The VM was released.")
+    } else if query.contains("rebooted=1") {
+        Some("The VM is rebooting.")
+    } else {
+        None
+    };
+    dashboard_page(&state, &session, StatusCode::OK, notice, None).await
 }
 
 /// `GET /admin/instances/rows`: the table body alone, for live refreshes.
-pub async fn instance_rows(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
-    if let Err(redirect) = signed_in(&state, &request).await {
-        return redirect;
-    }
+pub async fn instance_rows(state: web::Data<AppState>, _session: SignedIn) -> HttpResponse {
     match state.read(Vm::list_all).await {
         Ok(vms) => render(
             &state,
@@ -477,13 +486,9 @@ async fn provisioning_outcome(
 /// `POST /admin/vms/create` (`count`).
 pub async fn create_vms(
     state: web::Data<AppState>,
-    request: HttpRequest,
+    session: SignedIn,
     body: web::Bytes,
 ) -> HttpResponse {
-    let session = match signed_in(&state, &request).await {
-        Ok(session) => session,
-        Err(redirect) => return redirect,
-    };
     let fields = form_fields(&body);
     if !csrf_ok(&session, &fields) {
         return csrf_refused();
@@ -522,13 +527,9 @@ pub async fn create_vms(
 /// `POST /admin/vms/destroy` (`hostname`…, `confirm_assigned`).
 pub async fn destroy_vms(
     state: web::Data<AppState>,
-    request: HttpRequest,
+    session: SignedIn,
     body: web::Bytes,
 ) -> HttpResponse {
-    let session = match signed_in(&state, &request).await {
-        Ok(session) => session,
-        Err(redirect) => return redirect,
-    };
     let fields = form_fields(&body);
     if !csrf_ok(&session, &fields) {
         return csrf_refused();
@@ -573,13 +574,9 @@ pub async fn destroy_vms(
 /// `POST /admin/vms/destroy-all` (`confirm_assigned`).
 pub async fn destroy_all_vms(
     state: web::Data<AppState>,
-    request: HttpRequest,
+    session: SignedIn,
     body: web::Bytes,
 ) -> HttpResponse {
-    let session = match signed_in(&state, &request).await {
-        Ok(session) => session,
-        Err(redirect) => return redirect,
-    };
     let fields = form_fields(&body);
     if !csrf_ok(&session, &fields) {
         return csrf_refused();
@@ -597,14 +594,10 @@ pub async fn destroy_all_vms(
 /// `POST /admin/vms/{hostname}/release`.
 pub async fn release_vm(
     state: web::Data<AppState>,
-    request: HttpRequest,
+    session: SignedIn,
     hostname: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let session = match signed_in(&state, &request).await {
-        Ok(session) => session,
-        Err(redirect) => return redirect,
-    };
     if !csrf_ok(&session, &form_fields(&body)) {
         return csrf_refused();
     }
@@ -652,10 +645,7 @@ where
 }
 
 /// `GET /admin/events`: an `event: vms` whenever a VM changes.
-pub async fn vm_events(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
-    if let Err(redirect) = signed_in(&state, &request).await {
-        return redirect;
-    }
+pub async fn vm_events(state: web::Data<AppState>, _session: SignedIn) -> HttpResponse {
     let mut changes = state.changes.subscribe();
     let stream = futures_util::stream::poll_fn(move |cx| changes.poll_recv(cx))
         .map(|_| "event: vms\ndata: changed\n\n".to_owned());
@@ -663,10 +653,7 @@ pub async fn vm_events(state: web::Data<AppState>, request: HttpRequest) -> Http
 }
 
 /// `GET /admin/operations/events`: each operation event as JSON.
-pub async fn operation_events(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
-    if let Err(redirect) = signed_in(&state, &request).await {
-        return redirect;
-    }
+pub async fn operation_events(state: web::Data<AppState>, _session: SignedIn) -> HttpResponse {
     let Ok(receiver) = state.executor.send(SubscribeOperations).await else {
         return page_error(ApiError::Unavailable(
             "Provisioning is unavailable.".to_owned(),
@@ -691,12 +678,10 @@ pub async fn operation_events(state: web::Data<AppState>, request: HttpRequest) 
 /// `GET /admin/logs/{hostname}/stream?after=ID`: new log lines as they arrive.
 pub async fn log_stream(
     state: web::Data<AppState>,
+    _session: SignedIn,
     request: HttpRequest,
     hostname: web::Path<String>,
 ) -> HttpResponse {
-    if let Err(redirect) = signed_in(&state, &request).await {
-        return redirect;
-    }
     let hostname = hostname.into_inner();
     let after: i64 =
         web::Query::<std::collections::HashMap<String, String>>::from_query(request.query_string())
@@ -743,13 +728,9 @@ pub async fn log_stream(
 /// `GET /admin/logs/{hostname}`.
 pub async fn logs_page(
     state: web::Data<AppState>,
-    request: HttpRequest,
+    session: SignedIn,
     hostname: web::Path<String>,
 ) -> HttpResponse {
-    let session = match signed_in(&state, &request).await {
-        Ok(session) => session,
-        Err(redirect) => return redirect,
-    };
     let hostname = hostname.into_inner();
     let host = hostname.clone();
     let read = state
@@ -776,11 +757,7 @@ pub async fn logs_page(
 }
 
 /// `GET /admin/operations`.
-pub async fn operations_page(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
-    let session = match signed_in(&state, &request).await {
-        Ok(session) => session,
-        Err(redirect) => return redirect,
-    };
+pub async fn operations_page(state: web::Data<AppState>, session: SignedIn) -> HttpResponse {
     match state
         .read(|conn| Operation::list_recent(conn, LISTED))
         .await
@@ -811,11 +788,7 @@ pub async fn operations_page(state: web::Data<AppState>, request: HttpRequest) -
 }
 
 /// `GET /admin/audit`.
-pub async fn audit_page(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
-    let session = match signed_in(&state, &request).await {
-        Ok(session) => session,
-        Err(redirect) => return redirect,
-    };
+pub async fn audit_page(state: web::Data<AppState>, session: SignedIn) -> HttpResponse {
     match state
         .read(|conn| AuditEvent::list_recent(conn, LISTED))
         .await
