@@ -4,12 +4,11 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use lablink_actors::provisioning::cloud::{CloudIdentity, ScriptedCloud};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with_cloud, TestApp};
+use crate::helpers::spawn_app_with_cloud;
 
 fn cloud(gpu_types: &[&str]) -> ScriptedCloud {
     ScriptedCloud::new(
@@ -19,22 +18,6 @@ fn cloud(gpu_types: &[&str]) -> ScriptedCloud {
         }),
         gpu_types,
     )
-}
-
-async fn finished(app: &TestApp, id: i64) -> Value {
-    for _ in 0..200 {
-        let op: Value = app
-            .get_as_admin(&format!("/api/admin/operations/{id}"))
-            .await
-            .json()
-            .await
-            .expect("json");
-        if op["finished_at"] != Value::Null {
-            return op;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("operation {id} did not finish");
 }
 
 #[actix_web::test]
@@ -82,7 +65,9 @@ async fn a_vm_is_rebooted_by_its_provider_id_and_the_reboot_is_audited() {
         .json()
         .await
         .expect("json");
-    let op = finished(&app, queued["operation_id"].as_i64().expect("id")).await;
+    let op = app
+        .finished_operation(queued["operation_id"].as_i64().expect("id"))
+        .await;
     assert_eq!(op["state"], "succeeded", "{op}");
 
     let rebooted = app
@@ -115,7 +100,8 @@ async fn a_vm_is_rebooted_by_its_provider_id_and_the_reboot_is_audited() {
         .json()
         .await
         .expect("json");
-    finished(&app, queued["operation_id"].as_i64().expect("id")).await;
+    app.finished_operation(queued["operation_id"].as_i64().expect("id"))
+        .await;
 }
 
 #[actix_web::test]

@@ -288,6 +288,23 @@ impl TestApp {
         self.post_json("/vm_startup", Some(token), &body).await
     }
 
+    /// Waits for provisioning operation `id` to finish and returns it as the API shows it.
+    pub async fn finished_operation(&self, id: i64) -> serde_json::Value {
+        for _ in 0..200 {
+            let op: serde_json::Value = self
+                .get_as_admin(&format!("/api/admin/operations/{id}"))
+                .await
+                .json()
+                .await
+                .expect("json");
+            if op["finished_at"] != serde_json::Value::Null {
+                return op;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("operation {id} did not finish");
+    }
+
     pub async fn release(&self, hostname: &str) -> reqwest::Response {
         self.client
             .post(self.url(&format!("/api/admin/vms/{hostname}/release")))

@@ -1,8 +1,6 @@
 //! The admin's provisioning API: refusals change nothing, a failed creation leaves no VM
 //! behind, assigned VMs need confirmation, and every action is audited.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use crate::helpers::{crd_command, spawn_app_with, TestApp};
@@ -12,19 +10,7 @@ async fn finished(app: &TestApp, queued: reqwest::Response) -> Value {
     let id = queued.json::<Value>().await.expect("json")["operation_id"]
         .as_i64()
         .expect("id");
-    for _ in 0..200 {
-        let op: Value = app
-            .get_as_admin(&format!("/api/admin/operations/{id}"))
-            .await
-            .json()
-            .await
-            .expect("json");
-        if op["finished_at"] != Value::Null {
-            return op;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("operation {id} did not finish");
+    app.finished_operation(id).await
 }
 
 #[actix_web::test]
