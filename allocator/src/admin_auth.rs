@@ -37,6 +37,11 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Whether `hash` is an argon2 PHC string, as [`hash_password`] makes.
+pub fn is_password_hash(hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| parsed.algorithm.as_str().starts_with("argon2"))
+}
+
 /// A random password for the admin, of letters and digits.
 pub fn generate_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";

@@ -34,6 +34,7 @@ pub struct Config {
     pub clients: ClientsConfig,
     pub provider: ProviderConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// Section `server`: the HTTP listener.
@@ -70,9 +71,13 @@ impl Default for ServerConfig {
 pub struct AdminConfig {
     /// The admin's user name for HTTP Basic authentication.
     pub user: String,
-    /// The admin's password. There is no default: without one, a password is generated at
-    /// first start, printed once to the log and stored hashed. Never logged otherwise.
+    /// The admin's password. There is no default: without one (and without `password_hash`),
+    /// a password is generated at first start, printed once to the log and stored hashed.
+    /// Never logged otherwise.
     pub password: Option<String>,
+    /// The admin's password as an argon2 hash (PHC string), as `lablink-allocator
+    /// hash-password` prints it: keeps the password itself out of configuration files.
+    pub password_hash: Option<String>,
     /// How long a dashboard sign-in lasts, in seconds.
     pub session_ttl_secs: u64,
     /// Failed sign-ins from one address before it must wait…
@@ -86,6 +91,7 @@ impl Default for AdminConfig {
         AdminConfig {
             user: "admin".to_owned(),
             password: None,
+            password_hash: None,
             session_ttl_secs: 8 * 3600,
             max_failed_logins: 5,
             lockout_secs: 15 * 60,
@@ -98,6 +104,7 @@ impl fmt::Debug for AdminConfig {
         f.debug_struct("AdminConfig")
             .field("user", &self.user)
             .field("password_set", &self.password.is_some())
+            .field("password_hash_set", &self.password_hash.is_some())
             .field("session_ttl_secs", &self.session_ttl_secs)
             .field("max_failed_logins", &self.max_failed_logins)
             .field("lockout_secs", &self.lockout_secs)
@@ -303,6 +310,36 @@ impl Config {
     }
 }
 
+/// Section `metrics`: Prometheus metrics on `GET /metrics`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics`; when off it answers 404.
+    #[serde(deserialize_with = "figment::util::bool_from_str_or_int")]
+    pub enabled: bool,
+    /// A bearer token for the scraper (`Authorization: Bearer <token>`). The admin's HTTP
+    /// Basic credentials are always accepted too; without either the endpoint answers 401.
+    pub token: Option<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            token: None,
+        }
+    }
+}
+
+impl fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("enabled", &self.enabled)
+            .field("token_set", &self.token.is_some())
+            .finish()
+    }
+}
+
 /// Section `log`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -355,9 +392,11 @@ pub enum ConfigError {
 
 /// Shortest admin password accepted.
 pub const MIN_ADMIN_PASSWORD_LEN: usize = 12;
+/// Shortest metrics token accepted.
+pub const MIN_METRICS_TOKEN_LEN: usize = 16;
 
 /// Values of keys whose names end like this are never shown.
-const SECRET_KEY_SUFFIXES: [&str; 3] = ["password", "secret", "token"];
+pub const SECRET_KEY_SUFFIXES: [&str; 4] = ["password", "password_hash", "secret", "token"];
 
 impl Config {
     /// Loads the layered configuration: defaults, then the YAML file (`file`, else
@@ -438,6 +477,31 @@ impl Config {
             return Err(invalid(
                 "admin.password",
                 &format!("must be at least {MIN_ADMIN_PASSWORD_LEN} characters"),
+            ));
+        }
+        if self.admin.password.is_some() && self.admin.password_hash.is_some() {
+            return Err(invalid(
+                "admin.password_hash",
+                "set admin.password or admin.password_hash, not both",
+            ));
+        }
+        if let Some(hash) = &self.admin.password_hash {
+            if !crate::admin_auth::is_password_hash(hash) {
+                return Err(invalid(
+                    "admin.password_hash",
+                    "is not an argon2 hash; make one with `lablink-allocator hash-password`",
+                ));
+            }
+        }
+        if self
+            .metrics
+            .token
+            .as_deref()
+            .is_some_and(|t| t.len() < MIN_METRICS_TOKEN_LEN)
+        {
+            return Err(invalid(
+                "metrics.token",
+                &format!("must be at least {MIN_METRICS_TOKEN_LEN} characters"),
             ));
         }
         if self.admin.user.trim().is_empty() || self.admin.user.contains(':') {
@@ -570,13 +634,17 @@ struct EnvLayer {
 }
 
 impl EnvLayer {
-    /// `LABLINK__SECTION__KEY=value` → `section.key = "value"`.
+    /// `LABLINK__SECTION__KEY=value` → `section.key = "value"`. An empty variable counts as
+    /// unset, as compose files and `.env` files leave optional ones.
     fn prefixed(env: &[(String, String)]) -> Self {
         let mut values = Dict::new();
         for (name, value) in env {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
+            if value.is_empty() {
+                continue;
+            }
             let keys: Vec<String> = rest
                 .split(ENV_SEPARATOR)
                 .map(str::to_ascii_lowercase)
@@ -746,6 +814,54 @@ mod tests {
         let config = Config::load_from(None, None, &env(&[("LABLINK__DATABASE__DATA_DIR", "007")]))
             .expect("numeric-looking string");
         assert_eq!(config.database.data_dir, PathBuf::from("007"));
+    }
+
+    #[test]
+    fn an_empty_variable_counts_as_unset() {
+        let config = Config::load_from(
+            None,
+            None,
+            &env(&[
+                ("LABLINK__ADMIN__PASSWORD_HASH", ""),
+                ("LABLINK__SERVER__BIND", ""),
+            ]),
+        )
+        .expect("empty values are ignored");
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn a_password_hash_must_be_argon2_and_excludes_a_password() {
+        let hash = crate::admin_auth::hash_password("a long enough password").expect("hash");
+        let config = Config::load_from(
+            None,
+            None,
+            &env(&[("LABLINK__ADMIN__PASSWORD_HASH", &hash)]),
+        )
+        .expect("a real hash");
+        assert_eq!(config.admin.password_hash.as_deref(), Some(hash.as_str()));
+
+        let message = Config::load_from(
+            None,
+            None,
+            &env(&[("LABLINK__ADMIN__PASSWORD_HASH", "plaintext-password")]),
+        )
+        .expect_err("not a hash")
+        .to_string();
+        assert!(message.contains("hash-password"), "{message}");
+        assert!(!message.contains("plaintext-password"), "{message}");
+
+        let message = Config::load_from(
+            None,
+            None,
+            &env(&[
+                ("LABLINK__ADMIN__PASSWORD_HASH", &hash),
+                ("LABLINK__ADMIN__PASSWORD", "another long password"),
+            ]),
+        )
+        .expect_err("both")
+        .to_string();
+        assert!(message.contains("not both"), "{message}");
     }
 
     #[test]

@@ -6,7 +6,9 @@ pub mod auth;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
+pub mod config_report;
 pub mod error;
+pub mod metrics;
 pub mod pages;
 pub mod routes;
 pub mod startup;

@@ -4,8 +4,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::{IsTerminal, Write};
+
 use clap::{Parser, Subcommand};
-use lablink_allocator::config::Config;
+use lablink_allocator::admin_auth;
+use lablink_allocator::config::{Config, MIN_ADMIN_PASSWORD_LEN};
+use lablink_allocator::config_report;
 use lablink_allocator::startup::{self, Application};
 use lablink_allocator::telemetry;
 
@@ -29,10 +33,19 @@ enum Command {
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,
+    /// Check the configuration and print it as it takes effect, secrets masked; exit 2 when
+    /// it is invalid.
+    CheckConfig,
+    /// Read a password on standard input and print its argon2 hash, for `admin.password_hash`.
+    HashPassword,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if matches!(command, Command::HashPassword) {
+        return hash_password();
+    }
     let config = match Config::load(cli.config.as_deref(), cli.bind) {
         Ok(config) => config,
         Err(err) => {
@@ -40,8 +53,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(command, Command::CheckConfig) {
+        return print_config(&config);
+    }
     telemetry::init(&config.log);
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Serve => serve(config),
         Command::Migrate => match startup::migrate_once(&config) {
             Ok(applied) => {
@@ -54,6 +70,57 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::CheckConfig | Command::HashPassword => ExitCode::SUCCESS,
+    }
+}
+
+/// `check-config`: the configuration is valid (loading it checked that); print it.
+fn print_config(config: &Config) -> ExitCode {
+    let report = format!(
+        "# lablink-allocator: the configuration is valid; as it takes effect (secrets masked):\n{}",
+        config_report::to_yaml(config)
+    );
+    write_stdout(&report)
+}
+
+/// `hash-password`: the password comes on standard input (never as an argument, where other
+/// users of the machine could read it in the process list); its hash goes to standard output.
+fn hash_password() -> ExitCode {
+    if std::io::stdin().is_terminal() {
+        eprintln!("Type the admin password and press Enter (it is shown as you type):");
+    }
+    let mut line = String::new();
+    if let Err(err) = std::io::stdin().read_line(&mut line) {
+        eprintln!("lablink-allocator: cannot read the password: {err}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.len() < MIN_ADMIN_PASSWORD_LEN {
+        eprintln!(
+            "lablink-allocator: the password must be at least {MIN_ADMIN_PASSWORD_LEN} characters"
+        );
+        return ExitCode::from(2);
+    }
+    match admin_auth::hash_password(password) {
+        Ok(hash) => write_stdout(&format!("{hash}\n")),
+        Err(err) => {
+            eprintln!("lablink-allocator: cannot hash the password: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_stdout(text: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("lablink-allocator: cannot write the output: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -29,9 +29,10 @@ use crate::admin_auth::{
 use crate::auth::Authorizer;
 use crate::config::{Config, ProviderKind};
 use crate::error::{form_error, json_error, path_error};
+use crate::metrics::{self, Metrics};
 use crate::pages::Pages;
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{AppState, MetricsAccess};
 
 /// First wait between attempts to reach the database at start-up; doubled up to the cap.
 const STARTUP_RETRY_INITIAL: Duration = Duration::from_millis(250);
@@ -149,12 +150,21 @@ impl Application {
             stopping: stopping_seen,
             cloud,
             required_gpu_instance_type,
+            metrics: Arc::new(Metrics::new()),
+            metrics_access: config.metrics.enabled.then(|| MetricsAccess {
+                token_hash: config
+                    .metrics
+                    .token
+                    .as_deref()
+                    .map(|token| lablink_actors::tokens::sha256(token.as_bytes())),
+            }),
         });
         let (max_json_bytes, max_form_bytes) =
             (config.server.max_json_bytes, config.server.max_form_bytes);
 
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(metrics::record_request))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(
@@ -171,6 +181,10 @@ impl Application {
                 .configure(routes::configure)
         })
         .shutdown_timeout(config.server.shutdown_timeout_secs)
+        // A client that closes its side has hung up: drop its request at once. Otherwise an
+        // agent that gave up waiting in `/vm_startup` would stay queued (and counted) until
+        // its VM next changed.
+        .h1_allow_half_closed(false)
         // Signals are handled in `run_until_stopped`, which first lets long polls end.
         .disable_signals();
         if config.server.workers > 0 {
@@ -233,6 +247,9 @@ async fn admin_credentials(
 ) -> Result<AdminCredentials, StartupError> {
     let user = config.admin.user.clone();
     let failed = |err: String| StartupError::Database(format!("admin password: {err}"));
+    if let Some(hash) = config.admin.password_hash.clone() {
+        return Ok(AdminCredentials::new(user, hash));
+    }
     if let Some(password) = config.admin.password.clone() {
         let hash = web::block(move || hash_password(&password))
             .await

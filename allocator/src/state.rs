@@ -16,6 +16,7 @@ use lablink_schema::{Backend, DbConnection, DbPool};
 use crate::admin_auth::{CookieSigner, LoginGuard};
 use crate::auth::Authorizer;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::pages::Pages;
 
 /// Shared by all workers; cheap to clone.
@@ -43,6 +44,15 @@ pub struct AppState {
     pub cloud: Option<Arc<dyn CloudApi>>,
     /// The instance type new VMs get, when it must have an NVIDIA GPU.
     pub required_gpu_instance_type: Option<String>,
+    pub metrics: Arc<Metrics>,
+    /// `None` when `GET /metrics` is turned off.
+    pub metrics_access: Option<MetricsAccess>,
+}
+
+/// Who may read `GET /metrics`: the admin, or a scraper with this SHA-256 of its token.
+#[derive(Debug, Clone)]
+pub struct MetricsAccess {
+    pub token_hash: Option<[u8; 32]>,
 }
 
 impl AppState {

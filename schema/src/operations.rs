@@ -192,6 +192,21 @@ impl Operation {
             .unwrap_or_default()
     }
 
+    /// How many runs there are of each kind in each state: `(kind, state, count)`.
+    pub fn count_by_kind_and_state(
+        conn: &mut DbConnection,
+    ) -> QueryResult<Vec<(String, String, i64)>> {
+        operations::table
+            .group_by((operations::kind, operations::state))
+            .select((
+                operations::kind,
+                operations::state,
+                diesel::dsl::count_star(),
+            ))
+            .order((operations::kind, operations::state))
+            .load(conn)
+    }
+
     /// The newest runs first, at most `limit`.
     pub fn list_recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Operation>> {
         operations::table

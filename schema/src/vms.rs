@@ -70,6 +70,15 @@ impl fmt::Debug for CurrentAssignment {
     }
 }
 
+/// How many VMs share one state, as [`Vm::count_by_state`] counts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmStateCount {
+    pub status: String,
+    pub assigned: bool,
+    pub in_use: bool,
+    pub count: i64,
+}
+
 /// A lab VM as stored.
 #[derive(Clone, PartialEq, Eq, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = vms, primary_key(hostname))]
@@ -164,6 +173,27 @@ impl Vm {
     /// How many VMs could be handed to a researcher right now.
     pub fn count_free(conn: &mut DbConnection) -> QueryResult<i64> {
         free_vms!().count().get_result(conn)
+    }
+
+    /// How many VMs there are of each stored status, split by whether they are assigned,
+    /// and how many of those are in use: `(status, assigned, in_use, count)`, for metrics.
+    pub fn count_by_state(conn: &mut DbConnection) -> QueryResult<Vec<VmStateCount>> {
+        let rows: Vec<(String, bool, bool)> = vms::table
+            .select((vms::status, vms::user_email.is_not_null(), vms::in_use))
+            .load(conn)?;
+        let mut counts = std::collections::BTreeMap::<(String, bool, bool), i64>::new();
+        for key in rows {
+            *counts.entry(key).or_default() += 1;
+        }
+        Ok(counts
+            .into_iter()
+            .map(|((status, assigned, in_use), count)| VmStateCount {
+                status,
+                assigned,
+                in_use,
+                count,
+            })
+            .collect())
     }
 
     /// The VM held by the researcher with this (normalised) email, if any.

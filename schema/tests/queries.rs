@@ -463,3 +463,55 @@ fn concurrent_claims_on_postgres_never_share_a_vm() {
     assert_eq!(before, won.len(), "a VM went to two researchers");
     assert_eq!(won.len(), 20, "every free VM is taken by someone");
 }
+
+#[test]
+fn vms_and_operations_are_counted_by_state_for_metrics() {
+    on_both_backends(|conn| {
+        assert!(Vm::count_by_state(conn).expect("count").is_empty());
+        make_free(conn, "free-1", GpuHealth::Healthy);
+        make_free(conn, "free-2", GpuHealth::Healthy);
+        make_free(conn, "taken", GpuHealth::Healthy);
+        Vm::upsert_status(conn, "booting", VmStatus::Initializing, None, now()).expect("register");
+        give_to(conn, "taken", "someone@example.org").expect("assign");
+        Vm::set_in_use(conn, "taken", true, now()).expect("in use");
+        let counts: Vec<(String, bool, bool, i64)> = Vm::count_by_state(conn)
+            .expect("count")
+            .into_iter()
+            .map(|c| (c.status, c.assigned, c.in_use, c.count))
+            .collect();
+        assert_eq!(
+            counts,
+            vec![
+                ("initializing".to_owned(), false, false, 1),
+                ("running".to_owned(), false, false, 2),
+                ("running".to_owned(), true, true, 1),
+            ]
+        );
+
+        for state in [
+            OperationState::Succeeded,
+            OperationState::Succeeded,
+            OperationState::Failed,
+        ] {
+            let op = Operation::insert(
+                conn,
+                &NewOperation::queued(OperationKind::Create, "admin", now()),
+            )
+            .expect("insert");
+            Operation::finish(conn, op.id, state, None, "", now()).expect("finish");
+        }
+        Operation::insert(
+            conn,
+            &NewOperation::queued(OperationKind::DestroyAll, "admin", now()),
+        )
+        .expect("insert");
+        assert_eq!(
+            Operation::count_by_kind_and_state(conn).expect("count"),
+            vec![
+                ("create".to_owned(), "failed".to_owned(), 1),
+                ("create".to_owned(), "succeeded".to_owned(), 2),
+                ("destroy_all".to_owned(), "queued".to_owned(), 1),
+            ]
+        );
+    });
+}

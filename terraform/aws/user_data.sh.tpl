@@ -18,9 +18,11 @@ trap 'report error' ERR
 report initializing
 
 # Keep the token out of the process list and the environment of other processes.
-install -d -m 0700 /var/lib/lablink
+# Owned by uid 1000, the client image's participant account, which runs the agent.
+install -d -m 0700 -o 1000 -g 1000 /var/lib/lablink
 printf '%s' "$VM_TOKEN" > /var/lib/lablink/token
 chmod 0600 /var/lib/lablink/token
+chown 1000:1000 /var/lib/lablink/token
 
 GPU_FLAGS=()
 %{ if gpu ~}

@@ -6,6 +6,7 @@ mod admin;
 mod admin_pages;
 mod assets;
 mod health;
+mod metrics;
 mod researcher;
 mod vm_api;
 
@@ -13,6 +14,7 @@ mod vm_api;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
         // Researchers.
         .route("/", web::get().to(researcher::home))
         .route("/api/request_vm", web::post().to(researcher::request_vm))

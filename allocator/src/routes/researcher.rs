@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::auth::new_pin;
 use crate::error::ApiError;
+use crate::metrics::Refusal;
 use crate::pages::{AssignedPage, HomePage};
 use crate::state::AppState;
 use crate::validate;
@@ -49,10 +50,11 @@ pub async fn request_vm(
     state: web::Data<AppState>,
     form: web::Form<RequestVmForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let refuse = |status: StatusCode, error: String| {
+    let refuse = |status: StatusCode, reason: Refusal, error: String| {
         let state = state.clone();
         let form = &form;
         async move {
+            state.metrics.refused(reason);
             let count = state.read(Vm::count_free).await?;
             render_home(
                 &state,
@@ -69,11 +71,11 @@ pub async fn request_vm(
     };
     let email = match validate::email(&form.email) {
         Ok(email) => email,
-        Err(error) => return refuse(StatusCode::BAD_REQUEST, error).await,
+        Err(error) => return refuse(StatusCode::BAD_REQUEST, Refusal::InvalidEmail, error).await,
     };
     let crd_command = match validate::crd_command(&form.crd_command) {
         Ok(command) => command,
-        Err(error) => return refuse(StatusCode::BAD_REQUEST, error).await,
+        Err(error) => return refuse(StatusCode::BAD_REQUEST, Refusal::InvalidCommand, error).await,
     };
     let assigned = state
         .writer
@@ -87,6 +89,7 @@ pub async fn request_vm(
         Ok(assignment) => {
             let vm = &assignment.vm;
             tracing::info!(hostname = %vm.hostname, new = assignment.newly_assigned, "VM assigned");
+            state.metrics.assigned(assignment.newly_assigned);
             let page = AssignedPage {
                 hostname: &vm.hostname,
                 pin: vm.pin.as_deref().unwrap_or_default(),
@@ -102,6 +105,7 @@ pub async fn request_vm(
         }
         Err(WriteError::NoFreeVm) => refuse(
             StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::NoFreeVm,
             "No VM is free right now. Please try again in a few minutes, or ask your instructor."
                 .to_owned(),
         )
@@ -109,6 +113,7 @@ pub async fn request_vm(
         Err(WriteError::Contended) => {
             refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
+                Refusal::Contended,
                 "Many people are asking at once; please press the button again.".to_owned(),
             )
             .await

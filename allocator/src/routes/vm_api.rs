@@ -47,6 +47,7 @@ pub async fn vm_startup(
     if vm.is_none() {
         return Err(ApiError::vm_not_found());
     }
+    let _waiting = state.metrics.agent_waiting();
     let outcome = state
         .supervisor
         .send(WaitForAssignment {

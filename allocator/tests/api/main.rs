@@ -7,6 +7,7 @@ mod dashboard;
 mod health;
 mod helpers;
 mod long_poll;
+mod metrics;
 mod provisioning;
 mod researcher;
 mod rush;
