@@ -620,3 +620,117 @@ async fn stopping_answers_waiting_agents_at_once_instead_of_waiting_out_their_po
         "stopping waited out the open polls"
     );
 }
+
+#[test]
+fn check_config_prints_the_settings_in_effect_with_secrets_masked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(BINARY)
+        .arg("check-config")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("LABLINK__SERVER__BIND", "0.0.0.0:8080")
+        .env("LABLINK__ADMIN__PASSWORD", "a-password-nobody-sees")
+        .env("LABLINK__METRICS__TOKEN", "a-scraper-token-nobody-sees")
+        .env("DATABASE_URL", "postgres://lab:hunter2@db.internal/lablink")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("server:\n"), "{stdout}");
+    assert!(stdout.contains("  bind: \"0.0.0.0:8080\"\n"), "{stdout}");
+    assert!(
+        stdout.contains("  url: \"postgres://lab:***@db.internal/lablink\"\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  password: \"********\"\n"), "{stdout}");
+    for secret in [
+        "a-password-nobody-sees",
+        "a-scraper-token-nobody-sees",
+        "hunter2",
+    ] {
+        assert!(!stdout.contains(secret), "{secret} shown: {stdout}");
+    }
+    assert!(
+        !dir.path().join("lablink-data").exists(),
+        "checking creates nothing"
+    );
+
+    let bad = Command::new(BINARY)
+        .arg("check-config")
+        .env_clear()
+        .env("LABLINK__PROVIDER__MAX_VMS", "none")
+        .output()
+        .expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("LABLINK__PROVIDER__MAX_VMS"), "{stderr}");
+    assert!(bad.stdout.is_empty());
+}
+
+fn hash_password(password: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(BINARY)
+        .arg("hash-password")
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write the password");
+    child.wait_with_output().expect("output")
+}
+
+#[tokio::test]
+async fn a_hash_from_hash_password_lets_the_admin_in_without_the_password_in_the_config() {
+    let password = "correct horse battery staple";
+    let output = hash_password(password);
+    assert!(output.status.success());
+    let hash = String::from_utf8(output.stdout).expect("utf-8");
+    let hash = hash.trim_end();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains(password));
+
+    let too_short = hash_password("short");
+    assert_eq!(too_short.status.code(), Some(2));
+    assert!(too_short.stdout.is_empty());
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut allocator = Allocator::start(
+        dir.path(),
+        &["--bind", "127.0.0.1:0"],
+        &[("LABLINK__ADMIN__PASSWORD_HASH", hash)],
+    );
+    let base = allocator.wait_until_listening();
+    let client = reqwest::Client::new();
+    let status = |password: &str| {
+        client
+            .get(format!("{base}/api/vm-status"))
+            .basic_auth("admin", Some(password))
+            .send()
+    };
+    // 404: authenticated, and there are no VMs yet.
+    assert_eq!(status(password).await.expect("request").status(), 404);
+    assert_eq!(
+        status("correct horse battery stapler")
+            .await
+            .expect("request")
+            .status(),
+        401
+    );
+    assert!(
+        !allocator.logs_so_far().contains("was generated"),
+        "no password is generated when a hash is configured"
+    );
+    allocator.signal("TERM");
+    assert!(allocator.wait_for_exit().success());
+}
