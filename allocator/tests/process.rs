@@ -366,6 +366,19 @@ async fn an_agent_waiting_on_one_allocator_gets_an_assignment_made_by_another() 
     }
 }
 
+/// The status of `GET /api/vm-status` as the admin with `password`: 404 when signed in
+/// (there are no VMs yet), 401 when not.
+async fn admin_status(base: &str, password: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{base}/api/vm-status"))
+        .basic_auth("admin", Some(password))
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
 fn migration_count() -> i64 {
     i64::try_from(
         lablink_schema::migrations::embedded_versions(lablink_schema::Backend::Postgres).len(),
@@ -386,16 +399,9 @@ async fn without_a_configured_password_one_is_generated_printed_once_and_kept_ha
         .expect("password field")
         .to_owned();
     let base = first.wait_until_listening();
-    let client = reqwest::Client::new();
-    let status = |password: &str| {
-        client
-            .get(format!("{base}/api/vm-status"))
-            .basic_auth("admin", Some(password))
-            .send()
-    };
     // 404: authenticated, and there are no VMs yet.
-    assert_eq!(status(&password).await.expect("request").status(), 404);
-    assert_eq!(status("guess").await.expect("request").status(), 401);
+    assert_eq!(admin_status(&base, &password).await, 404);
+    assert_eq!(admin_status(&base, "guess").await, 401);
     first.signal("TERM");
     assert!(first.wait_for_exit().success());
 
@@ -711,20 +717,10 @@ async fn a_hash_from_hash_password_lets_the_admin_in_without_the_password_in_the
         &[("LABLINK__ADMIN__PASSWORD_HASH", hash)],
     );
     let base = allocator.wait_until_listening();
-    let client = reqwest::Client::new();
-    let status = |password: &str| {
-        client
-            .get(format!("{base}/api/vm-status"))
-            .basic_auth("admin", Some(password))
-            .send()
-    };
     // 404: authenticated, and there are no VMs yet.
-    assert_eq!(status(password).await.expect("request").status(), 404);
+    assert_eq!(admin_status(&base, password).await, 404);
     assert_eq!(
-        status("correct horse battery stapler")
-            .await
-            .expect("request")
-            .status(),
+        admin_status(&base, "correct horse battery stapler").await,
         401
     );
     assert!(
