@@ -5,7 +5,7 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 /// The page templates, by name.
-const TEMPLATES: [(&str, &str); 10] = [
+const TEMPLATES: [(&str, &str); 11] = [
     ("layout", include_str!("../../templates/layout.hbs")),
     ("index", include_str!("../../templates/index.hbs")),
     ("assigned", include_str!("../../templates/assigned.hbs")),
@@ -15,6 +15,10 @@ const TEMPLATES: [(&str, &str); 10] = [
         include_str!("../../templates/admin_login.hbs"),
     ),
     ("admin_rows", include_str!("../../templates/admin_rows.hbs")),
+    (
+        "admin_summary",
+        include_str!("../../templates/admin_summary.hbs"),
+    ),
     (
         "admin_dashboard",
         include_str!("../../templates/admin_dashboard.hbs"),

@@ -6,13 +6,19 @@
 
   var rows = document.getElementById("instance_rows");
   if (rows) {
+    var summary = document.getElementById("instance_summary");
     var pending = null;
+    var replace = function (url, element) {
+      if (!element) { return; }
+      fetch(url, { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) { if (html !== null) { element.innerHTML = html; } })
+        .catch(function () {});
+    };
     var refresh = function () {
       pending = null;
-      fetch("/admin/instances/rows", { credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.text() : null; })
-        .then(function (html) { if (html !== null) { rows.innerHTML = html; } })
-        .catch(function () {});
+      replace("/admin/instances/rows", rows);
+      replace("/admin/instances/summary", summary);
     };
     new EventSource("/admin/events").addEventListener("vms", function () {
       if (!pending) { pending = setTimeout(refresh, 250); }

@@ -12,7 +12,7 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use lablink_actors::db_writer::{EndAdminSession, ReleaseVm, StartAdminSession};
 use lablink_actors::terraform_executor::{
-    CreateVms, DestroyAllVms, DestroyVms, ProvisioningError, SubscribeOperations,
+    CreateVms, DestroyAllVms, DestroyVms, OperationEvent, ProvisioningError, SubscribeOperations,
 };
 use lablink_schema::admin_sessions::AdminSession;
 use lablink_schema::audit_events::AuditEvent;
@@ -364,7 +364,6 @@ async fn dashboard_page(
         Ok(read) => read,
         Err(err) => return page_error(err),
     };
-    let assigned = vms.iter().filter(|vm| vm.user_email.is_some()).count();
     // Which cloud credentials are in effect (never the secrets), when the cloud API is on.
     let credentials = match &state.cloud {
         None => None,
@@ -390,7 +389,7 @@ async fn dashboard_page(
             "credentials": credentials,
             "total": vms.len(),
             "free": free,
-            "assigned": assigned,
+            "assigned": assigned_count(&vms),
             "max_vms": 1000,
             "notice": notice,
             "error": error,
@@ -449,6 +448,26 @@ pub async fn instance_rows(state: web::Data<AppState>, _session: SignedIn) -> Ht
         ),
         Err(err) => page_error(err),
     }
+}
+
+/// `GET /admin/instances/summary`: how many VMs, free and assigned, for live refreshes.
+pub async fn instance_summary(state: web::Data<AppState>, _session: SignedIn) -> HttpResponse {
+    match state
+        .read(|conn| Ok((Vm::list_all(conn)?, Vm::count_free(conn)?)))
+        .await
+    {
+        Ok((vms, free)) => render(
+            &state,
+            StatusCode::OK,
+            "admin_summary",
+            &json!({ "total": vms.len(), "free": free, "assigned": assigned_count(&vms) }),
+        ),
+        Err(err) => page_error(err),
+    }
+}
+
+fn assigned_count(vms: &[Vm]) -> usize {
+    vms.iter().filter(|vm| vm.user_email.is_some()).count()
 }
 
 async fn provisioning_outcome(
@@ -659,7 +678,25 @@ pub async fn operation_events(state: web::Data<AppState>, _session: SignedIn) ->
             "Provisioning is unavailable.".to_owned(),
         ));
     };
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+    // What changed between rendering the page and subscribing would be lost: so the stream
+    // starts with where each listed operation stands now (read after subscribing, so nothing
+    // falls between the two).
+    let current = match state
+        .read(|conn| Operation::list_recent(conn, LISTED))
+        .await
+    {
+        Ok(operations) => operations,
+        Err(err) => return page_error(err),
+    };
+    let snapshot: Vec<String> = current
+        .iter()
+        .filter_map(current_state_event)
+        .map(|event| {
+            let data = serde_json::to_string(&event).unwrap_or_default();
+            format!("data: {data}\n\n")
+        })
+        .collect();
+    let live = futures_util::stream::unfold(receiver, |mut receiver| async move {
         loop {
             match receiver.recv().await {
                 Ok(event) => {
@@ -672,7 +709,23 @@ pub async fn operation_events(state: web::Data<AppState>, _session: SignedIn) ->
             }
         }
     });
+    let stream = futures_util::stream::iter(snapshot).chain(live);
     event_stream(&state, stream)
+}
+
+/// The event that brings a live page up to `operation`'s current state.
+fn current_state_event(operation: &Operation) -> Option<OperationEvent> {
+    match operation.state.as_str() {
+        "queued" => None,
+        "running" => Some(OperationEvent::Started {
+            operation_id: operation.id,
+        }),
+        _ => Some(OperationEvent::Finished {
+            operation_id: operation.id,
+            state: operation.state.clone(),
+            error: operation.error.clone(),
+        }),
+    }
 }
 
 /// `GET /admin/logs/{hostname}/stream?after=ID`: new log lines as they arrive.

@@ -70,6 +70,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/admin/instances/rows",
             web::get().to(admin_pages::instance_rows),
         )
+        .route(
+            "/admin/instances/summary",
+            web::get().to(admin_pages::instance_summary),
+        )
         .route("/admin/events", web::get().to(admin_pages::vm_events))
         .route("/admin/vms/create", web::post().to(admin_pages::create_vms))
         .route(

@@ -400,3 +400,61 @@ async fn logs_and_instances_update_live() {
         "streams need a session too"
     );
 }
+
+#[actix_web::test]
+async fn the_operations_stream_starts_with_where_each_operation_stands() {
+    // Creating fails at once (no agent program), before any page could subscribe.
+    let app = spawn_app_with(|config| {
+        config.provider.local.agent_binary = Some("/nonexistent/lablink-client".into());
+    })
+    .await;
+    let queued = app
+        .post_json_as_admin("/api/admin/vms", &serde_json::json!({"count": 1}))
+        .await;
+    let id = queued.json::<serde_json::Value>().await.expect("json")["operation_id"]
+        .as_i64()
+        .expect("id");
+    assert_eq!(app.finished_operation(id).await["state"], "failed");
+
+    let browser = browser();
+    sign_in(&app, &browser, ADMIN_PASSWORD).await;
+    let mut stream = browser
+        .get(app.url("/admin/operations/events"))
+        .send()
+        .await
+        .expect("stream");
+    let streamed = until_streamed(&mut stream, r#""state":"failed""#).await;
+    assert!(
+        streamed.contains(&format!(r#""event":"finished","operation_id":{id}"#)),
+        "{streamed}"
+    );
+}
+
+#[actix_web::test]
+async fn the_instance_summary_counts_free_and_assigned_vms() {
+    let app = spawn_app_with(|_| {}).await;
+    app.free_vms(2).await;
+    app.request_vm("ada@example.org", &crd_command("ada")).await;
+    let browser = browser();
+    sign_in(&app, &browser, ADMIN_PASSWORD).await;
+    let summary = browser
+        .get(app.url("/admin/instances/summary"))
+        .send()
+        .await
+        .expect("summary")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(summary.trim(), "2 VMs · 1 free · 1 assigned.");
+    let stranger = super::dashboard::browser();
+    assert_eq!(
+        stranger
+            .get(app.url("/admin/instances/summary"))
+            .send()
+            .await
+            .expect("anonymous")
+            .status(),
+        StatusCode::SEE_OTHER,
+        "needs a session"
+    );
+}

@@ -91,6 +91,12 @@ async fn an_admin_runs_a_lab_from_the_dashboard() {
             &format!("({row_1}).includes('ada@example.org')"),
         )
         .await;
+    browser
+        .wait_until(
+            "the summary counts the assignment",
+            "document.querySelector('#instance_summary').textContent.includes('1 free · 1 assigned')",
+        )
+        .await;
     assert!(browser.still_marked().await, "the page was reloaded");
     browser.screenshots("admin-instances").await;
 
