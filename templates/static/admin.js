@@ -41,8 +41,9 @@
       var state = document.getElementById("op-" + event.operation_id + "-state");
       if (!output) { if (event.event === "queued") { location.reload(); } return; }
       if (event.event === "line") { output.appendChild(document.createTextNode(event.message + "\n")); }
-      if (event.event === "started" && state) { state.textContent = "running"; }
-      if (event.event === "finished" && state) { state.textContent = event.state; }
+      var show = function (text) { state.textContent = text; state.className = "status status-" + text; };
+      if (event.event === "started" && state) { show("running"); }
+      if (event.event === "finished" && state) { show(event.state); }
     };
   }
 })();
