@@ -821,7 +821,8 @@ pub async fn operations_page(state: web::Data<AppState>, session: SignedIn) -> H
                 .map(|op| {
                     json!({
                         "id": op.id, "kind": op.kind, "state": op.state,
-                        "requested_count": op.requested_count, "targets": op.targets,
+                        "requested_count": op.requested_count,
+                        "targets": Some(op.target_hostnames().join(", ")).filter(|t| !t.is_empty()),
                         "requested_by": op.requested_by, "error": op.error,
                         "output_tail": op.output_tail,
                         "created_at": op.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
