@@ -40,6 +40,12 @@ pub enum WriteError {
     /// The database refused or failed the statement.
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
+    /// The transaction of a batch of claims failed as a whole (see `ClaimBatcher`).
+    #[error("database error in a batch of claims: {0}")]
+    Batch(String),
+    /// The allocator is stopping; the write was not done.
+    #[error("the allocator is stopping")]
+    Stopped,
 }
 
 impl WriteError {
@@ -47,17 +53,13 @@ impl WriteError {
     pub fn is_expected(&self) -> bool {
         match self {
             WriteError::UnknownVm(_) | WriteError::NoFreeVm | WriteError::Contended => true,
-            WriteError::Unavailable(_) | WriteError::Database(_) => false,
+            WriteError::Unavailable(_)
+            | WriteError::Database(_)
+            | WriteError::Batch(_)
+            | WriteError::Stopped => false,
         }
     }
 }
-
-/// How often one assignment request tries to claim a VM before answering "contended". A
-/// claim finds nothing only when every free row is locked by concurrent claims, some of
-/// which may roll back; a few quick retries settle that.
-const CLAIM_ATTEMPTS: u32 = 8;
-/// Pause between claim attempts.
-const CLAIM_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// The writer actor; see the module documentation.
 pub struct DbWriter {
@@ -230,91 +232,6 @@ impl Handler<RecordAuditEvent> for DbWriter {
 
     fn handle(&mut self, msg: RecordAuditEvent, _: &mut Self::Context) -> Self::Result {
         self.in_transaction(None, |conn| Ok(AuditEvent::record(conn, &msg.0)?))
-    }
-}
-
-/// Give a free VM to a researcher (`POST /api/request_vm`). A researcher who already holds a
-/// VM gets that one back.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Assignment, WriteError>")]
-pub struct AssignVm {
-    /// Normalised (trimmed, lower-case) email.
-    pub email: String,
-    pub crd_command: String,
-    pub pin: String,
-}
-
-/// The VM a researcher holds after [`AssignVm`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Assignment {
-    pub vm: Vm,
-    /// False when the researcher already held this VM.
-    pub newly_assigned: bool,
-}
-
-impl Handler<AssignVm> for DbWriter {
-    type Result = Result<Assignment, WriteError>;
-
-    fn handle(&mut self, msg: AssignVm, _: &mut Self::Context) -> Self::Result {
-        let result = self.assign(&msg);
-        if let Err(err) = &result {
-            if !err.is_expected() {
-                tracing::error!(error = %err, "assignment failed");
-            }
-        }
-        result
-    }
-}
-
-impl DbWriter {
-    fn assign(&self, msg: &AssignVm) -> Result<Assignment, WriteError> {
-        let mut pooled = self.pool.get()?;
-        let conn: &mut DbConnection = &mut pooled;
-        for attempt in 1..=CLAIM_ATTEMPTS {
-            if let Some(vm) = Vm::find_by_email(conn, &msg.email)? {
-                return Ok(Assignment {
-                    vm,
-                    newly_assigned: false,
-                });
-            }
-            let claimed = conn.transaction(|c| {
-                Vm::claim_free(
-                    c,
-                    &msg.email,
-                    &msg.crd_command,
-                    &msg.pin,
-                    Utc::now().naive_utc(),
-                )
-            });
-            match claimed {
-                Ok(Some(vm)) => {
-                    self.announce(&vm.hostname);
-                    return Ok(Assignment {
-                        vm,
-                        newly_assigned: true,
-                    });
-                }
-                Ok(None) => {
-                    // Nothing claimable. Either nothing is free, or every free row is locked
-                    // by a concurrent claim that may still roll back: look at what is
-                    // committed before refusing anyone.
-                    if Vm::count_free(conn)? == 0 {
-                        return Err(WriteError::NoFreeVm);
-                    }
-                }
-                // The same researcher got a VM through a concurrent request; the next
-                // round finds and returns it.
-                Err(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                )) => {}
-                Err(err) => return Err(err.into()),
-            }
-            if attempt < CLAIM_ATTEMPTS {
-                std::thread::sleep(CLAIM_RETRY_DELAY * attempt);
-            }
-        }
-        Err(WriteError::Contended)
     }
 }
 

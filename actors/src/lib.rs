@@ -2,6 +2,8 @@
 //! in `lablink-allocator` turns requests into messages for these actors.
 //!
 //! - [`DbWriter`](db_writer::DbWriter): every database write, each in one transaction.
+//! - [`ClaimBatcher`](claim_batcher::ClaimBatcher): researchers' claims, many to a
+//!   transaction under load.
 //! - [`NotificationListener`](notification_listener::NotificationListener): turns the
 //!   PostgreSQL `vm_updates` channel into [`VmEvent`](change_feed::VmEvent)s.
 //! - [`ChangeHub`](change_feed::ChangeHub): hands those events to every subscriber.
@@ -11,6 +13,7 @@
 //!   [`VmActor`](vm_actor::VmActor) per VM: the agents waiting for their assignment.
 
 pub mod change_feed;
+pub mod claim_batcher;
 pub mod db_writer;
 pub mod notification_listener;
 pub mod provisioning;

@@ -86,6 +86,10 @@ impl From<WriteError> for ApiError {
                 ApiError::Unavailable("The database is unavailable; please try again.".to_owned())
             }
             WriteError::Database(err) => ApiError::Internal(err.to_string()),
+            WriteError::Batch(reason) => ApiError::Internal(reason),
+            WriteError::Stopped => {
+                ApiError::Unavailable("The allocator is restarting; please retry.".to_owned())
+            }
         }
     }
 }

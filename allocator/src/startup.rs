@@ -9,6 +9,7 @@ use actix::Actor;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use lablink_actors::change_feed::ChangeHub;
+use lablink_actors::claim_batcher::ClaimBatcher;
 use lablink_actors::db_writer::DbWriter;
 use lablink_actors::db_writer::{DbWriter as Writer, StoreSecret};
 use lablink_actors::notification_listener::{NotificationListener, ReconnectPolicy};
@@ -103,6 +104,12 @@ impl Application {
             Arc::new(changes.clone()),
             config.database.writer_threads,
         );
+        let claims = ClaimBatcher::start(
+            pool.clone(),
+            backend,
+            Arc::new(changes.clone()),
+            config.database.writer_threads,
+        );
         let executor = TerraformExecutor::new(
             pool.clone(),
             writer.clone(),
@@ -136,6 +143,7 @@ impl Application {
             pool,
             backend,
             writer,
+            claims,
             supervisor,
             executor,
             changes,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::web;
 use lablink_actors::change_feed::ChangeHub;
+use lablink_actors::claim_batcher::ClaimBatcher;
 use lablink_actors::db_writer::DbWriter;
 use lablink_actors::provisioning::cloud::CloudApi;
 use lablink_actors::terraform_executor::TerraformExecutor;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub pool: DbPool,
     pub backend: Backend,
     pub writer: Addr<DbWriter>,
+    /// Researchers' claims, batched.
+    pub claims: ClaimBatcher,
     pub supervisor: Addr<VmSupervisor>,
     /// The queue of provisioning operations.
     pub executor: Addr<TerraformExecutor>,

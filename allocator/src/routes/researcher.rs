@@ -3,7 +3,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use lablink_actors::db_writer::{AssignVm, WriteError};
+use lablink_actors::claim_batcher::AssignVm;
+use lablink_actors::db_writer::WriteError;
 use lablink_schema::vms::Vm;
 use lablink_schema::wire::UnassignedVmCount;
 use serde::Deserialize;
@@ -78,13 +79,13 @@ pub async fn request_vm(
         Err(error) => return refuse(StatusCode::BAD_REQUEST, Refusal::InvalidCommand, error).await,
     };
     let assigned = state
-        .writer
-        .send(AssignVm {
+        .claims
+        .assign(AssignVm {
             email,
             crd_command,
             pin: new_pin(),
         })
-        .await?;
+        .await;
     match assigned {
         Ok(assignment) => {
             let vm = &assignment.vm;

@@ -1,0 +1,314 @@
+//! `ClaimBatcher`: researchers' requests for a VM, served in batches (group commit). A worker
+//! thread takes every claim waiting in its queue and serves them all in one transaction, so a
+//! rush of researchers pays one commit per batch instead of one per claim. A lone claim on an
+//! idle allocator is taken at once and costs one transaction, as before.
+//!
+//! Each claim runs in a savepoint of the batch's transaction, in arrival order: a claim sees
+//! the ones before it in its batch (the same email gets the same VM), and a claim that fails
+//! is rolled back alone. The invariants are those of a single claim: one statement takes a
+//! free row (`FOR UPDATE SKIP LOCKED` on PostgreSQL), the unique index on `user_email` refuses
+//! a second VM for one researcher, and "none free" is answered only when the committed table
+//! has no free VM.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::Connection;
+use lablink_schema::vms::Vm;
+use lablink_schema::{Backend, DbConnection, DbPool};
+use tokio::sync::oneshot;
+
+use crate::change_feed::{ChangeFeed, VmEvent};
+use crate::db_writer::WriteError;
+
+/// Most claims served in one transaction; more wait for the next batch.
+const MAX_BATCH: usize = 256;
+/// How many rounds a claim gets before answering "contended". A claim finds nothing only
+/// when every free row is locked by claims of other transactions (another worker, another
+/// allocator), some of which may roll back; a few quick rounds settle that.
+const CLAIM_ROUNDS: u32 = 8;
+/// Pause before another round, times the round's number.
+const ROUND_DELAY: Duration = Duration::from_millis(2);
+/// How often an idle worker looks whether the batcher was dropped.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// Give a free VM to a researcher (`POST /api/request_vm`). A researcher who already holds a
+/// VM gets that one back.
+#[derive(Debug, Clone)]
+pub struct AssignVm {
+    /// Normalised (trimmed, lower-case) email.
+    pub email: String,
+    pub crd_command: String,
+    pub pin: String,
+}
+
+/// The VM a researcher holds after [`AssignVm`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub vm: Vm,
+    /// False when the researcher already held this VM.
+    pub newly_assigned: bool,
+}
+
+struct PendingClaim {
+    request: AssignVm,
+    reply: oneshot::Sender<Result<Assignment, WriteError>>,
+}
+
+/// Hands claims to the worker threads; cheap to clone.
+#[derive(Clone)]
+pub struct ClaimBatcher {
+    queue: Sender<PendingClaim>,
+    counts: Arc<BatchCounts>,
+}
+
+/// How much work the batcher has done, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct BatchCounts {
+    /// Claims taken from the queue.
+    pub claims: AtomicU64,
+    /// Transactions they were served in (retry rounds included).
+    pub transactions: AtomicU64,
+}
+
+impl std::fmt::Debug for ClaimBatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimBatcher").finish_non_exhaustive()
+    }
+}
+
+impl ClaimBatcher {
+    /// Starts the workers: `postgres_workers` on PostgreSQL (batches then commit side by side),
+    /// one on SQLite (one writer at a time). They stop when every `ClaimBatcher` is dropped.
+    pub fn start(
+        pool: DbPool,
+        backend: Backend,
+        feed: Arc<dyn ChangeFeed>,
+        postgres_workers: usize,
+    ) -> ClaimBatcher {
+        let (queue, receiver) = mpsc::channel();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let counts = Arc::new(BatchCounts::default());
+        let workers = match backend {
+            Backend::Postgres => postgres_workers.max(1),
+            Backend::Sqlite => 1,
+        };
+        for n in 0..workers {
+            let worker = Worker {
+                pool: pool.clone(),
+                backend,
+                feed: feed.clone(),
+                receiver: receiver.clone(),
+                counts: counts.clone(),
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("claim-batcher-{n}"))
+                .spawn(move || worker.run());
+            if let Err(err) = spawned {
+                tracing::error!(error = %err, "cannot start a claim worker");
+            }
+        }
+        ClaimBatcher { queue, counts }
+    }
+
+    /// Claims taken and transactions used so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.counts.claims.load(Ordering::Relaxed),
+            self.counts.transactions.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Claims a VM for the researcher; answers when the claim's batch has committed.
+    pub async fn assign(&self, request: AssignVm) -> Result<Assignment, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(PendingClaim { request, reply })
+            .map_err(|_| WriteError::Stopped)?;
+        answer.await.map_err(|_| WriteError::Stopped)?
+    }
+}
+
+/// One worker thread: takes a batch, serves it, repeats.
+struct Worker {
+    pool: DbPool,
+    backend: Backend,
+    feed: Arc<dyn ChangeFeed>,
+    receiver: Arc<Mutex<Receiver<PendingClaim>>>,
+    counts: Arc<BatchCounts>,
+}
+
+/// Where a claim stands after a round.
+enum Outcome {
+    Done(Result<Assignment, WriteError>),
+    /// Nothing claimable in this round, or a concurrent request of the same researcher won:
+    /// look again in the next round.
+    Again,
+}
+
+impl Worker {
+    fn run(self) {
+        while let Some(batch) = self.next_batch() {
+            self.counts
+                .claims
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            self.serve(batch);
+        }
+    }
+
+    /// Waits for a claim, then takes every claim already queued behind it (up to
+    /// [`MAX_BATCH`]). `None` once the batcher is gone.
+    fn next_batch(&self) -> Option<Vec<PendingClaim>> {
+        let receiver = self.receiver.lock().ok()?;
+        let first = loop {
+            match receiver.recv_timeout(IDLE_CHECK) {
+                Ok(claim) => break claim,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(claim) => batch.push(claim),
+                Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    fn serve(&self, mut waiting: Vec<PendingClaim>) {
+        for round in 1..=CLAIM_ROUNDS {
+            let outcomes = self.round(&waiting);
+            let mut again = Vec::new();
+            for (claim, outcome) in waiting.into_iter().zip(outcomes) {
+                match outcome {
+                    Outcome::Done(result) => {
+                        if let Err(err) = &result {
+                            if !err.is_expected() {
+                                tracing::error!(error = %err, "assignment failed");
+                            }
+                        }
+                        // The researcher may have given up; the claim stands either way.
+                        let _ = claim.reply.send(result);
+                    }
+                    Outcome::Again => again.push(claim),
+                }
+            }
+            if again.is_empty() {
+                return;
+            }
+            waiting = again;
+            if round < CLAIM_ROUNDS {
+                std::thread::sleep(ROUND_DELAY * round);
+            }
+        }
+        for claim in waiting {
+            let _ = claim.reply.send(Err(WriteError::Contended));
+        }
+    }
+
+    /// One transaction over `claims`, then, for the claims that found nothing, a look at the
+    /// committed table: none free means "no VM", otherwise they try again.
+    fn round(&self, claims: &[PendingClaim]) -> Vec<Outcome> {
+        let mut pooled = match self.pool.get() {
+            Ok(pooled) => pooled,
+            Err(err) => {
+                let reason = err.to_string();
+                return claims
+                    .iter()
+                    .map(|_| Outcome::Done(Err(WriteError::Batch(reason.clone()))))
+                    .collect();
+            }
+        };
+        let conn: &mut DbConnection = &mut pooled;
+        let now = Utc::now().naive_utc();
+        self.counts.transactions.fetch_add(1, Ordering::Relaxed);
+        let committed = conn.transaction(|conn| {
+            Ok::<_, diesel::result::Error>(
+                claims
+                    .iter()
+                    .map(|claim| claim_one(conn, &claim.request, now))
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let results = match committed {
+            Ok(results) => results,
+            Err(err) => {
+                // The commit itself failed: nothing of this batch happened.
+                let reason = err.to_string();
+                return claims
+                    .iter()
+                    .map(|_| Outcome::Done(Err(WriteError::Batch(reason.clone()))))
+                    .collect();
+            }
+        };
+        let mut none_free: Option<bool> = None;
+        results
+            .into_iter()
+            .map(|result| match result {
+                Ok(Some(assignment)) => {
+                    if assignment.newly_assigned {
+                        self.announce(&assignment.vm.hostname);
+                    }
+                    Outcome::Done(Ok(assignment))
+                }
+                Ok(None) => {
+                    let nothing_free = *none_free.get_or_insert_with(|| {
+                        Vm::count_free(conn).map(|free| free == 0).unwrap_or(false)
+                    });
+                    if nothing_free {
+                        Outcome::Done(Err(WriteError::NoFreeVm))
+                    } else {
+                        Outcome::Again
+                    }
+                }
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                )) => Outcome::Again,
+                Err(err) => Outcome::Done(Err(err.into())),
+            })
+            .collect()
+    }
+
+    /// Announces a new assignment where the database does not (SQLite).
+    fn announce(&self, hostname: &str) {
+        if self.backend == Backend::Sqlite {
+            self.feed.publish(VmEvent::Changed {
+                hostname: hostname.to_owned(),
+            });
+        }
+    }
+}
+
+/// One claim in its own savepoint: the VM the researcher holds, or a newly claimed one, or
+/// `None` when nothing could be claimed.
+fn claim_one(
+    conn: &mut DbConnection,
+    request: &AssignVm,
+    now: chrono::NaiveDateTime,
+) -> Result<Option<Assignment>, diesel::result::Error> {
+    conn.transaction(|conn| {
+        if let Some(vm) = Vm::find_by_email(conn, &request.email)? {
+            return Ok(Some(Assignment {
+                vm,
+                newly_assigned: false,
+            }));
+        }
+        Ok(Vm::claim_free(
+            conn,
+            &request.email,
+            &request.crd_command,
+            &request.pin,
+            now,
+        )?
+        .map(|vm| Assignment {
+            vm,
+            newly_assigned: true,
+        }))
+    })
+}
