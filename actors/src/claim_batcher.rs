@@ -141,7 +141,8 @@ struct Worker {
     counts: Arc<BatchCounts>,
 }
 
-/// Where a claim stands after a round.
+/// Where a claim stands after a round. Short-lived, one per claim: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Outcome {
     Done(Result<Assignment, WriteError>),
     /// Nothing claimable in this round, or a concurrent request of the same researcher won:
