@@ -9,13 +9,20 @@
 //!   on a new connection as browsers do; then checks every invariant in the database;
 //! - `delivery`: K agents waiting in `/vm_startup`, then K assignments; how long from each
 //!   researcher's request until that VM's agent has its command;
-//! - `status`: agents reporting status flat out.
+//! - `status`: agents reporting status flat out;
+//! - `heartbeats`: 10,000 agents reporting every 30 s, and what that costs PostgreSQL;
+//! - `ceiling` / `claims`: pgbench's one-commit-per-claim ceiling beside the batched claim path;
+//! - `admin`: the instances page with 1,000 VMs, and the admin API with Basic credentials;
+//! - `startup`: cold start to ready, and idle memory.
 //!
-//! Prints p50/p99 latency, throughput, errors, the invariant check and the allocator's peak
-//! RSS. Figures go to docs/benchmarks.md.
+//! Prints p50/p95/p99 latency, throughput, errors, the invariant check and the allocator's
+//! CPU time and peak RSS. Figures go to docs/benchmarks.md.
 
 // A benchmark's report is its standard output.
 #![allow(clippy::print_stdout)]
+
+mod claims;
+mod pages;
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
@@ -28,47 +35,102 @@ use lablink_schema::vms::Vm;
 use serde_json::json;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_lablink-allocator");
-const ADMIN_PASSWORD: &str = "benchmark-admin-password";
+pub(crate) const ADMIN_PASSWORD: &str = "benchmark-admin-password";
 /// Concurrency used while setting VMs up (not measured).
 const SETUP_CONCURRENCY: usize = 64;
 /// How long the status scenario hammers the endpoint.
 const STATUS_DURATION: Duration = Duration::from_secs(10);
 const STATUS_CONCURRENCY: usize = 64;
 
-struct Allocator {
+pub(crate) struct Allocator {
     child: Child,
     base: String,
 }
 
 impl Allocator {
-    fn start(database: &TestDatabase) -> Allocator {
+    pub(crate) fn start(database: &TestDatabase) -> Allocator {
+        Self::launch(&[("DATABASE_URL", database.url())])
+    }
+
+    /// An allocator on its embedded SQLite database in `data_dir`.
+    pub(crate) fn start_on_sqlite(data_dir: &std::path::Path) -> Allocator {
+        Self::launch(&[(
+            "LABLINK__DATABASE__DATA_DIR",
+            data_dir.to_str().expect("utf-8 path"),
+        )])
+    }
+
+    fn launch(settings: &[(&str, &str)]) -> Allocator {
         let port = free_port();
-        let child = Command::new(BINARY)
-            .env("DATABASE_URL", database.url())
+        let mut command = Command::new(BINARY);
+        command
             .env("LABLINK__SERVER__BIND", format!("127.0.0.1:{port}"))
             .env("LABLINK__ADMIN__PASSWORD", ADMIN_PASSWORD)
             .env("LABLINK__LOG__LEVEL", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the allocator");
+            .stderr(Stdio::inherit());
+        for (name, value) in settings {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("start the allocator");
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "the allocator did not start");
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(2));
         }
         Allocator { child, base }
     }
 
     /// Peak resident memory so far, in MiB (`VmHWM`).
-    fn peak_rss_mib(&self) -> f64 {
+    pub(crate) fn peak_rss_mib(&self) -> f64 {
         proc_status_kib(self.child.id(), "VmHWM:") / 1024.0
     }
 
-    fn rss_mib(&self) -> f64 {
+    pub(crate) fn rss_mib(&self) -> f64 {
         proc_status_kib(self.child.id(), "VmRSS:") / 1024.0
     }
+
+    /// CPU time the allocator has used so far (user + system), in seconds.
+    pub(crate) fn cpu_secs(&self) -> f64 {
+        cpu_secs_of(self.child.id())
+    }
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on Linux).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// User + system CPU time of a process, in seconds.
+pub(crate) fn cpu_secs_of(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / TICKS_PER_SEC)
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// CPU time used by every PostgreSQL process on this machine, in seconds.
+pub(crate) fn postgres_cpu_secs() -> f64 {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+                .filter(|pid| {
+                    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .is_ok_and(|comm| comm.trim() == "postgres")
+                })
+                .map(cpu_secs_of)
+                .filter(|secs| secs.is_finite())
+                .sum()
+        })
+        .unwrap_or(f64::NAN)
 }
 
 impl Drop for Allocator {
@@ -106,7 +168,7 @@ fn crd_command(seed: usize) -> String {
 }
 
 /// Latency summary in milliseconds.
-fn summary(mut samples: Vec<Duration>) -> String {
+pub(crate) fn summary(mut samples: Vec<Duration>) -> String {
     if samples.is_empty() {
         return "no samples".to_owned();
     }
@@ -114,8 +176,9 @@ fn summary(mut samples: Vec<Duration>) -> String {
     let at =
         |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
     format!(
-        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n = {})",
+        "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n = {})",
         at(0.5),
+        at(0.95),
         at(0.99),
         at(1.0),
         samples.len()
@@ -123,7 +186,11 @@ fn summary(mut samples: Vec<Duration>) -> String {
 }
 
 /// Registers `count` VMs, reports them running and healthy; returns (hostname, token).
-async fn free_vms(client: &reqwest::Client, base: &str, count: usize) -> Vec<(String, String)> {
+pub(crate) async fn free_vms(
+    client: &reqwest::Client,
+    base: &str,
+    count: usize,
+) -> Vec<(String, String)> {
     stream::iter(0..count)
         .map(|i| {
             let client = client.clone();
@@ -203,6 +270,7 @@ async fn rush(vms: usize, researchers: usize) {
     free_vms(&setup, &allocator.base, vms).await;
 
     let client = browser_client();
+    let cpu_before = allocator.cpu_secs();
     let started = Instant::now();
     let results: Vec<(usize, Result<PageAnswer, String>)> =
         futures_util::future::join_all((0..researchers).map(|i| {
@@ -265,11 +333,12 @@ async fn rush(vms: usize, researchers: usize) {
     println!(
         "rush N={vms:>5} M={researchers:>5}: {:.0} req/s, {}; assigned {}, refused {refused}, errors {errors}; \
          invariants {} (one VM each: {no_double}, no VM left free: {none_left_free}, pages match DB: {pages_true}, \
-         refusals only when full: {refusals_justified}); allocator peak RSS {:.1} MiB",
+         refusals only when full: {refusals_justified}); allocator CPU {:.2} s, peak RSS {:.1} MiB",
         researchers as f64 / wall.as_secs_f64(),
         summary(latencies),
         holders.len(),
         if ok { "OK" } else { "VIOLATED" },
+        allocator.cpu_secs() - cpu_before,
         allocator.peak_rss_mib(),
     );
 }
@@ -402,6 +471,62 @@ async fn status_reports(vms: usize) {
     );
 }
 
+/// How often each agent reports in the heartbeat scenario, as the agent does by default.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// `agents` VMs each reporting once per [`HEARTBEAT_INTERVAL`], spread evenly, for one
+/// interval: what that costs PostgreSQL and the allocator, in CPU.
+async fn heartbeats(agents: usize) {
+    let database = TestDatabase::migrated();
+    let allocator = Allocator::start(&database);
+    let client = reqwest::Client::new();
+    let registered = Arc::new(free_vms(&client, &allocator.base, agents).await);
+    let gap = HEARTBEAT_INTERVAL / agents as u32;
+    let (pg_before, cpu_before) = (postgres_cpu_secs(), allocator.cpu_secs());
+    let started = Instant::now();
+    let mut ticker = tokio::time::interval(gap);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut reports = Vec::with_capacity(agents);
+    for n in 0..agents {
+        ticker.tick().await;
+        let client = client.clone();
+        let base = allocator.base.clone();
+        let registered = registered.clone();
+        reports.push(tokio::spawn(async move {
+            let (hostname, token) = &registered[n];
+            let sent = Instant::now();
+            let ok = client
+                .post(format!("{base}/api/vm-status"))
+                .bearer_auth(token)
+                .json(&json!({"hostname": hostname, "status": "running"}))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            (sent.elapsed(), ok)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for report in reports {
+        match report.await {
+            Ok((latency, true)) => latencies.push(latency),
+            _ => errors += 1,
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let pg = (postgres_cpu_secs() - pg_before) / wall;
+    let own = (allocator.cpu_secs() - cpu_before) / wall;
+    println!(
+        "heartbeats: {agents} agents every {}s ({:.0} reports/s) for {wall:.1} s: {}, errors {errors}; \
+         PostgreSQL {:.1}% of one core (goal < 30%), allocator {:.1}%",
+        HEARTBEAT_INTERVAL.as_secs(),
+        agents as f64 / HEARTBEAT_INTERVAL.as_secs_f64(),
+        summary(latencies),
+        pg * 100.0,
+        own * 100.0,
+    );
+}
+
 fn main() {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
@@ -418,8 +543,16 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
+        if wanted("ceiling") || wanted("claims") {
+            let ceiling = claims::pgbench_ceiling();
+            claims::lone_claims().await;
+            for n in [1_000, 5_000] {
+                claims::batched_rush(n, n, ceiling).await;
+                claims::batched_rush(n, 2 * n, ceiling).await;
+            }
+        }
         if wanted("rush") {
-            for n in [100, 500, 1000] {
+            for n in [100, 1_000, 5_000] {
                 rush(n, n).await;
                 rush(n, 2 * n).await;
             }
@@ -430,6 +563,15 @@ fn main() {
         }
         if wanted("status") {
             status_reports(1_000).await;
+        }
+        if wanted("heartbeats") {
+            heartbeats(10_000).await;
+        }
+        if wanted("admin") {
+            pages::admin_pages(1_000).await;
+        }
+        if wanted("startup") {
+            pages::startup().await;
         }
     });
 }

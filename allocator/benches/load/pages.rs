@@ -1,0 +1,140 @@
+//! The admin's instances page with many VMs, the admin API with Basic credentials (no slow
+//! password hash per request), and the allocator's cold start and idle memory.
+
+use std::time::{Duration, Instant};
+
+use lablink_schema::testing::TestDatabase;
+
+use crate::{free_vms, summary, Allocator, ADMIN_PASSWORD};
+
+/// Page loads timed, one after another.
+const PAGE_LOADS: usize = 200;
+/// Cold starts timed.
+const STARTS: usize = 5;
+/// How long an idle allocator settles before its memory is read.
+const IDLE_SETTLE: Duration = Duration::from_secs(2);
+
+/// Signs in through the form, as a browser does; the client keeps the session cookie.
+async fn sign_in(client: &reqwest::Client, base: &str) {
+    let form = client
+        .get(format!("{base}/admin/login"))
+        .send()
+        .await
+        .expect("login page")
+        .text()
+        .await
+        .expect("html");
+    let marker = r#"name="login_nonce" value=""#;
+    let start = form.find(marker).expect("nonce field") + marker.len();
+    let nonce = &form[start..start + form[start..].find('"').expect("end")];
+    let signed_in = client
+        .post(format!("{base}/admin/login"))
+        .form(&[
+            ("user", "admin"),
+            ("password", ADMIN_PASSWORD),
+            ("login_nonce", nonce),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert!(signed_in.status().is_success(), "{}", signed_in.status());
+}
+
+async fn time_loads(client: &reqwest::Client, url: &str, basic: bool) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    for _ in 0..PAGE_LOADS {
+        let mut request = client.get(url);
+        if basic {
+            request = request.basic_auth("admin", Some(ADMIN_PASSWORD));
+        }
+        let sent = Instant::now();
+        let response = request.send().await.expect("load");
+        assert!(
+            response.status().is_success(),
+            "{url}: {}",
+            response.status()
+        );
+        let _ = response.bytes().await.expect("body");
+        latencies.push(sent.elapsed());
+    }
+    latencies
+}
+
+/// The instances page and the admin API with `vms` VMs.
+pub async fn admin_pages(vms: usize) {
+    let database = TestDatabase::migrated();
+    let allocator = Allocator::start(&database);
+    free_vms(&reqwest::Client::new(), &allocator.base, vms).await;
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    sign_in(&browser, &allocator.base).await;
+    let cpu_before = allocator.cpu_secs();
+    let page = time_loads(&browser, &format!("{}/admin", allocator.base), false).await;
+    let rows = time_loads(
+        &browser,
+        &format!("{}/admin/instances/rows", allocator.base),
+        false,
+    )
+    .await;
+    let api = time_loads(
+        &reqwest::Client::new(),
+        &format!("{}/api/vm-status", allocator.base),
+        true,
+    )
+    .await;
+    println!(
+        "admin with {vms} VMs: /admin {}; live rows {}; GET /api/vm-status with Basic {}; \
+         allocator CPU {:.2} s for {} requests",
+        summary(page),
+        summary(rows),
+        summary(api),
+        allocator.cpu_secs() - cpu_before,
+        3 * PAGE_LOADS,
+    );
+}
+
+/// From starting the binary to `/readyz` answering 200, on PostgreSQL and on SQLite; then
+/// the idle allocator's memory.
+pub async fn startup() {
+    let client = reqwest::Client::new();
+    for backend in ["postgres", "sqlite"] {
+        let mut ready_after = Vec::new();
+        let mut idle_rss = Vec::new();
+        for _ in 0..STARTS {
+            let database = TestDatabase::migrated();
+            let data_dir = tempfile::tempdir().expect("data dir");
+            let started = Instant::now();
+            let allocator = if backend == "postgres" {
+                Allocator::start(&database)
+            } else {
+                Allocator::start_on_sqlite(data_dir.path())
+            };
+            loop {
+                let ready = client
+                    .get(format!("{}/readyz", allocator.base))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if ready {
+                    break;
+                }
+                assert!(started.elapsed() < Duration::from_secs(30), "never ready");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            ready_after.push(started.elapsed());
+            tokio::time::sleep(IDLE_SETTLE).await;
+            idle_rss.push(allocator.rss_mib());
+        }
+        idle_rss.sort_by(f64::total_cmp);
+        println!(
+            "startup on {backend} (migrated database{}): ready after {}; idle RSS median {:.1} MiB (min {:.1}, max {:.1})",
+            if backend == "sqlite" { " created first" } else { "" },
+            summary(ready_after),
+            idle_rss[idle_rss.len() / 2],
+            idle_rss[0],
+            idle_rss[idle_rss.len() - 1],
+        );
+    }
+}
