@@ -10,6 +10,7 @@
 //! a second VM for one researcher, and "none free" is answered only when the committed table
 //! has no free VM.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -26,12 +27,15 @@ use crate::db_writer::WriteError;
 
 /// Most claims served in one transaction; more wait for the next batch.
 const MAX_BATCH: usize = 256;
-/// How many rounds a claim gets before answering "contended". A claim finds nothing only
-/// when every free row is locked by claims of other transactions (another worker, another
-/// allocator), some of which may roll back; a few quick rounds settle that.
-const CLAIM_ROUNDS: u32 = 8;
-/// Pause before another round, times the round's number.
+/// How long claims keep trying before answering "contended". A claim finds nothing only when
+/// every free row is locked by claims of other transactions (another worker's batch, another
+/// allocator), some of which may roll back; once those commit, the next round either finds a
+/// row or sees that none is free. A busy worker's batch takes up to a few hundred
+/// milliseconds, so this is generous.
+const CLAIM_PATIENCE: Duration = Duration::from_secs(5);
+/// Pause before another round, times the round's number, up to [`MAX_ROUND_DELAY`].
 const ROUND_DELAY: Duration = Duration::from_millis(2);
+const MAX_ROUND_DELAY: Duration = Duration::from_millis(20);
 /// How often an idle worker looks whether the batcher was dropped.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
@@ -182,7 +186,8 @@ impl Worker {
     }
 
     fn serve(&self, mut waiting: Vec<PendingClaim>) {
-        for round in 1..=CLAIM_ROUNDS {
+        let deadline = std::time::Instant::now() + CLAIM_PATIENCE;
+        for round in 1.. {
             let outcomes = self.round(&waiting);
             let mut again = Vec::new();
             for (claim, outcome) in waiting.into_iter().zip(outcomes) {
@@ -203,9 +208,10 @@ impl Worker {
                 return;
             }
             waiting = again;
-            if round < CLAIM_ROUNDS {
-                std::thread::sleep(ROUND_DELAY * round);
+            if std::time::Instant::now() >= deadline {
+                break;
             }
+            std::thread::sleep((ROUND_DELAY * round).min(MAX_ROUND_DELAY));
         }
         for claim in waiting {
             let _ = claim.reply.send(Err(WriteError::Contended));
@@ -229,6 +235,13 @@ impl Worker {
         let now = Utc::now().naive_utc();
         self.counts.transactions.fetch_add(1, Ordering::Relaxed);
         let committed = conn.transaction(|conn| {
+            // All at once where that works; one at a time, each in its own savepoint, where
+            // it does not (a researcher given a VM by another allocator meanwhile).
+            if claims.len() > 1 {
+                if let Ok(results) = conn.transaction(|conn| claim_together(conn, claims, now)) {
+                    return Ok(results);
+                }
+            }
             Ok::<_, diesel::result::Error>(
                 claims
                     .iter()
@@ -284,6 +297,50 @@ impl Worker {
             });
         }
     }
+}
+
+/// What each claim of a batch gets, from one look at who already holds a VM and one
+/// statement claiming VMs for the rest (the first claim of a researcher claims; later ones in
+/// the batch get the same VM, as not new).
+fn claim_together(
+    conn: &mut DbConnection,
+    claims: &[PendingClaim],
+    now: chrono::NaiveDateTime,
+) -> Result<Vec<Result<Option<Assignment>, diesel::result::Error>>, diesel::result::Error> {
+    let emails: Vec<String> = claims.iter().map(|c| c.request.email.clone()).collect();
+    let held: HashMap<String, Vm> = Vm::find_by_emails(conn, &emails)?
+        .into_iter()
+        .filter_map(|vm| vm.user_email.clone().map(|email| (email, vm)))
+        .collect();
+    let mut asking = HashSet::new();
+    let wanted: Vec<(String, String, String)> = claims
+        .iter()
+        .map(|c| &c.request)
+        .filter(|r| !held.contains_key(&r.email) && asking.insert(r.email.clone()))
+        .map(|r| (r.email.clone(), r.crd_command.clone(), r.pin.clone()))
+        .collect();
+    let claimed: HashMap<String, Vm> = Vm::claim_free_many(conn, &wanted, now)?
+        .into_iter()
+        .filter_map(|vm| vm.user_email.clone().map(|email| (email, vm)))
+        .collect();
+    let mut announced = HashSet::new();
+    Ok(claims
+        .iter()
+        .map(|claim| {
+            let email = &claim.request.email;
+            Ok(if let Some(vm) = held.get(email) {
+                Some(Assignment {
+                    vm: vm.clone(),
+                    newly_assigned: false,
+                })
+            } else {
+                claimed.get(email).map(|vm| Assignment {
+                    vm: vm.clone(),
+                    newly_assigned: announced.insert(email.clone()),
+                })
+            })
+        })
+        .collect())
 }
 
 /// One claim in its own savepoint: the VM the researcher holds, or a newly claimed one, or

@@ -54,6 +54,27 @@ const CLAIM_FREE_SQLITE: &str = "\
         ORDER BY hostname LIMIT 1) \
     RETURNING *";
 
+/// Many claims in one statement on PostgreSQL: the `n`-th free row (in hostname order, rows
+/// locked by other transactions skipped) goes to the `n`-th requester. One index scan serves
+/// them all, where one claim at a time would walk past the rows claimed before it. Keep the
+/// predicate in step with `free_vms!`.
+const CLAIM_MANY_POSTGRES: &str = "\
+    WITH wanted AS ( \
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) \
+            WITH ORDINALITY AS w(email, command, pin, n)), \
+    locked AS ( \
+        SELECT hostname FROM vms \
+        WHERE status = 'running' AND user_email IS NULL AND gpu_health IN ('Healthy', 'N/A') \
+        ORDER BY hostname LIMIT $4 FOR UPDATE SKIP LOCKED), \
+    numbered AS ( \
+        SELECT hostname, row_number() OVER (ORDER BY hostname) AS n FROM locked) \
+    UPDATE vms SET user_email = wanted.email, crd_command = wanted.command, pin = wanted.pin, \
+        in_use = FALSE, assigned_at = $5, updated_at = $5, \
+        assignment_seq = vms.assignment_seq + 1 \
+    FROM numbered JOIN wanted ON wanted.n = numbered.n \
+    WHERE vms.hostname = numbered.hostname AND vms.user_email IS NULL \
+    RETURNING vms.*";
+
 /// A VM's current assignment, as its agent receives it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CurrentAssignment {
@@ -232,6 +253,51 @@ impl Vm {
                 .bind::<Timestamp, _>(now)
                 .get_result(c)
                 .optional(),
+        }
+    }
+
+    /// The VMs held by any of these (normalised) emails.
+    pub fn find_by_emails(conn: &mut DbConnection, emails: &[String]) -> QueryResult<Vec<Vm>> {
+        vms::table
+            .filter(vms::user_email.eq_any(emails))
+            .select(Vm::as_select())
+            .load(conn)
+    }
+
+    /// Gives free VMs to several researchers at once, one each, in one statement on
+    /// PostgreSQL (one claim after another on SQLite). `claims` are `(email, crd_command,
+    /// pin)` with distinct emails that hold no VM; returns the VMs claimed, fewer than asked
+    /// when not enough are free. The unique index on `user_email` fails the whole statement
+    /// if another request gave one of these researchers a VM meanwhile.
+    pub fn claim_free_many(
+        conn: &mut DbConnection,
+        claims: &[(String, String, String)],
+        now: NaiveDateTime,
+    ) -> QueryResult<Vec<Vm>> {
+        use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+        match conn {
+            DbConnection::Pg(c) => {
+                let emails: Vec<&str> = claims.iter().map(|c| c.0.as_str()).collect();
+                let commands: Vec<&str> = claims.iter().map(|c| c.1.as_str()).collect();
+                let pins: Vec<&str> = claims.iter().map(|c| c.2.as_str()).collect();
+                diesel::sql_query(CLAIM_MANY_POSTGRES)
+                    .bind::<Array<Text>, _>(emails)
+                    .bind::<Array<Text>, _>(commands)
+                    .bind::<Array<Text>, _>(pins)
+                    .bind::<BigInt, _>(i64::try_from(claims.len()).unwrap_or(i64::MAX))
+                    .bind::<Timestamp, _>(now)
+                    .load(c)
+            }
+            DbConnection::Sqlite(_) => {
+                let mut claimed = Vec::new();
+                for (email, command, pin) in claims {
+                    match Vm::claim_free(conn, email, command, pin, now)? {
+                        Some(vm) => claimed.push(vm),
+                        None => break,
+                    }
+                }
+                Ok(claimed)
+            }
         }
     }
 

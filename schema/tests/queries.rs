@@ -515,3 +515,70 @@ fn vms_and_operations_are_counted_by_state_for_metrics() {
         );
     });
 }
+
+#[test]
+fn several_researchers_are_given_one_free_vm_each_in_one_statement() {
+    on_both_backends(|conn| {
+        for hostname in ["vm-a", "vm-b", "vm-c"] {
+            make_free(conn, hostname, GpuHealth::Healthy);
+        }
+        let claims: Vec<(String, String, String)> = ["ada", "grace"]
+            .iter()
+            .map(|name| {
+                (
+                    format!("{name}@example.org"),
+                    format!("cmd-{name}"),
+                    "123456".to_owned(),
+                )
+            })
+            .collect();
+        let claimed = Vm::claim_free_many(conn, &claims, now()).expect("claim");
+        let mut given: Vec<(String, String, String)> = claimed
+            .iter()
+            .map(|vm| {
+                (
+                    vm.hostname.clone(),
+                    vm.user_email.clone().expect("email"),
+                    vm.crd_command.clone().expect("command"),
+                )
+            })
+            .collect();
+        given.sort();
+        assert_eq!(
+            given,
+            vec![
+                ("vm-a".into(), "ada@example.org".into(), "cmd-ada".into()),
+                (
+                    "vm-b".into(),
+                    "grace@example.org".into(),
+                    "cmd-grace".into()
+                ),
+            ]
+        );
+        assert!(claimed.iter().all(|vm| vm.assignment_seq == 1));
+        let held = Vm::find_by_emails(conn, &["grace@example.org".to_owned()]).expect("find");
+        assert_eq!(held.len(), 1);
+
+        // Three more ask; one VM is left.
+        let more: Vec<(String, String, String)> = ["alan", "edsger", "barbara"]
+            .iter()
+            .map(|name| {
+                (
+                    format!("{name}@example.org"),
+                    "c".to_owned(),
+                    "1".to_owned(),
+                )
+            })
+            .collect();
+        let claimed = Vm::claim_free_many(conn, &more, now()).expect("claim");
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].hostname, "vm-c");
+        assert_eq!(claimed[0].user_email.as_deref(), Some("alan@example.org"));
+        assert_eq!(Vm::count_free(conn).expect("count"), 0);
+
+        // A researcher who holds a VM is refused a second one: the whole statement fails.
+        make_free(conn, "vm-d", GpuHealth::Healthy);
+        let again = vec![("ada@example.org".to_owned(), "c".to_owned(), "1".to_owned())];
+        assert!(Vm::claim_free_many(conn, &again, now()).is_err());
+    });
+}

@@ -36,13 +36,15 @@ ORDER BY hostname LIMIT 1 FOR UPDATE SKIP LOCKED) \
 RETURNING *;
 ";
 
-/// `count` free VMs, inserted directly.
+/// `count` free VMs, inserted directly, with the table's statistics brought up to date (as
+/// autovacuum would), so that the planner uses the free-VM index.
 pub fn insert_free_vms(database: &TestDatabase, count: usize) {
     let mut conn = database.connect();
     conn.batch_execute(&format!(
         "INSERT INTO vms (hostname, status, gpu_health, created_at, updated_at) \
          SELECT 'vm-' || lpad(g::text, 7, '0'), 'running', 'Healthy', now(), now() \
-         FROM generate_series(1, {count}) AS g"
+         FROM generate_series(1, {count}) AS g; \
+         ANALYZE vms"
     ))
     .expect("insert VMs");
 }
