@@ -223,13 +223,7 @@ impl Worker {
     fn round(&self, claims: &[PendingClaim]) -> Vec<Outcome> {
         let mut pooled = match self.pool.get() {
             Ok(pooled) => pooled,
-            Err(err) => {
-                let reason = err.to_string();
-                return claims
-                    .iter()
-                    .map(|_| Outcome::Done(Err(WriteError::Batch(reason.clone()))))
-                    .collect();
-            }
+            Err(err) => return all_failed(claims, &err.to_string()),
         };
         let conn: &mut DbConnection = &mut pooled;
         let now = Utc::now().naive_utc();
@@ -251,14 +245,8 @@ impl Worker {
         });
         let results = match committed {
             Ok(results) => results,
-            Err(err) => {
-                // The commit itself failed: nothing of this batch happened.
-                let reason = err.to_string();
-                return claims
-                    .iter()
-                    .map(|_| Outcome::Done(Err(WriteError::Batch(reason.clone()))))
-                    .collect();
-            }
+            // The commit itself failed: nothing of this batch happened.
+            Err(err) => return all_failed(claims, &err.to_string()),
         };
         let mut none_free: Option<bool> = None;
         results
@@ -297,6 +285,14 @@ impl Worker {
             });
         }
     }
+}
+
+/// The same failure for every claim of a batch.
+fn all_failed(claims: &[PendingClaim], reason: &str) -> Vec<Outcome> {
+    claims
+        .iter()
+        .map(|_| Outcome::Done(Err(WriteError::Batch(reason.to_owned()))))
+        .collect()
 }
 
 /// What each claim of a batch gets, from one look at who already holds a VM and one
