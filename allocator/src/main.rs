@@ -85,23 +85,38 @@ fn print_config(config: &Config) -> ExitCode {
 
 /// `hash-password`: the password comes on standard input (never as an argument, where other
 /// users of the machine could read it in the process list); its hash goes to standard output.
+/// At a terminal it is asked twice and not shown.
 fn hash_password() -> ExitCode {
-    if std::io::stdin().is_terminal() {
-        eprintln!("Type the admin password and press Enter (it is shown as you type):");
-    }
-    let mut line = String::new();
-    if let Err(err) = std::io::stdin().read_line(&mut line) {
-        eprintln!("lablink-allocator: cannot read the password: {err}");
-        return ExitCode::FAILURE;
-    }
-    let password = line.trim_end_matches(['\n', '\r']);
+    let password = if std::io::stdin().is_terminal() {
+        let typed = rpassword::prompt_password("Admin password (not shown): ").and_then(|first| {
+            rpassword::prompt_password("The same again: ").map(|second| (first, second))
+        });
+        match typed {
+            Ok((first, second)) if first == second => first,
+            Ok(_) => {
+                eprintln!("lablink-allocator: the two passwords differ; nothing was hashed");
+                return ExitCode::from(2);
+            }
+            Err(err) => {
+                eprintln!("lablink-allocator: cannot read the password: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        let mut line = String::new();
+        if let Err(err) = std::io::stdin().read_line(&mut line) {
+            eprintln!("lablink-allocator: cannot read the password: {err}");
+            return ExitCode::FAILURE;
+        }
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
     if password.len() < MIN_ADMIN_PASSWORD_LEN {
         eprintln!(
             "lablink-allocator: the password must be at least {MIN_ADMIN_PASSWORD_LEN} characters"
         );
         return ExitCode::from(2);
     }
-    match admin_auth::hash_password(password) {
+    match admin_auth::hash_password(&password) {
         Ok(hash) => write_stdout(&format!("{hash}\n")),
         Err(err) => {
             eprintln!("lablink-allocator: cannot hash the password: {err}");
