@@ -9,11 +9,7 @@ use serde_json::json;
 
 #[path = "support/lab.rs"]
 mod lab;
-use lab::{Lab, ADMIN_PASSWORD};
-
-fn ready(vm: &Vm) -> bool {
-    vm.status == "running" && vm.gpu_health.is_some() && vm.user_email.is_none()
-}
+use lab::{ready, Lab, ADMIN_PASSWORD};
 
 #[actix_web::test]
 async fn admin_creates_vms_a_researcher_gets_one_and_release_frees_it() {

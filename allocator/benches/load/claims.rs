@@ -12,7 +12,7 @@ use lablink_schema::testing::TestDatabase;
 use lablink_schema::vms::Vm;
 use lablink_schema::Backend;
 
-use crate::summary;
+use crate::{stored_assignments, summary};
 
 /// pgbench's clients and run time for the ceiling.
 const PGBENCH_CLIENTS: u32 = 16;
@@ -142,17 +142,8 @@ pub async fn batched_rush(vms: usize, claimants: usize, ceiling: Option<f64>) {
             }
         }
     }
-    let mut conn = database.connect();
-    let stored = Vm::list_all(&mut conn).expect("list");
-    let holders: Vec<&String> = stored
-        .iter()
-        .filter_map(|vm| vm.user_email.as_ref())
-        .collect();
-    let distinct: std::collections::HashSet<&&String> = holders.iter().collect();
-    let ok = distinct.len() == holders.len()
-        && holders.len() == assigned
-        && assigned == vms.min(claimants)
-        && errors == 0;
+    let (_, held, no_double) = stored_assignments(&database);
+    let ok = no_double && held == assigned && assigned == vms.min(claimants) && errors == 0;
     let (claims, transactions) = batcher.counts();
     let rate = assigned as f64 / wall.as_secs_f64();
     println!(

@@ -262,6 +262,20 @@ fn browser_client() -> reqwest::Client {
 /// One answered form post: latency, status code, page.
 type PageAnswer = (Duration, u16, String);
 
+/// The VMs as stored, how many are held by a researcher, and whether every holder holds
+/// a different VM (no researcher twice).
+pub(crate) fn stored_assignments(database: &TestDatabase) -> (Vec<Vm>, usize, bool) {
+    let mut conn = database.connect();
+    let stored = Vm::list_all(&mut conn).expect("list");
+    let holders: Vec<&String> = stored
+        .iter()
+        .filter_map(|vm| vm.user_email.as_ref())
+        .collect();
+    let distinct: HashSet<&&String> = holders.iter().collect();
+    let (held, no_double) = (holders.len(), distinct.len() == holders.len());
+    (stored, held, no_double)
+}
+
 /// N VMs, M researchers at once; checks the invariants in the database.
 async fn rush(vms: usize, researchers: usize) {
     let database = TestDatabase::migrated();
@@ -314,21 +328,14 @@ async fn rush(vms: usize, researchers: usize) {
     }
 
     // The invariants, from the database.
-    let mut conn = database.connect();
-    let stored = Vm::list_all(&mut conn).expect("list");
-    let holders: Vec<&String> = stored
-        .iter()
-        .filter_map(|vm| vm.user_email.as_ref())
-        .collect();
-    let distinct: HashSet<&&String> = holders.iter().collect();
-    let no_double = distinct.len() == holders.len();
-    let none_left_free = holders.len() == vms.min(researchers);
+    let (stored, held, no_double) = stored_assignments(&database);
+    let none_left_free = held == vms.min(researchers);
     let pages_true = assigned_pages.iter().all(|(email, host)| {
         stored
             .iter()
             .any(|vm| vm.user_email.as_ref() == Some(email) && &vm.hostname == host)
     });
-    let refusals_justified = refused == 0 || holders.len() == vms;
+    let refusals_justified = refused == 0 || held == vms;
     let ok = no_double && none_left_free && pages_true && refusals_justified && errors == 0;
     println!(
         "rush N={vms:>5} M={researchers:>5}: {:.0} req/s, {}; assigned {}, refused {refused}, errors {errors}; \
@@ -336,7 +343,7 @@ async fn rush(vms: usize, researchers: usize) {
          refusals only when full: {refusals_justified}); allocator CPU {:.2} s, peak RSS {:.1} MiB",
         researchers as f64 / wall.as_secs_f64(),
         summary(latencies),
-        holders.len(),
+        held,
         if ok { "OK" } else { "VIOLATED" },
         allocator.cpu_secs() - cpu_before,
         allocator.peak_rss_mib(),

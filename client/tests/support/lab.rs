@@ -68,14 +68,7 @@ impl Lab {
             .await;
         assert_eq!(created["state"], "succeeded", "{created}");
         self.until("the new VMs are ready", |vms| {
-            vms.len() >= count
-                && vms
-                    .iter()
-                    .filter(|vm| {
-                        vm.status == "running" && vm.gpu_health.is_some() && vm.user_email.is_none()
-                    })
-                    .count()
-                    >= count
+            vms.len() >= count && vms.iter().filter(|vm| ready(vm)).count() >= count
         })
         .await
     }
@@ -158,4 +151,9 @@ impl Lab {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Running, its GPU reported, and not handed out: free for a researcher.
+pub fn ready(vm: &Vm) -> bool {
+    vm.status == "running" && vm.gpu_health.is_some() && vm.user_email.is_none()
 }
