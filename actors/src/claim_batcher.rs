@@ -12,8 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -22,6 +21,7 @@ use lablink_schema::vms::Vm;
 use lablink_schema::{Backend, DbConnection, DbPool};
 use tokio::sync::oneshot;
 
+use crate::batch_queue::BatchQueue;
 use crate::change_feed::{ChangeFeed, VmEvent};
 use crate::db_writer::WriteError;
 
@@ -36,8 +36,6 @@ const CLAIM_PATIENCE: Duration = Duration::from_secs(5);
 /// Pause before another round, times the round's number, up to [`MAX_ROUND_DELAY`].
 const ROUND_DELAY: Duration = Duration::from_millis(2);
 const MAX_ROUND_DELAY: Duration = Duration::from_millis(20);
-/// How often an idle worker looks whether the batcher was dropped.
-const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// Give a free VM to a researcher (`POST /api/request_vm`). A researcher who already holds a
 /// VM gets that one back.
@@ -65,7 +63,7 @@ struct PendingClaim {
 /// Hands claims to the worker threads; cheap to clone.
 #[derive(Clone)]
 pub struct ClaimBatcher {
-    queue: Sender<PendingClaim>,
+    queue: BatchQueue<PendingClaim>,
     counts: Arc<BatchCounts>,
 }
 
@@ -93,28 +91,24 @@ impl ClaimBatcher {
         feed: Arc<dyn ChangeFeed>,
         postgres_workers: usize,
     ) -> ClaimBatcher {
-        let (queue, receiver) = mpsc::channel();
-        let receiver = Arc::new(Mutex::new(receiver));
         let counts = Arc::new(BatchCounts::default());
         let workers = match backend {
             Backend::Postgres => postgres_workers.max(1),
             Backend::Sqlite => 1,
         };
-        for n in 0..workers {
-            let worker = Worker {
-                pool: pool.clone(),
-                backend,
-                feed: feed.clone(),
-                receiver: receiver.clone(),
-                counts: counts.clone(),
-            };
-            let spawned = std::thread::Builder::new()
-                .name(format!("claim-batcher-{n}"))
-                .spawn(move || worker.run());
-            if let Err(err) = spawned {
-                tracing::error!(error = %err, "cannot start a claim worker");
-            }
-        }
+        let worker = Worker {
+            pool,
+            backend,
+            feed,
+            counts: counts.clone(),
+        };
+        let queue = BatchQueue::start("claim-batcher", workers, MAX_BATCH, move |batch| {
+            worker
+                .counts
+                .claims
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            worker.serve(batch);
+        });
         ClaimBatcher { queue, counts }
     }
 
@@ -130,18 +124,17 @@ impl ClaimBatcher {
     pub async fn assign(&self, request: AssignVm) -> Result<Assignment, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(PendingClaim { request, reply })
+            .push(PendingClaim { request, reply })
             .map_err(|_| WriteError::Stopped)?;
         answer.await.map_err(|_| WriteError::Stopped)?
     }
 }
 
-/// One worker thread: takes a batch, serves it, repeats.
+/// What the worker threads share to serve a batch.
 struct Worker {
     pool: DbPool,
     backend: Backend,
     feed: Arc<dyn ChangeFeed>,
-    receiver: Arc<Mutex<Receiver<PendingClaim>>>,
     counts: Arc<BatchCounts>,
 }
 
@@ -155,36 +148,6 @@ enum Outcome {
 }
 
 impl Worker {
-    fn run(self) {
-        while let Some(batch) = self.next_batch() {
-            self.counts
-                .claims
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            self.serve(batch);
-        }
-    }
-
-    /// Waits for a claim, then takes every claim already queued behind it (up to
-    /// [`MAX_BATCH`]). `None` once the batcher is gone.
-    fn next_batch(&self) -> Option<Vec<PendingClaim>> {
-        let receiver = self.receiver.lock().ok()?;
-        let first = loop {
-            match receiver.recv_timeout(IDLE_CHECK) {
-                Ok(claim) => break claim,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return None,
-            }
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(claim) => batch.push(claim),
-                Err(_) => break,
-            }
-        }
-        Some(batch)
-    }
-
     fn serve(&self, mut waiting: Vec<PendingClaim>) {
         let deadline = std::time::Instant::now() + CLAIM_PATIENCE;
         for round in 1.. {

@@ -16,7 +16,7 @@ use lablink_schema::audit_events::{AuditEvent, NewAuditEvent};
 use lablink_schema::operations::{NewOperation, Operation, OperationState};
 use lablink_schema::vm_logs::VmLogLine;
 use lablink_schema::vms::Vm;
-use lablink_schema::wire::{GpuHealth, VmStatus};
+use lablink_schema::wire::VmStatus;
 use lablink_schema::{Backend, DbConnection, DbPool};
 
 use crate::change_feed::{ChangeFeed, VmEvent};
@@ -130,70 +130,6 @@ impl DbWriter {
 
 impl Actor for DbWriter {
     type Context = SyncContext<Self>;
-}
-
-/// Register a VM, or record the status it reports (`POST /api/vm-status`). `token_hash`
-/// becomes the VM's token hash if it has none yet.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Vm, WriteError>")]
-pub struct ReportVmStatus {
-    pub hostname: String,
-    pub status: VmStatus,
-    pub token_hash: Option<String>,
-}
-
-impl Handler<ReportVmStatus> for DbWriter {
-    type Result = Result<Vm, WriteError>;
-
-    fn handle(&mut self, msg: ReportVmStatus, _: &mut Self::Context) -> Self::Result {
-        self.in_transaction(Some(&msg.hostname), |conn| {
-            Ok(Vm::upsert_status(
-                conn,
-                &msg.hostname,
-                msg.status,
-                msg.token_hash.as_deref(),
-                Utc::now().naive_utc(),
-            )?)
-        })
-    }
-}
-
-/// Record a VM's GPU health (`POST /api/gpu_health`).
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Vm, WriteError>")]
-pub struct ReportGpuHealth {
-    pub hostname: String,
-    pub health: GpuHealth,
-}
-
-impl Handler<ReportGpuHealth> for DbWriter {
-    type Result = Result<Vm, WriteError>;
-
-    fn handle(&mut self, msg: ReportGpuHealth, _: &mut Self::Context) -> Self::Result {
-        self.in_transaction(Some(&msg.hostname), |conn| {
-            Vm::set_gpu_health(conn, &msg.hostname, msg.health, Utc::now().naive_utc())?
-                .ok_or_else(|| WriteError::UnknownVm(msg.hostname.clone()))
-        })
-    }
-}
-
-/// Record whether the research software runs on a VM (`POST /api/update_inuse_status`).
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Vm, WriteError>")]
-pub struct ReportInUse {
-    pub hostname: String,
-    pub in_use: bool,
-}
-
-impl Handler<ReportInUse> for DbWriter {
-    type Result = Result<Vm, WriteError>;
-
-    fn handle(&mut self, msg: ReportInUse, _: &mut Self::Context) -> Self::Result {
-        self.in_transaction(Some(&msg.hostname), |conn| {
-            Vm::set_in_use(conn, &msg.hostname, msg.in_use, Utc::now().naive_utc())?
-                .ok_or_else(|| WriteError::UnknownVm(msg.hostname.clone()))
-        })
-    }
 }
 
 /// Append log lines for a VM (`POST /api/vm-logs`). Returns how many were stored.

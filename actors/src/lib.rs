@@ -4,6 +4,9 @@
 //! - [`DbWriter`](db_writer::DbWriter): every database write, each in one transaction.
 //! - [`ClaimBatcher`](claim_batcher::ClaimBatcher): researchers' claims, many to a
 //!   transaction under load.
+//! - [`ReportBatcher`](report_batcher::ReportBatcher): agents' status, heartbeat, GPU and
+//!   in-use reports, batched the same way (both through a
+//!   [`BatchQueue`](batch_queue::BatchQueue)).
 //! - [`NotificationListener`](notification_listener::NotificationListener): turns the
 //!   PostgreSQL `vm_updates` channel into [`VmEvent`](change_feed::VmEvent)s.
 //! - [`ChangeHub`](change_feed::ChangeHub): hands those events to every subscriber.
@@ -12,11 +15,13 @@
 //! - [`VmSupervisor`](vm_supervisor::VmSupervisor) and one
 //!   [`VmActor`](vm_actor::VmActor) per VM: the agents waiting for their assignment.
 
+pub mod batch_queue;
 pub mod change_feed;
 pub mod claim_batcher;
 pub mod db_writer;
 pub mod notification_listener;
 pub mod provisioning;
+pub mod report_batcher;
 pub mod terraform_executor;
 pub mod tokens;
 pub mod vm_actor;

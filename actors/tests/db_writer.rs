@@ -5,64 +5,36 @@
 use std::sync::Arc;
 
 use lablink_actors::change_feed::VmEvent;
-use lablink_actors::db_writer::{
-    AppendVmLogs, DbWriter, RecordAuditEvent, ReportGpuHealth, ReportInUse, ReportVmStatus,
-    WriteError,
-};
+use lablink_actors::db_writer::{AppendVmLogs, DbWriter, RecordAuditEvent, ReleaseVm, WriteError};
 use lablink_schema::audit_events::{AuditEvent, NewAuditEvent};
 use lablink_schema::testing::{TestDatabase, TestSqliteDatabase};
 use lablink_schema::vm_logs::VmLogLine;
 use lablink_schema::vms::Vm;
-use lablink_schema::wire::{GpuHealth, VmStatus};
-use lablink_schema::Backend;
+use lablink_schema::wire::VmStatus;
+use lablink_schema::{Backend, DbConnection, DbPool};
 use tokio::sync::mpsc;
 
+/// Registers `hostname` directly (agents' reports go through the `ReportBatcher`).
+fn register(pool: &DbPool, hostname: &str) {
+    let mut conn = pool.get().expect("connection");
+    let conn: &mut DbConnection = &mut conn;
+    Vm::upsert_status(
+        conn,
+        hostname,
+        VmStatus::Running,
+        None,
+        chrono::Utc::now().naive_utc(),
+    )
+    .expect("registered");
+}
+
 #[actix::test]
-async fn reports_are_written_and_reports_for_unknown_vms_write_nothing() {
+async fn writes_for_unknown_vms_write_nothing() {
     let database = TestDatabase::migrated();
     let (feed, _events) = mpsc::unbounded_channel::<VmEvent>();
     let writer = DbWriter::start(database.pool(), Backend::Postgres, Arc::new(feed), 2);
+    register(&database.pool(), "vm-1");
 
-    let vm = writer
-        .send(ReportVmStatus {
-            hostname: "vm-1".into(),
-            status: VmStatus::Running,
-            token_hash: None,
-        })
-        .await
-        .expect("mailbox")
-        .expect("registered");
-    assert_eq!(vm.status(), VmStatus::Running);
-    let vm = writer
-        .send(ReportGpuHealth {
-            hostname: "vm-1".into(),
-            health: GpuHealth::NotAvailable,
-        })
-        .await
-        .expect("mailbox")
-        .expect("health");
-    assert_eq!(vm.gpu_health(), Some(GpuHealth::NotAvailable));
-    let vm = writer
-        .send(ReportInUse {
-            hostname: "vm-1".into(),
-            in_use: true,
-        })
-        .await
-        .expect("mailbox")
-        .expect("in use");
-    assert!(vm.in_use);
-
-    let refused = writer
-        .send(ReportGpuHealth {
-            hostname: "ghost".into(),
-            health: GpuHealth::Healthy,
-        })
-        .await
-        .expect("mailbox");
-    assert!(
-        matches!(refused, Err(WriteError::UnknownVm(ref h)) if h == "ghost"),
-        "{refused:?}"
-    );
     let refused = writer
         .send(AppendVmLogs {
             hostname: "ghost".into(),
@@ -103,15 +75,7 @@ async fn concurrent_log_appends_lose_no_line() {
     let database = TestDatabase::migrated();
     let (feed, _events) = mpsc::unbounded_channel::<VmEvent>();
     let writer = DbWriter::start(database.pool(), Backend::Postgres, Arc::new(feed), 4);
-    writer
-        .send(ReportVmStatus {
-            hostname: "vm-1".into(),
-            status: VmStatus::Initializing,
-            token_hash: None,
-        })
-        .await
-        .expect("mailbox")
-        .expect("registered");
+    register(&database.pool(), "vm-1");
 
     const BATCHES: usize = 40;
     const LINES_PER_BATCH: usize = 25;
@@ -147,16 +111,16 @@ async fn on_sqlite_the_writer_announces_each_committed_vm_change() {
     let database = TestSqliteDatabase::migrated();
     let (feed, mut events) = mpsc::unbounded_channel::<VmEvent>();
     let writer = DbWriter::start(database.pool(), Backend::Sqlite, Arc::new(feed), 8);
+    register(&database.pool(), "vm-1");
 
     writer
-        .send(ReportVmStatus {
+        .send(ReleaseVm {
             hostname: "vm-1".into(),
-            status: VmStatus::Running,
-            token_hash: None,
+            actor: "admin".into(),
         })
         .await
         .expect("mailbox")
-        .expect("registered");
+        .expect("released");
     assert_eq!(
         events.try_recv().ok(),
         Some(VmEvent::Changed {
@@ -165,9 +129,9 @@ async fn on_sqlite_the_writer_announces_each_committed_vm_change() {
     );
 
     let refused = writer
-        .send(ReportInUse {
+        .send(ReleaseVm {
             hostname: "ghost".into(),
-            in_use: true,
+            actor: "admin".into(),
         })
         .await
         .expect("mailbox");
@@ -194,14 +158,14 @@ async fn on_postgres_the_writer_leaves_announcing_to_the_trigger() {
     let database = TestDatabase::migrated();
     let (feed, mut events) = mpsc::unbounded_channel::<VmEvent>();
     let writer = DbWriter::start(database.pool(), Backend::Postgres, Arc::new(feed), 1);
+    register(&database.pool(), "vm-1");
     writer
-        .send(ReportVmStatus {
+        .send(ReleaseVm {
             hostname: "vm-1".into(),
-            status: VmStatus::Running,
-            token_hash: None,
+            actor: "admin".into(),
         })
         .await
         .expect("mailbox")
-        .expect("registered");
+        .expect("released");
     assert!(events.try_recv().is_err());
 }

@@ -8,6 +8,7 @@ pub mod aws;
 pub mod config;
 pub mod config_report;
 pub mod error;
+pub mod instance_rows;
 pub mod metrics;
 pub mod pages;
 pub mod routes;

@@ -5,7 +5,7 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 /// The page templates, by name.
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: [(&str, &str); 10] = [
     ("layout", include_str!("../../templates/layout.hbs")),
     ("index", include_str!("../../templates/index.hbs")),
     ("assigned", include_str!("../../templates/assigned.hbs")),
@@ -14,7 +14,6 @@ const TEMPLATES: [(&str, &str); 11] = [
         "admin_login",
         include_str!("../../templates/admin_login.hbs"),
     ),
-    ("admin_rows", include_str!("../../templates/admin_rows.hbs")),
     (
         "admin_summary",
         include_str!("../../templates/admin_summary.hbs"),

@@ -17,6 +17,7 @@ use lablink_actors::provisioning::cloud::CloudApi;
 use lablink_actors::provisioning::local::LocalAgents;
 use lablink_actors::provisioning::terraform::TerraformCli;
 use lablink_actors::provisioning::Provisioner;
+use lablink_actors::report_batcher::ReportBatcher;
 use lablink_actors::terraform_executor::{ProvisioningSettings, TerraformExecutor};
 use lablink_actors::vm_supervisor::VmSupervisor;
 use lablink_schema::app_secrets;
@@ -110,6 +111,12 @@ impl Application {
             Arc::new(changes.clone()),
             config.database.writer_threads,
         );
+        let reports = ReportBatcher::start(
+            pool.clone(),
+            backend,
+            Arc::new(changes.clone()),
+            config.database.writer_threads,
+        );
         let executor = TerraformExecutor::new(
             pool.clone(),
             writer.clone(),
@@ -144,6 +151,7 @@ impl Application {
             backend,
             writer,
             claims,
+            reports,
             supervisor,
             executor,
             changes,

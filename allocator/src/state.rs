@@ -9,6 +9,7 @@ use lablink_actors::change_feed::ChangeHub;
 use lablink_actors::claim_batcher::ClaimBatcher;
 use lablink_actors::db_writer::DbWriter;
 use lablink_actors::provisioning::cloud::CloudApi;
+use lablink_actors::report_batcher::ReportBatcher;
 use lablink_actors::terraform_executor::TerraformExecutor;
 use lablink_actors::vm_supervisor::VmSupervisor;
 use lablink_schema::vms::Vm;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub writer: Addr<DbWriter>,
     /// Researchers' claims, batched.
     pub claims: ClaimBatcher,
+    /// Agents' status, heartbeat, GPU and in-use reports, batched.
+    pub reports: ReportBatcher,
     pub supervisor: Addr<VmSupervisor>,
     /// The queue of provisioning operations.
     pub executor: Addr<TerraformExecutor>,

@@ -302,6 +302,8 @@ fn concurrent_migrators_on_postgres_wait_for_each_other() {
     );
 }
 
+/// Every change to a VM is announced; a report that changes only its heartbeat time (the
+/// same status again, the same GPU health again) is not.
 #[test]
 fn every_vm_change_is_announced_by_hostname_only() {
     let database = TestDatabase::migrated();
@@ -312,6 +314,12 @@ fn every_vm_change_is_announced_by_hostname_only() {
 
     let mut writer = database.connect();
     Vm::upsert_status(&mut writer, "vm-9", VmStatus::Running, None, now()).expect("insert");
+    let later = now() + chrono::Duration::seconds(30);
+    Vm::upsert_status(&mut writer, "vm-9", VmStatus::Running, None, later).expect("heartbeat");
+    Vm::set_gpu_health(&mut writer, "vm-9", GpuHealth::Healthy, later).expect("health");
+    Vm::set_gpu_health(&mut writer, "vm-9", GpuHealth::Healthy, later).expect("same health");
+    Vm::set_in_use(&mut writer, "vm-9", false, later).expect("same in-use");
+    Vm::upsert_status(&mut writer, "vm-9", VmStatus::Error, None, later).expect("new status");
     diesel::update(vms_table::table.find("vm-9"))
         .set((
             vms_table::crd_command.eq("secret-command"),
@@ -345,7 +353,13 @@ fn every_vm_change_is_announced_by_hostname_only() {
         .collect();
     assert_eq!(
         ops,
-        [("vm-9", "insert"), ("vm-9", "update"), ("vm-9", "delete")]
+        [
+            ("vm-9", "insert"),
+            ("vm-9", "update"), // GPU health first reported
+            ("vm-9", "update"), // status error
+            ("vm-9", "update"), // assigned
+            ("vm-9", "delete")
+        ]
     );
 }
 

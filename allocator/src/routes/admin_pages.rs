@@ -24,6 +24,7 @@ use serde_json::json;
 
 use crate::admin_auth::{random_token, same, session_id_hash, LOGIN_COOKIE, SESSION_COOKIE};
 use crate::error::ApiError;
+use crate::instance_rows::instance_rows;
 use crate::state::AppState;
 use crate::validate;
 
@@ -135,12 +136,17 @@ fn render(
     context: &impl Serialize,
 ) -> HttpResponse {
     match state.pages.render(name, context) {
-        Ok(html) => HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .body(html),
+        Ok(html) => html_page(status, html),
         Err(err) => page_error(ApiError::Internal(err.to_string())),
     }
+}
+
+/// An admin page or fragment: never cached, it shows live state.
+fn html_page(status: StatusCode, html: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(html)
 }
 
 fn client_address(request: &HttpRequest) -> IpAddr {
@@ -325,31 +331,6 @@ pub async fn logout(
 
 // --- instances ------------------------------------------------------------------------
 
-#[derive(Serialize)]
-struct VmRow {
-    hostname: String,
-    status: String,
-    user_email: Option<String>,
-    in_use: bool,
-    gpu_health: Option<String>,
-    last_heartbeat: Option<String>,
-}
-
-fn rows(vms: &[Vm]) -> Vec<VmRow> {
-    vms.iter()
-        .map(|vm| VmRow {
-            hostname: vm.hostname.clone(),
-            status: vm.status.clone(),
-            user_email: vm.user_email.clone(),
-            in_use: vm.in_use,
-            gpu_health: vm.gpu_health.clone(),
-            last_heartbeat: vm
-                .last_heartbeat_at
-                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
-        })
-        .collect()
-}
-
 async fn dashboard_page(
     state: &AppState,
     session: &SignedIn,
@@ -384,7 +365,7 @@ async fn dashboard_page(
         "admin_dashboard",
         &json!({
             "csrf": session.csrf,
-            "vms": rows(&vms),
+            "instance_rows": instance_rows(&vms, state.cloud.is_some()),
             "cloud": state.cloud.is_some(),
             "credentials": credentials,
             "total": vms.len(),
@@ -438,14 +419,12 @@ pub async fn dashboard(
 }
 
 /// `GET /admin/instances/rows`: the table body alone, for live refreshes.
-pub async fn instance_rows(state: web::Data<AppState>, _session: SignedIn) -> HttpResponse {
+pub async fn instance_rows_fragment(
+    state: web::Data<AppState>,
+    _session: SignedIn,
+) -> HttpResponse {
     match state.read(Vm::list_all).await {
-        Ok(vms) => render(
-            &state,
-            StatusCode::OK,
-            "admin_rows",
-            &json!({ "vms": rows(&vms), "cloud": state.cloud.is_some() }),
-        ),
+        Ok(vms) => html_page(StatusCode::OK, instance_rows(&vms, state.cloud.is_some())),
         Err(err) => page_error(err),
     }
 }
@@ -666,8 +645,11 @@ where
 /// `GET /admin/events`: an `event: vms` whenever a VM changes.
 pub async fn vm_events(state: web::Data<AppState>, _session: SignedIn) -> HttpResponse {
     let mut changes = state.changes.subscribe();
-    let stream = futures_util::stream::poll_fn(move |cx| changes.poll_recv(cx))
-        .map(|_| "event: vms\ndata: changed\n\n".to_owned());
+    // What changed between rendering the page and subscribing would be lost, so the stream
+    // starts with one event: the page re-reads once, after the subscription exists.
+    let stream = futures_util::stream::once(std::future::ready(()))
+        .chain(futures_util::stream::poll_fn(move |cx| changes.poll_recv(cx)).map(|_| ()))
+        .map(|()| "event: vms\ndata: changed\n\n".to_owned());
     event_stream(&state, stream)
 }
 

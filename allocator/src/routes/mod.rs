@@ -68,7 +68,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin", web::get().to(admin_pages::dashboard))
         .route(
             "/admin/instances/rows",
-            web::get().to(admin_pages::instance_rows),
+            web::get().to(admin_pages::instance_rows_fragment),
         )
         .route(
             "/admin/instances/summary",

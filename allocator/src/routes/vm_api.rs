@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use lablink_actors::db_writer::{AppendVmLogs, ReportGpuHealth, ReportInUse, ReportVmStatus};
+use lablink_actors::db_writer::AppendVmLogs;
+use lablink_actors::report_batcher::VmReport;
 use lablink_actors::vm_actor::WaitOutcome;
 use lablink_actors::vm_supervisor::WaitForAssignment;
 use lablink_schema::vm_logs::VmLogLine;
@@ -101,13 +102,13 @@ pub async fn report_status(
         None => Some(new_vm_token()),
     };
     let stored = state
-        .writer
-        .send(ReportVmStatus {
+        .reports
+        .report(VmReport::Status {
             hostname: hostname.clone(),
             status,
             token_hash: minted.as_ref().map(|(_, hash)| hash.clone()),
         })
-        .await??;
+        .await?;
     let token = match (minted, caller) {
         (Some((token, hash)), Caller::Registering | Caller::LegacyAgent | Caller::Admin)
             if stored.token_hash.as_deref() == Some(hash.as_str()) =>
@@ -164,12 +165,12 @@ pub async fn report_in_use(
     let InUseReport { hostname, status } = body.into_inner();
     authorize_write(&state, &request, &hostname).await?;
     state
-        .writer
-        .send(ReportInUse {
+        .reports
+        .report(VmReport::InUse {
             hostname,
             in_use: status,
         })
-        .await??;
+        .await?;
     Ok(message("In-use status updated successfully."))
 }
 
@@ -185,12 +186,12 @@ pub async fn report_gpu_health(
     } = body.into_inner();
     authorize_write(&state, &request, &hostname).await?;
     state
-        .writer
-        .send(ReportGpuHealth {
+        .reports
+        .report(VmReport::GpuHealth {
             hostname,
             health: gpu_status,
         })
-        .await??;
+        .await?;
     Ok(message("GPU health status updated successfully."))
 }
 

@@ -378,6 +378,12 @@ async fn logs_and_instances_update_live() {
         .send()
         .await
         .expect("events");
+    let opening = until_streamed(&mut events, "event: vms").await;
+    assert_eq!(
+        opening.matches("event: vms").count(),
+        1,
+        "the stream opens with one event, so a page re-reads what changed before it subscribed"
+    );
     app.make_ready("vm-1", &token, "Healthy").await;
     until_streamed(&mut events, "event: vms").await;
     let rows = browser

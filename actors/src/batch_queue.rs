@@ -1,0 +1,149 @@
+//! `BatchQueue`: the queue and worker threads behind group commit. A worker waits for one
+//! item, takes every item already queued behind it (up to a limit) and hands the whole batch
+//! to the serving function, which runs it in one transaction. Nothing waits on purpose: a
+//! lone item is served at once, and batches grow only while every worker is busy, which is
+//! exactly when sharing a commit pays.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often an idle worker looks whether the queue was dropped.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// The sending side; cheap to clone. The workers stop once every clone is dropped.
+pub struct BatchQueue<T> {
+    sender: Sender<T>,
+}
+
+impl<T> std::fmt::Debug for BatchQueue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchQueue").finish_non_exhaustive()
+    }
+}
+
+impl<T> Clone for BatchQueue<T> {
+    fn clone(&self) -> Self {
+        BatchQueue {
+            sender: self.sender.clone(),
+        }
+    }
+}
+
+/// The queue is gone: its workers stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStopped;
+
+impl<T: Send + 'static> BatchQueue<T> {
+    /// Starts `workers` threads named `{name}-{n}`, each serving batches of at most
+    /// `max_batch` items with `serve`.
+    pub fn start(
+        name: &str,
+        workers: usize,
+        max_batch: usize,
+        serve: impl Fn(Vec<T>) + Send + Sync + 'static,
+    ) -> BatchQueue<T> {
+        let (sender, receiver) = mpsc::channel();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let serve = Arc::new(serve);
+        for n in 0..workers.max(1) {
+            let receiver = receiver.clone();
+            let serve = serve.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("{name}-{n}"))
+                .spawn(move || {
+                    while let Some(batch) = next_batch(&receiver, max_batch.max(1)) {
+                        serve(batch);
+                    }
+                });
+            if let Err(err) = spawned {
+                tracing::error!(error = %err, queue = name, "cannot start a batch worker");
+            }
+        }
+        BatchQueue { sender }
+    }
+
+    /// Queues `item` for the next batch.
+    pub fn push(&self, item: T) -> Result<(), QueueStopped> {
+        self.sender.send(item).map_err(|_| QueueStopped)
+    }
+}
+
+/// Waits for an item, then takes every item already queued behind it (up to `max_batch`).
+/// `None` once every sender is gone. The lock is held only while taking, so one worker
+/// gathers while the others commit.
+fn next_batch<T>(receiver: &Mutex<Receiver<T>>, max_batch: usize) -> Option<Vec<T>> {
+    let receiver = receiver.lock().ok()?;
+    let first = loop {
+        match receiver.recv_timeout(IDLE_CHECK) {
+            Ok(item) => break item,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+    };
+    let mut batch = vec![first];
+    while batch.len() < max_batch {
+        match receiver.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn items_queued_while_the_worker_is_busy_come_as_one_batch() {
+        let (batches, seen) = mpsc::channel::<Vec<u32>>();
+        let hold = Arc::new(AtomicBool::new(true));
+        let held = hold.clone();
+        let queue = BatchQueue::start("test", 1, 10, move |batch: Vec<u32>| {
+            let first = batch[0] == 0;
+            batches.send(batch).expect("test alive");
+            // The first batch keeps the only worker busy until the others are queued.
+            while first && held.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        queue.push(0).expect("queued");
+        assert_eq!(
+            seen.recv().expect("first batch"),
+            vec![0],
+            "a lone item at once"
+        );
+        for n in 1..=14 {
+            queue.push(n).expect("queued");
+        }
+        hold.store(false, Ordering::SeqCst);
+        assert_eq!(
+            seen.recv().expect("second batch"),
+            (1..=10).collect::<Vec<_>>(),
+            "what waited, in order, up to the limit"
+        );
+        assert_eq!(seen.recv().expect("third batch"), vec![11, 12, 13, 14]);
+    }
+
+    #[test]
+    fn workers_stop_when_the_queue_is_dropped() {
+        let (done, stopped) = mpsc::channel::<()>();
+        struct SaysWhenDropped(Sender<()>);
+        impl Drop for SaysWhenDropped {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+            }
+        }
+        let guard = SaysWhenDropped(done);
+        let queue = BatchQueue::start("test", 2, 4, move |_: Vec<u8>| {
+            let _keep = &guard;
+        });
+        drop(queue);
+        // Both workers drop their handle on the serving function; the last one drops it.
+        stopped
+            .recv_timeout(IDLE_CHECK * 3)
+            .expect("workers stopped and dropped the serving function");
+    }
+}

@@ -1,0 +1,220 @@
+//! `ReportBatcher`: what agents report about their VM (status and heartbeat, GPU health, in
+//! use), written in batches (group commit) like researchers' claims. Ten thousand agents
+//! reporting every 30 seconds are hundreds of reports a second, each a one-row write; under
+//! load the reports waiting in the queue share one transaction and one commit. A lone report
+//! is written at once, as before.
+//!
+//! Within a batch, reports are written in the order of their VM's hostname (and, for one VM,
+//! in arrival order), so two batches committing side by side lock rows in the same order and
+//! cannot deadlock. If any statement of the batch fails, the batch is rolled back and each
+//! report is written again in a transaction of its own, so one bad report fails alone.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::{Connection, QueryResult};
+use lablink_schema::vms::Vm;
+use lablink_schema::wire::{GpuHealth, VmStatus};
+use lablink_schema::{Backend, DbConnection, DbPool};
+use tokio::sync::oneshot;
+
+use crate::batch_queue::BatchQueue;
+use crate::change_feed::{ChangeFeed, VmEvent};
+use crate::db_writer::WriteError;
+
+/// Most reports written in one transaction; more wait for the next batch.
+const MAX_BATCH: usize = 512;
+
+/// One report from a VM's agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmReport {
+    /// Register the VM, or record the status it reports (`POST /api/vm-status`); this is
+    /// also its heartbeat. `token_hash` becomes the VM's token hash if it has none yet.
+    Status {
+        hostname: String,
+        status: VmStatus,
+        token_hash: Option<String>,
+    },
+    /// Record its GPU health (`POST /api/gpu_health`).
+    GpuHealth { hostname: String, health: GpuHealth },
+    /// Record whether the research software runs (`POST /api/update_inuse_status`).
+    InUse { hostname: String, in_use: bool },
+}
+
+impl VmReport {
+    pub fn hostname(&self) -> &str {
+        match self {
+            VmReport::Status { hostname, .. }
+            | VmReport::GpuHealth { hostname, .. }
+            | VmReport::InUse { hostname, .. } => hostname,
+        }
+    }
+
+    /// Writes the report; `None` when it names a VM that does not exist (only a status
+    /// report may register one).
+    fn write(&self, conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Option<Vm>> {
+        match self {
+            VmReport::Status {
+                hostname,
+                status,
+                token_hash,
+            } => Vm::upsert_status(conn, hostname, *status, token_hash.as_deref(), now).map(Some),
+            VmReport::GpuHealth { hostname, health } => {
+                Vm::set_gpu_health(conn, hostname, *health, now)
+            }
+            VmReport::InUse { hostname, in_use } => Vm::set_in_use(conn, hostname, *in_use, now),
+        }
+    }
+}
+
+struct PendingReport {
+    report: VmReport,
+    reply: oneshot::Sender<Result<Vm, WriteError>>,
+}
+
+/// Hands reports to the worker threads; cheap to clone.
+#[derive(Clone)]
+pub struct ReportBatcher {
+    queue: BatchQueue<PendingReport>,
+    counts: Arc<ReportCounts>,
+}
+
+impl std::fmt::Debug for ReportBatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportBatcher").finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct ReportCounts {
+    reports: AtomicU64,
+    transactions: AtomicU64,
+}
+
+impl ReportBatcher {
+    /// Starts the workers: `postgres_workers` on PostgreSQL, one on SQLite (one writer at a
+    /// time). They stop when every `ReportBatcher` is dropped.
+    pub fn start(
+        pool: DbPool,
+        backend: Backend,
+        feed: Arc<dyn ChangeFeed>,
+        postgres_workers: usize,
+    ) -> ReportBatcher {
+        let counts = Arc::new(ReportCounts::default());
+        let workers = match backend {
+            Backend::Postgres => postgres_workers.max(1),
+            Backend::Sqlite => 1,
+        };
+        let writer = BatchWriter {
+            pool,
+            backend,
+            feed,
+            counts: counts.clone(),
+        };
+        let queue = BatchQueue::start("report-batcher", workers, MAX_BATCH, move |batch| {
+            writer.serve(batch)
+        });
+        ReportBatcher { queue, counts }
+    }
+
+    /// Writes the report; answers with the VM as stored once its batch has committed.
+    pub async fn report(&self, report: VmReport) -> Result<Vm, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .push(PendingReport { report, reply })
+            .map_err(|_| WriteError::Stopped)?;
+        answer.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Reports written and transactions used so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.counts.reports.load(Ordering::Relaxed),
+            self.counts.transactions.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// What the worker threads share to write a batch.
+struct BatchWriter {
+    pool: DbPool,
+    backend: Backend,
+    /// Publishes after commit; used on SQLite only (on PostgreSQL the trigger does it).
+    feed: Arc<dyn ChangeFeed>,
+    counts: Arc<ReportCounts>,
+}
+
+impl BatchWriter {
+    fn serve(&self, mut batch: Vec<PendingReport>) {
+        self.counts
+            .reports
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        // A stable sort: one VM's reports keep their order.
+        batch.sort_by(|a, b| a.report.hostname().cmp(b.report.hostname()));
+        let results = self.write_all(&batch);
+        for (pending, result) in batch.into_iter().zip(results) {
+            let result = result.and_then(|vm| {
+                vm.ok_or_else(|| WriteError::UnknownVm(pending.report.hostname().to_owned()))
+            });
+            match &result {
+                Ok(vm) => self.announce(&vm.hostname),
+                Err(err) if !err.is_expected() => {
+                    tracing::error!(error = %err, "VM report not written")
+                }
+                Err(_) => {}
+            }
+            // The agent may have hung up; the report is written either way.
+            let _ = pending.reply.send(result);
+        }
+    }
+
+    /// The whole batch in one transaction; if that fails, each report in its own.
+    fn write_all(&self, batch: &[PendingReport]) -> Vec<Result<Option<Vm>, WriteError>> {
+        let mut pooled = match self.pool.get() {
+            Ok(pooled) => pooled,
+            Err(err) => {
+                let reason = err.to_string();
+                return batch
+                    .iter()
+                    .map(|_| Err(WriteError::Batch(reason.clone())))
+                    .collect();
+            }
+        };
+        let conn: &mut DbConnection = &mut pooled;
+        let now = Utc::now().naive_utc();
+        if batch.len() > 1 {
+            self.counts.transactions.fetch_add(1, Ordering::Relaxed);
+            let together = conn.transaction(|conn| {
+                batch
+                    .iter()
+                    .map(|pending| pending.report.write(conn, now))
+                    .collect::<QueryResult<Vec<_>>>()
+            });
+            match together {
+                Ok(written) => return written.into_iter().map(Ok).collect(),
+                Err(err) => {
+                    tracing::warn!(error = %err, reports = batch.len(),
+                        "a batch of VM reports failed; writing them one by one");
+                }
+            }
+        }
+        batch
+            .iter()
+            .map(|pending| {
+                self.counts.transactions.fetch_add(1, Ordering::Relaxed);
+                conn.transaction(|conn| pending.report.write(conn, now))
+                    .map_err(WriteError::from)
+            })
+            .collect()
+    }
+
+    /// Announces a written report where the database does not (SQLite).
+    fn announce(&self, hostname: &str) {
+        if self.backend == Backend::Sqlite {
+            self.feed.publish(VmEvent::Changed {
+                hostname: hostname.to_owned(),
+            });
+        }
+    }
+}
