@@ -1,12 +1,14 @@
 //! `BatchQueue`: the queue and worker threads behind group commit. A worker waits for one
 //! item, takes every item already queued behind it (up to a limit) and hands the whole batch
-//! to the serving function, which runs it in one transaction. Nothing waits on purpose: a
-//! lone item is served at once, and batches grow only while every worker is busy, which is
-//! exactly when sharing a commit pays.
+//! to the serving function, which runs it in one transaction. With [`Linger::NONE`] nothing
+//! waits on purpose: a lone item is served at once, and batches grow only while every worker
+//! is busy. With a linger, a worker that finds only a few items keeps gathering for a while,
+//! so work that arrives steadily but never piles up (heartbeats) still shares commits, while
+//! work that does pile up is served at once.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often an idle worker looks whether the queue was dropped.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
@@ -30,17 +32,35 @@ impl<T> Clone for BatchQueue<T> {
     }
 }
 
+/// How long a worker keeps gathering a batch after its first item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Linger {
+    /// Never longer than this after the first item.
+    pub up_to: Duration,
+    /// Stop as soon as the batch has this many items.
+    pub enough: usize,
+}
+
+impl Linger {
+    /// Take what is queued and go.
+    pub const NONE: Linger = Linger {
+        up_to: Duration::ZERO,
+        enough: 1,
+    };
+}
+
 /// The queue is gone: its workers stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueStopped;
 
 impl<T: Send + 'static> BatchQueue<T> {
     /// Starts `workers` threads named `{name}-{n}`, each serving batches of at most
-    /// `max_batch` items with `serve`.
+    /// `max_batch` items with `serve`, gathering each batch as `linger` says.
     pub fn start(
         name: &str,
         workers: usize,
         max_batch: usize,
+        linger: Linger,
         serve: impl Fn(Vec<T>) + Send + Sync + 'static,
     ) -> BatchQueue<T> {
         let (sender, receiver) = mpsc::channel();
@@ -52,7 +72,7 @@ impl<T: Send + 'static> BatchQueue<T> {
             let spawned = std::thread::Builder::new()
                 .name(format!("{name}-{n}"))
                 .spawn(move || {
-                    while let Some(batch) = next_batch(&receiver, max_batch.max(1)) {
+                    while let Some(batch) = next_batch(&receiver, max_batch.max(1), linger) {
                         serve(batch);
                     }
                 });
@@ -69,10 +89,14 @@ impl<T: Send + 'static> BatchQueue<T> {
     }
 }
 
-/// Waits for an item, then takes every item already queued behind it (up to `max_batch`).
-/// `None` once every sender is gone. The lock is held only while taking, so one worker
-/// gathers while the others commit.
-fn next_batch<T>(receiver: &Mutex<Receiver<T>>, max_batch: usize) -> Option<Vec<T>> {
+/// Waits for an item, then takes every item queued behind it or arriving while `linger`
+/// lets it wait (up to `max_batch`). `None` once every sender is gone. The lock is held only
+/// while gathering, so one worker gathers while the others commit.
+fn next_batch<T>(
+    receiver: &Mutex<Receiver<T>>,
+    max_batch: usize,
+    linger: Linger,
+) -> Option<Vec<T>> {
     let receiver = receiver.lock().ok()?;
     let first = loop {
         match receiver.recv_timeout(IDLE_CHECK) {
@@ -81,11 +105,18 @@ fn next_batch<T>(receiver: &Mutex<Receiver<T>>, max_batch: usize) -> Option<Vec<
             Err(RecvTimeoutError::Disconnected) => return None,
         }
     };
+    let gathered_until = Instant::now() + linger.up_to;
     let mut batch = vec![first];
     while batch.len() < max_batch {
-        match receiver.try_recv() {
-            Ok(item) => batch.push(item),
-            Err(_) => break,
+        let wait = gathered_until.saturating_duration_since(Instant::now());
+        let next = if wait.is_zero() || batch.len() >= linger.enough {
+            receiver.try_recv().ok()
+        } else {
+            receiver.recv_timeout(wait).ok()
+        };
+        match next {
+            Some(item) => batch.push(item),
+            None => break,
         }
     }
     Some(batch)
@@ -101,7 +132,7 @@ mod tests {
         let (batches, seen) = mpsc::channel::<Vec<u32>>();
         let hold = Arc::new(AtomicBool::new(true));
         let held = hold.clone();
-        let queue = BatchQueue::start("test", 1, 10, move |batch: Vec<u32>| {
+        let queue = BatchQueue::start("test", 1, 10, Linger::NONE, move |batch: Vec<u32>| {
             let first = batch[0] == 0;
             batches.send(batch).expect("test alive");
             // The first batch keeps the only worker busy until the others are queued.
@@ -128,6 +159,55 @@ mod tests {
     }
 
     #[test]
+    fn with_a_linger_a_batch_waits_for_enough_items_and_no_longer() {
+        let (batches, seen) = mpsc::channel::<Vec<u32>>();
+        let linger = Linger {
+            up_to: Duration::from_secs(5),
+            enough: 3,
+        };
+        let queue = BatchQueue::start("test", 1, 10, linger, move |batch| {
+            batches.send(batch).expect("test alive");
+        });
+        let started = Instant::now();
+        for n in 1..=3 {
+            queue.push(n).expect("queued");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(seen.recv().expect("batch"), vec![1, 2, 3]);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "served once enough had come, not at the limit"
+        );
+    }
+
+    #[test]
+    fn a_linger_ends_at_its_limit_even_while_items_keep_coming() {
+        let (batches, seen) = mpsc::channel::<Vec<u32>>();
+        let linger = Linger {
+            up_to: Duration::from_millis(150),
+            enough: 100,
+        };
+        let queue = BatchQueue::start("test", 1, 100, linger, move |batch| {
+            batches.send(batch).expect("test alive");
+        });
+        let started = Instant::now();
+        for n in 0..20 {
+            queue.push(n).expect("queued");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let first = seen.recv().expect("batch");
+        assert!(
+            first.len() < 20,
+            "the first batch went out at its limit, not after all 20 ({} ms)",
+            started.elapsed().as_millis()
+        );
+        let rest: usize = std::iter::from_fn(|| seen.recv_timeout(Duration::from_secs(1)).ok())
+            .map(|batch| batch.len())
+            .sum();
+        assert_eq!(first.len() + rest, 20, "nothing lost");
+    }
+
+    #[test]
     fn workers_stop_when_the_queue_is_dropped() {
         let (done, stopped) = mpsc::channel::<()>();
         struct SaysWhenDropped(Sender<()>);
@@ -137,7 +217,7 @@ mod tests {
             }
         }
         let guard = SaysWhenDropped(done);
-        let queue = BatchQueue::start("test", 2, 4, move |_: Vec<u8>| {
+        let queue = BatchQueue::start("test", 2, 4, Linger::NONE, move |_: Vec<u8>| {
             let _keep = &guard;
         });
         drop(queue);

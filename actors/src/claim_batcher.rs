@@ -21,7 +21,7 @@ use lablink_schema::vms::Vm;
 use lablink_schema::{Backend, DbConnection, DbPool};
 use tokio::sync::oneshot;
 
-use crate::batch_queue::BatchQueue;
+use crate::batch_queue::{BatchQueue, Linger};
 use crate::change_feed::{ChangeFeed, VmEvent};
 use crate::db_writer::WriteError;
 
@@ -102,13 +102,20 @@ impl ClaimBatcher {
             feed,
             counts: counts.clone(),
         };
-        let queue = BatchQueue::start("claim-batcher", workers, MAX_BATCH, move |batch| {
-            worker
-                .counts
-                .claims
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            worker.serve(batch);
-        });
+        // No linger: a lone researcher must not wait for company.
+        let queue = BatchQueue::start(
+            "claim-batcher",
+            workers,
+            MAX_BATCH,
+            Linger::NONE,
+            move |batch| {
+                worker
+                    .counts
+                    .claims
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                worker.serve(batch);
+            },
+        );
         ClaimBatcher { queue, counts }
     }
 

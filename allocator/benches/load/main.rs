@@ -21,12 +21,12 @@
 // A benchmark's report is its standard output.
 #![allow(clippy::print_stdout)]
 
+mod agents;
 mod claims;
 mod pages;
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{stream, StreamExt};
@@ -38,9 +38,6 @@ const BINARY: &str = env!("CARGO_BIN_EXE_lablink-allocator");
 pub(crate) const ADMIN_PASSWORD: &str = "benchmark-admin-password";
 /// Concurrency used while setting VMs up (not measured).
 const SETUP_CONCURRENCY: usize = 64;
-/// How long the status scenario hammers the endpoint.
-const STATUS_DURATION: Duration = Duration::from_secs(10);
-const STATUS_CONCURRENCY: usize = 64;
 
 pub(crate) struct Allocator {
     child: Child,
@@ -224,7 +221,7 @@ pub(crate) async fn free_vms(
 }
 
 /// Researcher `i` submits the start page's form; returns the status and the page.
-async fn request_vm(
+pub(crate) async fn request_vm(
     client: &reqwest::Client,
     base: &str,
     i: usize,
@@ -244,7 +241,7 @@ async fn request_vm(
 }
 
 /// The hostname an assigned page shows.
-fn hostname_on_page(page: &str) -> Option<String> {
+pub(crate) fn hostname_on_page(page: &str) -> Option<String> {
     let marker = r#"<strong id="hostname">"#;
     let start = page.find(marker)? + marker.len();
     let end = page[start..].find('<')?;
@@ -252,7 +249,7 @@ fn hostname_on_page(page: &str) -> Option<String> {
 }
 
 /// A client that opens a new connection per request, as separate browsers do.
-fn browser_client() -> reqwest::Client {
+pub(crate) fn browser_client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
@@ -350,190 +347,6 @@ async fn rush(vms: usize, researchers: usize) {
     );
 }
 
-/// K agents wait; then K researchers are assigned one after another in parallel streams;
-/// measures request start → that VM's agent holding its command.
-async fn delivery(agents: usize) {
-    let database = TestDatabase::migrated();
-    let allocator = Allocator::start(&database);
-    let setup = reqwest::Client::new();
-    let vms = free_vms(&setup, &allocator.base, agents).await;
-    let idle_rss = allocator.rss_mib();
-
-    // One kept-alive connection per agent.
-    let agent_client = reqwest::Client::builder()
-        .pool_max_idle_per_host(agents)
-        .timeout(Duration::from_secs(300))
-        .build()
-        .expect("client");
-    let received: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
-    let mut waiting = Vec::new();
-    for (hostname, token) in &vms {
-        let client = agent_client.clone();
-        let base = allocator.base.clone();
-        let (hostname, token) = (hostname.clone(), token.clone());
-        let received = received.clone();
-        waiting.push(tokio::spawn(async move {
-            let answer = client
-                .post(format!("{base}/vm_startup"))
-                .bearer_auth(&token)
-                .json(&json!({"hostname": hostname}))
-                .send()
-                .await;
-            let ok = matches!(&answer, Ok(r) if r.status() == 200);
-            let body: Option<serde_json::Value> = match answer {
-                Ok(r) => r.json().await.ok(),
-                Err(_) => None,
-            };
-            let at = Instant::now();
-            if ok && body.is_some_and(|b| b["status"] == "success") {
-                received.lock().expect("lock").insert(hostname, at);
-            }
-        }));
-    }
-    // Give every agent time to be waiting.
-    let settle = Duration::from_millis((agents as u64 / 5).max(1_000));
-    tokio::time::sleep(settle).await;
-    let waiting_rss = allocator.rss_mib();
-
-    let researcher_client = browser_client();
-    let sent_at: Vec<(usize, Instant, Option<String>)> = stream::iter(0..agents)
-        .map(|i| {
-            let client = researcher_client.clone();
-            let base = allocator.base.clone();
-            async move {
-                let sent = Instant::now();
-                let host = request_vm(&client, &base, i)
-                    .await
-                    .ok()
-                    .and_then(|(_, page)| hostname_on_page(&page));
-                (i, sent, host)
-            }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    for task in waiting {
-        let _ = tokio::time::timeout(Duration::from_secs(60), task).await;
-    }
-    let received = received.lock().expect("lock");
-    let mut lags = Vec::new();
-    let mut missing = 0;
-    for (_, sent, host) in &sent_at {
-        match host.as_ref().and_then(|h| received.get(h)) {
-            Some(at) => lags.push(at.saturating_duration_since(*sent)),
-            None => missing += 1,
-        }
-    }
-    println!(
-        "delivery K={agents:>5}: request→agent {}; not delivered {missing}; allocator RSS idle {idle_rss:.1} MiB, \
-         with {agents} waiting {waiting_rss:.1} MiB, peak {:.1} MiB",
-        summary(lags),
-        allocator.peak_rss_mib(),
-    );
-}
-
-/// Agents reporting their status as fast as they can.
-async fn status_reports(vms: usize) {
-    let database = TestDatabase::migrated();
-    let allocator = Allocator::start(&database);
-    let client = reqwest::Client::new();
-    let registered = Arc::new(free_vms(&client, &allocator.base, vms).await);
-    let deadline = Instant::now() + STATUS_DURATION;
-    let started = Instant::now();
-    let per_worker: Vec<(Vec<Duration>, usize)> =
-        futures_util::future::join_all((0..STATUS_CONCURRENCY).map(|w| {
-            let client = client.clone();
-            let base = allocator.base.clone();
-            let registered = registered.clone();
-            async move {
-                let (mut latencies, mut errors) = (Vec::new(), 0);
-                let mut n = w;
-                while Instant::now() < deadline {
-                    let (hostname, token) = &registered[n % registered.len()];
-                    n += STATUS_CONCURRENCY;
-                    let sent = Instant::now();
-                    let response = client
-                        .post(format!("{base}/api/vm-status"))
-                        .bearer_auth(token)
-                        .json(&json!({"hostname": hostname, "status": "running"}))
-                        .send()
-                        .await;
-                    match response {
-                        Ok(r) if r.status().is_success() => latencies.push(sent.elapsed()),
-                        _ => errors += 1,
-                    }
-                }
-                (latencies, errors)
-            }
-        }))
-        .await;
-    let wall = started.elapsed();
-    let errors: usize = per_worker.iter().map(|(_, e)| e).sum();
-    let latencies: Vec<Duration> = per_worker.into_iter().flat_map(|(l, _)| l).collect();
-    println!(
-        "status reports ({vms} VMs, {STATUS_CONCURRENCY} concurrent): {:.0} req/s, {}, errors {errors}; allocator peak RSS {:.1} MiB",
-        latencies.len() as f64 / wall.as_secs_f64(),
-        summary(latencies),
-        allocator.peak_rss_mib(),
-    );
-}
-
-/// How often each agent reports in the heartbeat scenario, as the agent does by default.
-const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
-
-/// `agents` VMs each reporting once per [`HEARTBEAT_INTERVAL`], spread evenly, for one
-/// interval: what that costs PostgreSQL and the allocator, in CPU.
-async fn heartbeats(agents: usize) {
-    let database = TestDatabase::migrated();
-    let allocator = Allocator::start(&database);
-    let client = reqwest::Client::new();
-    let registered = Arc::new(free_vms(&client, &allocator.base, agents).await);
-    let gap = HEARTBEAT_INTERVAL / agents as u32;
-    let (pg_before, cpu_before) = (postgres_cpu_secs(), allocator.cpu_secs());
-    let started = Instant::now();
-    let mut ticker = tokio::time::interval(gap);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut reports = Vec::with_capacity(agents);
-    for n in 0..agents {
-        ticker.tick().await;
-        let client = client.clone();
-        let base = allocator.base.clone();
-        let registered = registered.clone();
-        reports.push(tokio::spawn(async move {
-            let (hostname, token) = &registered[n];
-            let sent = Instant::now();
-            let ok = client
-                .post(format!("{base}/api/vm-status"))
-                .bearer_auth(token)
-                .json(&json!({"hostname": hostname, "status": "running"}))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            (sent.elapsed(), ok)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for report in reports {
-        match report.await {
-            Ok((latency, true)) => latencies.push(latency),
-            _ => errors += 1,
-        }
-    }
-    let wall = started.elapsed().as_secs_f64();
-    let pg = (postgres_cpu_secs() - pg_before) / wall;
-    let own = (allocator.cpu_secs() - cpu_before) / wall;
-    println!(
-        "heartbeats: {agents} agents every {}s ({:.0} reports/s) for {wall:.1} s: {}, errors {errors}; \
-         PostgreSQL {:.1}% of one core (goal < 30%), allocator {:.1}%",
-        HEARTBEAT_INTERVAL.as_secs(),
-        agents as f64 / HEARTBEAT_INTERVAL.as_secs_f64(),
-        summary(latencies),
-        pg * 100.0,
-        own * 100.0,
-    );
-}
-
 fn main() {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
@@ -565,14 +378,14 @@ fn main() {
             }
         }
         if wanted("delivery") {
-            delivery(1_000).await;
-            delivery(10_000).await;
+            agents::delivery(1_000).await;
+            agents::delivery(10_000).await;
         }
         if wanted("status") {
-            status_reports(1_000).await;
+            agents::status_reports(1_000).await;
         }
         if wanted("heartbeats") {
-            heartbeats(10_000).await;
+            agents::heartbeats(10_000).await;
         }
         if wanted("admin") {
             pages::admin_pages(1_000).await;
