@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::{
     browser_client, free_vms, hostname_on_page, postgres_cpu_secs, request_vm, summary, Allocator,
+    ADMIN_PASSWORD,
 };
 
 /// How long the status scenario hammers the endpoint.
@@ -33,11 +34,77 @@ fn wal_flushes(database: &TestDatabase) -> i64 {
         .unwrap_or(0)
 }
 
-/// K agents wait; then K researchers are assigned, 32 at a time. Two figures per VM: from
-/// the researcher's request leaving the bench until that VM's agent holds its command, and
-/// from the assignment (the `assigned_at` the claim stored, taken before its transaction
-/// commits) until then.
-pub(crate) async fn delivery(agents: usize) {
+/// Waits until the allocator counts `agents` agents waiting (its `/metrics` gauge), so that
+/// nothing of their arrival is still going on when the measurement starts.
+async fn until_all_waiting(client: &reqwest::Client, base: &str, agents: usize) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let page = client
+            .get(format!("{base}/metrics"))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .expect("metrics");
+        let text = page.text().await.expect("metrics text");
+        let waiting = text
+            .lines()
+            .find_map(|line| line.strip_prefix("lablink_agents_waiting "))
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if waiting as usize >= agents {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {waiting} of {agents} agents are waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until this database has committed no transaction for a while (PostgreSQL publishes
+/// its counters about once a second, hence the long look).
+async fn until_database_quiet(database: &TestDatabase) {
+    #[derive(diesel::QueryableByName)]
+    struct Commits {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        xact_commit: i64,
+    }
+    let mut conn = database.connect();
+    let mut commits = || {
+        diesel::sql_query(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .get_result::<Commits>(&mut conn)
+        .map(|row| row.xact_commit)
+        .unwrap_or(0)
+    };
+    let mut before = commits();
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        // Our own queries are a commit each.
+        let now = commits();
+        if now <= before + 2 {
+            return;
+        }
+        before = now;
+    }
+}
+
+/// How researchers arrive in the delivery scenario.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Arrivals {
+    /// This many at a time, each starting as another finishes: as fast as the machine goes.
+    FlatOut(usize),
+    /// This many a second, whatever happens to the others: a steady rush.
+    PerSecond(u32),
+}
+
+/// K agents wait; then `assignments` researchers are assigned a VM as `arrivals` says. Two
+/// figures per VM: from the researcher's request leaving the bench until that VM's agent
+/// holds its command, and from the assignment (the `assigned_at` the claim stored, taken
+/// before its transaction commits) until then.
+pub(crate) async fn delivery(agents: usize, assignments: usize, arrivals: Arrivals) {
     let database = TestDatabase::migrated();
     let allocator = Allocator::start(&database);
     let setup = reqwest::Client::new();
@@ -76,29 +143,61 @@ pub(crate) async fn delivery(agents: usize) {
         }));
     }
     // Give every agent time to be waiting.
-    let settle = Duration::from_millis((agents as u64 / 5).max(1_000));
-    tokio::time::sleep(settle).await;
+    until_all_waiting(&setup, &allocator.base, agents).await;
+    // Each new waiter's VM actor reads its row once; let those reads finish too.
+    until_database_quiet(&database).await;
     let waiting_rss = allocator.rss_mib();
 
     let researcher_client = browser_client();
-    let sent_at: Vec<(usize, Instant, Option<String>)> = stream::iter(0..agents)
-        .map(|i| {
-            let client = researcher_client.clone();
-            let base = allocator.base.clone();
-            async move {
-                let sent = Instant::now();
-                let host = request_vm(&client, &base, i)
-                    .await
-                    .ok()
-                    .and_then(|(_, page)| hostname_on_page(&page));
-                (i, sent, host)
+    let researcher = |i: usize| {
+        let client = researcher_client.clone();
+        let base = allocator.base.clone();
+        async move {
+            let sent = Instant::now();
+            let host = request_vm(&client, &base, i)
+                .await
+                .ok()
+                .and_then(|(_, page)| hostname_on_page(&page));
+            (i, sent, host)
+        }
+    };
+    let sent_at: Vec<(usize, Instant, Option<String>)> = match arrivals {
+        Arrivals::FlatOut(at_once) => {
+            stream::iter(0..assignments)
+                .map(researcher)
+                .buffer_unordered(at_once)
+                .collect()
+                .await
+        }
+        Arrivals::PerSecond(rate) => {
+            let mut ticker = tokio::time::interval(Duration::from_secs(1) / rate);
+            let mut researchers = Vec::with_capacity(assignments);
+            for i in 0..assignments {
+                ticker.tick().await;
+                researchers.push(tokio::spawn(researcher(i)));
             }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    for task in waiting {
-        let _ = tokio::time::timeout(Duration::from_secs(60), task).await;
+            futures_util::future::join_all(researchers)
+                .await
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect()
+        }
+    };
+    // Every assigned agent has its answer within a minute, or counts as not delivered.
+    let expected: Vec<&String> = sent_at.iter().filter_map(|(_, _, h)| h.as_ref()).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let done = {
+            let received = received.lock().expect("lock");
+            expected.iter().all(|h| received.contains_key(*h))
+        };
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for task in &waiting {
+        task.abort();
     }
     let received = received.lock().expect("lock");
     let assigned_at: HashMap<String, chrono::NaiveDateTime> = Vm::list_all(&mut database.connect())
@@ -124,8 +223,12 @@ pub(crate) async fn delivery(agents: usize) {
             None => missing += 1,
         }
     }
+    let arrivals = match arrivals {
+        Arrivals::FlatOut(at_once) => format!("{at_once} at a time"),
+        Arrivals::PerSecond(rate) => format!("{rate}/s"),
+    };
     println!(
-        "delivery K={agents:>5}: request→agent {}; assignment→agent {}; not delivered {missing}; \
+        "delivery K={agents:>5} waiting, {assignments} assigned, {arrivals}: request→agent {}; assignment→agent {}; not delivered {missing}; \
          allocator RSS idle {idle_rss:.1} MiB, with {agents} waiting {waiting_rss:.1} MiB, peak {:.1} MiB",
         summary(lags),
         summary(from_assignment),

@@ -7,8 +7,9 @@
 //! (`TEST_DATABASE_URL`) and drives it over real HTTP:
 //! - `rush`: N free VMs, M researchers pressing the button at once (M = N and M = 2N), each
 //!   on a new connection as browsers do; then checks every invariant in the database;
-//! - `delivery`: K agents waiting in `/vm_startup`, then K assignments; how long from each
-//!   researcher's request until that VM's agent has its command;
+//! - `delivery`: K agents waiting in `/vm_startup`, then assignments as fast as possible (32
+//!   researchers at a time) and at a steady 100 a second; how long from each researcher's
+//!   request, and from the assignment, until that VM's agent has its command;
 //! - `status`: agents reporting status flat out;
 //! - `heartbeats`: 10,000 agents reporting every 30 s, and what that costs PostgreSQL;
 //! - `ceiling` / `claims`: pgbench's one-commit-per-claim ceiling beside the batched claim path;
@@ -378,8 +379,11 @@ fn main() {
             }
         }
         if wanted("delivery") {
-            agents::delivery(1_000).await;
-            agents::delivery(10_000).await;
+            use agents::Arrivals::{FlatOut, PerSecond};
+            agents::delivery(1_000, 1_000, FlatOut(32)).await;
+            agents::delivery(10_000, 10_000, FlatOut(32)).await;
+            agents::delivery(1_000, 1_000, PerSecond(100)).await;
+            agents::delivery(10_000, 1_000, PerSecond(100)).await;
         }
         if wanted("status") {
             agents::status_reports(1_000).await;
