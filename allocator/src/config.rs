@@ -133,7 +133,8 @@ pub struct DatabaseConfig {
     pub data_dir: PathBuf,
     /// Most connections the allocator opens to the database.
     pub pool_size: u32,
-    /// Writer threads on PostgreSQL (SQLite always uses one).
+    /// Threads on PostgreSQL for each of the three writers: general writes, researchers'
+    /// claims and agents' reports (SQLite always uses one each).
     pub writer_threads: usize,
     /// At start-up, how long to keep retrying an unreachable database before giving up, in seconds.
     pub startup_timeout_secs: u64,

@@ -596,3 +596,39 @@ fn several_researchers_are_given_one_free_vm_each_in_one_statement() {
         assert!(Vm::claim_free_many(conn, &again, now()).is_err());
     });
 }
+
+/// The newest migration (quiet heartbeats) can be undone and done again: undone, a heartbeat
+/// is announced as before; redone, it is not.
+#[test]
+fn quiet_heartbeats_revert_and_reapply() {
+    use diesel_migrations::MigrationHarness;
+
+    let database = TestDatabase::migrated();
+    let mut conn = PgConnection::establish(database.url()).expect("connect");
+    let reverted = conn
+        .revert_last_migration(migrations::POSTGRES_MIGRATIONS)
+        .expect("revert");
+    assert!(
+        reverted.to_string() == "20261130000006",
+        "this test expects quiet_heartbeats (2026-11-30-000006) to be the newest migration, not {reverted}"
+    );
+    let heartbeats_announced = || {
+        let mut listener = PgConnection::establish(database.url()).expect("connect");
+        diesel::sql_query("LISTEN vm_updates")
+            .execute(&mut listener)
+            .expect("listen");
+        let mut writer = DbConnection::Pg(PgConnection::establish(database.url()).expect("w"));
+        let at = now() + chrono::Duration::seconds(30);
+        Vm::upsert_status(&mut writer, "vm-hb", VmStatus::Running, None, at).expect("report");
+        diesel::sql_query("SELECT 1")
+            .execute(&mut listener)
+            .expect("poll");
+        listener.notifications_iter().count()
+    };
+    let mut setup = DbConnection::Pg(PgConnection::establish(database.url()).expect("connect"));
+    Vm::upsert_status(&mut setup, "vm-hb", VmStatus::Running, None, now()).expect("register");
+    assert_eq!(heartbeats_announced(), 1, "announced before the migration");
+    conn.run_pending_migrations(migrations::POSTGRES_MIGRATIONS)
+        .expect("reapply");
+    assert_eq!(heartbeats_announced(), 0, "quiet after it");
+}
