@@ -12,8 +12,8 @@ use lablink_schema::vms::Vm;
 use serde_json::json;
 
 use crate::{
-    browser_client, free_vms, hostname_on_page, postgres_cpu_secs, request_vm, summary, Allocator,
-    ADMIN_PASSWORD,
+    against_goal, browser_client, free_vms, hostname_on_page, postgres_cpu_secs, quantile_ms,
+    request_vm, summary, Allocator, ADMIN_PASSWORD,
 };
 
 /// How long the status scenario hammers the endpoint.
@@ -227,11 +227,15 @@ pub(crate) async fn delivery(agents: usize, assignments: usize, arrivals: Arriva
         Arrivals::FlatOut(at_once) => format!("{at_once} at a time"),
         Arrivals::PerSecond(rate) => format!("{rate}/s"),
     };
+    let p99 = quantile_ms(&from_assignment, 0.99);
     println!(
-        "delivery K={agents:>5} waiting, {assignments} assigned, {arrivals}: request→agent {}; assignment→agent {}; not delivered {missing}; \
-         allocator RSS idle {idle_rss:.1} MiB, with {agents} waiting {waiting_rss:.1} MiB, peak {:.1} MiB",
+        "delivery K={agents:>5} waiting, {assignments} assigned, {arrivals}: request→agent {}; assignment→agent {} \
+         (p99 {}); not delivered {missing}; allocator RSS idle {idle_rss:.1} MiB, with {agents} waiting \
+         {waiting_rss:.1} MiB ({}), peak {:.1} MiB",
         summary(lags),
         summary(from_assignment),
+        against_goal(p99, 20.0, "ms"),
+        against_goal(waiting_rss, 100.0, "MiB"),
         allocator.peak_rss_mib(),
     );
 }
@@ -335,11 +339,12 @@ pub(crate) async fn heartbeats(agents: usize) {
     let flushes = wal_flushes(&database) - flushes_before;
     println!(
         "heartbeats: {agents} agents every {}s ({:.0} reports/s) for {wall:.1} s: {}, errors {errors}; \
-         PostgreSQL {:.1}% of one core (goal < 30%), allocator {:.1}%; {:.2} WAL flushes per report",
+         PostgreSQL {:.1}% of one core ({}), allocator {:.1}%; {:.2} WAL flushes per report",
         HEARTBEAT_INTERVAL.as_secs(),
         agents as f64 / HEARTBEAT_INTERVAL.as_secs_f64(),
         summary(latencies),
         pg * 100.0,
+        against_goal(pg * 100.0, 30.0, "%"),
         own * 100.0,
         flushes as f64 / agents as f64,
     );

@@ -165,14 +165,35 @@ fn crd_command(seed: usize) -> String {
     )
 }
 
+/// The `q` quantile of `samples` in milliseconds (0 when there are none).
+pub(crate) fn quantile_ms(samples: &[Duration], q: f64) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted
+        .get(((sorted.len().max(1) - 1) as f64 * q).round() as usize)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+/// How a figure stands against its goal, where lower is better: met, or missed by how much.
+/// Memory goals in "MB" are read as MiB, as the figures are printed.
+pub(crate) fn against_goal(measured: f64, goal: f64, unit: &str) -> String {
+    if measured < goal {
+        format!("goal < {goal} {unit}: met")
+    } else {
+        format!(
+            "goal < {goal} {unit}: MISSED by {:.1} {unit}",
+            measured - goal
+        )
+    }
+}
+
 /// Latency summary in milliseconds.
 pub(crate) fn summary(mut samples: Vec<Duration>) -> String {
     if samples.is_empty() {
         return "no samples".to_owned();
     }
     samples.sort();
-    let at =
-        |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+    let at = |q: f64| quantile_ms(&samples, q);
     format!(
         "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n = {})",
         at(0.5),

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use lablink_schema::testing::TestDatabase;
 
-use crate::{free_vms, summary, Allocator, ADMIN_PASSWORD};
+use crate::{against_goal, free_vms, quantile_ms, summary, Allocator, ADMIN_PASSWORD};
 
 /// Page loads timed, one after another.
 const PAGE_LOADS: usize = 200;
@@ -84,10 +84,12 @@ pub async fn admin_pages(vms: usize) {
         true,
     )
     .await;
+    let page_p50 = quantile_ms(&page, 0.5);
     println!(
-        "admin with {vms} VMs: /admin {}; live rows {}; GET /api/vm-status with Basic {}; \
+        "admin with {vms} VMs: /admin {} ({} at p50); live rows {}; GET /api/vm-status with Basic {}; \
          allocator CPU {:.2} s for {} requests",
         summary(page),
+        against_goal(page_p50, 20.0, "ms"),
         summary(rows),
         summary(api),
         allocator.cpu_secs() - cpu_before,
@@ -128,11 +130,18 @@ pub async fn startup() {
             idle_rss.push(allocator.rss_mib());
         }
         idle_rss.sort_by(f64::total_cmp);
+        let median_rss = idle_rss[idle_rss.len() / 2];
         println!(
-            "startup on {backend} (migrated database{}): ready after {}; idle RSS median {:.1} MiB (min {:.1}, max {:.1})",
-            if backend == "sqlite" { " created first" } else { "" },
-            summary(ready_after),
-            idle_rss[idle_rss.len() / 2],
+            "startup on {backend} (migrated database{}): ready after {} ({} at p50); \
+             idle RSS median {median_rss:.1} MiB ({}; min {:.1}, max {:.1})",
+            if backend == "sqlite" {
+                " created first"
+            } else {
+                ""
+            },
+            summary(ready_after.clone()),
+            against_goal(quantile_ms(&ready_after, 0.5), 1000.0, "ms"),
+            against_goal(median_rss, 20.0, "MiB"),
             idle_rss[0],
             idle_rss[idle_rss.len() - 1],
         );
