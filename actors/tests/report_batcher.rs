@@ -169,6 +169,30 @@ async fn until_blocked(database: &TestDatabase) {
     }
 }
 
+/// A batcher with one worker, stuck on its first report (for `vm-000`, whose row another
+/// connection keeps locked) until `release` is dropped; `first` is that report's answer.
+struct BusyWorker {
+    reports: ReportBatcher,
+    release: std::sync::mpsc::Sender<()>,
+    first: tokio::task::JoinHandle<Result<Vm, WriteError>>,
+}
+
+async fn busy_worker(database: &TestDatabase) -> BusyWorker {
+    let (feed, _events) = mpsc::unbounded_channel::<VmEvent>();
+    let reports = ReportBatcher::start(database.pool(), Backend::Postgres, Arc::new(feed), 1);
+    let release = lock_row(database, "vm-000");
+    let first = tokio::spawn({
+        let reports = reports.clone();
+        async move { reports.report(status("vm-000", VmStatus::Running)).await }
+    });
+    until_blocked(database).await;
+    BusyWorker {
+        reports,
+        release,
+        first,
+    }
+}
+
 fn register(database: &TestDatabase, count: usize) {
     let mut conn = database.connect();
     let now = chrono::Utc::now().naive_utc();
@@ -188,15 +212,11 @@ fn register(database: &TestDatabase, count: usize) {
 async fn reports_queued_behind_a_busy_worker_share_one_transaction() {
     let database = TestDatabase::migrated();
     register(&database, 200);
-    let (feed, _events) = mpsc::unbounded_channel::<VmEvent>();
-    let reports = ReportBatcher::start(database.pool(), Backend::Postgres, Arc::new(feed), 1);
-
-    let release = lock_row(&database, "vm-000");
-    let first = tokio::spawn({
-        let reports = reports.clone();
-        async move { reports.report(status("vm-000", VmStatus::Running)).await }
-    });
-    until_blocked(&database).await;
+    let BusyWorker {
+        reports,
+        release,
+        first,
+    } = busy_worker(&database).await;
     // 200 agents report while the only worker waits; the first VM reports twice, in order.
     let queued: Vec<_> = (0..200)
         .map(|i| {
@@ -266,15 +286,11 @@ async fn a_failing_report_fails_alone_and_the_rest_of_its_batch_is_written() {
     )
     .execute(&mut conn)
     .expect("trigger");
-    let (feed, _events) = mpsc::unbounded_channel::<VmEvent>();
-    let reports = ReportBatcher::start(database.pool(), Backend::Postgres, Arc::new(feed), 1);
-
-    let release = lock_row(&database, "vm-000");
-    let first = tokio::spawn({
-        let reports = reports.clone();
-        async move { reports.report(status("vm-000", VmStatus::Running)).await }
-    });
-    until_blocked(&database).await;
+    let BusyWorker {
+        reports,
+        release,
+        first,
+    } = busy_worker(&database).await;
     let queued: Vec<_> = (1..10)
         .map(|i| {
             let reports = reports.clone();
@@ -308,4 +324,32 @@ async fn a_failing_report_fails_alone_and_the_rest_of_its_batch_is_written() {
     let mut expected = vec![VmStatus::Running; 10];
     expected[5] = VmStatus::Initializing;
     assert_eq!(statuses, expected);
+}
+
+#[actix::test]
+async fn reports_arriving_a_few_milliseconds_apart_still_share_commits() {
+    let database = TestDatabase::migrated();
+    register(&database, 10);
+    let (feed, _events) = mpsc::unbounded_channel::<VmEvent>();
+    let reports = ReportBatcher::start(database.pool(), Backend::Postgres, Arc::new(feed), 1);
+    // Like heartbeats: never piling up, one every 2 ms.
+    let mut sent = Vec::new();
+    for i in 0..10 {
+        let reports = reports.clone();
+        sent.push(tokio::spawn(async move {
+            reports
+                .report(status(&format!("vm-{i:03}"), VmStatus::Running))
+                .await
+        }));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for report in sent {
+        report.await.expect("task").expect("written");
+    }
+    let (written, transactions) = reports.counts();
+    assert_eq!(written, 10);
+    assert!(
+        transactions <= 5,
+        "10 reports 2 ms apart took {transactions} transactions: the linger did not gather them"
+    );
 }
