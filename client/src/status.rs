@@ -18,6 +18,11 @@ pub struct StatusReporter {
     status: VmStatus,
     backoff: Backoff,
     sending: bool,
+    /// A status was set while a report was on its way: report again once it is answered,
+    /// even if the status ended where that report started. The allocator may have changed
+    /// the status meanwhile (a release sets `initializing`), and the agent's word must be the
+    /// last one.
+    set_while_sending: bool,
 }
 
 impl StatusReporter {
@@ -28,6 +33,7 @@ impl StatusReporter {
             status: VmStatus::Running,
             backoff,
             sending: false,
+            set_while_sending: false,
         }
     }
 
@@ -51,8 +57,9 @@ impl StatusReporter {
                             ctx.run_later(retry_in, |reporter, ctx| reporter.report(ctx));
                         }
                     }
-                    // A change that arrived while sending goes out now.
-                    if reporter.status != status {
+                    // A status set while sending goes out now.
+                    let set_meanwhile = std::mem::take(&mut reporter.set_while_sending);
+                    if reporter.status != status || set_meanwhile {
                         reporter.report(ctx);
                     }
                 }),
@@ -78,7 +85,10 @@ impl Handler<SetStatus> for StatusReporter {
     type Result = ();
 
     fn handle(&mut self, msg: SetStatus, ctx: &mut Self::Context) {
-        if self.status != msg.0 {
+        if self.sending {
+            self.status = msg.0;
+            self.set_while_sending = true;
+        } else if self.status != msg.0 {
             self.status = msg.0;
             self.report(ctx);
         }

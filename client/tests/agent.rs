@@ -5,14 +5,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::Actor;
 use actix_web::dev::ServerHandle;
+use diesel::{Connection, RunQueryDsl};
 use lablink_allocator::config::Config;
 use lablink_allocator::startup::Application;
 use lablink_client::agent::{Agent, AgentParts};
+use lablink_client::allocator_client::AllocatorClient;
+use lablink_client::backoff::Backoff;
 use lablink_client::desktop::{DesktopCall, RecordingDesktop};
 use lablink_client::gpu::{GpuReading, HealthPolicy, ProbeError, ScriptedProbe};
 use lablink_client::settings::AgentSettings;
+use lablink_client::status::{SetStatus, StatusReporter};
 use lablink_client::usage::ScriptedProcesses;
+use lablink_client::wire::VmStatus;
 use lablink_schema::testing::TestDatabase;
 use lablink_schema::vms::Vm;
 
@@ -253,4 +259,89 @@ async fn without_nvml_the_gpu_is_reported_not_available() {
     })
     .await;
     agent.stop();
+}
+
+/// Status reports the allocator has answered with 200, from its own metrics.
+async fn status_reports_answered(port: u16) -> u64 {
+    let metrics = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let line = r#"lablink_http_request_duration_seconds_count{method="POST",route="/api/vm-status",status="200"} "#;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A status set while a report is on its way is reported again once that one is answered,
+/// even when it ends where the report in flight started: meanwhile the allocator may have
+/// set the VM `initializing` (a release), and without another report the VM would stay so
+/// until the next heartbeat.
+#[actix_web::test]
+async fn a_status_set_while_a_report_is_in_flight_is_reported_after_it() {
+    let database = TestDatabase::migrated();
+    let (_server, port) = start_allocator(&database, 0).await;
+    let settings = AgentSettings::new(&format!("http://127.0.0.1:{port}"), "vm-1");
+    let client = AllocatorClient::new(&settings).expect("client");
+    // No heartbeat during the test: only the first report and changes go out.
+    let reporter = StatusReporter::new(
+        client,
+        Duration::from_secs(3_600),
+        Backoff::new(Duration::from_millis(50), Duration::from_millis(400)),
+    )
+    .start();
+    until_vm(&database, "registered", |vm| vm.status == "running").await;
+    reporter.do_send(SetStatus(VmStatus::Initializing));
+    until_vm(&database, "initializing", |vm| vm.status == "initializing").await;
+
+    // Hold the row: the next report (running) stays in flight.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (locked, is_locked) = std::sync::mpsc::channel::<()>();
+    let mut conn = diesel::PgConnection::establish(database.url()).expect("connect");
+    let holder = std::thread::spawn(move || {
+        conn.transaction(|conn| {
+            diesel::sql_query("SELECT 1 FROM vms WHERE hostname = 'vm-1' FOR UPDATE")
+                .execute(conn)?;
+            let _ = locked.send(());
+            let _ = released.recv();
+            Ok::<_, diesel::result::Error>(())
+        })
+        .expect("lock");
+    });
+    is_locked.recv().expect("locked");
+    let before = status_reports_answered(port).await;
+    reporter.do_send(SetStatus(VmStatus::Running));
+    // While it is in flight: cleaned up and ready again, ending where it started.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    reporter.do_send(SetStatus(VmStatus::Initializing));
+    reporter.do_send(SetStatus(VmStatus::Running));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(release);
+    holder.join().expect("lock holder");
+
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let answered = status_reports_answered(port).await - before;
+        if answered >= 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{answered} report(s) after the statuses were set; the last status was never reported again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        until_vm(&database, "running", |vm| vm.status == "running")
+            .await
+            .status,
+        "running"
+    );
 }
