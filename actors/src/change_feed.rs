@@ -3,6 +3,9 @@
 //! subscriber (VM actors, live dashboard streams).
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use lablink_schema::vms::Vm;
 
 use tokio::sync::mpsc;
 
@@ -15,6 +18,14 @@ pub enum VmEvent {
     /// Changes may have been missed (the listener was disconnected): every VM in `hostnames`
     /// may have changed, and a VM that is not listed no longer exists.
     Resynced { hostnames: Vec<String> },
+    /// A researcher was just given this VM, in this process: `row` is what the claim's
+    /// transaction committed, `claim_started` when that transaction began. Agents that were
+    /// already waiting can be answered from it without reading the row again; the database's
+    /// own notification follows as for any change.
+    Claimed {
+        row: Box<Vm>,
+        claim_started: Instant,
+    },
 }
 
 /// Where VM events are published.

@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use diesel::Connection;
@@ -156,7 +156,7 @@ enum Outcome {
 
 impl Worker {
     fn serve(&self, mut waiting: Vec<PendingClaim>) {
-        let deadline = std::time::Instant::now() + CLAIM_PATIENCE;
+        let deadline = Instant::now() + CLAIM_PATIENCE;
         for round in 1.. {
             let outcomes = self.round(&waiting);
             let mut again = Vec::new();
@@ -178,7 +178,7 @@ impl Worker {
                 return;
             }
             waiting = again;
-            if std::time::Instant::now() >= deadline {
+            if Instant::now() >= deadline {
                 break;
             }
             std::thread::sleep((ROUND_DELAY * round).min(MAX_ROUND_DELAY));
@@ -198,6 +198,7 @@ impl Worker {
         let conn: &mut DbConnection = &mut pooled;
         let now = Utc::now().naive_utc();
         self.counts.transactions.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         let committed = conn.transaction(|conn| {
             // All at once where that works; one at a time, each in its own savepoint, where
             // it does not (a researcher given a VM by another allocator meanwhile).
@@ -224,7 +225,7 @@ impl Worker {
             .map(|result| match result {
                 Ok(Some(assignment)) => {
                     if assignment.newly_assigned {
-                        self.announce(&assignment.vm.hostname);
+                        self.announce(&assignment.vm, started);
                     }
                     Outcome::Done(Ok(assignment))
                 }
@@ -247,11 +248,16 @@ impl Worker {
             .collect()
     }
 
-    /// Announces a new assignment where the database does not (SQLite).
-    fn announce(&self, hostname: &str) {
+    /// Hands a new assignment to this process's waiting agents at once (the committed row),
+    /// and announces the change where the database does not (SQLite).
+    fn announce(&self, vm: &Vm, claim_started: Instant) {
+        self.feed.publish(VmEvent::Claimed {
+            row: Box::new(vm.clone()),
+            claim_started,
+        });
         if self.backend == Backend::Sqlite {
             self.feed.publish(VmEvent::Changed {
-                hostname: hostname.to_owned(),
+                hostname: vm.hostname.clone(),
             });
         }
     }

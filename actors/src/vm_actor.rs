@@ -7,8 +7,12 @@
 //! answered at once by its own read. Reads are coalesced: while one is running, any number
 //! of further refresh requests cause exactly one more. Waiting costs no thread and no
 //! connection, only a queued reply channel.
+//!
+//! When a claim in this process assigns the VM, [`Claimed`] brings the committed row itself:
+//! agents that were waiting before that claim's transaction began are answered from it at
+//! once (it is newer than their question), without waiting for the notification and a read.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
 use lablink_schema::vms::{CurrentAssignment, Vm};
@@ -43,6 +47,15 @@ pub struct AddWaiter {
 #[rtype(result = "()")]
 pub struct Refresh;
 
+/// The VM was just assigned by a claim of this process: `row` is what its transaction
+/// committed, `claim_started` when that transaction began.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Claimed {
+    pub row: Vm,
+    pub claim_started: Instant,
+}
+
 /// How many agents are waiting on this VM (for metrics and tests).
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "usize")]
@@ -52,6 +65,8 @@ struct Waiter {
     held: Option<i64>,
     /// The first read allowed to answer this waiter.
     answered_by_read: u64,
+    /// When it started waiting: only a claim that began later may answer it.
+    since: Instant,
     reply: oneshot::Sender<WaitOutcome>,
 }
 
@@ -125,13 +140,21 @@ impl VmActor {
 
     /// Answers every waiter that read `read_number` may answer, given the row it found.
     fn answer(&mut self, read_number: u64, row: Option<Vm>) {
-        let current = row.as_ref().map(Vm::current_assignment);
+        self.answer_where(row.as_ref(), |waiter| {
+            waiter.answered_by_read <= read_number
+        });
+    }
+
+    /// Answers, from `row` (`None`: the VM is gone), every waiter that `may_answer` allows
+    /// and whose question it settles; the others keep waiting.
+    fn answer_where(&mut self, row: Option<&Vm>, may_answer: impl Fn(&Waiter) -> bool) {
+        let current = row.map(Vm::current_assignment);
         let waiters = std::mem::take(&mut self.waiters);
         for waiter in waiters {
             if waiter.reply.is_closed() {
                 continue; // the agent hung up
             }
-            if waiter.answered_by_read > read_number {
+            if !may_answer(&waiter) {
                 self.waiters.push(waiter);
                 continue;
             }
@@ -164,6 +187,7 @@ impl Handler<AddWaiter> for VmActor {
         self.waiters.push(Waiter {
             held: msg.held,
             answered_by_read: self.reads_started + 1,
+            since: Instant::now(),
             reply: msg.reply,
         });
         self.request_read(ctx);
@@ -177,6 +201,15 @@ impl Handler<Refresh> for VmActor {
         if !self.waiters.is_empty() {
             self.request_read(ctx);
         }
+    }
+}
+
+impl Handler<Claimed> for VmActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Claimed, _: &mut Self::Context) {
+        let Claimed { row, claim_started } = msg;
+        self.answer_where(Some(&row), |waiter| waiter.since < claim_started);
     }
 }
 

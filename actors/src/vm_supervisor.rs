@@ -12,7 +12,7 @@ use lablink_schema::DbPool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::change_feed::VmEvent;
-use crate::vm_actor::{AddWaiter, CountWaiters, Refresh, VmActor, WaitOutcome};
+use crate::vm_actor::{AddWaiter, Claimed, CountWaiters, Refresh, VmActor, WaitOutcome};
 
 /// Wait for `hostname`'s assignment; see [`AddWaiter`]. The reply channel yields the outcome.
 #[derive(Debug, Message)]
@@ -97,6 +97,14 @@ impl StreamHandler<VmEvent> for VmSupervisor {
             VmEvent::Changed { hostname } => {
                 if let Some(addr) = self.actors.get(&hostname) {
                     addr.do_send(Refresh);
+                }
+            }
+            VmEvent::Claimed { row, claim_started } => {
+                if let Some(addr) = self.actors.get(&row.hostname) {
+                    addr.do_send(Claimed {
+                        row: *row,
+                        claim_started,
+                    });
                 }
             }
             VmEvent::Resynced { hostnames } => {

@@ -59,6 +59,12 @@ async fn a_lone_claim_and_the_same_researcher_again(pool: DbPool, backend: Backe
         (3, 3),
         "one at a time, one transaction each"
     );
+    // The new assignment, row and all, for this process's waiting agents; only one: asking
+    // again assigned nothing new.
+    match events.try_recv() {
+        Ok(VmEvent::Claimed { row, .. }) => assert_eq!(*row, first.vm),
+        other => panic!("expected the claimed row, got {other:?}"),
+    }
     if backend == Backend::Sqlite {
         assert_eq!(
             events.try_recv().ok(),
@@ -68,6 +74,7 @@ async fn a_lone_claim_and_the_same_researcher_again(pool: DbPool, backend: Backe
             "SQLite has no trigger: the batcher announces the assignment"
         );
     }
+    assert!(events.try_recv().is_err(), "nothing more");
 }
 
 #[actix::test]
