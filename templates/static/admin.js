@@ -8,11 +8,26 @@
   if (rows) {
     var summary = document.getElementById("instance_summary");
     var pending = null;
+    // Refreshing the rows must not undo what the admin ticked.
+    var ticked = function (element) {
+      var values = [];
+      element.querySelectorAll("input[type=checkbox]:checked").forEach(function (box) {
+        values.push(box.value);
+      });
+      return values;
+    };
     var replace = function (url, element) {
       if (!element) { return; }
       fetch(url, { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.text() : null; })
-        .then(function (html) { if (html !== null) { element.innerHTML = html; } })
+        .then(function (html) {
+          if (html === null) { return; }
+          var keep = ticked(element);
+          element.innerHTML = html;
+          element.querySelectorAll("input[type=checkbox]").forEach(function (box) {
+            if (keep.indexOf(box.value) >= 0) { box.checked = true; }
+          });
+        })
         .catch(function () {});
     };
     var refresh = function () {

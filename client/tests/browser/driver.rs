@@ -163,8 +163,21 @@ impl Browser {
         field.send_keys(text).await.expect("type");
     }
 
+    /// Clicks what `css` finds. The live pages replace their rows when something changes, so
+    /// an element found a moment ago may be gone: then it is found again.
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.expect("click");
+        for _ in 0..5 {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(fantoccini::error::CmdError::Standard(err))
+                    if err.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                {
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                }
+                Err(err) => panic!("click `{css}`: {err:?}"),
+            }
+        }
+        panic!("click `{css}`: the element kept being replaced");
     }
 
     /// Clicks something that loads another page (a link, a form's button) and waits until the
