@@ -6,6 +6,7 @@
 //! so work that arrives steadily but never piles up (heartbeats) still shares commits, while
 //! work that does pile up is served at once.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,18 +50,43 @@ impl Linger {
     };
 }
 
+/// How much work a batcher has done, for tests and benchmarks: items taken from the queue
+/// (counted by the queue) and transactions they were served in (counted by the server).
+#[derive(Debug, Default)]
+pub struct BatchCounts {
+    items: AtomicU64,
+    transactions: AtomicU64,
+}
+
+impl BatchCounts {
+    /// One more transaction served.
+    pub fn add_transaction(&self) {
+        self.transactions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (items taken, transactions) so far.
+    pub fn snapshot(&self) -> (u64, u64) {
+        (
+            self.items.load(Ordering::Relaxed),
+            self.transactions.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// The queue is gone: its workers stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueStopped;
 
 impl<T: Send + 'static> BatchQueue<T> {
     /// Starts `workers` threads named `{name}-{n}`, each serving batches of at most
-    /// `max_batch` items with `serve`, gathering each batch as `linger` says.
+    /// `max_batch` items with `serve`, gathering each batch as `linger` says and counting the
+    /// items it takes in `counts`.
     pub fn start(
         name: &str,
         workers: usize,
         max_batch: usize,
         linger: Linger,
+        counts: Arc<BatchCounts>,
         serve: impl Fn(Vec<T>) + Send + Sync + 'static,
     ) -> BatchQueue<T> {
         let (sender, receiver) = mpsc::channel();
@@ -69,10 +95,14 @@ impl<T: Send + 'static> BatchQueue<T> {
         for n in 0..workers.max(1) {
             let receiver = receiver.clone();
             let serve = serve.clone();
+            let counts = counts.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("{name}-{n}"))
                 .spawn(move || {
                     while let Some(batch) = next_batch(&receiver, max_batch.max(1), linger) {
+                        counts
+                            .items
+                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
                         serve(batch);
                     }
                 });
@@ -125,6 +155,18 @@ fn next_batch<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl<T: Send + 'static> BatchQueue<T> {
+        fn start_uncounted(
+            name: &str,
+            workers: usize,
+            max_batch: usize,
+            linger: Linger,
+            serve: impl Fn(Vec<T>) + Send + Sync + 'static,
+        ) -> BatchQueue<T> {
+            BatchQueue::start(name, workers, max_batch, linger, Arc::default(), serve)
+        }
+    }
     use std::sync::atomic::{AtomicBool, Ordering};
 
     #[test]
@@ -132,14 +174,15 @@ mod tests {
         let (batches, seen) = mpsc::channel::<Vec<u32>>();
         let hold = Arc::new(AtomicBool::new(true));
         let held = hold.clone();
-        let queue = BatchQueue::start("test", 1, 10, Linger::NONE, move |batch: Vec<u32>| {
-            let first = batch[0] == 0;
-            batches.send(batch).expect("test alive");
-            // The first batch keeps the only worker busy until the others are queued.
-            while first && held.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        });
+        let queue =
+            BatchQueue::start_uncounted("test", 1, 10, Linger::NONE, move |batch: Vec<u32>| {
+                let first = batch[0] == 0;
+                batches.send(batch).expect("test alive");
+                // The first batch keeps the only worker busy until the others are queued.
+                while first && held.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
         queue.push(0).expect("queued");
         assert_eq!(
             seen.recv().expect("first batch"),
@@ -165,7 +208,7 @@ mod tests {
             up_to: Duration::from_secs(5),
             enough: 3,
         };
-        let queue = BatchQueue::start("test", 1, 10, linger, move |batch| {
+        let queue = BatchQueue::start_uncounted("test", 1, 10, linger, move |batch| {
             batches.send(batch).expect("test alive");
         });
         let started = Instant::now();
@@ -187,7 +230,7 @@ mod tests {
             up_to: Duration::from_millis(150),
             enough: 100,
         };
-        let queue = BatchQueue::start("test", 1, 100, linger, move |batch| {
+        let queue = BatchQueue::start_uncounted("test", 1, 100, linger, move |batch| {
             batches.send(batch).expect("test alive");
         });
         let started = Instant::now();
@@ -217,7 +260,7 @@ mod tests {
             }
         }
         let guard = SaysWhenDropped(done);
-        let queue = BatchQueue::start("test", 2, 4, Linger::NONE, move |_: Vec<u8>| {
+        let queue = BatchQueue::start_uncounted("test", 2, 4, Linger::NONE, move |_: Vec<u8>| {
             let _keep = &guard;
         });
         drop(queue);

@@ -11,7 +11,6 @@
 //! has no free VM.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,9 +20,9 @@ use lablink_schema::vms::Vm;
 use lablink_schema::{Backend, DbConnection, DbPool};
 use tokio::sync::oneshot;
 
-use crate::batch_queue::{BatchQueue, Linger};
+use crate::batch_queue::{BatchCounts, BatchQueue, Linger};
 use crate::change_feed::{ChangeFeed, VmEvent};
-use crate::db_writer::WriteError;
+use crate::db_writer::{writer_threads, WriteError};
 
 /// Most claims served in one transaction; more wait for the next batch.
 const MAX_BATCH: usize = 256;
@@ -67,15 +66,6 @@ pub struct ClaimBatcher {
     counts: Arc<BatchCounts>,
 }
 
-/// How much work the batcher has done, for metrics and tests.
-#[derive(Debug, Default)]
-pub struct BatchCounts {
-    /// Claims taken from the queue.
-    pub claims: AtomicU64,
-    /// Transactions they were served in (retry rounds included).
-    pub transactions: AtomicU64,
-}
-
 impl std::fmt::Debug for ClaimBatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClaimBatcher").finish_non_exhaustive()
@@ -92,10 +82,6 @@ impl ClaimBatcher {
         postgres_workers: usize,
     ) -> ClaimBatcher {
         let counts = Arc::new(BatchCounts::default());
-        let workers = match backend {
-            Backend::Postgres => postgres_workers.max(1),
-            Backend::Sqlite => 1,
-        };
         let worker = Worker {
             pool,
             backend,
@@ -105,26 +91,18 @@ impl ClaimBatcher {
         // No linger: a lone researcher must not wait for company.
         let queue = BatchQueue::start(
             "claim-batcher",
-            workers,
+            writer_threads(backend, postgres_workers),
             MAX_BATCH,
             Linger::NONE,
-            move |batch| {
-                worker
-                    .counts
-                    .claims
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                worker.serve(batch);
-            },
+            counts.clone(),
+            move |batch| worker.serve(batch),
         );
         ClaimBatcher { queue, counts }
     }
 
-    /// Claims taken and transactions used so far.
+    /// Claims taken and transactions used so far (retry rounds included).
     pub fn counts(&self) -> (u64, u64) {
-        (
-            self.counts.claims.load(Ordering::Relaxed),
-            self.counts.transactions.load(Ordering::Relaxed),
-        )
+        self.counts.snapshot()
     }
 
     /// Claims a VM for the researcher; answers when the claim's batch has committed.
@@ -197,7 +175,7 @@ impl Worker {
         };
         let conn: &mut DbConnection = &mut pooled;
         let now = Utc::now().naive_utc();
-        self.counts.transactions.fetch_add(1, Ordering::Relaxed);
+        self.counts.add_transaction();
         let started = Instant::now();
         let committed = conn.transaction(|conn| {
             // All at once where that works; one at a time, each in its own savepoint, where

@@ -77,6 +77,15 @@ impl std::fmt::Debug for DbWriter {
     }
 }
 
+/// How many threads one of the writers (this one, the claim and report batchers) runs:
+/// `postgres` on PostgreSQL, one on SQLite, which allows one writer at a time.
+pub fn writer_threads(backend: Backend, postgres: usize) -> usize {
+    match backend {
+        Backend::Postgres => postgres.max(1),
+        Backend::Sqlite => 1,
+    }
+}
+
 impl DbWriter {
     /// Starts the writer threads. On SQLite there is exactly one, because SQLite allows one
     /// writer at a time and a single thread serialises writes without lock contention.
@@ -86,14 +95,12 @@ impl DbWriter {
         feed: Arc<dyn ChangeFeed>,
         postgres_threads: usize,
     ) -> Addr<DbWriter> {
-        let threads = match backend {
-            Backend::Postgres => postgres_threads.max(1),
-            Backend::Sqlite => 1,
-        };
-        SyncArbiter::start(threads, move || DbWriter {
-            pool: pool.clone(),
-            backend,
-            feed: feed.clone(),
+        SyncArbiter::start(writer_threads(backend, postgres_threads), move || {
+            DbWriter {
+                pool: pool.clone(),
+                backend,
+                feed: feed.clone(),
+            }
         })
     }
 

@@ -9,7 +9,6 @@
 //! cannot deadlock. If any statement of the batch fails, the batch is rolled back and each
 //! report is written again in a transaction of its own, so one bad report fails alone.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +19,9 @@ use lablink_schema::wire::{GpuHealth, VmStatus};
 use lablink_schema::{Backend, DbConnection, DbPool};
 use tokio::sync::oneshot;
 
-use crate::batch_queue::{BatchQueue, Linger};
+use crate::batch_queue::{BatchCounts, BatchQueue, Linger};
 use crate::change_feed::{ChangeFeed, VmEvent};
-use crate::db_writer::WriteError;
+use crate::db_writer::{writer_threads, WriteError};
 
 /// Most reports written in one transaction; more wait for the next batch.
 const MAX_BATCH: usize = 512;
@@ -87,19 +86,13 @@ struct PendingReport {
 #[derive(Clone)]
 pub struct ReportBatcher {
     queue: BatchQueue<PendingReport>,
-    counts: Arc<ReportCounts>,
+    counts: Arc<BatchCounts>,
 }
 
 impl std::fmt::Debug for ReportBatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReportBatcher").finish_non_exhaustive()
     }
-}
-
-#[derive(Debug, Default)]
-struct ReportCounts {
-    reports: AtomicU64,
-    transactions: AtomicU64,
 }
 
 impl ReportBatcher {
@@ -111,20 +104,21 @@ impl ReportBatcher {
         feed: Arc<dyn ChangeFeed>,
         postgres_workers: usize,
     ) -> ReportBatcher {
-        let counts = Arc::new(ReportCounts::default());
-        let workers = match backend {
-            Backend::Postgres => postgres_workers.max(1),
-            Backend::Sqlite => 1,
-        };
+        let counts = Arc::new(BatchCounts::default());
         let writer = BatchWriter {
             pool,
             backend,
             feed,
             counts: counts.clone(),
         };
-        let queue = BatchQueue::start("report-batcher", workers, MAX_BATCH, LINGER, move |batch| {
-            writer.serve(batch)
-        });
+        let queue = BatchQueue::start(
+            "report-batcher",
+            writer_threads(backend, postgres_workers),
+            MAX_BATCH,
+            LINGER,
+            counts.clone(),
+            move |batch| writer.serve(batch),
+        );
         ReportBatcher { queue, counts }
     }
 
@@ -137,12 +131,9 @@ impl ReportBatcher {
         answer.await.map_err(|_| WriteError::Stopped)?
     }
 
-    /// Reports written and transactions used so far.
+    /// Reports taken and transactions used so far.
     pub fn counts(&self) -> (u64, u64) {
-        (
-            self.counts.reports.load(Ordering::Relaxed),
-            self.counts.transactions.load(Ordering::Relaxed),
-        )
+        self.counts.snapshot()
     }
 }
 
@@ -152,14 +143,11 @@ struct BatchWriter {
     backend: Backend,
     /// Publishes after commit; used on SQLite only (on PostgreSQL the trigger does it).
     feed: Arc<dyn ChangeFeed>,
-    counts: Arc<ReportCounts>,
+    counts: Arc<BatchCounts>,
 }
 
 impl BatchWriter {
     fn serve(&self, mut batch: Vec<PendingReport>) {
-        self.counts
-            .reports
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         // A stable sort: one VM's reports keep their order.
         batch.sort_by(|a, b| a.report.hostname().cmp(b.report.hostname()));
         let results = self.write_all(&batch);
@@ -194,7 +182,7 @@ impl BatchWriter {
         let conn: &mut DbConnection = &mut pooled;
         let now = Utc::now().naive_utc();
         if batch.len() > 1 {
-            self.counts.transactions.fetch_add(1, Ordering::Relaxed);
+            self.counts.add_transaction();
             let together = conn.transaction(|conn| {
                 batch
                     .iter()
@@ -212,7 +200,7 @@ impl BatchWriter {
         batch
             .iter()
             .map(|pending| {
-                self.counts.transactions.fetch_add(1, Ordering::Relaxed);
+                self.counts.add_transaction();
                 conn.transaction(|conn| pending.report.write(conn, now))
                     .map_err(WriteError::from)
             })

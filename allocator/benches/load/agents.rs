@@ -20,18 +20,26 @@ use crate::{
 const STATUS_DURATION: Duration = Duration::from_secs(10);
 const STATUS_CONCURRENCY: usize = 64;
 
+/// One PostgreSQL statistics counter, read with `sql` (which names it `n`); 0 if unreadable.
+fn pg_counter(conn: &mut lablink_schema::DbConnection, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Counter {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql)
+        .get_result::<Counter>(conn)
+        .map(|row| row.n)
+        .unwrap_or(0)
+}
+
 /// WAL flushes (fsyncs) PostgreSQL has done so far, cluster-wide: about one per commit that
 /// wrote something, fewer when commits share a flush.
 fn wal_flushes(database: &TestDatabase) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct Flushes {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        wal_sync: i64,
-    }
-    diesel::sql_query("SELECT wal_sync FROM pg_stat_wal")
-        .get_result::<Flushes>(&mut database.connect())
-        .map(|row| row.wal_sync)
-        .unwrap_or(0)
+    pg_counter(
+        &mut database.connect(),
+        "SELECT wal_sync AS n FROM pg_stat_wal",
+    )
 }
 
 /// Waits until the allocator counts `agents` agents waiting (its `/metrics` gauge), so that
@@ -65,19 +73,12 @@ async fn until_all_waiting(client: &reqwest::Client, base: &str, agents: usize) 
 /// Waits until this database has committed no transaction for a while (PostgreSQL publishes
 /// its counters about once a second, hence the long look).
 async fn until_database_quiet(database: &TestDatabase) {
-    #[derive(diesel::QueryableByName)]
-    struct Commits {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        xact_commit: i64,
-    }
     let mut conn = database.connect();
     let mut commits = || {
-        diesel::sql_query(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+        pg_counter(
+            &mut conn,
+            "SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()",
         )
-        .get_result::<Commits>(&mut conn)
-        .map(|row| row.xact_commit)
-        .unwrap_or(0)
     };
     let mut before = commits();
     for _ in 0..120 {
