@@ -63,7 +63,7 @@ impl WriteError {
 
 /// The writer actor; see the module documentation.
 pub struct DbWriter {
-    pool: DbPool,
+    pub(crate) pool: DbPool,
     backend: Backend,
     /// Publishes after commit; used on SQLite only.
     feed: Arc<dyn ChangeFeed>,
@@ -105,7 +105,7 @@ impl DbWriter {
     }
 
     /// Announces that `hostname` changed, where the database does not (SQLite).
-    fn announce(&self, hostname: &str) {
+    pub(crate) fn announce(&self, hostname: &str) {
         if self.backend == Backend::Sqlite {
             self.feed.publish(VmEvent::Changed {
                 hostname: hostname.to_owned(),
@@ -115,7 +115,7 @@ impl DbWriter {
 
     /// Runs `write` in one transaction; after it commits, announces that `changed_vm`
     /// changed (SQLite only: on PostgreSQL the trigger announces it to every process).
-    fn in_transaction<T>(
+    pub(crate) fn in_transaction<T>(
         &self,
         changed_vm: Option<&str>,
         write: impl FnOnce(&mut DbConnection) -> Result<T, WriteError>,

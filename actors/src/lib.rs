@@ -2,6 +2,7 @@
 //! in `lablink-allocator` turns requests into messages for these actors.
 //!
 //! - [`DbWriter`](db_writer::DbWriter): every database write, each in one transaction.
+//!   Enrollment's writes are in [`enrollment_writes`].
 //! - [`ClaimBatcher`](claim_batcher::ClaimBatcher): researchers' claims, many to a
 //!   transaction under load.
 //! - [`ReportBatcher`](report_batcher::ReportBatcher): agents' status, heartbeat, GPU and
@@ -19,6 +20,7 @@ pub mod batch_queue;
 pub mod change_feed;
 pub mod claim_batcher;
 pub mod db_writer;
+pub mod enrollment_writes;
 pub mod notification_listener;
 pub mod provisioning;
 pub mod report_batcher;

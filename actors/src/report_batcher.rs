@@ -38,13 +38,9 @@ const LINGER: Linger = Linger {
 /// One report from a VM's agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VmReport {
-    /// Register the VM, or record the status it reports (`POST /api/vm-status`); this is
-    /// also its heartbeat. `token_hash` becomes the VM's token hash if it has none yet.
-    Status {
-        hostname: String,
-        status: VmStatus,
-        token_hash: Option<String>,
-    },
+    /// Record the status an existing VM reports (`POST /api/vm-status`); this is also its
+    /// heartbeat. Never adds a VM: joining is enrollment's job.
+    Status { hostname: String, status: VmStatus },
     /// Record its GPU health (`POST /api/gpu_health`).
     GpuHealth { hostname: String, health: GpuHealth },
     /// Record whether the research software runs (`POST /api/update_inuse_status`).
@@ -64,11 +60,7 @@ impl VmReport {
     /// report may register one).
     fn write(&self, conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Option<Vm>> {
         match self {
-            VmReport::Status {
-                hostname,
-                status,
-                token_hash,
-            } => Vm::upsert_status(conn, hostname, *status, token_hash.as_deref(), now).map(Some),
+            VmReport::Status { hostname, status } => Vm::set_status(conn, hostname, *status, now),
             VmReport::GpuHealth { hostname, health } => {
                 Vm::set_gpu_health(conn, hostname, *health, now)
             }

@@ -271,6 +271,24 @@ async fn read_vms(pool: &DbPool) -> Result<Vec<Vm>, ProvisioningError> {
     .map_err(ProvisioningError::Database)
 }
 
+/// VMs that did not enroll by themselves: the provider's own, counted against `max_vms`.
+async fn count_provider_vms(pool: &DbPool) -> Result<usize, ProvisioningError> {
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        let all = Vm::list_hostnames(&mut conn).map_err(|e| e.to_string())?;
+        let enrolled =
+            lablink_schema::enrollment::count_enrolled(&mut conn).map_err(|e| e.to_string())?;
+        Ok::<_, String>(
+            all.len()
+                .saturating_sub(usize::try_from(enrolled).unwrap_or(0)),
+        )
+    })
+    .await
+    .map_err(|e| ProvisioningError::Database(e.to_string()))?
+    .map_err(ProvisioningError::Database)
+}
+
 async fn queue_operation(
     writer: &Addr<DbWriter>,
     new: NewOperation,
@@ -306,7 +324,9 @@ impl Handler<CreateVms> for TerraformExecutor {
                 if count == 0 || count > max {
                     return Err(ProvisioningError::InvalidCount { max });
                 }
-                let existing = u32::try_from(read_vms(&pool).await?.len()).unwrap_or(u32::MAX);
+                // VMs that enrolled by themselves have a limit of their own, so junk that
+                // enrolled can never block a real creation.
+                let existing = u32::try_from(count_provider_vms(&pool).await?).unwrap_or(u32::MAX);
                 let existing = existing.saturating_add(queued);
                 if existing.saturating_add(count) > max {
                     return Err(ProvisioningError::TooMany { max, existing });

@@ -16,6 +16,23 @@ pub fn new_vm_token() -> (String, String) {
     (token, hash)
 }
 
+/// What every enrollment token begins with, so the allocator can tell one from a VM's token
+/// and say precisely what is wrong with it.
+pub const ENROLLMENT_TOKEN_PREFIX: &str = "lle_";
+
+/// A new random enrollment token (`lle_` and 64 hex digits) and its hash.
+pub fn new_enrollment_token() -> (String, String) {
+    let (random, _) = new_vm_token();
+    let token = format!("{ENROLLMENT_TOKEN_PREFIX}{random}");
+    let hash = hash_token(&token);
+    (token, hash)
+}
+
+/// Whether `token` is shaped as an enrollment token.
+pub fn is_enrollment_token(token: &str) -> bool {
+    token.starts_with(ENROLLMENT_TOKEN_PREFIX)
+}
+
 /// What is stored for a token: its SHA-256, hex-encoded.
 pub fn hash_token(token: &str) -> String {
     hex(&sha256(token.as_bytes()))

@@ -6,7 +6,9 @@
 //! never older than the question; a waiter that registers after its VM was assigned is
 //! answered at once by its own read. Reads are coalesced: while one is running, any number
 //! of further refresh requests cause exactly one more. Waiting costs no thread and no
-//! connection, only a queued reply channel.
+//! connection, only a queued reply channel. One request waits per VM: a new one replaces
+//! the one before, which is answered [`WaitOutcome::Replaced`], so waiting for one VM can
+//! never pile up connections.
 //!
 //! When a claim in this process assigns the VM, [`Claimed`] brings the committed row itself:
 //! agents that were waiting before that claim's transaction began are answered from it at
@@ -31,6 +33,9 @@ pub enum WaitOutcome {
     Released,
     /// The VM no longer exists.
     VmGone,
+    /// Another request started waiting for this VM, and only one may: the newest wins (an
+    /// agent that reconnects must not be locked out by its own half-dead connection).
+    Replaced,
 }
 
 /// Start waiting: the reply comes on `reply` when the VM is assigned to something other
@@ -183,7 +188,10 @@ impl Handler<AddWaiter> for VmActor {
     type Result = ();
 
     fn handle(&mut self, msg: AddWaiter, ctx: &mut Self::Context) {
-        self.waiters.retain(|w| !w.reply.is_closed());
+        for replaced in self.waiters.drain(..) {
+            // Fails only if that agent hung up already.
+            drop(replaced.reply.send(WaitOutcome::Replaced));
+        }
         self.waiters.push(Waiter {
             held: msg.held,
             answered_by_read: self.reads_started + 1,

@@ -19,7 +19,6 @@ fn status(hostname: &str, status: VmStatus) -> VmReport {
     VmReport::Status {
         hostname: hostname.to_owned(),
         status,
-        token_hash: None,
     }
 }
 
@@ -27,28 +26,31 @@ async fn each_kind_is_written(pool: DbPool, backend: Backend) {
     let (feed, mut events) = mpsc::unbounded_channel::<VmEvent>();
     let reports = ReportBatcher::start(pool.clone(), backend, Arc::new(feed), 2);
 
+    {
+        let mut conn = pool.get().expect("connection");
+        let now = chrono::Utc::now().naive_utc();
+        Vm::upsert_status(
+            &mut conn,
+            "vm-1",
+            VmStatus::Initializing,
+            Some("first-hash"),
+            now,
+        )
+        .expect("a provider adds the VM");
+    }
     let vm = reports
-        .report(VmReport::Status {
-            hostname: "vm-1".into(),
-            status: VmStatus::Running,
-            token_hash: Some("first-hash".into()),
-        })
+        .report(status("vm-1", VmStatus::Running))
         .await
-        .expect("registered");
+        .expect("status");
     assert_eq!(vm.status(), VmStatus::Running);
-    assert_eq!(vm.token_hash.as_deref(), Some("first-hash"));
     let vm = reports
-        .report(VmReport::Status {
-            hostname: "vm-1".into(),
-            status: VmStatus::Running,
-            token_hash: Some("second-hash".into()),
-        })
+        .report(status("vm-1", VmStatus::Running))
         .await
         .expect("heartbeat");
     assert_eq!(
         vm.token_hash.as_deref(),
         Some("first-hash"),
-        "a token is given once"
+        "a report keeps the token"
     );
     let vm = reports
         .report(VmReport::GpuHealth {
@@ -68,6 +70,7 @@ async fn each_kind_is_written(pool: DbPool, backend: Backend) {
     assert!(vm.in_use);
 
     for ghost in [
+        status("ghost", VmStatus::Running),
         VmReport::GpuHealth {
             hostname: "ghost".into(),
             health: GpuHealth::Healthy,
@@ -91,7 +94,7 @@ async fn each_kind_is_written(pool: DbPool, backend: Backend) {
     );
     assert_eq!(
         reports.counts(),
-        (6, 6),
+        (7, 7),
         "one at a time, one transaction each"
     );
 

@@ -14,7 +14,9 @@ use crate::admin_auth::{same, AdminCredentials};
 use crate::config::ClientsConfig;
 use crate::error::ApiError;
 
-pub use lablink_actors::tokens::{hash_token, new_vm_token};
+pub use lablink_actors::tokens::{
+    hash_token, is_enrollment_token, new_enrollment_token, new_vm_token,
+};
 
 /// The credentials a request carries.
 #[derive(PartialEq, Eq)]
@@ -78,8 +80,12 @@ pub enum Caller {
     Vm(String),
     /// A token-less agent, accepted because `clients.legacy_unauthenticated` is on.
     LegacyAgent,
-    /// A token-less first report of a VM that has no token yet; it will be given one.
-    Registering,
+    /// A machine presenting an enrollment token for a hostname that does not exist yet; it
+    /// will be given its own token if the enrollment token is good.
+    Enrolling {
+        /// The enrollment token's hash (the token itself is never kept).
+        token_hash: String,
+    },
 }
 
 impl Caller {
@@ -89,7 +95,7 @@ impl Caller {
             Caller::Admin => "admin".to_owned(),
             Caller::Vm(hostname) => format!("vm:{hostname}"),
             Caller::LegacyAgent => "legacy-agent".to_owned(),
-            Caller::Registering => "registering-agent".to_owned(),
+            Caller::Enrolling { .. } => "enrolling-agent".to_owned(),
         }
     }
 }
@@ -144,8 +150,14 @@ impl Authorizer {
         }
     }
 
+    /// Whether token-less original agents are let in (for VMs that have no token).
+    pub fn legacy_unauthenticated(&self) -> bool {
+        self.legacy_unauthenticated
+    }
+
     /// A VM acting on itself: its own token; the admin; a token-less legacy agent when
-    /// allowed; or, if `registration` and the VM has no token yet, a token-less first report.
+    /// allowed and the VM has no token; or, if `registration` (`POST /api/vm-status`), a
+    /// machine enrolling with an enrollment token under a hostname that does not exist.
     pub fn authorize_vm(
         &self,
         credentials: &Credentials,
@@ -158,9 +170,23 @@ impl Authorizer {
             Credentials::Bearer(token) if token_matches(vm, token) => {
                 Ok(Caller::Vm(hostname.to_owned()))
             }
-            Credentials::None if self.legacy_unauthenticated => Ok(Caller::LegacyAgent),
-            Credentials::None if registration && vm.is_none_or(|vm| vm.token_hash.is_none()) => {
-                Ok(Caller::Registering)
+            Credentials::Bearer(token) if registration && is_enrollment_token(token) => {
+                match vm {
+                    Some(_) => Err(ApiError::Conflict(format!(
+                        "a VM named `{hostname}` exists already; an enrollment token cannot take                          it over, only that VM's own token can act for it"
+                    ))),
+                    None => Ok(Caller::Enrolling {
+                        token_hash: hash_token(token),
+                    }),
+                }
+            }
+            Credentials::None
+                if self.legacy_unauthenticated && vm.is_none_or(|vm| vm.token_hash.is_none()) =>
+            {
+                Ok(Caller::LegacyAgent)
+            }
+            Credentials::None if registration && vm.is_none() => {
+                Err(ApiError::enrollment_required(hostname))
             }
             _ => Err(ApiError::vm_token_required(hostname)),
         }

@@ -35,6 +35,7 @@ pub struct Config {
     pub provider: ProviderConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub rate_limits: RateLimitConfig,
 }
 
 /// Section `server`: the HTTP listener.
@@ -51,6 +52,13 @@ pub struct ServerConfig {
     pub max_json_bytes: usize,
     /// Largest form request body accepted, in bytes.
     pub max_form_bytes: usize,
+    /// A request's body must have arrived this many seconds after its head, or the request
+    /// is answered 408 and its connection closed.
+    pub body_timeout_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed, as a comma-separated list of
+    /// addresses or CIDR ranges (`127.0.0.1, 10.0.0.0/8`). Empty: the connection's peer is
+    /// the client, whatever a request claims.
+    pub trusted_proxies: String,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +69,8 @@ impl Default for ServerConfig {
             workers: 0,
             max_json_bytes: 1024 * 1024,
             max_form_bytes: 16 * 1024,
+            body_timeout_secs: 30,
+            trusted_proxies: String::new(),
         }
     }
 }
@@ -113,13 +123,73 @@ impl fmt::Debug for AdminConfig {
 }
 
 /// Section `clients`: how VM agents are let in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientsConfig {
     /// Accept VM requests that carry no token, as the original LabLink agents send them.
     /// Off by default; turn on only while migrating old VM images.
     #[serde(deserialize_with = "figment::util::bool_from_str_or_int")]
     pub legacy_unauthenticated: bool,
+    /// Largest log batch one VM may send in one request, in bytes of log text.
+    pub max_log_bytes_per_batch: usize,
+    /// Most log text one VM may send in a minute, in bytes; beyond it, 429.
+    pub max_log_bytes_per_minute: usize,
+}
+
+impl Default for ClientsConfig {
+    fn default() -> Self {
+        ClientsConfig {
+            legacy_unauthenticated: false,
+            max_log_bytes_per_batch: 256 * 1024,
+            max_log_bytes_per_minute: 1024 * 1024,
+        }
+    }
+}
+
+/// Section `rate_limits`: how fast researchers may ask for VMs. The defaults let a whole
+/// class behind one NAT address through and stop scripts that try thousands of emails.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Requests for a VM one client address may make per minute (also its burst).
+    pub request_vm_per_address_per_minute: u32,
+    /// Requests for a VM all clients together may make per second, sustained…
+    pub request_vm_per_second: u32,
+    /// …and at once.
+    pub request_vm_burst: u32,
+    /// Leave clients on this machine (127.0.0.1, ::1) out of the per-address limit: a
+    /// script on the allocator's own machine could act as the admin anyway. Behind a proxy
+    /// on this machine, list it in `server.trusted_proxies` so its clients are told apart.
+    #[serde(deserialize_with = "figment::util::bool_from_str_or_int")]
+    pub exempt_loopback: bool,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            request_vm_per_address_per_minute: 600,
+            request_vm_per_second: 2_000,
+            request_vm_burst: 20_000,
+            exempt_loopback: true,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// [`ServerConfig::trusted_proxies`], parsed.
+    pub fn trusted_proxy_ranges(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("`{entry}` is not an IP address or CIDR range"))
+            })
+            .collect()
+    }
 }
 
 /// Section `database`.
@@ -456,6 +526,38 @@ impl Config {
         };
         if let Err(reason) = self.database.location() {
             return Err(invalid("database.url", &reason));
+        }
+        if let Err(reason) = self.server.trusted_proxy_ranges() {
+            return Err(invalid("server.trusted_proxies", &reason));
+        }
+        if self.server.body_timeout_secs == 0 {
+            return Err(invalid("server.body_timeout_secs", "must be at least 1"));
+        }
+        if self.clients.max_log_bytes_per_batch == 0
+            || self.clients.max_log_bytes_per_minute < self.clients.max_log_bytes_per_batch
+        {
+            return Err(invalid(
+                "clients.max_log_bytes_per_minute",
+                "must be at least clients.max_log_bytes_per_batch, which must be at least 1",
+            ));
+        }
+        for (key, value) in [
+            (
+                "rate_limits.request_vm_per_address_per_minute",
+                self.rate_limits.request_vm_per_address_per_minute,
+            ),
+            (
+                "rate_limits.request_vm_per_second",
+                self.rate_limits.request_vm_per_second,
+            ),
+            (
+                "rate_limits.request_vm_burst",
+                self.rate_limits.request_vm_burst,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
         }
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));

@@ -20,6 +20,9 @@ pub enum ApiError {
         message: String,
         challenge: Challenge,
     },
+    /// Understood and authenticated, but not allowed (a limit is reached).
+    #[error("{0}")]
+    Forbidden(String),
     /// The thing named does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -64,6 +67,26 @@ impl ApiError {
             message: format!(
                 "send `Authorization: Bearer <token>` with the token of VM `{hostname}`"
             ),
+            challenge: Challenge::Bearer,
+        }
+    }
+
+    /// 401 for a token-less first report: a new machine needs an enrollment token.
+    pub fn enrollment_required(hostname: &str) -> Self {
+        ApiError::Unauthorized {
+            message: format!(
+                "VM `{hostname}` is not known to this allocator: a lab's own machine joins with \
+                 an enrollment token from the dashboard (`Authorization: Bearer lle_…`, \
+                 LABLINK_ENROLLMENT_TOKEN for the agent)"
+            ),
+            challenge: Challenge::Bearer,
+        }
+    }
+
+    /// 401 for an enrollment token that cannot be used, saying why.
+    pub fn enrollment_refused(reason: &str) -> Self {
+        ApiError::Unauthorized {
+            message: reason.to_owned(),
             challenge: Challenge::Bearer,
         }
     }
@@ -124,6 +147,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -5,13 +5,17 @@ pub mod admin_auth;
 pub mod auth;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod client_address;
 pub mod config;
 pub mod config_report;
+pub mod enrollment;
 pub mod error;
 pub mod instance_rows;
 pub mod metrics;
 pub mod pages;
+pub mod rate_limit;
 pub mod routes;
+pub mod sse;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -76,6 +76,9 @@ pub enum Refusal {
     InvalidCommand,
     NoFreeVm,
     Contended,
+    RateLimited,
+    /// The email holds a VM but the request could not prove it is that person.
+    NeedsProof,
 }
 
 impl Refusal {
@@ -85,6 +88,8 @@ impl Refusal {
             Refusal::InvalidCommand => "invalid_command",
             Refusal::NoFreeVm => "no_free_vm",
             Refusal::Contended => "contended",
+            Refusal::RateLimited => "rate_limited",
+            Refusal::NeedsProof => "needs_proof",
         }
     }
 }

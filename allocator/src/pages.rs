@@ -5,7 +5,7 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 /// The page templates, by name.
-const TEMPLATES: [(&str, &str); 10] = [
+const TEMPLATES: [(&str, &str); 12] = [
     ("layout", include_str!("../../templates/layout.hbs")),
     ("index", include_str!("../../templates/index.hbs")),
     ("assigned", include_str!("../../templates/assigned.hbs")),
@@ -31,6 +31,14 @@ const TEMPLATES: [(&str, &str); 10] = [
         include_str!("../../templates/admin_audit.hbs"),
     ),
     ("admin_logs", include_str!("../../templates/admin_logs.hbs")),
+    (
+        "admin_enrollment",
+        include_str!("../../templates/admin_enrollment.hbs"),
+    ),
+    (
+        "admin_legacy_banner",
+        include_str!("../../templates/admin_legacy_banner.hbs"),
+    ),
 ];
 
 /// The stylesheet and script the pages use, served from the binary.

@@ -167,6 +167,7 @@ impl Application {
             cloud,
             required_gpu_instance_type,
             metrics: Arc::new(Metrics::new()),
+            enrollment_limit: i64::from(config.provider.max_vms),
             metrics_access: config.metrics.enabled.then(|| MetricsAccess {
                 token_hash: config
                     .metrics

@@ -51,6 +51,9 @@ pub struct AppState {
     /// The instance type new VMs get, when it must have an NVIDIA GPU.
     pub required_gpu_instance_type: Option<String>,
     pub metrics: Arc<Metrics>,
+    /// Most VMs that may join by themselves (enrollment, legacy registration): the same
+    /// number as `provider.max_vms`, counted apart from the provider's own VMs.
+    pub enrollment_limit: i64,
     /// `None` when `GET /metrics` is turned off.
     pub metrics_access: Option<MetricsAccess>,
 }

@@ -273,6 +273,36 @@ fn migrate_applies_pending_migrations_and_exits() {
     assert_eq!(applied_migrations(&database), migration_count());
 }
 
+/// The admin password of the allocators that enroll a VM in these tests.
+const ENROLLING_ADMIN_PASSWORD: &str = "enrolling-admin-password";
+
+/// Enrolls `hostname` the way a lab's own machine does (an enrollment token from the admin
+/// API, then the first status report) and returns the VM's own token.
+async fn enroll_vm(client: &reqwest::Client, base: &str, hostname: &str) -> String {
+    let created: serde_json::Value = client
+        .post(format!("{base}/api/admin/enrollment-tokens"))
+        .basic_auth("admin", Some(ENROLLING_ADMIN_PASSWORD))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("enrollment token")
+        .json()
+        .await
+        .expect("json");
+    let enrollment = created["token"].as_str().expect("token");
+    let registered: serde_json::Value = client
+        .post(format!("{base}/api/vm-status"))
+        .bearer_auth(enrollment)
+        .json(&serde_json::json!({"hostname": hostname, "status": "running"}))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("json");
+    registered["token"].as_str().expect("token").to_owned()
+}
+
 #[tokio::test]
 async fn an_agent_waiting_on_one_allocator_gets_an_assignment_made_by_another() {
     let database = TestDatabase::migrated();
@@ -280,6 +310,7 @@ async fn an_agent_waiting_on_one_allocator_gets_an_assignment_made_by_another() 
     let env = [
         ("DATABASE_URL", database.url()),
         ("LABLINK__SERVER__BIND", "127.0.0.1:0"),
+        ("LABLINK__ADMIN__PASSWORD", ENROLLING_ADMIN_PASSWORD),
         // The most talkative level, to be sure secrets are absent at every level.
         ("LABLINK__LOG__LEVEL", "debug"),
     ];
@@ -289,16 +320,7 @@ async fn an_agent_waiting_on_one_allocator_gets_an_assignment_made_by_another() 
         (first.wait_until_listening(), second.wait_until_listening());
     let client = reqwest::Client::new();
 
-    let registered: serde_json::Value = client
-        .post(format!("{agent_side}/api/vm-status"))
-        .json(&serde_json::json!({"hostname": "vm-1", "status": "running"}))
-        .send()
-        .await
-        .expect("register")
-        .json()
-        .await
-        .expect("json");
-    let token = registered["token"].as_str().expect("token").to_owned();
+    let token = enroll_vm(&client, &agent_side, "vm-1").await;
     let health = client
         .post(format!("{agent_side}/api/gpu_health"))
         .bearer_auth(&token)
@@ -592,19 +614,14 @@ async fn an_allocator_killed_mid_apply_recovers_when_restarted() {
 #[tokio::test]
 async fn stopping_answers_waiting_agents_at_once_instead_of_waiting_out_their_polls() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut allocator = Allocator::start(dir.path(), &["--bind", "127.0.0.1:0"], &[]);
+    let mut allocator = Allocator::start(
+        dir.path(),
+        &["--bind", "127.0.0.1:0"],
+        &[("LABLINK__ADMIN__PASSWORD", ENROLLING_ADMIN_PASSWORD)],
+    );
     let base = allocator.wait_until_listening();
     let client = reqwest::Client::new();
-    let registered: serde_json::Value = client
-        .post(format!("{base}/api/vm-status"))
-        .json(&serde_json::json!({"hostname": "vm-1", "status": "running"}))
-        .send()
-        .await
-        .expect("register")
-        .json()
-        .await
-        .expect("json");
-    let token = registered["token"].as_str().expect("token").to_owned();
+    let token = enroll_vm(&client, &base, "vm-1").await;
     let waiting = client
         .post(format!("{base}/vm_startup"))
         .bearer_auth(&token)

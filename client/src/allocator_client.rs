@@ -63,6 +63,12 @@ pub struct AllocatorClient {
     hostname: String,
     token: Arc<RwLock<Option<String>>>,
     token_file: Option<PathBuf>,
+    /// An admin-made enrollment token, presented only by the first status report of a VM
+    /// that has no token of its own yet.
+    enrollment_token: Option<Arc<str>>,
+    /// Becomes `true` once a status report has been answered: the VM exists and holds its
+    /// token, so the other reports can start.
+    registered: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for AllocatorClient {
@@ -96,7 +102,15 @@ impl AllocatorClient {
             hostname: settings.vm_name.clone(),
             token: Arc::new(RwLock::new(token)),
             token_file: settings.token_file.clone(),
+            enrollment_token: settings.enrollment_token.as_deref().map(Arc::from),
+            registered: Arc::new(tokio::sync::watch::channel(false).0),
         })
+    }
+
+    /// Resolves once the allocator has answered a status report (at once if it has).
+    pub async fn until_registered(&self) {
+        let mut registered = self.registered.subscribe();
+        let _ = registered.wait_for(|registered| *registered).await;
     }
 
     /// Whether the agent holds a token yet.
@@ -120,6 +134,7 @@ impl AllocatorClient {
         if let Some(token) = answer.token {
             self.keep_token(token);
         }
+        self.registered.send_replace(true);
         Ok(())
     }
 
@@ -195,8 +210,13 @@ impl AllocatorClient {
             request = request.timeout(timeout);
         }
         let token = self.token.read().ok().and_then(|t| t.clone());
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
+        match (token, &self.enrollment_token) {
+            (Some(token), _) => request = request.bearer_auth(token),
+            // Only registration presents the enrollment token; it is worth nothing elsewhere.
+            (None, Some(enrollment)) if path == "/api/vm-status" => {
+                request = request.bearer_auth(enrollment);
+            }
+            (None, _) => {}
         }
         let response = request.send().await?;
         let status = response.status();

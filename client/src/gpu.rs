@@ -372,7 +372,11 @@ impl Actor for GpuMonitor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.check(ctx);
+        // Reports before registration would be refused (no VM, no token yet): the first
+        // check waits for it and then goes at once.
+        let client = self.client.clone();
+        ctx.wait(async move { client.until_registered().await }.into_actor(self));
+        ctx.run_later(Duration::ZERO, |monitor, ctx| monitor.check(ctx));
         ctx.run_interval(self.check_interval, |monitor, ctx| monitor.check(ctx));
     }
 }

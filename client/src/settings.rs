@@ -16,6 +16,10 @@ pub const SUBJECT_SOFTWARE_ENV: &str = "SUBJECT_SOFTWARE";
 pub const VM_TOKEN_ENV: &str = "LABLINK_VM_TOKEN";
 /// Where to keep the token handed out at registration, so a restarted agent still has it.
 pub const TOKEN_FILE_ENV: &str = "LABLINK_TOKEN_FILE";
+/// An admin-made enrollment token, for a lab's own machine that has no VM token yet.
+pub const ENROLLMENT_TOKEN_ENV: &str = "LABLINK_ENROLLMENT_TOKEN";
+/// A file holding the enrollment token (keeps it out of the process environment).
+pub const ENROLLMENT_TOKEN_FILE_ENV: &str = "LABLINK_ENROLLMENT_TOKEN_FILE";
 /// A regular expression for the research software's program names, replacing the one
 /// derived from `SUBJECT_SOFTWARE`.
 pub const USAGE_PATTERN_ENV: &str = "LABLINK_USAGE_PATTERN";
@@ -50,6 +54,8 @@ pub struct AgentSettings {
     pub subject_software: String,
     pub token: Option<String>,
     pub token_file: Option<PathBuf>,
+    /// Presented once, to enroll; the VM's own token replaces it.
+    pub enrollment_token: Option<String>,
     pub usage_pattern: Option<String>,
     pub heartbeat_interval: Duration,
     pub gpu_check_interval: Duration,
@@ -78,6 +84,7 @@ impl fmt::Debug for AgentSettings {
             .field("subject_software", &self.subject_software)
             .field("token_set", &self.token.is_some())
             .field("token_file", &self.token_file)
+            .field("enrollment_token_set", &self.enrollment_token.is_some())
             .field("usage_pattern", &self.usage_pattern)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("gpu_check_interval", &self.gpu_check_interval)
@@ -111,6 +118,7 @@ impl AgentSettings {
             subject_software: DEFAULT_SOFTWARE.to_owned(),
             token: None,
             token_file: None,
+            enrollment_token: None,
             usage_pattern: None,
             heartbeat_interval: DEFAULT_HEARTBEAT,
             gpu_check_interval: DEFAULT_GPU_CHECK,
@@ -170,6 +178,20 @@ impl AgentSettings {
             non_empty(SUBJECT_SOFTWARE_ENV).unwrap_or_else(|| DEFAULT_SOFTWARE.to_owned());
         settings.token = non_empty(VM_TOKEN_ENV);
         settings.token_file = non_empty(TOKEN_FILE_ENV).map(PathBuf::from);
+        settings.enrollment_token = match (
+            non_empty(ENROLLMENT_TOKEN_ENV),
+            non_empty(ENROLLMENT_TOKEN_FILE_ENV),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(SettingsError {
+                    variable: ENROLLMENT_TOKEN_FILE_ENV,
+                    reason: format!("set either it or {ENROLLMENT_TOKEN_ENV}, not both"),
+                })
+            }
+            (Some(token), None) => Some(token),
+            (None, Some(path)) => Some(read_enrollment_token(&path)?),
+            (None, None) => None,
+        };
         settings.usage_pattern = usage_pattern;
         settings.heartbeat_interval = seconds(HEARTBEAT_SECS_ENV, DEFAULT_HEARTBEAT)?;
         settings.gpu_check_interval = seconds(GPU_CHECK_SECS_ENV, DEFAULT_GPU_CHECK)?;
@@ -191,6 +213,23 @@ impl AgentSettings {
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
+}
+
+/// The enrollment token in the file at `path`, trimmed; an unreadable or empty file is an
+/// error at start rather than a puzzling refusal later.
+fn read_enrollment_token(path: &str) -> Result<String, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|err| SettingsError {
+        variable: ENROLLMENT_TOKEN_FILE_ENV,
+        reason: format!("cannot read `{path}`: {err}"),
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(SettingsError {
+            variable: ENROLLMENT_TOKEN_FILE_ENV,
+            reason: format!("`{path}` is empty"),
+        });
+    }
+    Ok(token.to_owned())
 }
 
 #[cfg(test)]

@@ -253,7 +253,11 @@ impl Actor for UsageMonitor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.check(ctx);
+        // Reports before registration would be refused (no VM, no token yet): the first
+        // check waits for it and then goes at once.
+        let client = self.client.clone();
+        ctx.wait(async move { client.until_registered().await }.into_actor(self));
+        ctx.run_later(Duration::ZERO, |monitor, ctx| monitor.check(ctx));
         ctx.run_interval(self.interval, |monitor, ctx| monitor.check(ctx));
     }
 }

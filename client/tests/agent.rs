@@ -56,8 +56,32 @@ fn healthy() -> Result<Vec<GpuReading>, ProbeError> {
     }])
 }
 
-fn start_agent(port: u16) -> (Agent, Fakes) {
+/// An enrollment token made by the admin, as a lab's own machine gets one.
+async fn enrollment_token(port: u16) -> String {
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{port}/api/admin/enrollment-tokens"
+        ))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&serde_json::json!({"label": "agent tests"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    created["token"].as_str().expect("token").to_owned()
+}
+
+/// Settings for an agent on a machine that enrolls with an admin-made token.
+async fn enrolling(port: u16) -> AgentSettings {
     let mut settings = AgentSettings::new(&format!("http://127.0.0.1:{port}"), "vm-1");
+    settings.enrollment_token = Some(enrollment_token(port).await);
+    settings
+}
+
+async fn start_agent(port: u16) -> (Agent, Fakes) {
+    let mut settings = enrolling(port).await;
     settings.heartbeat_interval = Duration::from_millis(300);
     settings.gpu_check_interval = Duration::from_millis(100);
     settings.gpu_resend_interval = Duration::from_secs(2);
@@ -157,7 +181,7 @@ fn started(code: &str, pin: &str) -> DesktopCall {
 async fn the_agent_registers_gets_assigned_reports_and_waits_again_after_release() {
     let database = TestDatabase::migrated();
     let (_allocator, port) = start_allocator(&database, 0).await;
-    let (agent, fakes) = start_agent(port);
+    let (agent, fakes) = start_agent(port).await;
 
     let vm = until_vm(
         &database,
@@ -220,7 +244,7 @@ async fn the_agent_registers_gets_assigned_reports_and_waits_again_after_release
 async fn an_agent_waiting_through_an_allocator_restart_still_gets_its_assignment() {
     let database = TestDatabase::migrated();
     let (allocator, port) = start_allocator(&database, 0).await;
-    let (agent, fakes) = start_agent(port);
+    let (agent, fakes) = start_agent(port).await;
     until_vm(&database, "ready", |vm| {
         vm.status == "running" && vm.gpu_health.as_deref() == Some("Healthy")
     })
@@ -242,7 +266,7 @@ async fn an_agent_waiting_through_an_allocator_restart_still_gets_its_assignment
 async fn without_nvml_the_gpu_is_reported_not_available() {
     let database = TestDatabase::migrated();
     let (_allocator, port) = start_allocator(&database, 0).await;
-    let mut settings = AgentSettings::new(&format!("http://127.0.0.1:{port}"), "vm-1");
+    let mut settings = enrolling(port).await;
     settings.gpu_check_interval = Duration::from_millis(100);
     settings.retry_initial = Duration::from_millis(50);
     let parts = AgentParts {
@@ -263,6 +287,11 @@ async fn without_nvml_the_gpu_is_reported_not_available() {
 
 /// Status reports the allocator has answered with 200, from its own metrics.
 async fn status_reports_answered(port: u16) -> u64 {
+    answered(port, "/api/vm-status", 200).await
+}
+
+/// Requests to `route` the allocator answered with `status`, from its own metrics.
+async fn answered(port: u16, route: &str, status: u16) -> u64 {
     let metrics = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/metrics"))
         .basic_auth("admin", Some(ADMIN_PASSWORD))
@@ -272,10 +301,12 @@ async fn status_reports_answered(port: u16) -> u64 {
         .text()
         .await
         .expect("text");
-    let line = r#"lablink_http_request_duration_seconds_count{method="POST",route="/api/vm-status",status="200"} "#;
+    let line = format!(
+        r#"lablink_http_request_duration_seconds_count{{method="POST",route="{route}",status="{status}"}} "#
+    );
     metrics
         .lines()
-        .find_map(|l| l.strip_prefix(line))
+        .find_map(|l| l.strip_prefix(line.as_str()))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
 }
@@ -288,7 +319,7 @@ async fn status_reports_answered(port: u16) -> u64 {
 async fn a_status_set_while_a_report_is_in_flight_is_reported_after_it() {
     let database = TestDatabase::migrated();
     let (_server, port) = start_allocator(&database, 0).await;
-    let settings = AgentSettings::new(&format!("http://127.0.0.1:{port}"), "vm-1");
+    let settings = enrolling(port).await;
     let client = AllocatorClient::new(&settings).expect("client");
     // No heartbeat during the test: only the first report and changes go out.
     let reporter = StatusReporter::new(
@@ -344,4 +375,37 @@ async fn a_status_set_while_a_report_is_in_flight_is_reported_after_it() {
             .status,
         "running"
     );
+}
+
+/// The GPU and in-use reports wait for registration: before, they raced it, were refused
+/// (401, no VM and no token yet) and waited for the next check, so a fresh VM was not
+/// assignable for a whole check interval and its log began with warnings.
+#[actix_web::test]
+async fn reports_start_after_registration_and_none_is_refused() {
+    let database = TestDatabase::migrated();
+    let (_allocator, port) = start_allocator(&database, 0).await;
+    let mut settings = enrolling(port).await;
+    // Long intervals: only the first check of each monitor happens during the test.
+    settings.gpu_check_interval = Duration::from_secs(3_600);
+    settings.usage_check_interval = Duration::from_secs(3_600);
+    let parts = AgentParts {
+        desktop: Arc::new(RecordingDesktop::new()),
+        gpu_probe: Box::new(ScriptedProbe::new([healthy()])),
+        processes: Box::new(ScriptedProcesses::new()),
+        health_policy: HealthPolicy::default(),
+    };
+    let agent = Agent::start(&settings, parts).expect("agent");
+    until_vm(&database, "GPU reported at its first check", |vm| {
+        vm.gpu_health.as_deref() == Some("Healthy")
+    })
+    .await;
+    for route in [
+        "/api/gpu_health",
+        "/api/update_inuse_status",
+        "/api/vm-status",
+    ] {
+        assert_eq!(answered(port, route, 401).await, 0, "{route} was refused");
+    }
+    assert_eq!(answered(port, "/api/gpu_health", 200).await, 1);
+    agent.stop();
 }

@@ -29,6 +29,8 @@ pub mod audit_events;
 #[cfg(feature = "db")]
 pub mod connection;
 #[cfg(feature = "db")]
+pub mod enrollment;
+#[cfg(feature = "db")]
 pub mod migrations;
 #[cfg(feature = "db")]
 pub mod operations;

@@ -78,12 +78,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Admin-made tokens with which a lab's own machines enroll (hashed).
+    enrollment_tokens (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        label -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        max_uses -> Nullable<Integer>,
+        uses -> Integer,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// VMs that joined by themselves rather than through a provider.
+    vm_enrollments (hostname) {
+        hostname -> Text,
+        token_id -> Nullable<BigInt>,
+        enrolled_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(vm_logs -> vms (hostname));
+diesel::joinable!(vm_enrollments -> vms (hostname));
 diesel::allow_tables_to_appear_in_same_query!(
     vms,
     vm_logs,
     operations,
     audit_events,
     app_secrets,
-    admin_sessions
+    admin_sessions,
+    enrollment_tokens,
+    vm_enrollments
 );

@@ -355,6 +355,25 @@ impl Vm {
             .get_result(c))
     }
 
+    /// Records the status an existing VM reports; the report is also its heartbeat. Returns
+    /// the updated row, or `None` for an unknown VM (a report never adds one).
+    pub fn set_status(
+        conn: &mut DbConnection,
+        hostname: &str,
+        status: VmStatus,
+        now: NaiveDateTime,
+    ) -> QueryResult<Option<Vm>> {
+        on_backend!(conn, |c| diesel::update(vms::table.find(hostname))
+            .set((
+                vms::status.eq(status.as_str()),
+                vms::last_heartbeat_at.eq(now),
+                vms::updated_at.eq(now),
+            ))
+            .returning(Vm::as_returning())
+            .get_result(c)
+            .optional())
+    }
+
     /// Records the VM's GPU health. Returns the updated row, or `None` for an unknown VM.
     pub fn set_gpu_health(
         conn: &mut DbConnection,

@@ -45,7 +45,7 @@ const ADMIN: &str = "admin";
 #[derive(Debug)]
 pub struct SignedIn {
     id_hash: String,
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 /// Pages and forms take a [`SignedIn`] argument: a request without a valid session is
@@ -69,13 +69,13 @@ impl actix_web::FromRequest for SignedIn {
     }
 }
 
-fn redirect(to: &str) -> HttpResponse {
+pub(super) fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
         .finish()
 }
 
-fn page_error(err: ApiError) -> HttpResponse {
+pub(super) fn page_error(err: ApiError) -> HttpResponse {
     actix_web::ResponseError::error_response(&err)
 }
 
@@ -103,13 +103,13 @@ async fn signed_in(state: &AppState, request: &HttpRequest) -> Result<SignedIn, 
 }
 
 /// The fields of a form body, repeated keys kept (checkbox lists).
-fn form_fields(body: &web::Bytes) -> Vec<(String, String)> {
+pub(super) fn form_fields(body: &web::Bytes) -> Vec<(String, String)> {
     form_urlencoded::parse(body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
-fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
     fields
         .iter()
         .find(|(k, _)| k == name)
@@ -117,19 +117,19 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// Whether the form carries this session's CSRF token.
-fn csrf_ok(session: &SignedIn, fields: &[(String, String)]) -> bool {
+pub(super) fn csrf_ok(session: &SignedIn, fields: &[(String, String)]) -> bool {
     let given = field(fields, "csrf_token").unwrap_or_default();
     same(given.as_bytes(), session.csrf.as_bytes())
 }
 
 /// The answer to a form without the session's CSRF token.
-fn csrf_refused() -> HttpResponse {
+pub(super) fn csrf_refused() -> HttpResponse {
     HttpResponse::Forbidden()
         .content_type("text/plain; charset=utf-8")
         .body("This form has expired or did not come from the dashboard. Reload the page and try again.")
 }
 
-fn render(
+pub(super) fn render(
     state: &AppState,
     status: StatusCode,
     name: &str,
@@ -149,14 +149,14 @@ fn html_page(status: StatusCode, html: String) -> HttpResponse {
         .body(html)
 }
 
-fn client_address(request: &HttpRequest) -> IpAddr {
+pub(super) fn client_address(request: &HttpRequest) -> IpAddr {
     request
         .peer_addr()
         .map(|a| a.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
-fn is_https(request: &HttpRequest) -> bool {
+pub(super) fn is_https(request: &HttpRequest) -> bool {
     request.connection_info().scheme() == "https"
 }
 
@@ -372,6 +372,7 @@ async fn dashboard_page(
             "free": free,
             "assigned": assigned_count(&vms),
             "max_vms": 1000,
+            "legacy": state.auth.legacy_unauthenticated(),
             "notice": notice,
             "error": error,
         }),
@@ -733,8 +734,7 @@ pub async fn log_stream(
             async move {
                 loop {
                     if let Some(line) = pending.next() {
-                        let data: String = line.lines().collect::<Vec<_>>().join("\ndata: ");
-                        return Some((format!("data: {data}\n\n"), (after, pending)));
+                        return Some((crate::sse::data_event(&line), (after, pending)));
                     }
                     tokio::time::sleep(LOG_POLL_INTERVAL).await;
                     let host = hostname.clone();

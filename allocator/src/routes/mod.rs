@@ -5,6 +5,7 @@ use actix_web::web;
 mod admin;
 mod admin_pages;
 mod assets;
+mod enrollment;
 mod health;
 mod metrics;
 mod researcher;
@@ -61,6 +62,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/api/admin/operations/{id}",
             web::get().to(admin::get_operation),
         )
+        .route(
+            "/api/admin/enrollment-tokens",
+            web::post().to(enrollment::create_token),
+        )
+        .route(
+            "/api/admin/enrollment-tokens",
+            web::get().to(enrollment::list_tokens),
+        )
+        .route(
+            "/api/admin/enrollment-tokens/{id}/revoke",
+            web::post().to(enrollment::revoke_token),
+        )
         // Admin dashboard.
         .route("/admin/login", web::get().to(admin_pages::login_form))
         .route("/admin/login", web::post().to(admin_pages::login))
@@ -108,5 +121,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/admin/operations/events",
             web::get().to(admin_pages::operation_events),
         )
-        .route("/admin/audit", web::get().to(admin_pages::audit_page));
+        .route("/admin/audit", web::get().to(admin_pages::audit_page))
+        .route("/admin/enrollment", web::get().to(enrollment::page))
+        .route(
+            "/admin/enrollment/create",
+            web::post().to(enrollment::create_from_form),
+        )
+        .route(
+            "/admin/enrollment/{id}/revoke",
+            web::post().to(enrollment::revoke_from_form),
+        );
 }

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use lablink_actors::db_writer::AppendVmLogs;
+use lablink_actors::enrollment_writes::EnrollVm;
 use lablink_actors::report_batcher::VmReport;
 use lablink_actors::vm_actor::WaitOutcome;
 use lablink_actors::vm_supervisor::WaitForAssignment;
+use lablink_schema::enrollment::EnrollRefusal;
 use lablink_schema::vm_logs::VmLogLine;
 use lablink_schema::vms::Vm;
 use lablink_schema::wire::{
@@ -74,14 +76,18 @@ pub async fn vm_startup(
             Ok(HttpResponse::Ok().json(json!({"status": VM_RELEASED_STATUS})))
         }
         Ok(WaitOutcome::VmGone) => Err(ApiError::vm_not_found()),
+        Ok(WaitOutcome::Replaced) => Err(ApiError::Conflict(
+            "another request is now waiting for this VM's assignment; only one may wait".to_owned(),
+        )),
         Err(_) => Err(ApiError::Unavailable(
             "The allocator is restarting; please retry.".to_owned(),
         )),
     }
 }
 
-/// `POST /api/vm-status`: registers the VM or records its status. The first token-less
-/// report of a VM that has no token registers it and returns its new token, once.
+/// `POST /api/vm-status`: records the VM's status (its heartbeat). A machine the allocator
+/// does not know joins here: with an enrollment token it gets its own token, returned once;
+/// under the legacy switch a token-less original agent joins without one.
 pub async fn report_status(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -96,32 +102,79 @@ pub async fn report_status(
         vm.as_ref(),
         true,
     )?;
-    // A VM without a token gets one now, whoever registers it; only the first report wins.
-    let minted = match vm.as_ref().and_then(|vm| vm.token_hash.as_ref()) {
-        Some(_) => None,
-        None => Some(new_vm_token()),
-    };
-    let stored = state
-        .reports
-        .report(VmReport::Status {
-            hostname: hostname.clone(),
-            status,
-            token_hash: minted.as_ref().map(|(_, hash)| hash.clone()),
-        })
-        .await?;
-    let token = match (minted, caller) {
-        (Some((token, hash)), Caller::Registering | Caller::LegacyAgent | Caller::Admin)
-            if stored.token_hash.as_deref() == Some(hash.as_str()) =>
-        {
-            tracing::info!(%hostname, "VM registered and given its token");
+    let token = match (caller, vm) {
+        (Caller::Enrolling { token_hash }, _) => {
+            let (token, vm_token_hash) = new_vm_token();
+            enroll(
+                &state,
+                &hostname,
+                status,
+                Some(token_hash),
+                Some(vm_token_hash),
+            )
+            .await?;
+            tracing::info!(%hostname, "VM enrolled and given its token");
             Some(token)
         }
-        _ => None,
+        (Caller::LegacyAgent, None) => {
+            enroll(&state, &hostname, status, None, None).await?;
+            tracing::warn!(%hostname, "token-less legacy VM registered");
+            None
+        }
+        (_, None) => return Err(ApiError::vm_not_found()),
+        (_, Some(_)) => {
+            state
+                .reports
+                .report(VmReport::Status {
+                    hostname: hostname.clone(),
+                    status,
+                })
+                .await?;
+            None
+        }
     };
     Ok(HttpResponse::Ok().json(VmStatusAnswer {
         message: "VM status updated successfully.".to_owned(),
         token,
     }))
+}
+
+/// Adds a VM that joins by itself; refusals become 401 (the token), 409 (the name), 403 (the
+/// limit), with nothing written.
+async fn enroll(
+    state: &AppState,
+    hostname: &str,
+    status: VmStatus,
+    enrollment_token_hash: Option<String>,
+    vm_token_hash: Option<String>,
+) -> Result<(), ApiError> {
+    let outcome = state
+        .writer
+        .send(EnrollVm {
+            hostname: hostname.to_owned(),
+            status,
+            enrollment_token_hash,
+            vm_token_hash,
+            limit: state.enrollment_limit,
+        })
+        .await??;
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(EnrollRefusal::Token(refusal)) => {
+            tracing::warn!(%hostname, reason = refusal.explain(), "enrollment refused");
+            Err(ApiError::enrollment_refused(refusal.explain()))
+        }
+        Err(EnrollRefusal::HostnameTaken) => Err(ApiError::Conflict(format!(
+            "a VM named `{hostname}` exists already; only that VM's own token can act for it"
+        ))),
+        Err(EnrollRefusal::LimitReached { limit }) => {
+            tracing::warn!(%hostname, limit, "enrollment refused: limit reached");
+            Err(ApiError::Forbidden(format!(
+                "{limit} VMs have enrolled already, as many as provider.max_vms allows; \
+                 destroy some on the dashboard first"
+            )))
+        }
+    }
 }
 
 /// `GET /api/vm-status` (admin): every VM's status as `{hostname: status}`.

@@ -17,7 +17,7 @@ fn browser() -> reqwest::Client {
         .expect("client")
 }
 
-fn between(html: &str, start: &str, end: &str) -> Option<String> {
+pub fn between(html: &str, start: &str, end: &str) -> Option<String> {
     let from = html.find(start)? + start.len();
     let to = html[from..].find(end)? + from;
     Some(html[from..to].to_owned())
@@ -43,6 +43,19 @@ async fn sign_in(app: &TestApp, browser: &reqwest::Client, password: &str) -> re
         .send()
         .await
         .expect("sign in")
+}
+
+/// Signs `browser` in and returns the page at `path`.
+pub async fn signed_in_page(app: &TestApp, browser: &reqwest::Client, path: &str) -> String {
+    sign_in(app, browser, ADMIN_PASSWORD).await;
+    browser
+        .get(app.url(path))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html")
 }
 
 /// The CSRF token on the dashboard.

@@ -16,6 +16,8 @@ pub struct TestApp {
     /// The SQLite data directory, when the app runs on SQLite.
     pub data_dir: Option<tempfile::TempDir>,
     pub handle: ServerHandle,
+    /// An enrollment token made on first use, with which `register_vm` enrolls VMs.
+    enrollment_token: tokio::sync::OnceCell<String>,
 }
 
 /// The admin password every test app is configured with.
@@ -119,6 +121,7 @@ async fn start_with_cloud(
         database: None,
         data_dir: None,
         handle,
+        enrollment_token: tokio::sync::OnceCell::new(),
     }
 }
 
@@ -144,6 +147,11 @@ impl TestApp {
     pub fn postgres(&self) -> &TestDatabase {
         self.database.as_ref().expect("this app runs on PostgreSQL")
     }
+}
+
+/// Whether an audit action is the enrollment that `register_vm` does on the way.
+pub fn is_enrollment_action(action: &str) -> bool {
+    action == "vm.enroll" || action.starts_with("enrollment_token.")
 }
 
 /// What `POST /api/request_vm` showed.
@@ -207,12 +215,35 @@ impl TestApp {
             .expect("request should reach the allocator")
     }
 
-    /// Registers a VM the way an agent does and returns the token it is given.
+    /// Makes an enrollment token through the admin API with `body`; returns the answer.
+    pub async fn create_enrollment_token(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.post_json_as_admin("/api/admin/enrollment-tokens", body)
+            .await
+    }
+
+    /// The enrollment token this app's `register_vm` uses (made on first use).
+    pub async fn enrollment_token(&self) -> String {
+        self.enrollment_token
+            .get_or_init(|| async {
+                let response = self
+                    .create_enrollment_token(&serde_json::json!({"label": "test machines"}))
+                    .await;
+                assert_eq!(response.status(), 201, "making an enrollment token");
+                let body: serde_json::Value = response.json().await.expect("json");
+                body["token"].as_str().expect("token").to_owned()
+            })
+            .await
+            .clone()
+    }
+
+    /// Enrolls a VM the way an agent on a lab's own machine does and returns the token it
+    /// is given.
     pub async fn register_vm(&self, hostname: &str) -> String {
+        let enrollment = self.enrollment_token().await;
         let response = self
             .post_json(
                 "/api/vm-status",
-                None,
+                Some(&enrollment),
                 &serde_json::json!({"hostname": hostname, "status": "initializing"}),
             )
             .await;

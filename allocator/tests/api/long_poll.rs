@@ -187,3 +187,54 @@ async fn waiting_for_an_unknown_vm_is_a_404() {
         .expect("send");
     assert_eq!(response.status(), 404);
 }
+
+#[actix_web::test]
+async fn one_request_waits_per_vm_so_waiters_cannot_pile_up() {
+    let app = spawn_app().await;
+    let vms = app.free_vms(1).await;
+    let (hostname, token) = &vms[0];
+    // 200 requests wait for the same VM at once (the review's 3,000 exhausted the file
+    // descriptors): each is replaced by the next, so all but the newest are answered.
+    let waits: Vec<_> = (0..200)
+        .map(|_| {
+            let client = reqwest::Client::new();
+            let url = app.url("/vm_startup");
+            let (hostname, token) = (hostname.clone(), token.clone());
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&serde_json::json!({"hostname": hostname}))
+                    .send()
+                    .await
+                    .expect("send")
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.get_healthz().await.status(), 200);
+    let mut finished = Vec::new();
+    let mut still_waiting = 0;
+    for wait in waits {
+        match tokio::time::timeout(Duration::from_secs(5), wait).await {
+            Ok(status) => finished.push(status.expect("task")),
+            Err(_) => still_waiting += 1,
+        }
+    }
+    assert_eq!(still_waiting, 1, "only the newest request waits");
+    assert!(finished.iter().all(|status| *status == 409), "{finished:?}");
+    // The one still waiting gets the assignment.
+    let answer = wait_for_with(&app, hostname, token).await;
+    assert_eq!(answer.status(), 200);
+}
+
+/// Waits as the agent does, while a researcher is assigned the VM.
+async fn wait_for_with(app: &TestApp, hostname: &str, token: &str) -> reqwest::Response {
+    let (answer, _) = tokio::join!(app.vm_startup(hostname, token, None), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assigned_pin(app, "last@example.org").await
+    });
+    answer
+}

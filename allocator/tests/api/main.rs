@@ -4,6 +4,7 @@
 mod auth;
 mod cloud;
 mod dashboard;
+mod enrollment;
 mod health;
 mod helpers;
 mod long_poll;

@@ -1,0 +1,2 @@
+DROP TABLE vm_enrollments;
+DROP TABLE enrollment_tokens;
