@@ -44,6 +44,9 @@ pub struct AssignVm {
     pub email: String,
     pub crd_command: String,
     pub pin: String,
+    /// The SHA-256 of the asking browser's key, kept with the assignment so that browser
+    /// may see it again.
+    pub claimed_by: Option<String>,
 }
 
 /// The VM a researcher holds after [`AssignVm`].
@@ -263,11 +266,18 @@ fn claim_together(
         .filter_map(|vm| vm.user_email.clone().map(|email| (email, vm)))
         .collect();
     let mut asking = HashSet::new();
-    let wanted: Vec<(String, String, String)> = claims
+    let wanted: Vec<(String, String, String, Option<String>)> = claims
         .iter()
         .map(|c| &c.request)
         .filter(|r| !held.contains_key(&r.email) && asking.insert(r.email.clone()))
-        .map(|r| (r.email.clone(), r.crd_command.clone(), r.pin.clone()))
+        .map(|r| {
+            (
+                r.email.clone(),
+                r.crd_command.clone(),
+                r.pin.clone(),
+                r.claimed_by.clone(),
+            )
+        })
         .collect();
     let claimed: HashMap<String, Vm> = Vm::claim_free_many(conn, &wanted, now)?
         .into_iter()
@@ -312,6 +322,7 @@ fn claim_one(
             &request.email,
             &request.crd_command,
             &request.pin,
+            request.claimed_by.as_deref(),
             now,
         )?
         .map(|vm| Assignment {

@@ -30,6 +30,7 @@ fn claim(email: &str) -> AssignVm {
         email: email.to_owned(),
         crd_command: format!("command of {email}"),
         pin: "123456".to_owned(),
+        claimed_by: Some(format!("browser of {}", email)),
     }
 }
 

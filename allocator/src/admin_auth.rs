@@ -161,6 +161,11 @@ impl CookieSigner {
             .collect()
     }
 
+    /// A keyed digest of `value` (hex): a secret only this deployment can derive.
+    pub fn tag(&self, value: &str) -> String {
+        self.mac(value)
+    }
+
     /// `value.signature`.
     pub fn sign(&self, value: &str) -> String {
         format!("{value}.{}", self.mac(value))

@@ -32,6 +32,15 @@ pub enum ApiError {
     /// The body is larger than configured.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The body did not arrive within `server.body_timeout_secs`.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// Too many requests; try again after the given wait.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// The body is not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -91,6 +100,22 @@ impl ApiError {
         }
     }
 
+    /// A failed query: a lost connection is the database being unavailable (503, worth
+    /// retrying); anything else is a fault of ours.
+    pub fn from_query(err: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match err {
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => {
+                tracing::warn!(error = %err, "database connection lost");
+                ApiError::Unavailable("The database is unavailable; please try again.".to_owned())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+
     /// 404 for an unknown VM, worded as the original API did.
     pub fn vm_not_found() -> Self {
         ApiError::NotFound("VM not found.".to_owned())
@@ -108,7 +133,7 @@ impl From<WriteError> for ApiError {
             WriteError::Unavailable(_) => {
                 ApiError::Unavailable("The database is unavailable; please try again.".to_owned())
             }
-            WriteError::Database(err) => ApiError::Internal(err.to_string()),
+            WriteError::Database(err) => ApiError::from_query(err),
             WriteError::Batch(reason) => ApiError::Internal(reason),
             WriteError::Stopped => {
                 ApiError::Unavailable("The allocator is restarting; please retry.".to_owned())
@@ -151,6 +176,8 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -166,6 +193,13 @@ impl ResponseError for ApiError {
             other => other.to_string(),
         };
         let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::TooManyRequests { retry_after, .. } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs(*retry_after)));
+        }
+        if matches!(self, ApiError::RequestTimeout(_)) {
+            // The rest of that body may still be on its way: the connection cannot be reused.
+            response.force_close();
+        }
         if let ApiError::Unauthorized { challenge, .. } = self {
             let value = match challenge {
                 Challenge::Basic => r#"Basic realm="LabLink admin""#,
@@ -175,6 +209,15 @@ impl ResponseError for ApiError {
         }
         response.json(ErrorBody { error: message })
     }
+}
+
+/// Whole seconds to wait, rounded up, for `Retry-After`.
+pub fn retry_after_secs(wait: std::time::Duration) -> String {
+    wait.as_secs_f64().ceil().max(1.0).to_string()
+}
+
+fn body_timed_out() -> ApiError {
+    ApiError::RequestTimeout("the request body did not arrive in time".to_owned())
 }
 
 /// Turns actix-web's JSON extraction failures into clear 4xx answers.
@@ -191,6 +234,7 @@ pub fn json_error(
             ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
         }
         E::Deserialize(cause) => ApiError::BadRequest(format!("invalid JSON body: {cause}")),
+        E::Payload(cause) if crate::body_timeout::is_timeout(cause) => body_timed_out(),
         _ => ApiError::BadRequest(format!("unreadable body: {err}")),
     };
     api.into()
@@ -214,6 +258,7 @@ pub fn form_error(
         E::Overflow { limit, .. } => {
             ApiError::PayloadTooLarge(format!("the form is larger than {limit} bytes"))
         }
+        E::Payload(cause) if crate::body_timeout::is_timeout(cause) => body_timed_out(),
         E::ContentType => ApiError::UnsupportedMediaType(
             "send the form as `application/x-www-form-urlencoded`".to_owned(),
         ),

@@ -99,6 +99,7 @@ mod tests {
             last_heartbeat_at: Some(at),
             created_at: at,
             updated_at: at,
+            claimed_by: None,
         }
     }
 

@@ -2,9 +2,11 @@
 //! requests into messages for the actors of `lablink-actors`.
 
 pub mod admin_auth;
+pub mod assignment_proof;
 pub mod auth;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod body_timeout;
 pub mod client_address;
 pub mod config;
 pub mod config_report;
@@ -12,6 +14,7 @@ pub mod enrollment;
 pub mod error;
 pub mod instance_rows;
 pub mod metrics;
+pub mod page_error;
 pub mod pages;
 pub mod rate_limit;
 pub mod routes;

@@ -83,6 +83,11 @@ pub struct HomePage<'a> {
     /// What the researcher typed, shown again after an error.
     pub email: &'a str,
     pub crd_command: &'a str,
+    /// The rejoin code typed, shown again after an error.
+    pub rejoin_code: &'a str,
+    /// Open the rejoin part of the form: the email holds a VM that this browser did not
+    /// claim.
+    pub needs_proof: bool,
 }
 
 /// The page showing the researcher's VM.
@@ -92,6 +97,9 @@ pub struct AssignedPage<'a> {
     pub pin: &'a str,
     /// The researcher already held this VM.
     pub existing: bool,
+    /// Shown with a new assignment only: lets the researcher see it again from another
+    /// browser.
+    pub rejoin_code: Option<&'a str>,
 }
 
 impl std::fmt::Debug for AssignedPage<'_> {
@@ -117,6 +125,8 @@ mod tests {
                     error: Some("<b>bad</b>"),
                     email: "\"><script>alert(1)</script>",
                     crd_command: "</textarea><script>",
+                    rejoin_code: "\"><i>",
+                    needs_proof: true,
                 },
             )
             .expect("index");
@@ -130,6 +140,7 @@ mod tests {
                 &AssignedPage {
                     hostname: "vm-1",
                     pin: "012345",
+                    rejoin_code: Some("ABCDE-12345"),
                     existing: false,
                 },
             )

@@ -1,6 +1,7 @@
-//! Admission for `POST /api/request_vm`: a token bucket per client address and one for
-//! everyone, refilled continuously. A refusal says how long to wait. Buckets live in this
-//! process: with several allocators each admits its own share, which only loosens the limit.
+//! Token buckets, refilled continuously: admission for `POST /api/request_vm` (one bucket per
+//! client address and one for everyone) and each VM's budget of log bytes per minute. A
+//! refusal says how long to wait. Buckets live in this process: with several allocators each
+//! admits its own share, which only loosens the limit.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -32,15 +33,20 @@ impl Rule {
 
     /// Takes one token, or says how long until one is there.
     fn take(self, bucket: &mut Bucket, now: Instant) -> Result<(), Duration> {
+        self.take_many(bucket, 1.0, now)
+    }
+
+    /// Takes `amount` tokens (at most the capacity), or says how long until they are there.
+    fn take_many(self, bucket: &mut Bucket, amount: f64, now: Instant) -> Result<(), Duration> {
         let tokens = self.refilled(*bucket, now);
-        if tokens >= 1.0 {
+        if tokens >= amount {
             *bucket = Bucket {
-                tokens: tokens - 1.0,
+                tokens: tokens - amount,
                 at: now,
             };
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - tokens) / self.per_second))
+            Err(Duration::from_secs_f64((amount - tokens) / self.per_second))
         }
     }
 
@@ -112,6 +118,46 @@ impl Admission {
     }
 }
 
+/// Each VM's allowance of log text: `per_minute` bytes a minute, refilled continuously.
+#[derive(Debug)]
+pub struct LogBudget {
+    rule: Rule,
+    vms: Mutex<HashMap<String, Bucket>>,
+}
+
+impl LogBudget {
+    pub fn new(per_minute: usize) -> Self {
+        // Log budgets are far below 2^52 bytes, so the conversion is exact.
+        let per_minute = per_minute as f64;
+        LogBudget {
+            rule: Rule {
+                capacity: per_minute,
+                per_second: per_minute / 60.0,
+            },
+            vms: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Spends `bytes` of `hostname`'s allowance, or says how long until they are there.
+    pub fn spend(&self, hostname: &str, bytes: usize) -> Result<(), Duration> {
+        self.spend_at(hostname, bytes, Instant::now())
+    }
+
+    fn spend_at(&self, hostname: &str, bytes: usize, now: Instant) -> Result<(), Duration> {
+        let Ok(mut vms) = self.vms.lock() else {
+            return Ok(());
+        };
+        if vms.len() >= TRACKED_ADDRESSES && !vms.contains_key(hostname) {
+            let rule = self.rule;
+            vms.retain(|_, bucket| rule.refilled(*bucket, now) < rule.capacity);
+        }
+        let bucket = vms
+            .entry(hostname.to_owned())
+            .or_insert_with(|| self.rule.full(now));
+        self.rule.take_many(bucket, bytes as f64, now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +205,24 @@ mod tests {
             .admit_at([10, 0, 0, 9].into(), now)
             .expect_err("global burst used");
         assert!(wait <= Duration::from_millis(100), "{wait:?}");
+    }
+
+    #[test]
+    fn a_vm_spends_its_log_budget_and_waits_for_it_to_refill() {
+        let budget = LogBudget::new(6_000);
+        let now = Instant::now();
+        assert!(budget.spend_at("vm-1", 5_000, now).is_ok());
+        let wait = budget
+            .spend_at("vm-1", 2_000, now)
+            .expect_err("over budget");
+        assert!(
+            wait > Duration::from_secs(9) && wait <= Duration::from_secs(10),
+            "{wait:?}"
+        );
+        assert!(budget.spend_at("vm-2", 6_000, now).is_ok(), "per VM");
+        assert!(budget
+            .spend_at("vm-1", 2_000, now + Duration::from_secs(10))
+            .is_ok());
     }
 
     #[test]

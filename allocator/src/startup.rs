@@ -29,10 +29,13 @@ use crate::admin_auth::{
     generate_password, hash_password, random_token, AdminCredentials, CookieSigner, LoginGuard,
 };
 use crate::auth::Authorizer;
+use crate::body_timeout::{self, BodyTimeout};
+use crate::client_address::ClientAddresses;
 use crate::config::{Config, ProviderKind};
 use crate::error::{form_error, json_error, path_error};
 use crate::metrics::{self, Metrics};
 use crate::pages::Pages;
+use crate::rate_limit::{Admission, LogBudget};
 use crate::routes;
 use crate::state::{AppState, MetricsAccess};
 
@@ -47,6 +50,8 @@ pub enum StartupError {
     Database(String),
     #[error("page templates: {0}")]
     Templates(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: SocketAddr,
@@ -92,7 +97,10 @@ impl Application {
         let pages = Pages::new().map_err(|err| StartupError::Templates(err.to_string()))?;
         if config.clients.legacy_unauthenticated {
             tracing::warn!(
-                "clients.legacy_unauthenticated is on: VM requests without a token are accepted"
+                "clients.legacy_unauthenticated is on: any machine may join without a token and \
+                 act for every VM that has no token of its own, including receiving its \
+                 participant's remote desktop code and PIN; turn it off once no VM runs an \
+                 original LabLink agent"
             );
         }
 
@@ -168,6 +176,12 @@ impl Application {
             required_gpu_instance_type,
             metrics: Arc::new(Metrics::new()),
             enrollment_limit: i64::from(config.provider.max_vms),
+            client_addresses: ClientAddresses::new(config.server.trusted_proxy_ranges().map_err(
+                |reason| StartupError::Config(format!("server.trusted_proxies: {reason}")),
+            )?),
+            admission: Arc::new(Admission::new(&config.rate_limits)),
+            log_budget: Arc::new(LogBudget::new(config.clients.max_log_bytes_per_minute)),
+            max_log_bytes_per_batch: config.clients.max_log_bytes_per_batch,
             metrics_access: config.metrics.enabled.then(|| MetricsAccess {
                 token_hash: config
                     .metrics
@@ -178,12 +192,17 @@ impl Application {
         });
         let (max_json_bytes, max_form_bytes) =
             (config.server.max_json_bytes, config.server.max_form_bytes);
+        let body_timeout = BodyTimeout(Duration::from_secs(config.server.body_timeout_secs));
 
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    body_timeout::limit_body_time,
+                ))
                 .wrap(actix_web::middleware::from_fn(metrics::record_request))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
+                .app_data(body_timeout)
                 .app_data(
                     web::JsonConfig::default()
                         .limit(max_json_bytes)

@@ -51,6 +51,14 @@ pub struct AppState {
     /// The instance type new VMs get, when it must have an NVIDIA GPU.
     pub required_gpu_instance_type: Option<String>,
     pub metrics: Arc<Metrics>,
+    /// Who a request's client is (trusted proxies resolved).
+    pub client_addresses: crate::client_address::ClientAddresses,
+    /// How fast researchers may ask for VMs.
+    pub admission: Arc<crate::rate_limit::Admission>,
+    /// Each VM's allowance of log bytes per minute.
+    pub log_budget: Arc<crate::rate_limit::LogBudget>,
+    /// Most log text in one batch, in bytes.
+    pub max_log_bytes_per_batch: usize,
     /// Most VMs that may join by themselves (enrollment, legacy registration): the same
     /// number as `provider.max_vms`, counted apart from the provider's own VMs.
     pub enrollment_limit: i64,
@@ -128,7 +136,7 @@ impl AppState {
             let mut conn = pool.get().map_err(|_| {
                 ApiError::Unavailable("The database is unavailable; please try again.".to_owned())
             })?;
-            query(&mut conn).map_err(|err| ApiError::Internal(err.to_string()))
+            query(&mut conn).map_err(ApiError::from_query)
         })
         .await?
     }

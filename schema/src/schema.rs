@@ -17,6 +17,7 @@ diesel::table! {
         last_heartbeat_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        claimed_by -> Nullable<Text>,
     }
 }
 
@@ -102,6 +103,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Sign-in nonces already used (hashed), until they would have expired.
+    used_login_nonces (nonce_hash) {
+        nonce_hash -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(vm_logs -> vms (hostname));
 diesel::joinable!(vm_enrollments -> vms (hostname));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -112,5 +121,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     app_secrets,
     admin_sessions,
     enrollment_tokens,
-    vm_enrollments
+    vm_enrollments,
+    used_login_nonces
 );

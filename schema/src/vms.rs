@@ -36,7 +36,7 @@ macro_rules! free_vms {
 /// `free_vms!`.
 const CLAIM_FREE_POSTGRES: &str = "\
     UPDATE vms SET user_email = $1, crd_command = $2, pin = $3, in_use = FALSE, \
-        assigned_at = $4, updated_at = $4, assignment_seq = assignment_seq + 1 \
+        assigned_at = $4, updated_at = $4, assignment_seq = assignment_seq + 1, claimed_by = $5 \
     WHERE user_email IS NULL AND hostname = ( \
         SELECT hostname FROM vms \
         WHERE status = 'running' AND user_email IS NULL AND gpu_health IN ('Healthy', 'N/A') \
@@ -46,8 +46,8 @@ const CLAIM_FREE_POSTGRES: &str = "\
 /// The claim on SQLite: the same statement without row locks, which SQLite does not have and
 /// does not need (one writer thread).
 const CLAIM_FREE_SQLITE: &str = "\
-    UPDATE vms SET user_email = ?, crd_command = ?, pin = ?, in_use = 0, \
-        assigned_at = ?4, updated_at = ?4, assignment_seq = assignment_seq + 1 \
+    UPDATE vms SET user_email = ?1, crd_command = ?2, pin = ?3, in_use = 0, \
+        assigned_at = ?4, updated_at = ?4, assignment_seq = assignment_seq + 1, claimed_by = ?5 \
     WHERE user_email IS NULL AND hostname = ( \
         SELECT hostname FROM vms \
         WHERE status = 'running' AND user_email IS NULL AND gpu_health IN ('Healthy', 'N/A') \
@@ -60,8 +60,8 @@ const CLAIM_FREE_SQLITE: &str = "\
 /// predicate in step with `free_vms!`.
 const CLAIM_MANY_POSTGRES: &str = "\
     WITH wanted AS ( \
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) \
-            WITH ORDINALITY AS w(email, command, pin, n)), \
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $6::text[]) \
+            WITH ORDINALITY AS w(email, command, pin, claimed_by, n)), \
     locked AS ( \
         SELECT hostname FROM vms \
         WHERE status = 'running' AND user_email IS NULL AND gpu_health IN ('Healthy', 'N/A') \
@@ -70,7 +70,7 @@ const CLAIM_MANY_POSTGRES: &str = "\
         SELECT hostname, row_number() OVER (ORDER BY hostname) AS n FROM locked) \
     UPDATE vms SET user_email = wanted.email, crd_command = wanted.command, pin = wanted.pin, \
         in_use = FALSE, assigned_at = $5, updated_at = $5, \
-        assignment_seq = vms.assignment_seq + 1 \
+        assignment_seq = vms.assignment_seq + 1, claimed_by = wanted.claimed_by \
     FROM numbered JOIN wanted ON wanted.n = numbered.n \
     WHERE vms.hostname = numbered.hostname AND vms.user_email IS NULL \
     RETURNING vms.*";
@@ -120,6 +120,9 @@ pub struct Vm {
     pub last_heartbeat_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The SHA-256 of the browser key that claimed the current assignment: that browser may
+    /// see the assignment again.
+    pub claimed_by: Option<String>,
 }
 
 /// The CRD command, PIN and token hash are secrets: debug output shows only whether they are set.
@@ -235,15 +238,17 @@ impl Vm {
         email: &str,
         crd_command: &str,
         pin: &str,
+        claimed_by: Option<&str>,
         now: NaiveDateTime,
     ) -> QueryResult<Option<Vm>> {
-        use diesel::sql_types::{Text, Timestamp};
+        use diesel::sql_types::{Nullable, Text, Timestamp};
         match conn {
             DbConnection::Pg(c) => diesel::sql_query(CLAIM_FREE_POSTGRES)
                 .bind::<Text, _>(email)
                 .bind::<Text, _>(crd_command)
                 .bind::<Text, _>(pin)
                 .bind::<Timestamp, _>(now)
+                .bind::<Nullable<Text>, _>(claimed_by)
                 .get_result(c)
                 .optional(),
             DbConnection::Sqlite(c) => diesel::sql_query(CLAIM_FREE_SQLITE)
@@ -251,6 +256,7 @@ impl Vm {
                 .bind::<Text, _>(crd_command)
                 .bind::<Text, _>(pin)
                 .bind::<Timestamp, _>(now)
+                .bind::<Nullable<Text>, _>(claimed_by)
                 .get_result(c)
                 .optional(),
         }
@@ -266,32 +272,34 @@ impl Vm {
 
     /// Gives free VMs to several researchers at once, one each, in one statement on
     /// PostgreSQL (one claim after another on SQLite). `claims` are `(email, crd_command,
-    /// pin)` with distinct emails that hold no VM; returns the VMs claimed, fewer than asked
+    /// pin, claimed_by)` with distinct emails that hold no VM; returns the VMs claimed, fewer than asked
     /// when not enough are free. The unique index on `user_email` fails the whole statement
     /// if another request gave one of these researchers a VM meanwhile.
     pub fn claim_free_many(
         conn: &mut DbConnection,
-        claims: &[(String, String, String)],
+        claims: &[(String, String, String, Option<String>)],
         now: NaiveDateTime,
     ) -> QueryResult<Vec<Vm>> {
-        use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+        use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
         match conn {
             DbConnection::Pg(c) => {
                 let emails: Vec<&str> = claims.iter().map(|c| c.0.as_str()).collect();
                 let commands: Vec<&str> = claims.iter().map(|c| c.1.as_str()).collect();
                 let pins: Vec<&str> = claims.iter().map(|c| c.2.as_str()).collect();
+                let claimers: Vec<Option<&str>> = claims.iter().map(|c| c.3.as_deref()).collect();
                 diesel::sql_query(CLAIM_MANY_POSTGRES)
                     .bind::<Array<Text>, _>(emails)
                     .bind::<Array<Text>, _>(commands)
                     .bind::<Array<Text>, _>(pins)
                     .bind::<BigInt, _>(i64::try_from(claims.len()).unwrap_or(i64::MAX))
                     .bind::<Timestamp, _>(now)
+                    .bind::<Array<Nullable<Text>>, _>(claimers)
                     .load(c)
             }
             DbConnection::Sqlite(_) => {
                 let mut claimed = Vec::new();
-                for (email, command, pin) in claims {
-                    match Vm::claim_free(conn, email, command, pin, now)? {
+                for (email, command, pin, claimed_by) in claims {
+                    match Vm::claim_free(conn, email, command, pin, claimed_by.as_deref(), now)? {
                         Some(vm) => claimed.push(vm),
                         None => break,
                     }
@@ -314,6 +322,7 @@ impl Vm {
                 vms::user_email.eq(None::<String>),
                 vms::crd_command.eq(None::<String>),
                 vms::pin.eq(None::<String>),
+                vms::claimed_by.eq(None::<String>),
                 vms::assigned_at.eq(None::<NaiveDateTime>),
                 vms::in_use.eq(false),
                 vms::status.eq(VmStatus::Initializing.as_str()),

@@ -374,7 +374,7 @@ fn make_free(conn: &mut DbConnection, hostname: &str, health: GpuHealth) {
 fn claiming_takes_one_free_vm_and_release_frees_it_after_the_next_ready_report() {
     on_both_backends(|conn| {
         assert_eq!(
-            Vm::claim_free(conn, "a@example.org", "cmd-a", "111111", now()).expect("claim"),
+            Vm::claim_free(conn, "a@example.org", "cmd-a", "111111", None, now()).expect("claim"),
             None,
             "nothing is free yet"
         );
@@ -382,7 +382,7 @@ fn claiming_takes_one_free_vm_and_release_frees_it_after_the_next_ready_report()
         make_free(conn, "vm-2", GpuHealth::Unhealthy);
         Vm::upsert_status(conn, "vm-3", VmStatus::Running, None, now()).expect("no GPU report");
 
-        let vm = Vm::claim_free(conn, "a@example.org", "cmd-a", "111111", now())
+        let vm = Vm::claim_free(conn, "a@example.org", "cmd-a", "111111", None, now())
             .expect("claim")
             .expect("vm-1 is free");
         assert_eq!(vm.hostname, "vm-1");
@@ -400,7 +400,7 @@ fn claiming_takes_one_free_vm_and_release_frees_it_after_the_next_ready_report()
             Some("vm-1".to_owned())
         );
         assert_eq!(
-            Vm::claim_free(conn, "b@example.org", "cmd-b", "222222", now()).expect("claim"),
+            Vm::claim_free(conn, "b@example.org", "cmd-b", "222222", None, now()).expect("claim"),
             None,
             "an unhealthy or unreported GPU is never handed out"
         );
@@ -421,7 +421,7 @@ fn claiming_takes_one_free_vm_and_release_frees_it_after_the_next_ready_report()
         );
 
         Vm::upsert_status(conn, "vm-1", VmStatus::Running, None, now()).expect("ready");
-        let again = Vm::claim_free(conn, "b@example.org", "cmd-b", "222222", now())
+        let again = Vm::claim_free(conn, "b@example.org", "cmd-b", "222222", None, now())
             .expect("claim")
             .expect("free again");
         assert_eq!((again.hostname.as_str(), again.assignment_seq), ("vm-1", 2));
@@ -460,6 +460,7 @@ fn concurrent_claims_on_postgres_never_share_a_vm() {
                     &format!("r{i}@example.org"),
                     "cmd",
                     "123456",
+                    None,
                     now(),
                 )
                 .expect("claim")
@@ -536,24 +537,26 @@ fn several_researchers_are_given_one_free_vm_each_in_one_statement() {
         for hostname in ["vm-a", "vm-b", "vm-c"] {
             make_free(conn, hostname, GpuHealth::Healthy);
         }
-        let claims: Vec<(String, String, String)> = ["ada", "grace"]
+        let claims: Vec<(String, String, String, Option<String>)> = ["ada", "grace"]
             .iter()
             .map(|name| {
                 (
                     format!("{name}@example.org"),
                     format!("cmd-{name}"),
                     "123456".to_owned(),
+                    Some(format!("browser of {name}")),
                 )
             })
             .collect();
         let claimed = Vm::claim_free_many(conn, &claims, now()).expect("claim");
-        let mut given: Vec<(String, String, String)> = claimed
+        let mut given: Vec<(String, String, String, Option<String>)> = claimed
             .iter()
             .map(|vm| {
                 (
                     vm.hostname.clone(),
                     vm.user_email.clone().expect("email"),
                     vm.crd_command.clone().expect("command"),
+                    vm.claimed_by.clone(),
                 )
             })
             .collect();
@@ -561,11 +564,17 @@ fn several_researchers_are_given_one_free_vm_each_in_one_statement() {
         assert_eq!(
             given,
             vec![
-                ("vm-a".into(), "ada@example.org".into(), "cmd-ada".into()),
+                (
+                    "vm-a".into(),
+                    "ada@example.org".into(),
+                    "cmd-ada".into(),
+                    Some("browser of ada".into())
+                ),
                 (
                     "vm-b".into(),
                     "grace@example.org".into(),
-                    "cmd-grace".into()
+                    "cmd-grace".into(),
+                    Some("browser of grace".into())
                 ),
             ]
         );
@@ -574,13 +583,14 @@ fn several_researchers_are_given_one_free_vm_each_in_one_statement() {
         assert_eq!(held.len(), 1);
 
         // Three more ask; one VM is left.
-        let more: Vec<(String, String, String)> = ["alan", "edsger", "barbara"]
+        let more: Vec<(String, String, String, Option<String>)> = ["alan", "edsger", "barbara"]
             .iter()
             .map(|name| {
                 (
                     format!("{name}@example.org"),
                     "c".to_owned(),
                     "1".to_owned(),
+                    None,
                 )
             })
             .collect();
@@ -592,7 +602,12 @@ fn several_researchers_are_given_one_free_vm_each_in_one_statement() {
 
         // A researcher who holds a VM is refused a second one: the whole statement fails.
         make_free(conn, "vm-d", GpuHealth::Healthy);
-        let again = vec![("ada@example.org".to_owned(), "c".to_owned(), "1".to_owned())];
+        let again = vec![(
+            "ada@example.org".to_owned(),
+            "c".to_owned(),
+            "1".to_owned(),
+            None,
+        )];
         assert!(Vm::claim_free_many(conn, &again, now()).is_err());
     });
 }

@@ -109,6 +109,7 @@ fn claim(i: usize) -> AssignVm {
         email: format!("claimant{i}@example.org"),
         crd_command: "cmd".to_owned(),
         pin: "123456".to_owned(),
+        claimed_by: Some(format!("browser of {}", i)),
     }
 }
 

@@ -75,8 +75,9 @@ pub(super) fn redirect(to: &str) -> HttpResponse {
         .finish()
 }
 
+/// An error on a dashboard page, as a page.
 pub(super) fn page_error(err: ApiError) -> HttpResponse {
-    actix_web::ResponseError::error_response(&err)
+    actix_web::ResponseError::error_response(&crate::page_error::PageError(err))
 }
 
 /// The signed-in session of this request, or a redirect to the sign-in page.
@@ -147,13 +148,6 @@ fn html_page(status: StatusCode, html: String) -> HttpResponse {
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(html)
-}
-
-pub(super) fn client_address(request: &HttpRequest) -> IpAddr {
-    request
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
 pub(super) fn is_https(request: &HttpRequest) -> bool {
@@ -236,7 +230,7 @@ pub async fn login(
             Some("The sign-in form expired. Please try again."),
         );
     }
-    let address = client_address(&request);
+    let address: IpAddr = state.client_addresses.of(&request);
     if let Err(wait) = state.login_guard.check(address) {
         let minutes = wait.as_secs().div_ceil(60).max(1);
         return login_page(
@@ -389,7 +383,10 @@ pub async fn reboot_vm(
     if !csrf_ok(&session, &form_fields(&body)) {
         return csrf_refused();
     }
-    let hostname = hostname.into_inner();
+    let hostname = match validate::hostname(&hostname) {
+        Ok(hostname) => hostname.to_owned(),
+        Err(reason) => return page_error(ApiError::BadRequest(reason)),
+    };
     match crate::routes::admin::reboot(&state, &hostname).await {
         Ok(()) => {
             state.audit(ADMIN, "vm.reboot", Some(hostname), None).await;
@@ -600,7 +597,10 @@ pub async fn release_vm(
     if !csrf_ok(&session, &form_fields(&body)) {
         return csrf_refused();
     }
-    let hostname = hostname.into_inner();
+    let hostname = match validate::hostname(&hostname) {
+        Ok(hostname) => hostname.to_owned(),
+        Err(reason) => return page_error(ApiError::BadRequest(reason)),
+    };
     match state
         .writer
         .send(ReleaseVm {
@@ -718,7 +718,10 @@ pub async fn log_stream(
     request: HttpRequest,
     hostname: web::Path<String>,
 ) -> HttpResponse {
-    let hostname = hostname.into_inner();
+    let hostname = match validate::hostname(&hostname) {
+        Ok(hostname) => hostname.to_owned(),
+        Err(reason) => return page_error(ApiError::BadRequest(reason)),
+    };
     let after: i64 =
         web::Query::<std::collections::HashMap<String, String>>::from_query(request.query_string())
             .ok()
@@ -766,7 +769,10 @@ pub async fn logs_page(
     session: SignedIn,
     hostname: web::Path<String>,
 ) -> HttpResponse {
-    let hostname = hostname.into_inner();
+    let hostname = match validate::hostname(&hostname) {
+        Ok(hostname) => hostname.to_owned(),
+        Err(reason) => return page_error(ApiError::BadRequest(reason)),
+    };
     let host = hostname.clone();
     let read = state
         .read(move |conn| {

@@ -1,17 +1,19 @@
 //! The researcher's side: the start page, `POST /api/request_vm` (form `email`,
-//! `crd_command`), and the live count of free VMs.
+//! `crd_command`, optional `rejoin_code`), and the live count of free VMs.
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
 use lablink_actors::claim_batcher::AssignVm;
 use lablink_actors::db_writer::WriteError;
 use lablink_schema::vms::Vm;
 use lablink_schema::wire::UnassignedVmCount;
 use serde::Deserialize;
 
+use crate::assignment_proof::{self, browser_cookie, browser_key};
 use crate::auth::new_pin;
-use crate::error::ApiError;
+use crate::error::{retry_after_secs, ApiError};
 use crate::metrics::Refusal;
+use crate::page_error::PageError;
 use crate::pages::{AssignedPage, HomePage};
 use crate::state::AppState;
 use crate::validate;
@@ -23,20 +25,33 @@ pub struct RequestVmForm {
     email: String,
     #[serde(default)]
     crd_command: String,
+    #[serde(default)]
+    rejoin_code: String,
 }
 
-/// `GET /`.
-pub async fn home(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+fn is_https(request: &HttpRequest) -> bool {
+    request.connection_info().scheme() == "https"
+}
+
+/// `GET /`. Gives the browser its key, so that what it claims it can see again.
+pub async fn home(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, PageError> {
     let count = state.read(Vm::count_free).await?;
-    render_home(
+    let mut response = render_home(
         &state,
         StatusCode::OK,
         HomePage {
             count,
             ..HomePage::default()
         },
-    )
-    .await
+    )?;
+    let (key, new) = browser_key(&request);
+    if new {
+        let _ = response.add_cookie(&browser_cookie(&key, is_https(&request)));
+    }
+    Ok(response)
 }
 
 /// `GET /api/unassigned_vms_count`.
@@ -45,89 +60,195 @@ pub async fn unassigned_count(state: web::Data<AppState>) -> Result<HttpResponse
     Ok(HttpResponse::Ok().json(UnassignedVmCount { count }))
 }
 
+/// Why the start page is shown again instead of a VM.
+struct Refused {
+    status: StatusCode,
+    reason: Refusal,
+    message: String,
+    retry_after: Option<std::time::Duration>,
+}
+
+impl Refused {
+    fn new(status: StatusCode, reason: Refusal, message: impl Into<String>) -> Self {
+        Refused {
+            status,
+            reason,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
 /// `POST /api/request_vm`: assigns a VM and shows its hostname and PIN, or shows the start
 /// page again with what went wrong and the form still filled in.
 pub async fn request_vm(
     state: web::Data<AppState>,
+    request: HttpRequest,
     form: web::Form<RequestVmForm>,
-) -> Result<HttpResponse, ApiError> {
-    let refuse = |status: StatusCode, reason: Refusal, error: String| {
-        let state = state.clone();
-        let form = &form;
-        async move {
-            state.metrics.refused(reason);
-            let count = state.read(Vm::count_free).await?;
-            render_home(
+) -> Result<HttpResponse, PageError> {
+    let (key, new_key) = browser_key(&request);
+    let mut response = match claim(&state, &request, &form, &key).await {
+        Ok(response) => response,
+        Err(refused) => {
+            state.metrics.refused(refused.reason);
+            let count = state.read(Vm::count_free).await.unwrap_or(0);
+            let mut page = render_home(
                 &state,
-                status,
+                refused.status,
                 HomePage {
                     count,
-                    error: Some(&error),
+                    error: Some(&refused.message),
                     email: &form.email,
                     crd_command: &form.crd_command,
+                    rejoin_code: &form.rejoin_code,
+                    needs_proof: refused.reason == Refusal::NeedsProof,
                 },
-            )
-            .await
+            )?;
+            if let Some(wait) = refused.retry_after {
+                page.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from_str(&retry_after_secs(wait))
+                        .map_err(|e| ApiError::Internal(e.to_string()))?,
+                );
+            }
+            page
         }
     };
-    let email = match validate::email(&form.email) {
-        Ok(email) => email,
-        Err(error) => return refuse(StatusCode::BAD_REQUEST, Refusal::InvalidEmail, error).await,
-    };
-    let crd_command = match validate::crd_command(&form.crd_command) {
-        Ok(command) => command,
-        Err(error) => return refuse(StatusCode::BAD_REQUEST, Refusal::InvalidCommand, error).await,
-    };
+    if new_key {
+        let _ = response.add_cookie(&browser_cookie(&key, is_https(&request)));
+    }
+    Ok(response)
+}
+
+async fn claim(
+    state: &AppState,
+    request: &HttpRequest,
+    form: &RequestVmForm,
+    key: &str,
+) -> Result<HttpResponse, Refused> {
+    let client = state.client_addresses.of(request);
+    if let Err(wait) = state.admission.admit(client) {
+        let seconds = retry_after_secs(wait);
+        return Err(Refused {
+            retry_after: Some(wait),
+            ..Refused::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                Refusal::RateLimited,
+                format!(
+                    "Too many requests are arriving just now. Please wait {seconds} seconds, \
+                     then press the button again."
+                ),
+            )
+        });
+    }
+    let email = validate::email(&form.email)
+        .map_err(|e| Refused::new(StatusCode::BAD_REQUEST, Refusal::InvalidEmail, e))?;
+    let crd_command = validate::crd_command(&form.crd_command)
+        .map_err(|e| Refused::new(StatusCode::BAD_REQUEST, Refusal::InvalidCommand, e))?;
     let assigned = state
         .claims
         .assign(AssignVm {
-            email,
+            email: email.clone(),
             crd_command,
             pin: new_pin(),
+            claimed_by: Some(assignment_proof::claimed_by(key)),
         })
         .await;
-    match assigned {
-        Ok(assignment) => {
-            let vm = &assignment.vm;
-            tracing::info!(hostname = %vm.hostname, new = assignment.newly_assigned, "VM assigned");
-            state.metrics.assigned(assignment.newly_assigned);
-            let page = AssignedPage {
-                hostname: &vm.hostname,
-                pin: vm.pin.as_deref().unwrap_or_default(),
-                existing: !assignment.newly_assigned,
-            };
-            let html = state
-                .pages
-                .render("assigned", &page)
-                .map_err(|err| ApiError::Internal(err.to_string()))?;
-            Ok(HttpResponse::Ok()
-                .content_type("text/html; charset=utf-8")
-                .body(html))
+    let (vm, newly_assigned) = match assigned {
+        Ok(assignment) => (assignment.vm, assignment.newly_assigned),
+        Err(WriteError::NoFreeVm) => {
+            return Err(Refused::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Refusal::NoFreeVm,
+                "No VM is free right now. Please try again in a few minutes, or ask your \
+                 instructor.",
+            ))
         }
-        Err(WriteError::NoFreeVm) => refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Refusal::NoFreeVm,
-            "No VM is free right now. Please try again in a few minutes, or ask your instructor."
-                .to_owned(),
-        )
-        .await,
         Err(WriteError::Contended) => {
-            refuse(
+            return Err(Refused::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Refusal::Contended,
-                "Many people are asking at once; please press the button again.".to_owned(),
-            )
-            .await
+                "Many people are asking at once; please press the button again.",
+            ))
         }
-        Err(err) => Err(err.into()),
+        Err(err) => return outcome_unknown(state, &email, key, err).await,
+    };
+    if !newly_assigned && !assignment_proof::proves(&state.signer, &vm, key, &form.rejoin_code) {
+        return Err(Refused::new(
+            StatusCode::CONFLICT,
+            Refusal::NeedsProof,
+            "This email already has a VM. To see it again, use the browser you first asked \
+             from, or enter the rejoin code you were shown then. Otherwise, ask your \
+             instructor for help.",
+        ));
+    }
+    tracing::info!(hostname = %vm.hostname, new = newly_assigned, "VM assigned");
+    state.metrics.assigned(newly_assigned);
+    assigned_page(state, &vm, newly_assigned)
+}
+
+/// A claim failed in a way that may still have committed (the connection broke around the
+/// commit): look, and never tell the researcher it failed when it may not have.
+async fn outcome_unknown(
+    state: &AppState,
+    email: &str,
+    key: &str,
+    err: WriteError,
+) -> Result<HttpResponse, Refused> {
+    tracing::warn!(error = %err, "a claim failed; checking whether it took effect");
+    let lookup = email.to_owned();
+    let held = state
+        .read(move |conn| Vm::find_by_email(conn, &lookup))
+        .await;
+    match held {
+        Ok(Some(vm)) if assignment_proof::proves(&state.signer, &vm, key, "") => {
+            state.metrics.assigned(true);
+            assigned_page(state, &vm, true)
+        }
+        Ok(None) => Err(Refused::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Contended,
+            "Your request could not be completed and you have no VM yet. Please press the \
+             button again in a moment.",
+        )),
+        _ => Err(Refused::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Contended,
+            "We could not confirm your request: you may already have a VM. Please press the \
+             button again in a minute; if you have one, it will be shown.",
+        )),
     }
 }
 
-async fn render_home(
+fn assigned_page(state: &AppState, vm: &Vm, newly_assigned: bool) -> Result<HttpResponse, Refused> {
+    let rejoin_code = newly_assigned.then(|| assignment_proof::rejoin_code(&state.signer, vm));
+    let page = AssignedPage {
+        hostname: &vm.hostname,
+        pin: vm.pin.as_deref().unwrap_or_default(),
+        existing: !newly_assigned,
+        rejoin_code: rejoin_code.as_deref(),
+    };
+    match state.pages.render("assigned", &page) {
+        Ok(html) => Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(html)),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot render the assigned page");
+            Err(Refused::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Refusal::Contended,
+                "Your VM is assigned but this page could not be shown; press the button again.",
+            ))
+        }
+    }
+}
+
+fn render_home(
     state: &AppState,
     status: StatusCode,
     page: HomePage<'_>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, PageError> {
     let html = state
         .pages
         .render("index", &page)

@@ -265,6 +265,28 @@ pub async fn append_logs(
         ));
     }
     authorize_write(&state, &request, &log_stream).await?;
+    // A NUL cannot be stored in PostgreSQL text; say which line has one.
+    if let Some(index) = messages.iter().position(|line| line.contains('\0')) {
+        return Err(ApiError::BadRequest(format!(
+            "log line {index} contains a NUL character, which cannot be stored"
+        )));
+    }
+    let bytes: usize = messages.iter().map(String::len).sum();
+    if bytes > state.max_log_bytes_per_batch {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "this batch holds {bytes} bytes of log text; at most {} are taken at once \
+             (clients.max_log_bytes_per_batch)",
+            state.max_log_bytes_per_batch
+        )));
+    }
+    if let Err(wait) = state.log_budget.spend(&log_stream, bytes) {
+        return Err(ApiError::TooManyRequests {
+            message: "this VM has sent as much log text as it may this minute \
+                      (clients.max_log_bytes_per_minute); send the rest later"
+                .to_owned(),
+            retry_after: wait,
+        });
+    }
     state
         .writer
         .send(AppendVmLogs {

@@ -18,6 +18,8 @@ pub struct TestApp {
     pub handle: ServerHandle,
     /// An enrollment token made on first use, with which `register_vm` enrolls VMs.
     enrollment_token: tokio::sync::OnceCell<String>,
+    /// Set once the browser has opened the start page.
+    browser_opened: tokio::sync::OnceCell<()>,
 }
 
 /// The admin password every test app is configured with.
@@ -117,11 +119,17 @@ async fn start_with_cloud(
     actix_web::rt::spawn(application.run_until_stopped());
     TestApp {
         address,
-        client: reqwest::Client::new(),
+        // A browser: it keeps the key the start page gives it, so a researcher asking again
+        // from it is shown the VM they hold.
+        client: reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client"),
         database: None,
         data_dir: None,
         handle,
         enrollment_token: tokio::sync::OnceCell::new(),
+        browser_opened: tokio::sync::OnceCell::new(),
     }
 }
 
@@ -133,6 +141,16 @@ impl TestApp {
             .send()
             .await
             .expect("request should reach the allocator")
+    }
+
+    /// Opens the start page once, so this app's browser holds its key.
+    pub async fn browser_key_once(&self) {
+        self.browser_opened
+            .get_or_init(|| async {
+                let page = self.get("/").await;
+                assert_eq!(page.status(), 200, "the start page");
+            })
+            .await;
     }
 
     pub async fn get_healthz(&self) -> reqwest::Response {
@@ -287,8 +305,10 @@ impl TestApp {
         vms
     }
 
-    /// Submits the start page's form.
+    /// Submits the start page's form, from this app's browser (which opens the start page
+    /// first, as a participant does, and so has its key).
     pub async fn request_vm_raw(&self, email: &str, crd_command: &str) -> reqwest::Response {
+        self.browser_key_once().await;
         self.client
             .post(self.url("/api/request_vm"))
             .form(&[("email", email), ("crd_command", crd_command)])

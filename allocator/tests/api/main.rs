@@ -5,6 +5,7 @@ mod auth;
 mod cloud;
 mod dashboard;
 mod enrollment;
+mod hardening;
 mod health;
 mod helpers;
 mod long_poll;
