@@ -421,6 +421,29 @@ impl Handler<StartAdminSession> for DbWriter {
     }
 }
 
+/// Use a sign-in nonce once; answers `false` if it was used before.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<bool, WriteError>")]
+pub struct UseLoginNonce {
+    pub nonce_hash: String,
+    pub expires_at: chrono::NaiveDateTime,
+}
+
+impl Handler<UseLoginNonce> for DbWriter {
+    type Result = Result<bool, WriteError>;
+
+    fn handle(&mut self, msg: UseLoginNonce, _: &mut Self::Context) -> Self::Result {
+        self.in_transaction(None, |conn| {
+            Ok(lablink_schema::admin_sessions::use_login_nonce(
+                conn,
+                &msg.nonce_hash,
+                msg.expires_at,
+                Utc::now().naive_utc(),
+            )?)
+        })
+    }
+}
+
 /// End an admin session (logout).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<bool, WriteError>")]

@@ -109,22 +109,26 @@ impl AdminCredentials {
         user_ok & password_ok
     }
 
-    /// Checks HTTP Basic credentials; argon2 runs only until they have been verified once.
-    pub fn verify_basic(&self, user: &str, password: &str) -> bool {
+    /// Whether these Basic credentials were verified by argon2 before (fast: no argon2).
+    pub fn basic_known(&self, user: &str, password: &str) -> bool {
         let digest = sha256(format!("{user}:{password}").as_bytes());
-        let known = self
-            .verified_basic
+        self.verified_basic
             .lock()
             .ok()
             .and_then(|cached| *cached)
-            .is_some_and(|cached| same(&cached, &digest));
-        if known {
+            .is_some_and(|cached| same(&cached, &digest))
+    }
+
+    /// Checks HTTP Basic credentials; argon2 runs only until they have been verified once.
+    /// Slow when they are not known: call it off the HTTP workers.
+    pub fn verify_basic(&self, user: &str, password: &str) -> bool {
+        if self.basic_known(user, password) {
             return true;
         }
         let verified = self.verify(user, password);
         if verified {
             if let Ok(mut cached) = self.verified_basic.lock() {
-                *cached = Some(digest);
+                *cached = Some(sha256(format!("{user}:{password}").as_bytes()));
             }
         }
         verified

@@ -29,6 +29,8 @@ pub enum Credentials {
     Bearer(String),
     /// An `Authorization` header we cannot read.
     Malformed,
+    /// Basic credentials already checked to be the admin's (see [`credentials`]).
+    Admin,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -38,6 +40,7 @@ impl std::fmt::Debug for Credentials {
             Credentials::Basic { .. } => "Credentials::Basic",
             Credentials::Bearer(_) => "Credentials::Bearer",
             Credentials::Malformed => "Credentials::Malformed",
+            Credentials::Admin => "Credentials::Admin",
         })
     }
 }
@@ -120,16 +123,10 @@ impl Authorizer {
         &self.admin
     }
 
-    fn is_admin(&self, user: &str, password: &str) -> bool {
-        self.admin.verify_basic(user, password)
-    }
-
-    /// Admin only.
+    /// Admin only. Basic credentials count once [`credentials`] has verified them.
     pub fn require_admin(&self, credentials: &Credentials) -> Result<Caller, ApiError> {
         match credentials {
-            Credentials::Basic { user, password } if self.is_admin(user, password) => {
-                Ok(Caller::Admin)
-            }
+            Credentials::Admin => Ok(Caller::Admin),
             _ => Err(ApiError::admin_required()),
         }
     }
@@ -142,7 +139,7 @@ impl Authorizer {
         vm: Option<&Vm>,
     ) -> Result<Caller, ApiError> {
         match credentials {
-            Credentials::Basic { .. } => self.require_admin(credentials),
+            Credentials::Basic { .. } | Credentials::Admin => self.require_admin(credentials),
             Credentials::Bearer(token) if token_matches(vm, token) => {
                 Ok(Caller::Vm(hostname.to_owned()))
             }
@@ -166,7 +163,7 @@ impl Authorizer {
         registration: bool,
     ) -> Result<Caller, ApiError> {
         match credentials {
-            Credentials::Basic { .. } => self.require_admin(credentials),
+            Credentials::Basic { .. } | Credentials::Admin => self.require_admin(credentials),
             Credentials::Bearer(token) if token_matches(vm, token) => {
                 Ok(Caller::Vm(hostname.to_owned()))
             }
@@ -198,6 +195,46 @@ fn token_matches(vm: Option<&Vm>, token: &str) -> bool {
         return false;
     };
     same(hash_token(token).as_bytes(), stored.as_bytes())
+}
+
+/// The request's credentials, with Basic ones checked against the admin's: the same lockout
+/// per client address as the sign-in form, argon2 off the HTTP workers (only until a pair
+/// has been verified once), and every failure audited. Known-good admin credentials come
+/// back as [`Credentials::Admin`]; wrong ones are refused here with 401 (429 while locked out).
+pub async fn credentials(
+    state: &crate::state::AppState,
+    request: &HttpRequest,
+) -> Result<Credentials, ApiError> {
+    let Credentials::Basic { user, password } = Credentials::from_request(request) else {
+        return Ok(Credentials::from_request(request));
+    };
+    let admin = state.auth.admin.clone();
+    if admin.basic_known(&user, &password) {
+        return Ok(Credentials::Admin);
+    }
+    let address = state.client_addresses.of(request);
+    if let Err(wait) = state.login_guard.check(address) {
+        return Err(ApiError::TooManyRequests {
+            message: "too many failed sign-ins from this address; wait before trying again"
+                .to_owned(),
+            retry_after: wait,
+        });
+    }
+    let verified = actix_web::web::block(move || admin.verify_basic(&user, &password)).await?;
+    if verified {
+        state.login_guard.clear(address);
+        return Ok(Credentials::Admin);
+    }
+    state.login_guard.record_failure(address);
+    state
+        .audit(
+            "admin",
+            "admin.basic_failed",
+            Some(request.path().to_owned()),
+            Some(format!("from {address}")),
+        )
+        .await;
+    Err(ApiError::admin_required())
 }
 
 /// A random 6-digit PIN for one assignment.

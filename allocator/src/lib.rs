@@ -10,6 +10,7 @@ pub mod body_timeout;
 pub mod client_address;
 pub mod config;
 pub mod config_report;
+pub mod cross_site;
 pub mod enrollment;
 pub mod error;
 pub mod instance_rows;

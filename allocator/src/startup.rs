@@ -32,6 +32,7 @@ use crate::auth::Authorizer;
 use crate::body_timeout::{self, BodyTimeout};
 use crate::client_address::ClientAddresses;
 use crate::config::{Config, ProviderKind};
+use crate::cross_site;
 use crate::error::{form_error, json_error, path_error};
 use crate::metrics::{self, Metrics};
 use crate::pages::Pages;
@@ -198,6 +199,9 @@ impl Application {
             App::new()
                 .wrap(actix_web::middleware::from_fn(
                     body_timeout::limit_body_time,
+                ))
+                .wrap(actix_web::middleware::from_fn(
+                    cross_site::refuse_cross_site,
                 ))
                 .wrap(actix_web::middleware::from_fn(metrics::record_request))
                 .wrap(TracingLogger::default())

@@ -215,6 +215,8 @@ async fn the_agent_registers_gets_assigned_reports_and_waits_again_after_release
             "http://127.0.0.1:{port}/api/admin/vms/vm-1/release"
         ))
         .basic_auth("admin", Some(ADMIN_PASSWORD))
+        // A script, not a form another site could post.
+        .header("x-lablink-client", "tests")
         .send()
         .await
         .expect("release");

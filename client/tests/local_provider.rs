@@ -62,6 +62,8 @@ async fn admin_creates_vms_a_researcher_gets_one_and_release_frees_it() {
         .client
         .post(format!("{}/api/admin/vms/{hostname}/release", lab.base))
         .basic_auth("admin", Some(ADMIN_PASSWORD))
+        // A script, not a form another site could post.
+        .header("x-lablink-client", "tests")
         .send()
         .await
         .expect("release");

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::schema::admin_sessions;
+use crate::schema::{admin_sessions, used_login_nonces};
 use crate::DbConnection;
 
 /// A signed-in session.
@@ -66,4 +66,24 @@ impl AdminSession {
         diesel::delete(admin_sessions::table.filter(admin_sessions::expires_at.le(now)))
             .execute(conn)
     }
+}
+
+/// Records the use of a sign-in nonce (by its hash) until `expires_at`, forgetting those past
+/// their expiry. Returns `false` when it was used before: the form is being replayed.
+pub fn use_login_nonce(
+    conn: &mut DbConnection,
+    nonce_hash: &str,
+    expires_at: NaiveDateTime,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::delete(used_login_nonces::table.filter(used_login_nonces::expires_at.le(now)))
+        .execute(conn)?;
+    on_backend!(conn, |c| diesel::insert_into(used_login_nonces::table)
+        .values((
+            used_login_nonces::nonce_hash.eq(nonce_hash),
+            used_login_nonces::expires_at.eq(expires_at),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c))
+    .map(|inserted| inserted == 1)
 }

@@ -612,36 +612,51 @@ fn several_researchers_are_given_one_free_vm_each_in_one_statement() {
     });
 }
 
-/// The newest migration (quiet heartbeats) can be undone and done again: undone, a heartbeat
-/// is announced as before; redone, it is not.
+/// The quiet-heartbeats migration can be undone and done again (with the newer migrations
+/// undone first, which must revert cleanly too): undone, a heartbeat is announced as before;
+/// redone, it is not. Rows are written in plain SQL, as the model follows the newest schema.
 #[test]
 fn quiet_heartbeats_revert_and_reapply() {
     use diesel_migrations::MigrationHarness;
 
     let database = TestDatabase::migrated();
     let mut conn = PgConnection::establish(database.url()).expect("connect");
-    let reverted = conn
-        .revert_last_migration(migrations::POSTGRES_MIGRATIONS)
-        .expect("revert");
-    assert!(
-        reverted.to_string() == "20261130000006",
-        "this test expects quiet_heartbeats (2026-11-30-000006) to be the newest migration, not {reverted}"
-    );
+    let newer = ["20261201000008", "20261201000007"];
+    for expected in newer.iter().chain(&["20261130000006"]) {
+        let reverted = conn
+            .revert_last_migration(migrations::POSTGRES_MIGRATIONS)
+            .expect("revert");
+        assert!(
+            reverted.to_string() == *expected,
+            "this test reverts the migrations down to quiet_heartbeats (2026-11-30-000006); \
+             expected {expected}, not {reverted}: add a new migration to `newer`"
+        );
+    }
+    let report = |conn: &mut PgConnection, at: NaiveDateTime| {
+        diesel::sql_query(
+            "INSERT INTO vms (hostname, status, last_heartbeat_at, created_at, updated_at) \
+             VALUES ('vm-hb', 'running', $1, $1, $1) \
+             ON CONFLICT (hostname) DO UPDATE SET status = excluded.status, \
+             last_heartbeat_at = excluded.last_heartbeat_at, updated_at = excluded.updated_at",
+        )
+        .bind::<diesel::sql_types::Timestamp, _>(at)
+        .execute(conn)
+        .expect("report");
+    };
     let heartbeats_announced = || {
         let mut listener = PgConnection::establish(database.url()).expect("connect");
         diesel::sql_query("LISTEN vm_updates")
             .execute(&mut listener)
             .expect("listen");
-        let mut writer = DbConnection::Pg(PgConnection::establish(database.url()).expect("w"));
-        let at = now() + chrono::Duration::seconds(30);
-        Vm::upsert_status(&mut writer, "vm-hb", VmStatus::Running, None, at).expect("report");
+        let mut writer = PgConnection::establish(database.url()).expect("w");
+        report(&mut writer, now() + chrono::Duration::seconds(30));
         diesel::sql_query("SELECT 1")
             .execute(&mut listener)
             .expect("poll");
         listener.notifications_iter().count()
     };
-    let mut setup = DbConnection::Pg(PgConnection::establish(database.url()).expect("connect"));
-    Vm::upsert_status(&mut setup, "vm-hb", VmStatus::Running, None, now()).expect("register");
+    let mut setup = PgConnection::establish(database.url()).expect("connect");
+    report(&mut setup, now());
     assert_eq!(heartbeats_announced(), 1, "announced before the migration");
     conn.run_pending_migrations(migrations::POSTGRES_MIGRATIONS)
         .expect("reapply");

@@ -7,7 +7,6 @@ use lablink_schema::operations::Operation;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::Credentials;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::validate;
@@ -22,7 +21,7 @@ pub async fn release_vm(
 ) -> Result<HttpResponse, ApiError> {
     let caller = state
         .auth
-        .require_admin(&Credentials::from_request(&request))?;
+        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
     let hostname = validate::hostname(&hostname).map_err(ApiError::BadRequest)?;
     let vm = state
         .writer
@@ -54,7 +53,7 @@ pub async fn create_vms(
 ) -> Result<HttpResponse, ApiError> {
     let caller = state
         .auth
-        .require_admin(&Credentials::from_request(&request))?;
+        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
     state.check_launchable().await?;
     let operation = state
         .executor
@@ -82,7 +81,7 @@ pub async fn reboot_vm(
 ) -> Result<HttpResponse, ApiError> {
     let caller = state
         .auth
-        .require_admin(&Credentials::from_request(&request))?;
+        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
     let hostname = validate::hostname(&hostname)
         .map_err(ApiError::BadRequest)?
         .to_owned();
@@ -137,7 +136,7 @@ pub async fn destroy_vms(
 ) -> Result<HttpResponse, ApiError> {
     let caller = state
         .auth
-        .require_admin(&Credentials::from_request(&request))?;
+        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
     let DestroyVmsBody {
         hostnames,
         confirm_assigned,
@@ -181,7 +180,7 @@ pub async fn destroy_all_vms(
 ) -> Result<HttpResponse, ApiError> {
     let caller = state
         .auth
-        .require_admin(&Credentials::from_request(&request))?;
+        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
     let operation = state
         .executor
         .send(DestroyAllVms {
@@ -210,7 +209,7 @@ pub async fn list_operations(
 ) -> Result<HttpResponse, ApiError> {
     state
         .auth
-        .require_admin(&Credentials::from_request(&request))?;
+        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
     let operations = state
         .read(|conn| Operation::list_recent(conn, OPERATIONS_LISTED))
         .await?;
@@ -226,7 +225,7 @@ pub async fn get_operation(
 ) -> Result<HttpResponse, ApiError> {
     state
         .auth
-        .require_admin(&Credentials::from_request(&request))?;
+        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
     let id = id.into_inner();
     let operation = state
         .read(move |conn| Operation::find_by_id(conn, id))

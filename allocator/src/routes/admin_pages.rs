@@ -10,7 +10,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
-use lablink_actors::db_writer::{EndAdminSession, ReleaseVm, StartAdminSession};
+use lablink_actors::db_writer::{EndAdminSession, ReleaseVm, StartAdminSession, UseLoginNonce};
 use lablink_actors::terraform_executor::{
     CreateVms, DestroyAllVms, DestroyVms, OperationEvent, ProvisioningError, SubscribeOperations,
 };
@@ -174,6 +174,7 @@ fn login_page(
     // A fresh anti-forgery nonce, in a signed cookie and in the form: a sign-in form posted
     // from elsewhere has neither.
     let nonce = random_token();
+    let issued = format!("{nonce}:{}", Utc::now().timestamp());
     let notice = match request.query_string() {
         q if q.contains("expired=1") => Some("Your session has ended. Please sign in again."),
         q if q.contains("logged_out=1") => Some("You are signed out."),
@@ -190,7 +191,7 @@ fn login_page(
             notice,
         },
     );
-    let cookie = Cookie::build(LOGIN_COOKIE, state.signer.sign(&nonce))
+    let cookie = Cookie::build(LOGIN_COOKIE, state.signer.sign(&issued))
         .path("/admin")
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -198,6 +199,43 @@ fn login_page(
         .finish();
     let _ = response.add_cookie(&cookie);
     response
+}
+
+/// How long a sign-in form stays usable.
+const LOGIN_FORM_TTL_SECS: i64 = 3600;
+
+/// Whether the signed login cookie carries `nonce`, issued within the form's lifetime and
+/// used now for the first time (recorded in the database, so every allocator knows).
+async fn use_nonce(state: &AppState, signed_cookie: &str, nonce: &str) -> bool {
+    let Some((issued_nonce, issued_at)) = state
+        .signer
+        .verify(signed_cookie)
+        .and_then(|value| value.rsplit_once(':'))
+    else {
+        return false;
+    };
+    let Ok(issued_at) = issued_at.parse::<i64>() else {
+        return false;
+    };
+    let now = Utc::now().timestamp();
+    if !same(issued_nonce.as_bytes(), nonce.as_bytes())
+        || !(issued_at..issued_at + LOGIN_FORM_TTL_SECS).contains(&now)
+    {
+        return false;
+    }
+    let expires_at = chrono::DateTime::from_timestamp(issued_at + LOGIN_FORM_TTL_SECS, 0)
+        .map(|at| at.naive_utc())
+        .unwrap_or_default();
+    matches!(
+        state
+            .writer
+            .send(UseLoginNonce {
+                nonce_hash: crate::auth::hash_token(nonce),
+                expires_at,
+            })
+            .await,
+        Ok(Ok(true))
+    )
 }
 
 /// `GET /admin/login`.
@@ -215,10 +253,7 @@ pub async fn login(
     let user = field(&fields, "user").unwrap_or_default().to_owned();
     let password = field(&fields, "password").unwrap_or_default().to_owned();
     let nonce_ok = match (request.cookie(LOGIN_COOKIE), field(&fields, "login_nonce")) {
-        (Some(cookie), Some(nonce)) => state
-            .signer
-            .verify(cookie.value())
-            .is_some_and(|signed| same(signed.as_bytes(), nonce.as_bytes())),
+        (Some(cookie), Some(nonce)) => use_nonce(&state, cookie.value(), nonce).await,
         _ => false,
     };
     if !nonce_ok {

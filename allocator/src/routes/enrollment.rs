@@ -9,7 +9,7 @@ use serde_json::json;
 use super::admin_pages::{
     csrf_ok, csrf_refused, field, form_fields, page_error, redirect, render, SignedIn,
 };
-use crate::auth::{Caller, Credentials};
+use crate::auth::Caller;
 use crate::enrollment::{self, agent_command, NewTokenRequest};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -22,7 +22,7 @@ pub async fn create_token(
 ) -> Result<HttpResponse, ApiError> {
     let caller = state
         .auth
-        .require_admin(&Credentials::from_request(&request))?;
+        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
     let created = enrollment::create(&state, &caller, body.into_inner()).await?;
     Ok(HttpResponse::Created()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
@@ -36,7 +36,7 @@ pub async fn list_tokens(
 ) -> Result<HttpResponse, ApiError> {
     state
         .auth
-        .require_admin(&Credentials::from_request(&request))?;
+        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
     Ok(HttpResponse::Ok().json(json!({ "tokens": enrollment::list(&state).await? })))
 }
 
@@ -48,7 +48,7 @@ pub async fn revoke_token(
 ) -> Result<HttpResponse, ApiError> {
     let caller = state
         .auth
-        .require_admin(&Credentials::from_request(&request))?;
+        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
     Ok(HttpResponse::Ok().json(enrollment::revoke(&state, &caller, *id).await?))
 }
 

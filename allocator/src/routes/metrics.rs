@@ -19,7 +19,7 @@ pub async fn metrics(
     let Some(access) = &state.metrics_access else {
         return Err(ApiError::NotFound("Metrics are turned off.".to_owned()));
     };
-    let credentials = Credentials::from_request(&request);
+    let credentials = crate::auth::credentials(&state, &request).await?;
     let scraper = match (&credentials, &access.token_hash) {
         (Credentials::Bearer(token), Some(expected)) => {
             same(&lablink_actors::tokens::sha256(token.as_bytes()), expected)

@@ -19,7 +19,7 @@ use lablink_schema::wire::{
 };
 use serde_json::json;
 
-use crate::auth::{new_vm_token, Caller, Credentials};
+use crate::auth::{new_vm_token, Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::validate;
@@ -42,7 +42,7 @@ pub async fn vm_startup(
     let hostname = checked_hostname(&body.hostname)?;
     let vm = state.find_vm(hostname).await?;
     state.auth.authorize_vm(
-        &Credentials::from_request(&request),
+        &crate::auth::credentials(&state, &request).await?,
         hostname,
         vm.as_ref(),
         false,
@@ -97,7 +97,7 @@ pub async fn report_status(
     checked_hostname(&hostname)?;
     let vm = state.find_vm(&hostname).await?;
     let caller = state.auth.authorize_vm(
-        &Credentials::from_request(&request),
+        &crate::auth::credentials(&state, &request).await?,
         &hostname,
         vm.as_ref(),
         true,
@@ -184,7 +184,7 @@ pub async fn list_statuses(
 ) -> Result<HttpResponse, ApiError> {
     state
         .auth
-        .require_admin(&Credentials::from_request(&request))?;
+        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
     let vms = state.read(Vm::list_all).await?;
     if vms.is_empty() {
         return Err(ApiError::NotFound("No VMs found.".to_owned()));
@@ -202,9 +202,11 @@ pub async fn get_status(
 ) -> Result<HttpResponse, ApiError> {
     let hostname = checked_hostname(&hostname)?;
     let vm = state.find_vm(hostname).await?;
-    state
-        .auth
-        .require_admin_or_vm(&Credentials::from_request(&request), hostname, vm.as_ref())?;
+    state.auth.require_admin_or_vm(
+        &crate::auth::credentials(&state, &request).await?,
+        hostname,
+        vm.as_ref(),
+    )?;
     let vm = vm.ok_or_else(ApiError::vm_not_found)?;
     Ok(HttpResponse::Ok().json(json!({"hostname": vm.hostname, "status": vm.status})))
 }
@@ -306,9 +308,11 @@ pub async fn get_logs(
 ) -> Result<HttpResponse, ApiError> {
     let hostname = checked_hostname(&hostname)?.to_owned();
     let vm = state.find_vm(&hostname).await?;
-    state
-        .auth
-        .require_admin_or_vm(&Credentials::from_request(&request), &hostname, vm.as_ref())?;
+    state.auth.require_admin_or_vm(
+        &crate::auth::credentials(&state, &request).await?,
+        &hostname,
+        vm.as_ref(),
+    )?;
     let vm = vm.ok_or_else(ApiError::vm_not_found)?;
     let lines = {
         let hostname = hostname.clone();
@@ -342,7 +346,7 @@ async fn authorize_write(
     checked_hostname(hostname)?;
     let vm = state.find_vm(hostname).await?;
     let caller = state.auth.authorize_vm(
-        &Credentials::from_request(request),
+        &crate::auth::credentials(state, request).await?,
         hostname,
         vm.as_ref(),
         false,

@@ -415,3 +415,139 @@ async fn during_a_database_outage_pages_answer_503_pages_and_never_say_a_claim_f
         "{outcome:?}"
     );
 }
+
+#[actix_web::test]
+async fn a_cross_site_request_cannot_change_state_with_cached_basic_credentials() {
+    let app = spawn_app().await;
+    app.free_vms(1).await;
+    app.request_vm("ada@example.org", &crd_command("ada")).await;
+    let release = |build: fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder| {
+        let request = app
+            .client
+            .post(app.url("/api/admin/vms/vm-000/release"))
+            .basic_auth("admin", Some(crate::helpers::ADMIN_PASSWORD));
+        async move { build(request).send().await.expect("send").status().as_u16() }
+    };
+    // What another site's form can send: a form body, its Origin, Sec-Fetch-Site.
+    assert_eq!(
+        release(|r| r
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("x=1"))
+        .await,
+        403
+    );
+    assert_eq!(release(|r| r).await, 403, "no body and no custom header");
+    assert_eq!(
+        release(|r| r.header("origin", "https://evil.example").json(&json!({}))).await,
+        403
+    );
+    assert_eq!(
+        release(|r| r
+            .header("sec-fetch-site", "cross-site")
+            .header("x-lablink-client", "x"))
+        .await,
+        403
+    );
+    assert!(app.vms()[0].user_email.is_some(), "nothing was released");
+    // A script: JSON or the custom header.
+    assert_eq!(
+        release(|r| r.header("x-lablink-client", "script")).await,
+        200
+    );
+}
+
+#[actix_web::test]
+async fn wrong_basic_credentials_are_locked_out_audited_and_hashed_off_the_workers() {
+    let app = spawn_app_with(|config| {
+        config.admin.max_failed_logins = 3;
+        config.server.workers = 1;
+    })
+    .await;
+    let with_password = |password: &'static str| {
+        let request = app
+            .client
+            .get(app.url("/api/vm-status"))
+            .basic_auth("admin", Some(password));
+        async move { request.send().await.expect("send").status().as_u16() }
+    };
+    // Wrong passwords in flight on the only worker: /healthz is answered meanwhile, because
+    // argon2 runs on the blocking pool.
+    let wrong = futures_util::future::join_all((0..3).map(|_| with_password("wrong-password")));
+    let healthz = async {
+        let status = app.get_healthz().await.status().as_u16();
+        (status, std::time::Instant::now())
+    };
+    let started = std::time::Instant::now();
+    let (statuses, (health, answered)) = tokio::join!(
+        async {
+            let statuses = wrong.await;
+            (statuses, std::time::Instant::now())
+        },
+        healthz
+    );
+    let (statuses, wrong_done) = statuses;
+    assert_eq!(statuses, [401, 401, 401]);
+    assert_eq!(health, 200);
+    assert!(
+        answered <= wrong_done,
+        "healthz waited for argon2 ({:?})",
+        started.elapsed()
+    );
+    // Locked out now, even with the right password (it was never verified before).
+    let locked = app
+        .client
+        .get(app.url("/api/vm-status"))
+        .basic_auth("admin", Some(crate::helpers::ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(locked.status(), 429);
+    assert!(locked.headers().contains_key("retry-after"));
+    let mut conn = app.connection();
+    let failures = lablink_schema::audit_events::AuditEvent::list_recent(&mut conn, 10)
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.action == "admin.basic_failed")
+        .count();
+    assert_eq!(failures, 3);
+}
+
+#[actix_web::test]
+async fn a_sign_in_form_cannot_be_replayed() {
+    let app = spawn_app().await;
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let form = plain
+        .get(app.url("/admin/login"))
+        .send()
+        .await
+        .expect("form");
+    let cookie = form
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("login cookie")
+        .to_owned();
+    let html = form.text().await.expect("html");
+    let nonce = between(&html, r#"name="login_nonce" value=""#, "\"").expect("nonce");
+    let post = || {
+        plain
+            .post(app.url("/admin/login"))
+            .header("cookie", cookie.clone())
+            .form(&[
+                ("user", "admin"),
+                ("password", crate::helpers::ADMIN_PASSWORD),
+                ("login_nonce", nonce.as_str()),
+            ])
+            .send()
+    };
+    assert_eq!(post().await.expect("first").status(), 303, "signed in");
+    assert_eq!(
+        post().await.expect("replay").status(),
+        403,
+        "the nonce is one-time"
+    );
+}

@@ -360,6 +360,7 @@ impl TestApp {
         self.client
             .post(self.url(&format!("/api/admin/vms/{hostname}/release")))
             .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .json(&serde_json::json!({}))
             .send()
             .await
             .expect("request should reach the allocator")
