@@ -10,6 +10,7 @@
 //! a second VM for one researcher, and "none free" is answered only when the committed table
 //! has no free VM.
 
+use lablink_schema::connection::write_transaction;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -180,7 +181,7 @@ impl Worker {
         let now = Utc::now().naive_utc();
         self.counts.add_transaction();
         let started = Instant::now();
-        let committed = conn.transaction(|conn| {
+        let committed = write_transaction(conn, |conn| {
             // All at once where that works; one at a time, each in its own savepoint, where
             // it does not (a researcher given a VM by another allocator meanwhile).
             if claims.len() > 1 {

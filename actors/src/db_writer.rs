@@ -5,11 +5,11 @@
 //! On SQLite there is no NOTIFY, so the writer itself publishes a [`VmEvent`] after each
 //! commit that changed a VM; on PostgreSQL the table trigger does it for every process.
 
+use lablink_schema::connection::write_transaction;
 use std::sync::Arc;
 
 use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
 use chrono::Utc;
-use diesel::Connection;
 use lablink_schema::admin_sessions::AdminSession;
 use lablink_schema::app_secrets;
 use lablink_schema::audit_events::{AuditEvent, NewAuditEvent};
@@ -122,7 +122,7 @@ impl DbWriter {
     ) -> Result<T, WriteError> {
         let mut conn = self.pool.get()?;
         let conn: &mut DbConnection = &mut conn;
-        let result = conn.transaction(write);
+        let result = write_transaction(conn, write);
         if let (Ok(_), Some(hostname)) = (&result, changed_vm) {
             self.announce(hostname);
         }

@@ -5,6 +5,7 @@
 use actix::{Handler, Message};
 use chrono::{NaiveDateTime, Utc};
 use lablink_schema::audit_events::{AuditEvent, NewAuditEvent};
+use lablink_schema::connection::write_transaction;
 use lablink_schema::enrollment::{
     self, EnrollRefusal, EnrollVia, EnrollmentToken, NewEnrollmentToken,
 };
@@ -127,7 +128,6 @@ impl Handler<EnrollVm> for DbWriter {
     type Result = Result<Result<Vm, EnrollRefusal>, WriteError>;
 
     fn handle(&mut self, msg: EnrollVm, _: &mut Self::Context) -> Self::Result {
-        use diesel::Connection;
         let now = Utc::now().naive_utc();
         let via = match &msg.enrollment_token_hash {
             Some(hash) => EnrollVia::Token(hash),
@@ -135,7 +135,7 @@ impl Handler<EnrollVm> for DbWriter {
         };
         let mut conn = self.pool.get()?;
         let conn: &mut lablink_schema::DbConnection = &mut conn;
-        let result = conn.transaction::<_, Outcome, _>(|conn| {
+        let result = write_transaction::<_, Outcome>(conn, |conn| {
             let (vm, token) = enrollment::enroll(
                 conn,
                 via,

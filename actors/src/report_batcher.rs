@@ -9,11 +9,12 @@
 //! cannot deadlock. If any statement of the batch fails, the batch is rolled back and each
 //! report is written again in a transaction of its own, so one bad report fails alone.
 
+use lablink_schema::connection::write_transaction;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, Utc};
-use diesel::{Connection, QueryResult};
+use diesel::QueryResult;
 use lablink_schema::vms::Vm;
 use lablink_schema::wire::{GpuHealth, VmStatus};
 use lablink_schema::{Backend, DbConnection, DbPool};
@@ -175,7 +176,7 @@ impl BatchWriter {
         let now = Utc::now().naive_utc();
         if batch.len() > 1 {
             self.counts.add_transaction();
-            let together = conn.transaction(|conn| {
+            let together = write_transaction(conn, |conn| {
                 batch
                     .iter()
                     .map(|pending| pending.report.write(conn, now))
@@ -193,7 +194,7 @@ impl BatchWriter {
             .iter()
             .map(|pending| {
                 self.counts.add_transaction();
-                conn.transaction(|conn| pending.report.write(conn, now))
+                write_transaction(conn, |conn| pending.report.write(conn, now))
                     .map_err(WriteError::from)
             })
             .collect()

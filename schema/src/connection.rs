@@ -197,6 +197,42 @@ impl CustomizeConnection<DbConnection, r2d2::Error> for SqliteSettings {
     }
 }
 
+/// Runs `write` in one transaction that writes. On SQLite it begins `IMMEDIATE`, taking the
+/// write lock up front: a deferred transaction that reads first and writes later cannot wait
+/// for a writer that committed meanwhile, so SQLite fails it at once with `database is
+/// locked`; taken up front, the lock is waited for (`busy_timeout`) like any other.
+/// Transactions inside `write` become savepoints, as with `Connection::transaction`.
+pub fn write_transaction<T, E>(
+    conn: &mut DbConnection,
+    write: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    if !matches!(conn, DbConnection::Sqlite(_)) {
+        return diesel::Connection::transaction(conn, write);
+    }
+    fn sqlite(conn: &mut DbConnection) -> Result<&mut SqliteConnection, diesel::result::Error> {
+        match conn {
+            DbConnection::Sqlite(inner) => Ok(inner),
+            DbConnection::Pg(_) => Err(diesel::result::Error::BrokenTransactionManager),
+        }
+    }
+    AnsiTransactionManager::begin_transaction_sql(sqlite(conn)?, "BEGIN IMMEDIATE")?;
+    match write(conn) {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(sqlite(conn)?)?;
+            Ok(value)
+        }
+        Err(err) => {
+            let inner = sqlite(conn)?;
+            AnsiTransactionManager::rollback_transaction(inner)?;
+            Err(err)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -551,3 +551,69 @@ async fn a_sign_in_form_cannot_be_replayed() {
         "the nonce is one-time"
     );
 }
+
+#[actix_web::test]
+async fn the_embedded_database_holds_a_rush_while_agents_report() {
+    let app = crate::helpers::spawn_app_on_sqlite().await;
+    let vms = app.free_vms(40).await;
+    app.browser_key_once().await;
+    let reports = vms.iter().map(|(hostname, token)| {
+        let app = &app;
+        async move {
+            let mut statuses = Vec::new();
+            for i in 0..15 {
+                let (path, body) = match i % 3 {
+                    0 => (
+                        "/api/vm-status",
+                        json!({"hostname": hostname, "status": "running"}),
+                    ),
+                    1 => (
+                        "/api/gpu_health",
+                        json!({"hostname": hostname, "gpu_status": "Healthy"}),
+                    ),
+                    _ => (
+                        "/api/vm-logs",
+                        json!({"log_group": "g", "log_stream": hostname, "messages": ["line"]}),
+                    ),
+                };
+                statuses.push(
+                    app.post_json(path, Some(token), &body)
+                        .await
+                        .status()
+                        .as_u16(),
+                );
+            }
+            statuses
+        }
+    });
+    let claims = (0..60).map(|i| {
+        let app = &app;
+        async move {
+            let email = format!("r{i}@example.org");
+            app.request_vm_raw(&email, &crd_command(&email))
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let (reported, claimed) = tokio::join!(
+        futures_util::future::join_all(reports),
+        futures_util::future::join_all(claims)
+    );
+    let failed: Vec<u16> = reported
+        .into_iter()
+        .flatten()
+        .chain(claimed.iter().copied())
+        .filter(|status| *status >= 500 && *status != 503)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} requests failed: {failed:?}",
+        failed.len()
+    );
+    assert_eq!(
+        claimed.iter().filter(|s| **s == 200).count(),
+        40,
+        "every VM was handed out: {claimed:?}"
+    );
+}
