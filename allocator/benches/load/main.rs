@@ -14,7 +14,9 @@
 //! - `heartbeats`: 10,000 agents reporting every 30 s, and what that costs PostgreSQL;
 //! - `ceiling` / `claims`: pgbench's one-commit-per-claim ceiling beside the batched claim path;
 //! - `admin`: the instances page with 1,000 VMs, and the admin API with Basic credentials;
-//! - `startup`: cold start to ready, and idle memory.
+//! - `startup`: cold start to ready, and idle memory;
+//! - `agent-start`: from starting a real `lablink-client` (build it first with `cargo build
+//!   --release -p lablink-client`) on an enrolled machine until its GPU health is stored.
 //!
 //! Prints p50/p95/p99 latency, throughput, errors, the invariant check and the allocator's
 //! CPU time and peak RSS. Figures go to docs/benchmarks.md.
@@ -35,7 +37,7 @@ use lablink_schema::testing::TestDatabase;
 use lablink_schema::vms::Vm;
 use serde_json::json;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_lablink-allocator");
+pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_lablink-allocator");
 pub(crate) const ADMIN_PASSWORD: &str = "benchmark-admin-password";
 /// Concurrency used while setting VMs up (not measured).
 const SETUP_CONCURRENCY: usize = 64;
@@ -64,6 +66,8 @@ impl Allocator {
         command
             .env("LABLINK__SERVER__BIND", format!("127.0.0.1:{port}"))
             .env("LABLINK__ADMIN__PASSWORD", ADMIN_PASSWORD)
+            // The bench's agents enroll themselves, up to 10,000 of them.
+            .env("LABLINK__PROVIDER__MAX_VMS", "20000")
             .env("LABLINK__LOG__LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
@@ -204,20 +208,34 @@ pub(crate) fn summary(mut samples: Vec<Duration>) -> String {
     )
 }
 
-/// Registers `count` VMs, reports them running and healthy; returns (hostname, token).
+/// Enrolls `count` VMs with one enrollment token, reports them running and healthy; returns
+/// (hostname, token).
 pub(crate) async fn free_vms(
     client: &reqwest::Client,
     base: &str,
     count: usize,
 ) -> Vec<(String, String)> {
+    let created: serde_json::Value = client
+        .post(format!("{base}/api/admin/enrollment-tokens"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&json!({"label": "benchmark agents"}))
+        .send()
+        .await
+        .expect("enrollment token")
+        .json()
+        .await
+        .expect("json");
+    let enrollment = created["token"].as_str().expect("token").to_owned();
     stream::iter(0..count)
         .map(|i| {
             let client = client.clone();
             let base = base.to_owned();
+            let enrollment = enrollment.clone();
             async move {
                 let hostname = format!("bench-vm-{i:05}");
                 let registered: serde_json::Value = client
                     .post(format!("{base}/api/vm-status"))
+                    .bearer_auth(&enrollment)
                     .json(&json!({"hostname": hostname, "status": "running"}))
                     .send()
                     .await
@@ -417,6 +435,9 @@ fn main() {
         }
         if wanted("startup") {
             pages::startup().await;
+        }
+        if wanted("agent-start") {
+            pages::agent_start().await;
         }
     });
 }

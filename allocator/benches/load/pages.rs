@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use lablink_schema::testing::TestDatabase;
 
-use crate::{against_goal, free_vms, quantile_ms, summary, Allocator, ADMIN_PASSWORD};
+use crate::{against_goal, free_vms, quantile_ms, summary, Allocator, ADMIN_PASSWORD, BINARY};
 
 /// Page loads timed, one after another.
 const PAGE_LOADS: usize = 200;
@@ -146,4 +146,65 @@ pub async fn startup() {
             idle_rss[idle_rss.len() - 1],
         );
     }
+}
+
+/// Agent start-ups timed.
+const AGENT_STARTS: usize = 10;
+
+/// How long from starting the agent on a machine that enrolls with a token until the
+/// allocator holds its GPU health (the VM can be assigned from then on). Goal: under 1 s.
+pub async fn agent_start() {
+    let agent = std::path::Path::new(BINARY).with_file_name("lablink-client");
+    assert!(
+        agent.exists(),
+        "{} is missing: cargo build --release -p lablink-client",
+        agent.display()
+    );
+    let database = TestDatabase::migrated();
+    let allocator = Allocator::start(&database);
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .post(format!("{}/api/admin/enrollment-tokens", allocator.base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&serde_json::json!({"label": "agent-start bench"}))
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    let enrollment = created["token"].as_str().expect("token").to_owned();
+    let mut conn = database.connect();
+    let mut samples = Vec::new();
+    for i in 0..AGENT_STARTS {
+        let hostname = format!("start-bench-{i}");
+        let started = Instant::now();
+        let mut child = std::process::Command::new(&agent)
+            .env_clear()
+            .env("ALLOCATOR_URL", &allocator.base)
+            .env("VM_NAME", &hostname)
+            .env("LABLINK_ENROLLMENT_TOKEN", &enrollment)
+            .env("LABLINK_DESKTOP", "log")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the agent");
+        loop {
+            let vm = lablink_schema::vms::Vm::find_by_hostname(&mut conn, &hostname).expect("read");
+            if vm.is_some_and(|vm| vm.gpu_health.is_some()) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "no GPU report");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        samples.push(started.elapsed());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let slowest_ms = samples.iter().max().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    println!(
+        "agent start to GPU health stored ({AGENT_STARTS} starts): {}; slowest {}",
+        summary(samples),
+        against_goal(slowest_ms, 1000.0, "ms"),
+    );
 }
