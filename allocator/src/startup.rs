@@ -40,6 +40,12 @@ use crate::rate_limit::{Admission, LogBudget};
 use crate::routes;
 use crate::state::{AppState, MetricsAccess};
 
+/// Logged at start while `clients.legacy_unauthenticated` is on.
+pub const LEGACY_WARNING: &str = "clients.legacy_unauthenticated is on: any machine may join \
+    without a token and act for every VM that has no token of its own, including receiving its \
+    participant's remote desktop code and PIN; turn it off once no VM runs an original LabLink \
+    agent";
+
 /// First wait between attempts to reach the database at start-up; doubled up to the cap.
 const STARTUP_RETRY_INITIAL: Duration = Duration::from_millis(250);
 const STARTUP_RETRY_MAX: Duration = Duration::from_secs(5);
@@ -97,12 +103,7 @@ impl Application {
 
         let pages = Pages::new().map_err(|err| StartupError::Templates(err.to_string()))?;
         if config.clients.legacy_unauthenticated {
-            tracing::warn!(
-                "clients.legacy_unauthenticated is on: any machine may join without a token and \
-                 act for every VM that has no token of its own, including receiving its \
-                 participant's remote desktop code and PIN; turn it off once no VM runs an \
-                 original LabLink agent"
-            );
+            tracing::warn!("{LEGACY_WARNING}");
         }
 
         let changes = ChangeHub::new();

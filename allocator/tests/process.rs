@@ -747,3 +747,19 @@ async fn a_hash_from_hash_password_lets_the_admin_in_without_the_password_in_the
     allocator.signal("TERM");
     assert!(allocator.wait_for_exit().success());
 }
+
+#[tokio::test]
+async fn the_legacy_switch_is_warned_about_at_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut allocator = Allocator::start(
+        dir.path(),
+        &["--bind", "127.0.0.1:0"],
+        &[
+            ("LABLINK__CLIENTS__LEGACY_UNAUTHENTICATED", "true"),
+            ("LABLINK__ADMIN__PASSWORD", ENROLLING_ADMIN_PASSWORD),
+        ],
+    );
+    let warning = allocator.wait_for_log(lablink_allocator::startup::LEGACY_WARNING, START_TIMEOUT);
+    assert_eq!(warning["level"], "WARN");
+    allocator.wait_until_listening();
+}

@@ -297,4 +297,48 @@ mod tests {
         .expect_err("unknown desktop");
         assert_eq!(err.variable, DESKTOP_ENV);
     }
+
+    #[test]
+    fn the_enrollment_token_comes_from_the_environment_or_a_file_never_both() {
+        let base = [("ALLOCATOR_URL", "http://a"), ("VM_NAME", "vm")];
+        let with = |extra: &[(&'static str, &str)]| {
+            let pairs: Vec<(&str, &str)> = base.iter().chain(extra).copied().collect();
+            AgentSettings::from_lookup(|name| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        let settings = with(&[("LABLINK_ENROLLMENT_TOKEN", "lle_abc")]).expect("valid");
+        assert_eq!(settings.enrollment_token.as_deref(), Some("lle_abc"));
+        assert!(
+            !format!("{settings:?}").contains("lle_abc"),
+            "never in debug output"
+        );
+
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("token");
+        std::fs::write(&file, "lle_from_file\n").expect("write");
+        let path = file.to_str().expect("utf-8");
+        let settings = with(&[("LABLINK_ENROLLMENT_TOKEN_FILE", path)]).expect("valid");
+        assert_eq!(settings.enrollment_token.as_deref(), Some("lle_from_file"));
+
+        let both = with(&[
+            ("LABLINK_ENROLLMENT_TOKEN", "lle_abc"),
+            ("LABLINK_ENROLLMENT_TOKEN_FILE", path),
+        ])
+        .expect_err("both");
+        assert_eq!(both.variable, ENROLLMENT_TOKEN_FILE_ENV);
+        std::fs::write(&file, "  \n").expect("write");
+        let empty = with(&[("LABLINK_ENROLLMENT_TOKEN_FILE", path)]).expect_err("empty");
+        assert!(empty.to_string().contains("is empty"), "{empty}");
+        let missing = dir.path().join("missing");
+        let missing = with(&[(
+            "LABLINK_ENROLLMENT_TOKEN_FILE",
+            missing.to_str().expect("utf-8"),
+        )])
+        .expect_err("missing");
+        assert!(missing.to_string().contains("cannot read"), "{missing}");
+    }
 }

@@ -201,7 +201,10 @@ pub async fn agent_start() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let slowest_ms = samples.iter().max().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let slowest_ms = samples
+        .iter()
+        .max()
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
     println!(
         "agent start to GPU health stored ({AGENT_STARTS} starts): {}; slowest {}",
         summary(samples),
