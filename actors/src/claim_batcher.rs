@@ -204,7 +204,8 @@ impl Worker {
         let mut none_free: Option<bool> = None;
         results
             .into_iter()
-            .map(|result| match result {
+            .zip(claims)
+            .map(|(result, claim)| match result {
                 Ok(Some(assignment)) => {
                     if assignment.newly_assigned {
                         self.announce(&assignment.vm, started);
@@ -212,6 +213,14 @@ impl Worker {
                     Outcome::Done(Ok(assignment))
                 }
                 Ok(None) => {
+                    // The same researcher's other request (a double press, in another batch)
+                    // may have taken the VM this one found locked: then that is their VM.
+                    if let Ok(Some(vm)) = Vm::find_by_email(conn, &claim.request.email) {
+                        return Outcome::Done(Ok(Assignment {
+                            vm,
+                            newly_assigned: false,
+                        }));
+                    }
                     let nothing_free = *none_free.get_or_insert_with(|| {
                         Vm::count_free(conn).map(|free| free == 0).unwrap_or(false)
                     });

@@ -1,6 +1,7 @@
 //! LabLink-rs allocator: configuration, start-up and shutdown, and the HTTP routes that turn
 //! requests into messages for the actors of `lablink-actors`.
 
+pub mod admin_actions;
 pub mod admin_auth;
 pub mod assignment_proof;
 pub mod auth;
@@ -11,7 +12,6 @@ pub mod client_address;
 pub mod config;
 pub mod config_report;
 pub mod cross_site;
-pub mod enrollment;
 pub mod error;
 pub mod instance_rows;
 pub mod metrics;

@@ -62,6 +62,8 @@ pub struct AppState {
     /// Most VMs that may join by themselves (enrollment, legacy registration): the same
     /// number as `provider.max_vms`, counted apart from the provider's own VMs.
     pub enrollment_limit: i64,
+    /// `provider.max_vms`: the most VMs one creation may ask for.
+    pub provider_max_vms: u32,
     /// `None` when `GET /metrics` is turned off.
     pub metrics_access: Option<MetricsAccess>,
 }

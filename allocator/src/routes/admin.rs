@@ -1,15 +1,13 @@
 //! The admin JSON API (HTTP Basic until the dashboard adds sessions).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use lablink_actors::db_writer::ReleaseVm;
-use lablink_actors::terraform_executor::{CreateVms, DestroyAllVms, DestroyVms, FindInstanceId};
 use lablink_schema::operations::Operation;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::admin_actions::vms;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::validate;
 
 /// `POST /api/admin/vms/{hostname}/release`: ends the VM's session. The researcher is
 /// cleared; the VM is handed out again once its agent reports it ready; an agent waiting
@@ -22,15 +20,7 @@ pub async fn release_vm(
     let caller = state
         .auth
         .require_admin(&crate::auth::credentials(&state, &request).await?)?;
-    let hostname = validate::hostname(&hostname).map_err(ApiError::BadRequest)?;
-    let vm = state
-        .writer
-        .send(ReleaseVm {
-            hostname: hostname.to_owned(),
-            actor: caller.audit_name(),
-        })
-        .await??;
-    tracing::info!(hostname = %vm.hostname, "VM released by admin");
+    let vm = vms::release(&state, &caller, &hostname).await?;
     Ok(HttpResponse::Ok().json(json!({
         "message": "VM released.",
         "hostname": vm.hostname,
@@ -54,22 +44,7 @@ pub async fn create_vms(
     let caller = state
         .auth
         .require_admin(&crate::auth::credentials(&state, &request).await?)?;
-    state.check_launchable().await?;
-    let operation = state
-        .executor
-        .send(CreateVms {
-            count: body.count,
-            requested_by: caller.audit_name(),
-        })
-        .await??;
-    state
-        .audit(
-            &caller.audit_name(),
-            "vms.create",
-            None,
-            Some(format!("{} VMs, operation {}", body.count, operation.id)),
-        )
-        .await;
+    let operation = vms::create(&state, &caller, body.count).await?;
     Ok(HttpResponse::Accepted().json(operation_json(&operation)))
 }
 
@@ -82,40 +57,8 @@ pub async fn reboot_vm(
     let caller = state
         .auth
         .require_admin(&crate::auth::credentials(&state, &request).await?)?;
-    let hostname = validate::hostname(&hostname)
-        .map_err(ApiError::BadRequest)?
-        .to_owned();
-    reboot(&state, &hostname).await?;
-    state
-        .audit(
-            &caller.audit_name(),
-            "vm.reboot",
-            Some(hostname.clone()),
-            None,
-        )
-        .await;
-    Ok(HttpResponse::Ok().json(json!({"message": "VM rebooting.", "hostname": hostname})))
-}
-
-/// Reboots `hostname` through the cloud's API.
-pub async fn reboot(state: &AppState, hostname: &str) -> Result<(), ApiError> {
-    let Some(cloud) = &state.cloud else {
-        return Err(ApiError::BadRequest(
-            "rebooting needs the cloud's API: set provider.aws.enabled".to_owned(),
-        ));
-    };
-    let instance_id = state
-        .executor
-        .send(FindInstanceId {
-            hostname: hostname.to_owned(),
-        })
-        .await?
-        .map_err(|err| ApiError::Internal(err.to_string()))?
-        .ok_or_else(ApiError::vm_not_found)?;
-    cloud
-        .reboot(&instance_id)
-        .await
-        .map_err(|err| ApiError::Unavailable(format!("AWS refused the reboot: {err}")))
+    vms::reboot(&state, &caller, &hostname).await?;
+    Ok(HttpResponse::Ok().json(json!({"message": "VM rebooting.", "hostname": *hostname})))
 }
 
 /// Body of `POST /api/admin/vms/destroy`.
@@ -141,26 +84,7 @@ pub async fn destroy_vms(
         hostnames,
         confirm_assigned,
     } = body.into_inner();
-    for hostname in &hostnames {
-        validate::hostname(hostname).map_err(ApiError::BadRequest)?;
-    }
-    let targets = hostnames.join(", ");
-    let operation = state
-        .executor
-        .send(DestroyVms {
-            hostnames,
-            confirm_assigned,
-            requested_by: caller.audit_name(),
-        })
-        .await??;
-    state
-        .audit(
-            &caller.audit_name(),
-            "vms.destroy",
-            Some(targets),
-            Some(format!("operation {}", operation.id)),
-        )
-        .await;
+    let operation = vms::destroy(&state, &caller, hostnames, confirm_assigned).await?;
     Ok(HttpResponse::Accepted().json(operation_json(&operation)))
 }
 
@@ -181,21 +105,7 @@ pub async fn destroy_all_vms(
     let caller = state
         .auth
         .require_admin(&crate::auth::credentials(&state, &request).await?)?;
-    let operation = state
-        .executor
-        .send(DestroyAllVms {
-            confirm_assigned: body.confirm_assigned,
-            requested_by: caller.audit_name(),
-        })
-        .await??;
-    state
-        .audit(
-            &caller.audit_name(),
-            "vms.destroy_all",
-            None,
-            Some(format!("operation {}", operation.id)),
-        )
-        .await;
+    let operation = vms::destroy_all(&state, &caller, body.confirm_assigned).await?;
     Ok(HttpResponse::Accepted().json(operation_json(&operation)))
 }
 

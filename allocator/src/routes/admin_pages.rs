@@ -10,10 +10,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures_util::StreamExt;
-use lablink_actors::db_writer::{EndAdminSession, ReleaseVm, StartAdminSession, UseLoginNonce};
-use lablink_actors::terraform_executor::{
-    CreateVms, DestroyAllVms, DestroyVms, OperationEvent, ProvisioningError, SubscribeOperations,
-};
+use lablink_actors::db_writer::{EndAdminSession, StartAdminSession, UseLoginNonce};
+use lablink_actors::terraform_executor::{OperationEvent, SubscribeOperations};
 use lablink_schema::admin_sessions::AdminSession;
 use lablink_schema::audit_events::AuditEvent;
 use lablink_schema::operations::Operation;
@@ -22,7 +20,9 @@ use lablink_schema::vms::Vm;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::admin_actions::vms;
 use crate::admin_auth::{random_token, same, session_id_hash, LOGIN_COOKIE, SESSION_COOKIE};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::instance_rows::instance_rows;
 use crate::state::AppState;
@@ -400,7 +400,7 @@ async fn dashboard_page(
             "total": vms.len(),
             "free": free,
             "assigned": assigned_count(&vms),
-            "max_vms": 1000,
+            "max_vms": state.provider_max_vms,
             "legacy": state.auth.legacy_unauthenticated(),
             "notice": notice,
             "error": error,
@@ -418,19 +418,9 @@ pub async fn reboot_vm(
     if !csrf_ok(&session, &form_fields(&body)) {
         return csrf_refused();
     }
-    let hostname = match validate::hostname(&hostname) {
-        Ok(hostname) => hostname.to_owned(),
-        Err(reason) => return page_error(ApiError::BadRequest(reason)),
-    };
-    match crate::routes::admin::reboot(&state, &hostname).await {
-        Ok(()) => {
-            state.audit(ADMIN, "vm.reboot", Some(hostname), None).await;
-            redirect("/admin?rebooted=1")
-        }
-        Err(err) => {
-            let status = actix_web::ResponseError::status_code(&err);
-            dashboard_page(&state, &session, status, None, Some(&err.to_string())).await
-        }
+    match vms::reboot(&state, &Caller::Admin, &hostname).await {
+        Ok(()) => redirect("/admin?rebooted=1"),
+        Err(err) => refused_on_dashboard(&state, &session, err).await,
     }
 }
 
@@ -482,35 +472,24 @@ fn assigned_count(vms: &[Vm]) -> usize {
     vms.iter().filter(|vm| vm.user_email.is_some()).count()
 }
 
+/// An admin action's refusal, shown on the instances page with its status.
+async fn refused_on_dashboard(state: &AppState, session: &SignedIn, err: ApiError) -> HttpResponse {
+    if matches!(err, ApiError::Internal(_)) {
+        return page_error(err);
+    }
+    let status = actix_web::ResponseError::status_code(&err);
+    dashboard_page(state, session, status, None, Some(&err.to_string())).await
+}
+
+/// Where a queued operation is shown, or the refusal.
 async fn provisioning_outcome(
     state: &AppState,
     session: &SignedIn,
-    outcome: Result<Result<Operation, ProvisioningError>, actix::MailboxError>,
-    action: &str,
-    target: Option<String>,
+    outcome: Result<Operation, ApiError>,
 ) -> HttpResponse {
     match outcome {
-        Ok(Ok(operation)) => {
-            state
-                .audit(
-                    ADMIN,
-                    action,
-                    target,
-                    Some(format!("operation {}", operation.id)),
-                )
-                .await;
-            redirect(&format!("/admin/operations#op-{}", operation.id))
-        }
-        Ok(Err(refused)) => {
-            let status = match refused {
-                ProvisioningError::AssignedVms(_) => StatusCode::CONFLICT,
-                ProvisioningError::UnknownVms(_) => StatusCode::NOT_FOUND,
-                ProvisioningError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            dashboard_page(state, session, status, None, Some(&refused.to_string())).await
-        }
-        Err(err) => page_error(err.into()),
+        Ok(operation) => redirect(&format!("/admin/operations#op-{}", operation.id)),
+        Err(err) => refused_on_dashboard(state, session, err).await,
     }
 }
 
@@ -534,25 +513,8 @@ pub async fn create_vms(
         )
         .await;
     };
-    if let Err(refused) = state.check_launchable().await {
-        let status = actix_web::ResponseError::status_code(&refused);
-        return dashboard_page(&state, &session, status, None, Some(&refused.to_string())).await;
-    }
-    let outcome = state
-        .executor
-        .send(CreateVms {
-            count,
-            requested_by: ADMIN.to_owned(),
-        })
-        .await;
-    provisioning_outcome(
-        &state,
-        &session,
-        outcome,
-        "vms.create",
-        Some(format!("{count} VMs")),
-    )
-    .await
+    let outcome = vms::create(&state, &Caller::Admin, count).await;
+    provisioning_outcome(&state, &session, outcome).await
 }
 
 /// `POST /admin/vms/destroy` (`hostname`…, `confirm_assigned`).
@@ -580,26 +542,9 @@ pub async fn destroy_vms(
         )
         .await;
     }
-    if let Some(bad) = hostnames.iter().find(|h| validate::hostname(h).is_err()) {
-        return dashboard_page(
-            &state,
-            &session,
-            StatusCode::BAD_REQUEST,
-            None,
-            Some(&format!("`{bad}` is not a hostname.")),
-        )
-        .await;
-    }
-    let target = hostnames.join(", ");
-    let outcome = state
-        .executor
-        .send(DestroyVms {
-            hostnames,
-            confirm_assigned: field(&fields, "confirm_assigned").is_some(),
-            requested_by: ADMIN.to_owned(),
-        })
-        .await;
-    provisioning_outcome(&state, &session, outcome, "vms.destroy", Some(target)).await
+    let confirm_assigned = field(&fields, "confirm_assigned").is_some();
+    let outcome = vms::destroy(&state, &Caller::Admin, hostnames, confirm_assigned).await;
+    provisioning_outcome(&state, &session, outcome).await
 }
 
 /// `POST /admin/vms/destroy-all` (`confirm_assigned`).
@@ -612,14 +557,9 @@ pub async fn destroy_all_vms(
     if !csrf_ok(&session, &fields) {
         return csrf_refused();
     }
-    let outcome = state
-        .executor
-        .send(DestroyAllVms {
-            confirm_assigned: field(&fields, "confirm_assigned").is_some(),
-            requested_by: ADMIN.to_owned(),
-        })
-        .await;
-    provisioning_outcome(&state, &session, outcome, "vms.destroy_all", None).await
+    let confirm_assigned = field(&fields, "confirm_assigned").is_some();
+    let outcome = vms::destroy_all(&state, &Caller::Admin, confirm_assigned).await;
+    provisioning_outcome(&state, &session, outcome).await
 }
 
 /// `POST /admin/vms/{hostname}/release`.
@@ -632,25 +572,9 @@ pub async fn release_vm(
     if !csrf_ok(&session, &form_fields(&body)) {
         return csrf_refused();
     }
-    let hostname = match validate::hostname(&hostname) {
-        Ok(hostname) => hostname.to_owned(),
-        Err(reason) => return page_error(ApiError::BadRequest(reason)),
-    };
-    match state
-        .writer
-        .send(ReleaseVm {
-            hostname: hostname.clone(),
-            actor: ADMIN.to_owned(),
-        })
-        .await
-    {
-        Ok(Ok(_)) => redirect("/admin?released=1"),
-        Ok(Err(err)) => {
-            let err = ApiError::from(err);
-            let status = actix_web::ResponseError::status_code(&err);
-            dashboard_page(&state, &session, status, None, Some(&err.to_string())).await
-        }
-        Err(err) => page_error(err.into()),
+    match vms::release(&state, &Caller::Admin, &hostname).await {
+        Ok(_) => redirect("/admin?released=1"),
+        Err(err) => refused_on_dashboard(&state, &session, err).await,
     }
 }
 

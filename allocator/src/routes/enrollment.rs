@@ -1,6 +1,6 @@
 //! Enrollment tokens on both surfaces: the admin API (`/api/admin/enrollment-tokens`) and the
 //! dashboard's page (`/admin/enrollment`). Both only translate; the actions are in
-//! [`crate::enrollment`].
+//! [`crate::admin_actions::enrollment_tokens`].
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,8 +9,8 @@ use serde_json::json;
 use super::admin_pages::{
     csrf_ok, csrf_refused, field, form_fields, page_error, redirect, render, SignedIn,
 };
+use crate::admin_actions::enrollment_tokens::{self as enrollment, agent_command, NewTokenRequest};
 use crate::auth::Caller;
-use crate::enrollment::{self, agent_command, NewTokenRequest};
 use crate::error::ApiError;
 use crate::state::AppState;
 

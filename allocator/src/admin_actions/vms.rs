@@ -1,0 +1,136 @@
+//! Admin actions on VMs: create, destroy selected, destroy all, reboot, release.
+
+use lablink_actors::db_writer::ReleaseVm;
+use lablink_actors::terraform_executor::{CreateVms, DestroyAllVms, DestroyVms, FindInstanceId};
+use lablink_schema::operations::Operation;
+use lablink_schema::vms::Vm;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::validate;
+
+/// Queues the creation of `count` more VMs (within `provider.max_vms`).
+pub async fn create(state: &AppState, caller: &Caller, count: u32) -> Result<Operation, ApiError> {
+    state.check_launchable().await?;
+    let operation = state
+        .executor
+        .send(CreateVms {
+            count,
+            requested_by: caller.audit_name(),
+        })
+        .await??;
+    state
+        .audit(
+            &caller.audit_name(),
+            "vms.create",
+            None,
+            Some(format!("{count} VMs, operation {}", operation.id)),
+        )
+        .await;
+    Ok(operation)
+}
+
+/// Queues the destruction of these VMs only; assigned ones need `confirm_assigned`.
+pub async fn destroy(
+    state: &AppState,
+    caller: &Caller,
+    hostnames: Vec<String>,
+    confirm_assigned: bool,
+) -> Result<Operation, ApiError> {
+    if hostnames.is_empty() {
+        return Err(ApiError::BadRequest(
+            "name the VMs to destroy (none were selected)".to_owned(),
+        ));
+    }
+    for hostname in &hostnames {
+        validate::hostname(hostname).map_err(ApiError::BadRequest)?;
+    }
+    let targets = hostnames.join(", ");
+    let operation = state
+        .executor
+        .send(DestroyVms {
+            hostnames,
+            confirm_assigned,
+            requested_by: caller.audit_name(),
+        })
+        .await??;
+    state
+        .audit(
+            &caller.audit_name(),
+            "vms.destroy",
+            Some(targets),
+            Some(format!("operation {}", operation.id)),
+        )
+        .await;
+    Ok(operation)
+}
+
+/// Queues the destruction of every VM; assigned ones need `confirm_assigned`.
+pub async fn destroy_all(
+    state: &AppState,
+    caller: &Caller,
+    confirm_assigned: bool,
+) -> Result<Operation, ApiError> {
+    let operation = state
+        .executor
+        .send(DestroyAllVms {
+            confirm_assigned,
+            requested_by: caller.audit_name(),
+        })
+        .await??;
+    state
+        .audit(
+            &caller.audit_name(),
+            "vms.destroy_all",
+            None,
+            Some(format!("operation {}", operation.id)),
+        )
+        .await;
+    Ok(operation)
+}
+
+/// Reboots the VM through the cloud's API.
+pub async fn reboot(state: &AppState, caller: &Caller, hostname: &str) -> Result<(), ApiError> {
+    let hostname = validate::hostname(hostname).map_err(ApiError::BadRequest)?;
+    let Some(cloud) = &state.cloud else {
+        return Err(ApiError::BadRequest(
+            "rebooting needs the cloud's API: set provider.aws.enabled".to_owned(),
+        ));
+    };
+    let instance_id = state
+        .executor
+        .send(FindInstanceId {
+            hostname: hostname.to_owned(),
+        })
+        .await?
+        .map_err(|err| ApiError::Internal(err.to_string()))?
+        .ok_or_else(ApiError::vm_not_found)?;
+    cloud
+        .reboot(&instance_id)
+        .await
+        .map_err(|err| ApiError::Unavailable(format!("AWS refused the reboot: {err}")))?;
+    state
+        .audit(
+            &caller.audit_name(),
+            "vm.reboot",
+            Some(hostname.to_owned()),
+            None,
+        )
+        .await;
+    Ok(())
+}
+
+/// Ends the VM's session; audited in the release's own transaction.
+pub async fn release(state: &AppState, caller: &Caller, hostname: &str) -> Result<Vm, ApiError> {
+    let hostname = validate::hostname(hostname).map_err(ApiError::BadRequest)?;
+    let vm = state
+        .writer
+        .send(ReleaseVm {
+            hostname: hostname.to_owned(),
+            actor: caller.audit_name(),
+        })
+        .await??;
+    tracing::info!(hostname = %vm.hostname, "VM released by admin");
+    Ok(vm)
+}
