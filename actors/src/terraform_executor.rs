@@ -276,13 +276,9 @@ async fn count_provider_vms(pool: &DbPool) -> Result<usize, ProvisioningError> {
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
-        let all = Vm::list_hostnames(&mut conn).map_err(|e| e.to_string())?;
-        let enrolled =
-            lablink_schema::enrollment::count_enrolled(&mut conn).map_err(|e| e.to_string())?;
-        Ok::<_, String>(
-            all.len()
-                .saturating_sub(usize::try_from(enrolled).unwrap_or(0)),
-        )
+        lablink_schema::enrollment::count_provider_vms(&mut conn)
+            .map(|count| usize::try_from(count).unwrap_or(0))
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| ProvisioningError::Database(e.to_string()))?

@@ -205,8 +205,9 @@ pub async fn credentials(
     state: &crate::state::AppState,
     request: &HttpRequest,
 ) -> Result<Credentials, ApiError> {
-    let Credentials::Basic { user, password } = Credentials::from_request(request) else {
-        return Ok(Credentials::from_request(request));
+    let (user, password) = match Credentials::from_request(request) {
+        Credentials::Basic { user, password } => (user, password),
+        other => return Ok(other),
     };
     let admin = state.auth.admin.clone();
     if admin.basic_known(&user, &password) {
@@ -235,6 +236,16 @@ pub async fn credentials(
         )
         .await;
     Err(ApiError::admin_required())
+}
+
+/// The admin, from this request's credentials ([`credentials`]), or 401/429.
+pub async fn require_admin(
+    state: &crate::state::AppState,
+    request: &HttpRequest,
+) -> Result<Caller, ApiError> {
+    state
+        .auth
+        .require_admin(&credentials(state, request).await?)
 }
 
 /// A random 6-digit PIN for one assignment.

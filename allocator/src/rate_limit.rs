@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::RateLimitConfig;
 
-/// Addresses tracked before full buckets (idle addresses) are forgotten.
-const TRACKED_ADDRESSES: usize = 10_000;
+/// Buckets (addresses, VMs) tracked before full ones (idle keys) are forgotten.
+const TRACKED_KEYS: usize = 10_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -98,7 +98,7 @@ impl Admission {
         let (everyone, addresses) = &mut *state;
         let limited = !(self.exempt_loopback && client.is_loopback());
         if limited {
-            if addresses.len() >= TRACKED_ADDRESSES && !addresses.contains_key(&client) {
+            if addresses.len() >= TRACKED_KEYS && !addresses.contains_key(&client) {
                 let rule = self.per_address;
                 addresses.retain(|_, bucket| rule.refilled(*bucket, now) < rule.capacity);
             }
@@ -147,7 +147,7 @@ impl LogBudget {
         let Ok(mut vms) = self.vms.lock() else {
             return Ok(());
         };
-        if vms.len() >= TRACKED_ADDRESSES && !vms.contains_key(hostname) {
+        if vms.len() >= TRACKED_KEYS && !vms.contains_key(hostname) {
             let rule = self.rule;
             vms.retain(|_, bucket| rule.refilled(*bucket, now) < rule.capacity);
         }

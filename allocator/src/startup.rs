@@ -177,7 +177,6 @@ impl Application {
             cloud,
             required_gpu_instance_type,
             metrics: Arc::new(Metrics::new()),
-            enrollment_limit: i64::from(config.provider.max_vms),
             provider_max_vms: config.provider.max_vms,
             client_addresses: ClientAddresses::new(config.server.trusted_proxy_ranges().map_err(
                 |reason| StartupError::Config(format!("server.trusted_proxies: {reason}")),

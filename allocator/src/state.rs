@@ -59,10 +59,8 @@ pub struct AppState {
     pub log_budget: Arc<crate::rate_limit::LogBudget>,
     /// Most log text in one batch, in bytes.
     pub max_log_bytes_per_batch: usize,
-    /// Most VMs that may join by themselves (enrollment, legacy registration): the same
-    /// number as `provider.max_vms`, counted apart from the provider's own VMs.
-    pub enrollment_limit: i64,
-    /// `provider.max_vms`: the most VMs one creation may ask for.
+    /// `provider.max_vms`: the most VMs one creation may ask for, and the most that may join
+    /// by themselves (enrollment, legacy registration), counted apart from the provider's.
     pub provider_max_vms: u32,
     /// `None` when `GET /metrics` is turned off.
     pub metrics_access: Option<MetricsAccess>,

@@ -160,12 +160,13 @@ pub fn count_enrolled(conn: &mut DbConnection) -> QueryResult<i64> {
     vm_enrollments::table.count().get_result(conn)
 }
 
-/// The hostnames of the VMs that joined by themselves.
-pub fn enrolled_hostnames(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
-    vm_enrollments::table
-        .select(vm_enrollments::hostname)
-        .order(vm_enrollments::hostname)
-        .load(conn)
+/// How many VMs a provider made (every VM that did not join by itself).
+pub fn count_provider_vms(conn: &mut DbConnection) -> QueryResult<i64> {
+    vms::table
+        .left_join(vm_enrollments::table)
+        .filter(vm_enrollments::hostname.is_null())
+        .count()
+        .get_result(conn)
 }
 
 /// Adds the VM `hostname` in `status` with `vm_token_hash` (none under the legacy switch), using the

@@ -17,9 +17,7 @@ pub async fn release_vm(
     request: HttpRequest,
     hostname: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state
-        .auth
-        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
+    let caller = crate::auth::require_admin(&state, &request).await?;
     let vm = vms::release(&state, &caller, &hostname).await?;
     Ok(HttpResponse::Ok().json(json!({
         "message": "VM released.",
@@ -41,9 +39,7 @@ pub async fn create_vms(
     request: HttpRequest,
     body: web::Json<CreateVmsBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state
-        .auth
-        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
+    let caller = crate::auth::require_admin(&state, &request).await?;
     let operation = vms::create(&state, &caller, body.count).await?;
     Ok(HttpResponse::Accepted().json(operation_json(&operation)))
 }
@@ -54,9 +50,7 @@ pub async fn reboot_vm(
     request: HttpRequest,
     hostname: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state
-        .auth
-        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
+    let caller = crate::auth::require_admin(&state, &request).await?;
     vms::reboot(&state, &caller, &hostname).await?;
     Ok(HttpResponse::Ok().json(json!({"message": "VM rebooting.", "hostname": *hostname})))
 }
@@ -77,9 +71,7 @@ pub async fn destroy_vms(
     request: HttpRequest,
     body: web::Json<DestroyVmsBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state
-        .auth
-        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
+    let caller = crate::auth::require_admin(&state, &request).await?;
     let DestroyVmsBody {
         hostnames,
         confirm_assigned,
@@ -102,9 +94,7 @@ pub async fn destroy_all_vms(
     request: HttpRequest,
     body: web::Json<DestroyAllBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state
-        .auth
-        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
+    let caller = crate::auth::require_admin(&state, &request).await?;
     let operation = vms::destroy_all(&state, &caller, body.confirm_assigned).await?;
     Ok(HttpResponse::Accepted().json(operation_json(&operation)))
 }
@@ -117,9 +107,7 @@ pub async fn list_operations(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .auth
-        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
+    crate::auth::require_admin(&state, &request).await?;
     let operations = state
         .read(|conn| Operation::list_recent(conn, OPERATIONS_LISTED))
         .await?;
@@ -133,9 +121,7 @@ pub async fn get_operation(
     request: HttpRequest,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .auth
-        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
+    crate::auth::require_admin(&state, &request).await?;
     let id = id.into_inner();
     let operation = state
         .read(move |conn| Operation::find_by_id(conn, id))

@@ -20,9 +20,7 @@ pub async fn create_token(
     request: HttpRequest,
     body: web::Json<NewTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state
-        .auth
-        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
+    let caller = crate::auth::require_admin(&state, &request).await?;
     let created = enrollment::create(&state, &caller, body.into_inner()).await?;
     Ok(HttpResponse::Created()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
@@ -34,9 +32,7 @@ pub async fn list_tokens(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .auth
-        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
+    crate::auth::require_admin(&state, &request).await?;
     Ok(HttpResponse::Ok().json(json!({ "tokens": enrollment::list(&state).await? })))
 }
 
@@ -46,9 +42,7 @@ pub async fn revoke_token(
     request: HttpRequest,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = state
-        .auth
-        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
+    let caller = crate::auth::require_admin(&state, &request).await?;
     Ok(HttpResponse::Ok().json(enrollment::revoke(&state, &caller, *id).await?))
 }
 

@@ -155,7 +155,7 @@ async fn enroll(
             status,
             enrollment_token_hash,
             vm_token_hash,
-            limit: state.enrollment_limit,
+            limit: i64::from(state.provider_max_vms),
         })
         .await??;
     match outcome {
@@ -182,9 +182,7 @@ pub async fn list_statuses(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .auth
-        .require_admin(&crate::auth::credentials(&state, &request).await?)?;
+    crate::auth::require_admin(&state, &request).await?;
     let vms = state.read(Vm::list_all).await?;
     if vms.is_empty() {
         return Err(ApiError::NotFound("No VMs found.".to_owned()));
