@@ -76,7 +76,7 @@ pub enum OperationEvent {
     },
     Finished {
         operation_id: i64,
-        state: String,
+        state: OperationState,
         error: Option<String>,
     },
 }
@@ -233,7 +233,7 @@ impl Actor for TerraformExecutor {
                 tracing::warn!(count = interrupted.len(), "marked interrupted operations as failed");
                 let begun: Vec<String> = interrupted
                     .iter()
-                    .filter(|op| op.kind == OperationKind::Create.as_str())
+                    .filter(|op| op.kind() == OperationKind::Create)
                     .flat_map(Operation::target_hostnames)
                     .collect();
                 if begun.is_empty() {
@@ -584,7 +584,7 @@ async fn run_operation(id: i64, plan: Plan, runner: Runner) {
     }
     let _ = events.send(OperationEvent::Finished {
         operation_id: id,
-        state: state.as_str().to_owned(),
+        state,
         error,
     });
 }

@@ -7,8 +7,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::HttpRequest;
 use lablink_schema::vms::Vm;
 
-use crate::admin_auth::{random_token, same, CookieSigner};
-use crate::auth::hash_token;
+use crate::auth::{hash_token, random_token, same, CookieSigner};
 
 /// The cookie with this browser's key.
 pub const BROWSER_COOKIE: &str = "lablink_browser";
@@ -71,4 +70,24 @@ pub fn proves(signer: &CookieSigner, vm: &Vm, browser_key: &str, typed_code: &st
         .collect();
     let by_code = !typed.is_empty() && same(typed.as_bytes(), expected.as_bytes());
     by_browser | by_code
+}
+
+/// A random 6-digit PIN for one assignment.
+pub fn new_pin() -> String {
+    use rand::Rng;
+    format!("{:06}", rand::rng().random_range(0..1_000_000u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_are_six_digits_and_vary() {
+        let pins: std::collections::HashSet<String> = (0..50).map(|_| new_pin()).collect();
+        assert!(pins
+            .iter()
+            .all(|p| p.len() == 6 && p.chars().all(|c| c.is_ascii_digit())));
+        assert!(pins.len() > 40, "PINs repeat too often: {}", pins.len());
+    }
 }

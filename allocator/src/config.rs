@@ -589,7 +589,7 @@ impl Config {
             ));
         }
         if let Some(hash) = &self.admin.password_hash {
-            if !crate::admin_auth::is_password_hash(hash) {
+            if !crate::auth::passwords::is_password_hash(hash) {
                 return Err(invalid(
                     "admin.password_hash",
                     "is not an argon2 hash; make one with `lablink-allocator hash-password`",
@@ -935,7 +935,7 @@ mod tests {
 
     #[test]
     fn a_password_hash_must_be_argon2_and_excludes_a_password() {
-        let hash = crate::admin_auth::hash_password("a long enough password").expect("hash");
+        let hash = crate::auth::passwords::hash_password("a long enough password").expect("hash");
         let config = Config::load_from(
             None,
             None,

@@ -34,7 +34,7 @@ fn write_row(html: &mut String, vm: &Vm, cloud: bool) {
     let gpu = vm.gpu_health.as_deref().map(html_escape);
     let heartbeat = vm
         .last_heartbeat_at
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string());
+        .map(crate::pages::display_time);
     // Writing to a String cannot fail.
     let _ = write!(
         html,

@@ -2,7 +2,6 @@
 //! requests into messages for the actors of `lablink-actors`.
 
 pub mod admin_actions;
-pub mod admin_auth;
 pub mod assignment_proof;
 pub mod auth;
 #[cfg(feature = "aws")]

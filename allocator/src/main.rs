@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::io::{IsTerminal, Write};
 
 use clap::{Parser, Subcommand};
-use lablink_allocator::admin_auth;
+use lablink_allocator::auth;
 use lablink_allocator::config::{Config, MIN_ADMIN_PASSWORD_LEN};
 use lablink_allocator::config_report;
 use lablink_allocator::startup::{self, Application};
@@ -116,7 +116,7 @@ fn hash_password() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    match admin_auth::hash_password(&password) {
+    match auth::passwords::hash_password(&password) {
         Ok(hash) => write_stdout(&format!("{hash}\n")),
         Err(err) => {
             eprintln!("lablink-allocator: cannot hash the password: {err}");

@@ -75,6 +75,11 @@ impl Pages {
     }
 }
 
+/// How pages show a time (UTC, to the second).
+pub fn display_time(at: chrono::NaiveDateTime) -> String {
+    at.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
 /// The start page's context.
 #[derive(Debug, Default, Serialize)]
 pub struct HomePage<'a> {

@@ -25,10 +25,8 @@ use lablink_schema::connection::{build_pool, DatabaseLocation};
 use lablink_schema::{migrations, DbPool};
 use tracing_actix_web::TracingLogger;
 
-use crate::admin_auth::{
-    generate_password, hash_password, random_token, AdminCredentials, CookieSigner, LoginGuard,
-};
-use crate::auth::Authorizer;
+use crate::auth::passwords::{generate_password, hash_password};
+use crate::auth::{random_token, AdminCredentials, Authorizer, CookieSigner, LoginGuard};
 use crate::body_timeout::{self, BodyTimeout};
 use crate::client_address::ClientAddresses;
 use crate::config::{Config, ProviderKind};

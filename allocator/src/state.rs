@@ -15,8 +15,7 @@ use lablink_actors::vm_supervisor::VmSupervisor;
 use lablink_schema::vms::Vm;
 use lablink_schema::{Backend, DbConnection, DbPool};
 
-use crate::admin_auth::{CookieSigner, LoginGuard};
-use crate::auth::Authorizer;
+use crate::auth::{Authorizer, CookieSigner, LoginGuard};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::pages::Pages;

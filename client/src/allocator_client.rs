@@ -6,8 +6,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use lablink_schema::wire::{
-    GpuHealth, GpuHealthReport, InUseReport, VmAssignment, VmStartupRequest, VmStatus,
-    VmStatusAnswer, VmStatusReport, VM_RELEASED_STATUS,
+    ErrorBody, GpuHealth, GpuHealthReport, InUseReport, MessageBody, VmStartupAnswer, VmStartupRequest, VmStatus,
+    VmStatusAnswer, VmStatusReport,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -141,7 +141,7 @@ impl AllocatorClient {
     /// Waits, for as long as it takes, until the VM is assigned to something other than
     /// `held`, or `held` is released.
     pub async fn wait_for_assignment(&self, held: Option<i64>) -> Result<StartupAnswer, CallError> {
-        let answer: serde_json::Value = self
+        let answer: VmStartupAnswer = self
             .post(
                 "/vm_startup",
                 &VmStartupRequest {
@@ -151,27 +151,23 @@ impl AllocatorClient {
                 None,
             )
             .await?;
-        if answer["status"] == VM_RELEASED_STATUS {
-            return Ok(StartupAnswer::Released);
-        }
-        let assignment: VmAssignment = serde_json::from_value(answer)
-            .map_err(|err| CallError::Unexpected(format!("assignment: {err}")))?;
-        if assignment.status != VmAssignment::SUCCESS {
-            return Err(CallError::Unexpected(format!(
-                "status `{}`",
-                assignment.status
-            )));
-        }
-        Ok(StartupAnswer::Assigned {
-            assignment_id: assignment.assignment_id,
-            pin: assignment.pin,
-            command: assignment.command,
+        Ok(match answer {
+            VmStartupAnswer::Released => StartupAnswer::Released,
+            VmStartupAnswer::Assigned {
+                pin,
+                command,
+                assignment_id,
+            } => StartupAnswer::Assigned {
+                assignment_id,
+                pin,
+                command,
+            },
         })
     }
 
     /// Reports the GPU's health.
     pub async fn report_gpu_health(&self, health: GpuHealth) -> Result<(), CallError> {
-        let _: serde_json::Value = self
+        let _: MessageBody = self
             .post(
                 "/api/gpu_health",
                 &GpuHealthReport {
@@ -186,7 +182,7 @@ impl AllocatorClient {
 
     /// Reports whether the research software runs.
     pub async fn report_in_use(&self, in_use: bool) -> Result<(), CallError> {
-        let _: serde_json::Value = self
+        let _: MessageBody = self
             .post(
                 "/api/update_inuse_status",
                 &InUseReport {
@@ -221,13 +217,13 @@ impl AllocatorClient {
         let response = request.send().await?;
         let status = response.status();
         if !status.is_success() {
-            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            let message = response
+                .json::<ErrorBody>()
+                .await
+                .map_or_else(|_| "no reason given".to_owned(), |body| body.error);
             return Err(CallError::Refused {
                 status: status.as_u16(),
-                message: body["error"]
-                    .as_str()
-                    .unwrap_or("no reason given")
-                    .to_owned(),
+                message,
             });
         }
         response

@@ -1,61 +1,12 @@
 //! The `operations` table: provisioning runs, their model and their queries.
 
-use std::fmt;
-
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::schema::operations;
 use crate::DbConnection;
 
-/// What a provisioning run does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OperationKind {
-    /// Create VMs (`requested_count` of them).
-    Create,
-    /// Destroy the VMs named in `targets`.
-    Destroy,
-    /// Destroy every VM.
-    DestroyAll,
-}
-
-impl OperationKind {
-    /// The spelling stored in `operations.kind`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OperationKind::Create => "create",
-            OperationKind::Destroy => "destroy",
-            OperationKind::DestroyAll => "destroy_all",
-        }
-    }
-}
-
-/// Where a provisioning run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OperationState {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-}
-
-impl OperationState {
-    /// The spelling stored in `operations.state`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OperationState::Queued => "queued",
-            OperationState::Running => "running",
-            OperationState::Succeeded => "succeeded",
-            OperationState::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for OperationState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::wire::{OperationKind, OperationState, OperationView};
 
 /// A provisioning run as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
@@ -182,6 +133,37 @@ impl Operation {
         diesel::update(operations::table.find(id))
             .set(operations::targets.eq(targets))
             .execute(conn)
+    }
+
+    /// Where the run stands. A value this version does not know (written by a newer one)
+    /// reads as failed, which nothing acts on.
+    pub fn state(&self) -> OperationState {
+        self.state.parse().unwrap_or(OperationState::Failed)
+    }
+
+    /// What the run does. An unknown value (from a newer version) reads as a creation.
+    pub fn kind(&self) -> OperationKind {
+        self.kind.parse().unwrap_or(OperationKind::Create)
+    }
+
+    /// The run as the admin API shows it.
+    pub fn view(&self) -> OperationView {
+        OperationView {
+            operation_id: self.id,
+            kind: self.kind(),
+            state: self.state(),
+            requested_count: self.requested_count,
+            targets: self
+                .targets
+                .as_deref()
+                .and_then(|t| serde_json::from_str(t).ok()),
+            requested_by: self.requested_by.clone(),
+            error: self.error.clone(),
+            output_tail: self.output_tail.clone(),
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        }
     }
 
     /// The hostnames recorded with [`Operation::set_targets`] (or asked for by a destroy).

@@ -155,48 +155,39 @@ pub struct VmStartupRequest {
     pub assignment_id: Option<i64>,
 }
 
-/// Answer to `POST /vm_startup` when the assignment the agent held was released.
-pub const VM_RELEASED_STATUS: &str = "released";
-
-/// Answer to `POST /vm_startup` once the VM is assigned.
-///
-/// `status` is always `"success"`: the original clients give up on any other value.
+/// Answer to `POST /vm_startup`, told apart by `status`: `success` with the assignment (the
+/// original clients give up on any other value), or `released` when the assignment the agent
+/// held has ended (only for agents that sent `assignment_id`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VmAssignment {
-    pub status: String,
-    /// PIN the remote desktop host is started with.
-    pub pin: String,
-    /// The researcher's Chrome Remote Desktop `start-host` command.
-    pub command: String,
-    /// Identifies this assignment of the VM (an extension; the original clients ignore it).
-    #[serde(default)]
-    pub assignment_id: i64,
-}
-
-impl VmAssignment {
-    /// The only `status` value the original clients accept.
-    pub const SUCCESS: &'static str = "success";
-
-    /// An assignment answer carrying `pin` and `command`.
-    pub fn success(assignment_id: i64, pin: String, command: String) -> Self {
-        VmAssignment {
-            status: Self::SUCCESS.to_owned(),
-            pin,
-            command,
-            assignment_id,
-        }
-    }
+#[serde(tag = "status")]
+pub enum VmStartupAnswer {
+    #[serde(rename = "success")]
+    Assigned {
+        /// PIN the remote desktop host is started with.
+        pin: String,
+        /// The researcher's Chrome Remote Desktop `start-host` command.
+        command: String,
+        /// Identifies this assignment of the VM (an extension; the original clients ignore
+        /// it).
+        #[serde(default)]
+        assignment_id: i64,
+    },
+    #[serde(rename = "released")]
+    Released,
 }
 
 /// PINs and commands are secrets: debug output names the fields but never shows them.
-impl fmt::Debug for VmAssignment {
+impl fmt::Debug for VmStartupAnswer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VmAssignment")
-            .field("status", &self.status)
-            .field("pin", &"<redacted>")
-            .field("command", &"<redacted>")
-            .field("assignment_id", &self.assignment_id)
-            .finish()
+        match self {
+            VmStartupAnswer::Assigned { assignment_id, .. } => f
+                .debug_struct("Assigned")
+                .field("pin", &"<redacted>")
+                .field("command", &"<redacted>")
+                .field("assignment_id", assignment_id)
+                .finish(),
+            VmStartupAnswer::Released => f.write_str("Released"),
+        }
     }
 }
 
@@ -259,6 +250,214 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// Answer to `GET /api/vm-status/{hostname}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmStatusView {
+    pub hostname: String,
+    pub status: VmStatus,
+}
+
+/// Answer to `GET /api/vm-status` (admin): every VM's status by hostname.
+pub type VmStatuses = std::collections::BTreeMap<String, VmStatus>;
+
+/// Answer to `GET /api/vm-logs/{hostname}`: the lines joined by newlines, as the original
+/// returned them; `null` when there are none yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmLogs {
+    pub hostname: String,
+    pub logs: Option<String>,
+}
+
+/// Answer to `POST /api/admin/vms/{hostname}/release` and `…/reboot`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmActionAnswer {
+    pub message: String,
+    pub hostname: String,
+    /// The VM's status after the action (release only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<VmStatus>,
+}
+
+/// What a provisioning run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationKind {
+    /// Create VMs (`requested_count` of them).
+    Create,
+    /// Destroy the VMs named in `targets`.
+    Destroy,
+    /// Destroy every VM.
+    DestroyAll,
+}
+
+impl OperationKind {
+    pub const ALL: [OperationKind; 3] = [
+        OperationKind::Create,
+        OperationKind::Destroy,
+        OperationKind::DestroyAll,
+    ];
+
+    /// The spelling stored in `operations.kind` and sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationKind::Create => "create",
+            OperationKind::Destroy => "destroy",
+            OperationKind::DestroyAll => "destroy_all",
+        }
+    }
+}
+
+impl FromStr for OperationKind {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OperationKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| UnknownValue {
+                given: s.to_owned(),
+                expected: "create, destroy, destroy_all",
+            })
+    }
+}
+
+/// Where a provisioning run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl OperationState {
+    pub const ALL: [OperationState; 4] = [
+        OperationState::Queued,
+        OperationState::Running,
+        OperationState::Succeeded,
+        OperationState::Failed,
+    ];
+
+    /// The spelling stored in `operations.state` and sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationState::Queued => "queued",
+            OperationState::Running => "running",
+            OperationState::Succeeded => "succeeded",
+            OperationState::Failed => "failed",
+        }
+    }
+
+    /// Whether the run has ended (either way).
+    pub fn is_finished(self) -> bool {
+        matches!(self, OperationState::Succeeded | OperationState::Failed)
+    }
+}
+
+impl fmt::Display for OperationState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OperationState {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OperationState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| UnknownValue {
+                given: s.to_owned(),
+                expected: "queued, running, succeeded, failed",
+            })
+    }
+}
+
+/// A provisioning operation as the admin API shows it (`POST /api/admin/vms…` answer 202
+/// with one; `GET /api/admin/operations` lists them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationView {
+    pub operation_id: i64,
+    pub kind: OperationKind,
+    pub state: OperationState,
+    pub requested_count: Option<i32>,
+    /// The hostnames it works on, once known.
+    pub targets: Option<Vec<String>>,
+    pub requested_by: String,
+    pub error: Option<String>,
+    pub output_tail: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub started_at: Option<chrono::NaiveDateTime>,
+    pub finished_at: Option<chrono::NaiveDateTime>,
+}
+
+/// Body of `POST /api/admin/enrollment-tokens`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentTokenRequest {
+    /// Which machines it is for; shown in the list and the audit trail.
+    #[serde(default)]
+    pub label: String,
+    /// Seconds until it stops working; none: it never expires.
+    #[serde(default)]
+    pub expires_in_secs: Option<u64>,
+    /// How many machines may enroll with it; none: any number (up to `provider.max_vms`).
+    #[serde(default)]
+    pub max_uses: Option<u32>,
+}
+
+/// Whether an enrollment token can still be used, and if not, why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EnrollmentTokenState {
+    #[serde(rename = "active")]
+    Active,
+    #[serde(rename = "expired")]
+    Expired,
+    #[serde(rename = "revoked")]
+    Revoked,
+    #[serde(rename = "used up")]
+    UsedUp,
+}
+
+/// An enrollment token as admins see it: never the token, which is shown once at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentTokenView {
+    pub id: i64,
+    pub label: String,
+    pub created_by: String,
+    pub created_at: chrono::NaiveDateTime,
+    pub expires_at: Option<chrono::NaiveDateTime>,
+    pub max_uses: Option<i32>,
+    pub uses: i32,
+    pub revoked_at: Option<chrono::NaiveDateTime>,
+    pub state: EnrollmentTokenState,
+}
+
+/// Answer to `POST /api/admin/enrollment-tokens`: the secret itself, this once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedEnrollmentToken {
+    pub token: String,
+    #[serde(flatten)]
+    pub view: EnrollmentTokenView,
+}
+
+impl fmt::Debug for CreatedEnrollmentToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedEnrollmentToken")
+            .field("token", &"<redacted>")
+            .field("view", &self.view)
+            .finish()
+    }
+}
+
+/// Answer to `GET /api/admin/enrollment-tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentTokenList {
+    pub tokens: Vec<EnrollmentTokenView>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,8 +488,12 @@ mod tests {
 
     #[test]
     fn assignment_has_the_keys_the_original_client_reads() {
-        let body = serde_json::to_value(VmAssignment::success(3, "123456".into(), "cmd".into()))
-            .expect("serialize");
+        let body = serde_json::to_value(VmStartupAnswer::Assigned {
+            assignment_id: 3,
+            pin: "123456".into(),
+            command: "cmd".into(),
+        })
+        .expect("serialize");
         assert_eq!(
             body,
             json!({"status": "success", "pin": "123456", "command": "cmd", "assignment_id": 3})
@@ -304,11 +507,46 @@ mod tests {
     fn assignment_debug_output_hides_pin_and_command() {
         let shown = format!(
             "{:?}",
-            VmAssignment::success(1, "987654".into(), "secret-code".into())
+            VmStartupAnswer::Assigned {
+                assignment_id: 1,
+                pin: "987654".into(),
+                command: "secret-code".into(),
+            }
         );
         assert!(
             !shown.contains("987654") && !shown.contains("secret-code"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_long_polls_released_answer_is_told_apart_by_its_status() {
+        assert_eq!(
+            serde_json::to_value(VmStartupAnswer::Released).expect("serialize"),
+            json!({"status": "released"})
+        );
+        let read: VmStartupAnswer =
+            serde_json::from_value(json!({"status": "released"})).expect("released");
+        assert_eq!(read, VmStartupAnswer::Released);
+        assert!(
+            serde_json::from_value::<VmStartupAnswer>(json!({"status": "failure"})).is_err(),
+            "any other status is refused, as the original client refuses it"
+        );
+    }
+
+    #[test]
+    fn operation_kinds_and_states_round_trip_through_their_stored_spelling() {
+        for state in OperationState::ALL {
+            assert_eq!(serde_json::to_value(state).expect("state"), json!(state.as_str()));
+            assert_eq!(state.as_str().parse::<OperationState>(), Ok(state));
+        }
+        for kind in OperationKind::ALL {
+            assert_eq!(serde_json::to_value(kind).expect("kind"), json!(kind.as_str()));
+            assert_eq!(kind.as_str().parse::<OperationKind>(), Ok(kind));
+        }
+        assert_eq!(
+            serde_json::to_value(EnrollmentTokenState::UsedUp).expect("token state"),
+            json!("used up")
         );
     }
 

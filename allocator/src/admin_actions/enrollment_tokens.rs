@@ -2,10 +2,12 @@
 //! API and the dashboard both call these, so input is checked once and each action leaves the
 //! same audit record whichever surface asked.
 
-use chrono::{NaiveDateTime, Utc};
+use chrono::Utc;
 use lablink_actors::enrollment_writes::{CreateEnrollmentToken, RevokeEnrollmentToken};
-use lablink_schema::enrollment::{EnrollmentToken, NewEnrollmentToken};
-use serde::{Deserialize, Serialize};
+use lablink_schema::enrollment::{EnrollmentToken, NewEnrollmentToken, TokenRefusal};
+use lablink_schema::wire::{
+    CreatedEnrollmentToken, EnrollmentTokenRequest, EnrollmentTokenState, EnrollmentTokenView,
+};
 
 use crate::auth::{new_enrollment_token, Caller};
 use crate::error::ApiError;
@@ -17,65 +19,30 @@ const MAX_LABEL_CHARS: usize = 100;
 const MAX_TTL_SECS: u64 = 366 * 24 * 3600;
 
 /// What an admin asks for (`POST /api/admin/enrollment-tokens`, the dashboard's form).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewTokenRequest {
-    /// Which machines it is for; shown in the list and the audit trail.
-    #[serde(default)]
-    pub label: String,
-    /// Seconds until it stops working; none: it never expires.
-    #[serde(default)]
-    pub expires_in_secs: Option<u64>,
-    /// How many machines may enroll with it; none: any number (up to `provider.max_vms`).
-    #[serde(default)]
-    pub max_uses: Option<u32>,
-}
+pub type NewTokenRequest = EnrollmentTokenRequest;
+/// An enrollment token as admins see it (never the secret).
+pub type TokenView = EnrollmentTokenView;
 
-/// An enrollment token as admins see it: never the token, which is shown once at creation.
-#[derive(Debug, Clone, Serialize)]
-pub struct TokenView {
-    pub id: i64,
-    pub label: String,
-    pub created_by: String,
-    pub created_at: NaiveDateTime,
-    pub expires_at: Option<NaiveDateTime>,
-    pub max_uses: Option<i32>,
-    pub uses: i32,
-    pub revoked_at: Option<NaiveDateTime>,
-    /// `active`, `expired`, `revoked` or `used up`.
-    pub state: &'static str,
-}
-
-impl From<&EnrollmentToken> for TokenView {
-    fn from(token: &EnrollmentToken) -> Self {
-        use lablink_schema::enrollment::TokenRefusal;
-        let state = match token.usable_at(Utc::now().naive_utc()) {
-            Ok(()) => "active",
-            Err(TokenRefusal::Expired) => "expired",
-            Err(TokenRefusal::Revoked) => "revoked",
-            Err(TokenRefusal::UsedUp) => "used up",
-            Err(TokenRefusal::Unknown) => "unknown",
-        };
-        TokenView {
-            id: token.id,
-            label: token.label.clone(),
-            created_by: token.created_by.clone(),
-            created_at: token.created_at,
-            expires_at: token.expires_at,
-            max_uses: token.max_uses,
-            uses: token.uses,
-            revoked_at: token.revoked_at,
-            state,
-        }
+/// The token as admins see it now.
+fn view(token: &EnrollmentToken) -> TokenView {
+    let state = match token.usable_at(Utc::now().naive_utc()) {
+        Ok(()) => EnrollmentTokenState::Active,
+        Err(TokenRefusal::Expired) => EnrollmentTokenState::Expired,
+        Err(TokenRefusal::UsedUp) => EnrollmentTokenState::UsedUp,
+        // `Unknown` is for a token that is not stored, which this one is.
+        Err(TokenRefusal::Revoked | TokenRefusal::Unknown) => EnrollmentTokenState::Revoked,
+    };
+    EnrollmentTokenView {
+        id: token.id,
+        label: token.label.clone(),
+        created_by: token.created_by.clone(),
+        created_at: token.created_at,
+        expires_at: token.expires_at,
+        max_uses: token.max_uses,
+        uses: token.uses,
+        revoked_at: token.revoked_at,
+        state,
     }
-}
-
-/// A token just made: the secret itself, this once.
-#[derive(Debug, Serialize)]
-pub struct CreatedToken {
-    pub token: String,
-    #[serde(flatten)]
-    pub view: TokenView,
 }
 
 fn checked(request: NewTokenRequest) -> Result<NewTokenRequest, ApiError> {
@@ -123,7 +90,7 @@ pub async fn create(
     state: &AppState,
     caller: &Caller,
     request: NewTokenRequest,
-) -> Result<CreatedToken, ApiError> {
+) -> Result<CreatedEnrollmentToken, ApiError> {
     let request = checked(request)?;
     let now = Utc::now().naive_utc();
     let expires_at = request
@@ -144,16 +111,16 @@ pub async fn create(
             },
         })
         .await??;
-    Ok(CreatedToken {
+    Ok(CreatedEnrollmentToken {
         token,
-        view: TokenView::from(&stored),
+        view: view(&stored),
     })
 }
 
 /// Every token, newest first.
 pub async fn list(state: &AppState) -> Result<Vec<TokenView>, ApiError> {
     let tokens = state.read(EnrollmentToken::list).await?;
-    Ok(tokens.iter().map(TokenView::from).collect())
+    Ok(tokens.iter().map(view).collect())
 }
 
 /// Revokes token `id`: machines that enrolled with it keep their own tokens; no new machine
@@ -168,7 +135,7 @@ pub async fn revoke(state: &AppState, caller: &Caller, id: i64) -> Result<TokenV
         .await??;
     revoked
         .as_ref()
-        .map(TokenView::from)
+        .map(view)
         .ok_or_else(|| ApiError::NotFound(format!("no enrollment token has id {id}")))
 }
 

@@ -3,8 +3,8 @@
 use actix_web::web;
 
 mod admin;
-mod admin_pages;
 mod assets;
+mod dashboard;
 mod enrollment;
 mod health;
 mod metrics;
@@ -75,60 +75,60 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(enrollment::revoke_token),
         )
         // Admin dashboard.
-        .route("/admin/login", web::get().to(admin_pages::login_form))
-        .route("/admin/login", web::post().to(admin_pages::login))
-        .route("/admin/logout", web::post().to(admin_pages::logout))
-        .route("/admin", web::get().to(admin_pages::dashboard))
+        .route("/admin/login", web::get().to(dashboard::sign_in::login_form))
+        .route("/admin/login", web::post().to(dashboard::sign_in::login))
+        .route("/admin/logout", web::post().to(dashboard::sign_in::logout))
+        .route("/admin", web::get().to(dashboard::instances::dashboard))
         .route(
             "/admin/instances/rows",
-            web::get().to(admin_pages::instance_rows_fragment),
+            web::get().to(dashboard::instances::instance_rows_fragment),
         )
         .route(
             "/admin/instances/summary",
-            web::get().to(admin_pages::instance_summary),
+            web::get().to(dashboard::instances::instance_summary),
         )
-        .route("/admin/events", web::get().to(admin_pages::vm_events))
-        .route("/admin/vms/create", web::post().to(admin_pages::create_vms))
+        .route("/admin/events", web::get().to(dashboard::instances::vm_events))
+        .route("/admin/vms/create", web::post().to(dashboard::instances::create_vms))
         .route(
             "/admin/vms/destroy",
-            web::post().to(admin_pages::destroy_vms),
+            web::post().to(dashboard::instances::destroy_vms),
         )
         .route(
             "/admin/vms/destroy-all",
-            web::post().to(admin_pages::destroy_all_vms),
+            web::post().to(dashboard::instances::destroy_all_vms),
         )
         .route(
             "/admin/vms/{hostname}/release",
-            web::post().to(admin_pages::release_vm),
+            web::post().to(dashboard::instances::release_vm),
         )
         .route(
             "/admin/vms/{hostname}/reboot",
-            web::post().to(admin_pages::reboot_vm),
+            web::post().to(dashboard::instances::reboot_vm),
         )
         .route(
             "/admin/logs/{hostname}",
-            web::get().to(admin_pages::logs_page),
+            web::get().to(dashboard::logs::logs_page),
         )
         .route(
             "/admin/logs/{hostname}/stream",
-            web::get().to(admin_pages::log_stream),
+            web::get().to(dashboard::logs::log_stream),
         )
         .route(
             "/admin/operations",
-            web::get().to(admin_pages::operations_page),
+            web::get().to(dashboard::operations::operations_page),
         )
         .route(
             "/admin/operations/events",
-            web::get().to(admin_pages::operation_events),
+            web::get().to(dashboard::operations::operation_events),
         )
-        .route("/admin/audit", web::get().to(admin_pages::audit_page))
-        .route("/admin/enrollment", web::get().to(enrollment::page))
+        .route("/admin/audit", web::get().to(dashboard::audit::audit_page))
+        .route("/admin/enrollment", web::get().to(dashboard::enrollment::page))
         .route(
             "/admin/enrollment/create",
-            web::post().to(enrollment::create_from_form),
+            web::post().to(dashboard::enrollment::create_from_form),
         )
         .route(
             "/admin/enrollment/{id}/revoke",
-            web::post().to(enrollment::revoke_from_form),
+            web::post().to(dashboard::enrollment::revoke_from_form),
         );
 }

@@ -1,10 +1,9 @@
 //! The VM-facing API, compatible with the original agents: the assignment long-poll, status,
 //! GPU health, in-use and log reports, and reading a VM's status and logs. Every write needs
-//! the VM's own token (or the admin, or a token-less legacy agent when allowed).
+//! the VM's own token (or the admin, or a token-less legacy agent when allowed): the
+//! extractors in [`crate::auth::extractors`] check that before a handler runs.
 
-use std::collections::BTreeMap;
-
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use lablink_actors::db_writer::AppendVmLogs;
 use lablink_actors::enrollment_writes::EnrollVm;
 use lablink_actors::report_batcher::VmReport;
@@ -14,47 +13,30 @@ use lablink_schema::enrollment::EnrollRefusal;
 use lablink_schema::vm_logs::VmLogLine;
 use lablink_schema::vms::Vm;
 use lablink_schema::wire::{
-    GpuHealthReport, InUseReport, MessageBody, VmAssignment, VmLogBatch, VmStartupRequest,
-    VmStatus, VmStatusAnswer, VmStatusReport, VM_RELEASED_STATUS,
+    GpuHealthReport, InUseReport, MessageBody, VmLogBatch, VmLogs, VmStartupAnswer,
+    VmStartupRequest, VmStatus, VmStatusAnswer, VmStatusReport, VmStatusView, VmStatuses,
 };
-use serde_json::json;
 
-use crate::auth::{new_vm_token, Caller};
+use crate::auth::{new_vm_token, AdminCaller, AuthorizedVm, Caller, VmOrAdmin, VmRegistration};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::validate;
 
 /// Most log lines returned by `GET /api/vm-logs/{hostname}`: the newest are kept.
 const MAX_LOG_LINES_RETURNED: i64 = 10_000;
-
-fn checked_hostname(raw: &str) -> Result<&str, ApiError> {
-    validate::hostname(raw).map_err(ApiError::BadRequest)
-}
 
 /// `POST /vm_startup`: waits until the VM is assigned and answers with the PIN and command.
 /// With `assignment_id` (the assignment the agent already holds) it answers when that one
 /// ends: with the next assignment, or `{"status": "released"}`.
 pub async fn vm_startup(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    body: web::Json<VmStartupRequest>,
+    request: AuthorizedVm<VmStartupRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let hostname = checked_hostname(&body.hostname)?;
-    let vm = state.find_vm(hostname).await?;
-    state.auth.authorize_vm(
-        &crate::auth::credentials(&state, &request).await?,
-        hostname,
-        vm.as_ref(),
-        false,
-    )?;
-    if vm.is_none() {
-        return Err(ApiError::vm_not_found());
-    }
+    let AuthorizedVm { vm, body, .. } = request;
     let _waiting = state.metrics.agent_waiting();
     let outcome = state
         .supervisor
         .send(WaitForAssignment {
-            hostname: hostname.to_owned(),
+            hostname: vm.hostname,
             held: body.assignment_id,
         })
         .await?;
@@ -69,12 +51,14 @@ pub async fn vm_startup(
         }
     };
     match outcome {
-        Ok(WaitOutcome::Assigned(assignment)) => Ok(HttpResponse::Ok().json(
-            VmAssignment::success(assignment.assignment_id, assignment.pin, assignment.command),
-        )),
-        Ok(WaitOutcome::Released) => {
-            Ok(HttpResponse::Ok().json(json!({"status": VM_RELEASED_STATUS})))
+        Ok(WaitOutcome::Assigned(assignment)) => {
+            Ok(HttpResponse::Ok().json(VmStartupAnswer::Assigned {
+                pin: assignment.pin,
+                command: assignment.command,
+                assignment_id: assignment.assignment_id,
+            }))
         }
+        Ok(WaitOutcome::Released) => Ok(HttpResponse::Ok().json(VmStartupAnswer::Released)),
         Ok(WaitOutcome::VmGone) => Err(ApiError::vm_not_found()),
         Ok(WaitOutcome::Replaced) => Err(ApiError::Conflict(
             "another request is now waiting for this VM's assignment; only one may wait".to_owned(),
@@ -90,18 +74,10 @@ pub async fn vm_startup(
 /// under the legacy switch a token-less original agent joins without one.
 pub async fn report_status(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    body: web::Json<VmStatusReport>,
+    request: VmRegistration<VmStatusReport>,
 ) -> Result<HttpResponse, ApiError> {
-    let VmStatusReport { hostname, status } = body.into_inner();
-    checked_hostname(&hostname)?;
-    let vm = state.find_vm(&hostname).await?;
-    let caller = state.auth.authorize_vm(
-        &crate::auth::credentials(&state, &request).await?,
-        &hostname,
-        vm.as_ref(),
-        true,
-    )?;
+    let VmRegistration { caller, vm, body } = request;
+    let VmStatusReport { hostname, status } = body;
     let token = match (caller, vm) {
         (Caller::Enrolling { token_hash }, _) => {
             let (token, vm_token_hash) = new_vm_token();
@@ -180,43 +156,37 @@ async fn enroll(
 /// `GET /api/vm-status` (admin): every VM's status as `{hostname: status}`.
 pub async fn list_statuses(
     state: web::Data<AppState>,
-    request: HttpRequest,
+    _admin: AdminCaller,
 ) -> Result<HttpResponse, ApiError> {
-    crate::auth::require_admin(&state, &request).await?;
     let vms = state.read(Vm::list_all).await?;
     if vms.is_empty() {
         return Err(ApiError::NotFound("No VMs found.".to_owned()));
     }
-    let statuses: BTreeMap<String, String> =
-        vms.into_iter().map(|vm| (vm.hostname, vm.status)).collect();
+    let statuses: VmStatuses = vms
+        .into_iter()
+        .map(|vm| {
+            let status = vm.status();
+            (vm.hostname, status)
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(statuses))
 }
 
 /// `GET /api/vm-status/{hostname}` (admin, or the VM itself).
-pub async fn get_status(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    hostname: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let hostname = checked_hostname(&hostname)?;
-    let vm = state.find_vm(hostname).await?;
-    state.auth.require_admin_or_vm(
-        &crate::auth::credentials(&state, &request).await?,
-        hostname,
-        vm.as_ref(),
-    )?;
-    let vm = vm.ok_or_else(ApiError::vm_not_found)?;
-    Ok(HttpResponse::Ok().json(json!({"hostname": vm.hostname, "status": vm.status})))
+pub async fn get_status(reader: VmOrAdmin) -> HttpResponse {
+    let vm = reader.vm;
+    HttpResponse::Ok().json(VmStatusView {
+        status: vm.status(),
+        hostname: vm.hostname,
+    })
 }
 
 /// `POST /api/update_inuse_status`.
 pub async fn report_in_use(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    body: web::Json<InUseReport>,
+    request: AuthorizedVm<InUseReport>,
 ) -> Result<HttpResponse, ApiError> {
-    let InUseReport { hostname, status } = body.into_inner();
-    authorize_write(&state, &request, &hostname).await?;
+    let InUseReport { hostname, status } = request.body;
     state
         .reports
         .report(VmReport::InUse {
@@ -230,14 +200,12 @@ pub async fn report_in_use(
 /// `POST /api/gpu_health`.
 pub async fn report_gpu_health(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    body: web::Json<GpuHealthReport>,
+    request: AuthorizedVm<GpuHealthReport>,
 ) -> Result<HttpResponse, ApiError> {
     let GpuHealthReport {
         hostname,
         gpu_status,
-    } = body.into_inner();
-    authorize_write(&state, &request, &hostname).await?;
+    } = request.body;
     state
         .reports
         .report(VmReport::GpuHealth {
@@ -251,20 +219,14 @@ pub async fn report_gpu_health(
 /// `POST /api/vm-logs`: appends lines to the VM named by `log_stream`.
 pub async fn append_logs(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    body: web::Json<VmLogBatch>,
+    request: AuthorizedVm<VmLogBatch>,
 ) -> Result<HttpResponse, ApiError> {
+    // Group, stream and messages are present: the extractor checked that first.
     let VmLogBatch {
-        log_group,
         log_stream,
         messages,
-    } = body.into_inner();
-    if log_group.is_empty() || log_stream.is_empty() || messages.is_empty() {
-        return Err(ApiError::BadRequest(
-            "Log group, stream, and messages are required.".to_owned(),
-        ));
-    }
-    authorize_write(&state, &request, &log_stream).await?;
+        ..
+    } = request.body;
     // A NUL cannot be stored in PostgreSQL text; say which line has one.
     if let Some(index) = messages.iter().position(|line| line.contains('\0')) {
         return Err(ApiError::BadRequest(format!(
@@ -301,17 +263,10 @@ pub async fn append_logs(
 /// lines joined by newlines, as the original returned them.
 pub async fn get_logs(
     state: web::Data<AppState>,
-    request: HttpRequest,
-    hostname: web::Path<String>,
+    reader: VmOrAdmin,
 ) -> Result<HttpResponse, ApiError> {
-    let hostname = checked_hostname(&hostname)?.to_owned();
-    let vm = state.find_vm(&hostname).await?;
-    state.auth.require_admin_or_vm(
-        &crate::auth::credentials(&state, &request).await?,
-        &hostname,
-        vm.as_ref(),
-    )?;
-    let vm = vm.ok_or_else(ApiError::vm_not_found)?;
+    let vm = reader.vm;
+    let hostname = vm.hostname.clone();
     let lines = {
         let hostname = hostname.clone();
         state
@@ -332,27 +287,7 @@ pub async fn get_logs(
             .collect::<Vec<_>>()
             .join("\n")
     });
-    Ok(HttpResponse::Ok().json(json!({"hostname": hostname, "logs": logs})))
-}
-
-/// Checks that the request may write for `hostname` and that the VM exists.
-async fn authorize_write(
-    state: &AppState,
-    request: &HttpRequest,
-    hostname: &str,
-) -> Result<Caller, ApiError> {
-    checked_hostname(hostname)?;
-    let vm = state.find_vm(hostname).await?;
-    let caller = state.auth.authorize_vm(
-        &crate::auth::credentials(state, request).await?,
-        hostname,
-        vm.as_ref(),
-        false,
-    )?;
-    if vm.is_none() {
-        return Err(ApiError::vm_not_found());
-    }
-    Ok(caller)
+    Ok(HttpResponse::Ok().json(VmLogs { hostname, logs }))
 }
 
 fn message(text: &str) -> HttpResponse {
