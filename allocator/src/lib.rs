@@ -9,7 +9,6 @@ pub mod aws;
 pub mod body_timeout;
 pub mod client_address;
 pub mod config;
-pub mod config_report;
 pub mod cross_site;
 pub mod error;
 pub mod instance_rows;

@@ -286,10 +286,10 @@ async fn admin_credentials(
 ) -> Result<AdminCredentials, StartupError> {
     let user = config.admin.user.clone();
     let failed = |err: String| StartupError::Database(format!("admin password: {err}"));
-    if let Some(hash) = config.admin.password_hash.clone() {
-        return Ok(AdminCredentials::new(user, hash));
+    if let Some(hash) = &config.admin.password_hash {
+        return Ok(AdminCredentials::new(user, hash.expose().to_owned()));
     }
-    if let Some(password) = config.admin.password.clone() {
+    if let Some(password) = config.admin.password.as_deref().map(str::to_owned) {
         let hash = web::block(move || hash_password(&password))
             .await
             .map_err(|e| failed(e.to_string()))?

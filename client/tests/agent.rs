@@ -32,9 +32,9 @@ async fn start_allocator(database: &TestDatabase, port: u16) -> (ServerHandle, u
     config.server.workers = 1;
     config.server.shutdown_timeout_secs = 1;
     config.database.url = Some(database.url().to_owned());
-    config.database.pool_size = 6;
+    config.database.pool_size = 8;
     config.database.writer_threads = 2;
-    config.admin.password = Some(ADMIN_PASSWORD.to_owned());
+    config.admin.password = Some(ADMIN_PASSWORD.into());
     let app = Application::build(config).await.expect("allocator starts");
     let port = app.address().port();
     let handle = app.handle();

@@ -39,12 +39,12 @@ pub fn crd_command(seed: &str) -> String {
 
 pub fn test_config() -> Config {
     let mut config = Config::default();
-    config.admin.password = Some(ADMIN_PASSWORD.to_owned());
+    config.admin.password = Some(ADMIN_PASSWORD.into());
     config.server.bind = "127.0.0.1:0".parse().expect("address");
     config.server.workers = 1;
     config.server.shutdown_timeout_secs = 1;
     config.database.startup_timeout_secs = 5;
-    config.database.pool_size = 6;
+    config.database.pool_size = 8;
     config.database.writer_threads = 2;
     config
 }

@@ -43,7 +43,7 @@ fn sample(text: &str, series: &str) -> f64 {
 
 #[actix_web::test]
 async fn only_the_admin_or_the_scraper_token_may_read_metrics() {
-    let app = spawn_app_with(|config| config.metrics.token = Some(SCRAPER_TOKEN.to_owned())).await;
+    let app = spawn_app_with(|config| config.metrics.token = Some(SCRAPER_TOKEN.into())).await;
     assert_eq!(app.get("/metrics").await.status(), 401);
     assert_eq!(
         app.get_with_token("/metrics", "not-the-scraper-token-at-all")
@@ -64,7 +64,7 @@ async fn only_the_admin_or_the_scraper_token_may_read_metrics() {
 #[actix_web::test]
 async fn counters_and_gauges_follow_what_happens() {
     let app = spawn_app_with(|config| {
-        config.metrics.token = Some(SCRAPER_TOKEN.to_owned());
+        config.metrics.token = Some(SCRAPER_TOKEN.into());
         // Creating VMs fails at once: the agent program does not exist.
         config.provider.local.agent_binary = Some("/nonexistent/lablink-client".into());
     })

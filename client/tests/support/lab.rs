@@ -36,7 +36,7 @@ impl Lab {
         config.server.workers = 1;
         config.database.url = Some(database.url().to_owned());
         config.database.data_dir = data_dir.path().to_owned();
-        config.admin.password = Some(ADMIN_PASSWORD.to_owned());
+        config.admin.password = Some(ADMIN_PASSWORD.into());
         config.provider.kind = ProviderKind::Local;
         config.provider.name_prefix = name_prefix.to_owned();
         config.provider.local.agent_binary =

@@ -1,18 +1,17 @@
 //! The configuration as an operator reads it: every key with its dotted name, environment
-//! variable and value, secrets masked. `lablink-allocator check-config` prints it, and the
+//! variable and value, secrets masked (a [`super::Secret`] serialises as its mask). `lablink-allocator check-config` prints it, and the
 //! tests hold docs/configuration.md to the same list.
 
 use serde_json::Value;
 
-use crate::config::{Config, ENV_PREFIX, ENV_SEPARATOR};
+use super::{Config, ENV_PREFIX, ENV_SEPARATOR};
 use lablink_schema::connection::redact_url;
 
 /// Keys whose value is a map of free-form names (each entry is its own variable), not a
 /// section of fixed keys.
 pub const MAP_KEYS: [&str; 1] = ["provider.terraform.variables"];
 
-/// Shown instead of a secret that is set.
-pub const MASK: &str = "********";
+pub use super::secret::MASK;
 
 /// One configuration key.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,18 +64,9 @@ pub fn env_name(key: &str) -> String {
     )
 }
 
-/// Whether the key holds a secret, whose value is never shown.
-pub fn is_secret(key: &str) -> bool {
-    let last = key.rsplit('.').next().unwrap_or(key);
-    crate::config::SECRET_KEY_SUFFIXES
-        .iter()
-        .any(|suffix| last.ends_with(suffix))
-}
-
+/// A URL's password removed; secrets arrive masked already.
 fn masked(key: &str, value: &Value) -> Value {
     match value {
-        Value::Null => Value::Null,
-        _ if is_secret(key) => Value::String(MASK.to_owned()),
         Value::String(url) if key.ends_with(".url") => Value::String(redact_url(url)),
         other => other.clone(),
     }
@@ -144,8 +134,8 @@ mod tests {
     #[test]
     fn secrets_are_masked_and_urls_lose_their_password() {
         let mut config = Config::default();
-        config.admin.password = Some("correct horse battery".to_owned());
-        config.metrics.token = Some("a-scraper-token-of-length".to_owned());
+        config.admin.password = Some("correct horse battery".into());
+        config.metrics.token = Some("a-scraper-token-of-length".into());
         config.database.url = Some("postgres://lab:hunter2@db/lablink".to_owned());
         let yaml = to_yaml(&config);
         for secret in ["correct horse", "a-scraper-token", "hunter2"] {
