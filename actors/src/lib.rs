@@ -11,7 +11,7 @@
 //! - [`NotificationListener`](notification_listener::NotificationListener): turns the
 //!   PostgreSQL `vm_updates` channel into [`VmEvent`](change_feed::VmEvent)s.
 //! - [`ChangeHub`](change_feed::ChangeHub): hands those events to every subscriber.
-//! - [`TerraformExecutor`](terraform_executor::TerraformExecutor): the queue of
+//! - [`ProvisioningQueue`](provisioning_queue::ProvisioningQueue): the queue of
 //!   provisioning operations, run through a [`Provisioner`](provisioning::Provisioner).
 //! - [`VmSupervisor`](vm_supervisor::VmSupervisor) and one
 //!   [`VmActor`](vm_actor::VmActor) per VM: the agents waiting for their assignment.
@@ -23,8 +23,8 @@ pub mod db_writer;
 pub mod enrollment_writes;
 pub mod notification_listener;
 pub mod provisioning;
+pub mod provisioning_queue;
 pub mod report_batcher;
-pub mod terraform_executor;
 pub mod tokens;
 pub mod vm_actor;
 pub mod vm_supervisor;

@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use lablink_actors::db_writer::WriteError;
-use lablink_actors::terraform_executor::ProvisioningError;
+use lablink_actors::provisioning_queue::ProvisioningError;
 use lablink_schema::wire::ErrorBody;
 
 /// A refused or failed request.

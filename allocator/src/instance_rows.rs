@@ -32,9 +32,7 @@ fn write_row(html: &mut String, vm: &Vm, cloud: bool) {
     let status = html_escape(&vm.status);
     let user = vm.user_email.as_deref().map(html_escape);
     let gpu = vm.gpu_health.as_deref().map(html_escape);
-    let heartbeat = vm
-        .last_heartbeat_at
-        .map(crate::pages::display_time);
+    let heartbeat = vm.last_heartbeat_at.map(crate::pages::display_time);
     // Writing to a String cannot fail.
     let _ = write!(
         html,

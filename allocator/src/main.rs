@@ -8,8 +8,8 @@ use std::io::{IsTerminal, Write};
 
 use clap::{Parser, Subcommand};
 use lablink_allocator::auth;
-use lablink_allocator::config::{Config, MIN_ADMIN_PASSWORD_LEN};
 use lablink_allocator::config::report as config_report;
+use lablink_allocator::config::{Config, MIN_ADMIN_PASSWORD_LEN};
 use lablink_allocator::startup::{self, Application};
 use lablink_allocator::telemetry;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use futures_util::StreamExt;
-use lablink_actors::terraform_executor::OperationEvent;
+use lablink_actors::provisioning_queue::OperationEvent;
 use lablink_schema::operations::{Operation, OperationState};
 use lablink_schema::vm_logs::VmLogLine;
 use tokio::sync::broadcast;

@@ -17,8 +17,8 @@ use lablink_actors::provisioning::cloud::CloudApi;
 use lablink_actors::provisioning::local::LocalAgents;
 use lablink_actors::provisioning::terraform::TerraformCli;
 use lablink_actors::provisioning::Provisioner;
+use lablink_actors::provisioning_queue::{ProvisioningQueue, ProvisioningSettings};
 use lablink_actors::report_batcher::ReportBatcher;
-use lablink_actors::terraform_executor::{ProvisioningSettings, TerraformExecutor};
 use lablink_actors::vm_supervisor::VmSupervisor;
 use lablink_schema::app_secrets;
 use lablink_schema::connection::{build_pool, DatabaseLocation};
@@ -125,7 +125,7 @@ impl Application {
             Arc::new(changes.clone()),
             config.database.writer_threads,
         );
-        let executor = TerraformExecutor::new(
+        let executor = ProvisioningQueue::new(
             pool.clone(),
             writer.clone(),
             provisioner(&config),

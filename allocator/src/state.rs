@@ -9,8 +9,8 @@ use lablink_actors::change_feed::ChangeHub;
 use lablink_actors::claim_batcher::ClaimBatcher;
 use lablink_actors::db_writer::DbWriter;
 use lablink_actors::provisioning::cloud::CloudApi;
+use lablink_actors::provisioning_queue::ProvisioningQueue;
 use lablink_actors::report_batcher::ReportBatcher;
-use lablink_actors::terraform_executor::TerraformExecutor;
 use lablink_actors::vm_supervisor::VmSupervisor;
 use lablink_schema::vms::Vm;
 use lablink_schema::{Backend, DbConnection, DbPool};
@@ -33,7 +33,7 @@ pub struct AppState {
     pub reports: ReportBatcher,
     pub supervisor: Addr<VmSupervisor>,
     /// The queue of provisioning operations.
-    pub executor: Addr<TerraformExecutor>,
+    pub executor: Addr<ProvisioningQueue>,
     /// VM change events, for whoever subscribes (VM actors, live pages).
     pub changes: ChangeHub,
     pub pages: Arc<Pages>,

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Format, Yaml};
 use figment::Figment;
-use lablink_allocator::config::Config;
 use lablink_allocator::config::report::{self as config_report, MAP_KEYS};
+use lablink_allocator::config::Config;
 use serde_json::Value;
 
 fn repo_root() -> PathBuf {

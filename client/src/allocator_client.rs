@@ -6,8 +6,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use lablink_schema::wire::{
-    ErrorBody, GpuHealth, GpuHealthReport, InUseReport, MessageBody, VmStartupAnswer, VmStartupRequest, VmStatus,
-    VmStatusAnswer, VmStatusReport,
+    ErrorBody, GpuHealth, GpuHealthReport, InUseReport, MessageBody, VmStartupAnswer,
+    VmStartupRequest, VmStatus, VmStatusAnswer, VmStatusReport,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -537,11 +537,17 @@ mod tests {
     #[test]
     fn operation_kinds_and_states_round_trip_through_their_stored_spelling() {
         for state in OperationState::ALL {
-            assert_eq!(serde_json::to_value(state).expect("state"), json!(state.as_str()));
+            assert_eq!(
+                serde_json::to_value(state).expect("state"),
+                json!(state.as_str())
+            );
             assert_eq!(state.as_str().parse::<OperationState>(), Ok(state));
         }
         for kind in OperationKind::ALL {
-            assert_eq!(serde_json::to_value(kind).expect("kind"), json!(kind.as_str()));
+            assert_eq!(
+                serde_json::to_value(kind).expect("kind"),
+                json!(kind.as_str())
+            );
             assert_eq!(kind.as_str().parse::<OperationKind>(), Ok(kind));
         }
         assert_eq!(

@@ -1,8 +1,8 @@
-//! Provisioners: what creates and destroys the lab VMs. The [`TerraformExecutor`] queue
+//! Provisioners: what creates and destroys the lab VMs. The [`ProvisioningQueue`] queue
 //! drives one of them: [`terraform::TerraformCli`] (a Terraform module, e.g. terraform/aws)
 //! or [`local::LocalAgents`] (agents started on this machine, the default, no cloud).
 //!
-//! [`TerraformExecutor`]: crate::terraform_executor::TerraformExecutor
+//! [`ProvisioningQueue`]: crate::provisioning_queue::ProvisioningQueue
 
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;

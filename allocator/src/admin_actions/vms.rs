@@ -1,7 +1,7 @@
 //! Admin actions on VMs: create, destroy selected, destroy all, reboot, release.
 
 use lablink_actors::db_writer::ReleaseVm;
-use lablink_actors::terraform_executor::{CreateVms, DestroyAllVms, DestroyVms, FindInstanceId};
+use lablink_actors::provisioning_queue::{CreateVms, DestroyAllVms, DestroyVms, FindInstanceId};
 use lablink_schema::operations::Operation;
 use lablink_schema::vms::Vm;
 

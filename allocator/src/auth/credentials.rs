@@ -69,10 +69,7 @@ impl Credentials {
 /// per client address as the sign-in form, argon2 off the HTTP workers (only until a pair
 /// has been verified once), and every failure audited. Known-good admin credentials come
 /// back as [`Credentials::Admin`]; wrong ones are refused here with 401 (429 while locked out).
-pub async fn checked(
-    state: &AppState,
-    request: &HttpRequest,
-) -> Result<Credentials, ApiError> {
+pub async fn checked(state: &AppState, request: &HttpRequest) -> Result<Credentials, ApiError> {
     let (user, password) = match Credentials::from_request(request) {
         Credentials::Basic { user, password } => (user, password),
         other => return Ok(other),

@@ -157,7 +157,9 @@ impl FromRequest for CsrfForm {
             let session = SignedIn::from_request(&request, &mut Payload::None).await?;
             let body = web::Bytes::from_request(&request, &mut payload)
                 .await
-                .map_err(|err| crate::page_error::PageError(ApiError::BadRequest(err.to_string())))?;
+                .map_err(|err| {
+                    crate::page_error::PageError(ApiError::BadRequest(err.to_string()))
+                })?;
             let fields = form_fields(&body);
             let given = fields
                 .iter()
@@ -338,7 +340,10 @@ impl FromRequest for MetricsReader {
             let Some(access) = &state.metrics_access else {
                 return Err(ApiError::NotFound("Metrics are turned off.".to_owned()).into());
             };
-            match (credentials::checked(&state, &request).await?, &access.token_hash) {
+            match (
+                credentials::checked(&state, &request).await?,
+                &access.token_hash,
+            ) {
                 (Credentials::Admin, _) => Ok(MetricsReader),
                 (Credentials::Bearer(token), Some(expected))
                     if same(&lablink_actors::tokens::sha256(token.as_bytes()), expected) =>

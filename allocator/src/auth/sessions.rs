@@ -81,13 +81,15 @@ pub async fn start(state: &AppState, secure: bool) -> Result<Cookie<'static>, Ap
             "Cannot sign in right now; please try again.".to_owned(),
         ));
     }
-    Ok(Cookie::build(SESSION_COOKIE, state.signer.sign(&session_id))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(secure)
-        // No Max-Age: gone when the browser closes; the server enforces the expiry.
-        .finish())
+    Ok(
+        Cookie::build(SESSION_COOKIE, state.signer.sign(&session_id))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(secure)
+            // No Max-Age: gone when the browser closes; the server enforces the expiry.
+            .finish(),
+    )
 }
 
 /// Ends `session` everywhere and returns the cookie that removes it from the browser.

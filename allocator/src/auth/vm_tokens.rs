@@ -40,17 +40,15 @@ impl Authorizer {
             Credentials::Bearer(token) if token_matches(vm, token) => {
                 Ok(Caller::Vm(hostname.to_owned()))
             }
-            Credentials::Bearer(token) if registration && is_enrollment_token(token) => {
-                match vm {
-                    Some(_) => Err(ApiError::Conflict(format!(
-                        "a VM named `{hostname}` exists already; an enrollment token cannot take \
+            Credentials::Bearer(token) if registration && is_enrollment_token(token) => match vm {
+                Some(_) => Err(ApiError::Conflict(format!(
+                    "a VM named `{hostname}` exists already; an enrollment token cannot take \
                          it over, only that VM's own token can act for it"
-                    ))),
-                    None => Ok(Caller::Enrolling {
-                        token_hash: hash_token(token),
-                    }),
-                }
-            }
+                ))),
+                None => Ok(Caller::Enrolling {
+                    token_hash: hash_token(token),
+                }),
+            },
             Credentials::None
                 if self.legacy_unauthenticated && vm.is_none_or(|vm| vm.token_hash.is_none()) =>
             {

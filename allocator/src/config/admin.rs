@@ -5,8 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::Invalid;
 use super::secret::Secret;
+use super::Invalid;
 
 /// Shortest admin password accepted.
 pub const MIN_ADMIN_PASSWORD_LEN: usize = 12;

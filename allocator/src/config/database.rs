@@ -87,7 +87,10 @@ impl DatabaseConfig {
             return Err(Invalid::new("database.pool_size", "must be at least 1"));
         }
         if self.writer_threads == 0 {
-            return Err(Invalid::new("database.writer_threads", "must be at least 1"));
+            return Err(Invalid::new(
+                "database.writer_threads",
+                "must be at least 1",
+            ));
         }
         // The three writers can hold all their connections at once under load; reads (pages,
         // lists, the researchers' page) need at least one more.

@@ -224,4 +224,3 @@ impl Provider for EnvLayer {
         Ok(Profile::Global.collect(self.values.clone()))
     }
 }
-

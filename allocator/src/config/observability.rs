@@ -4,8 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::Invalid;
 use super::secret::Secret;
+use super::Invalid;
 
 /// Shortest metrics token accepted.
 pub const MIN_METRICS_TOKEN_LEN: usize = 16;
@@ -82,7 +82,6 @@ pub enum LogFormat {
     Json,
     Text,
 }
-
 
 impl LogConfig {
     pub(super) fn validate(&self) -> Result<(), Invalid> {

@@ -66,7 +66,10 @@ impl ServerConfig {
             return Err(Invalid::new("server.trusted_proxies", reason));
         }
         if self.body_timeout_secs == 0 {
-            return Err(Invalid::new("server.body_timeout_secs", "must be at least 1"));
+            return Err(Invalid::new(
+                "server.body_timeout_secs",
+                "must be at least 1",
+            ));
         }
         if self.max_json_bytes < 1024 || self.max_form_bytes < 1024 {
             return Err(Invalid::new(
@@ -114,7 +117,10 @@ impl RateLimitConfig {
                 "rate_limits.request_vm_per_address_per_minute",
                 self.request_vm_per_address_per_minute,
             ),
-            ("rate_limits.request_vm_per_second", self.request_vm_per_second),
+            (
+                "rate_limits.request_vm_per_second",
+                self.request_vm_per_second,
+            ),
             ("rate_limits.request_vm_burst", self.request_vm_burst),
         ] {
             if value == 0 {

@@ -39,8 +39,7 @@ fn nothing_set_means_sqlite_on_localhost_5000() {
 
 #[test]
 fn layers_apply_in_order_defaults_file_environment_flag() {
-    let file =
-        yaml("server:\n  bind: 0.0.0.0:8000\n  workers: 3\ndatabase:\n  pool_size: 20\n");
+    let file = yaml("server:\n  bind: 0.0.0.0:8000\n  workers: 3\ndatabase:\n  pool_size: 20\n");
     let from_file = Config::load_from(Some(file.path()), None, &[]).expect("file");
     assert_eq!(from_file.server.bind.to_string(), "0.0.0.0:8000");
     assert_eq!(from_file.server.workers, 3);
@@ -67,8 +66,7 @@ fn layers_apply_in_order_defaults_file_environment_flag() {
 fn config_file_can_come_from_lablink_config() {
     let file = yaml("server:\n  workers: 5\n");
     let path = file.path().display().to_string();
-    let config =
-        Config::load_from(None, None, &env(&[("LABLINK_CONFIG", &path)])).expect("file");
+    let config = Config::load_from(None, None, &env(&[("LABLINK_CONFIG", &path)])).expect("file");
     assert_eq!(config.server.workers, 5);
 }
 
@@ -302,7 +300,10 @@ fn the_pool_must_outnumber_what_the_three_writers_can_hold() {
     )
     .expect_err("no connection left for reads")
     .to_string();
-    assert!(message.contains("LABLINK__DATABASE__POOL_SIZE"), "{message}");
+    assert!(
+        message.contains("LABLINK__DATABASE__POOL_SIZE"),
+        "{message}"
+    );
     assert!(message.contains("3 × 4 writer threads"), "{message}");
     let config = Config::load_from(
         None,

@@ -75,7 +75,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(enrollment::revoke_token),
         )
         // Admin dashboard.
-        .route("/admin/login", web::get().to(dashboard::sign_in::login_form))
+        .route(
+            "/admin/login",
+            web::get().to(dashboard::sign_in::login_form),
+        )
         .route("/admin/login", web::post().to(dashboard::sign_in::login))
         .route("/admin/logout", web::post().to(dashboard::sign_in::logout))
         .route("/admin", web::get().to(dashboard::instances::dashboard))
@@ -87,8 +90,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/admin/instances/summary",
             web::get().to(dashboard::instances::instance_summary),
         )
-        .route("/admin/events", web::get().to(dashboard::instances::vm_events))
-        .route("/admin/vms/create", web::post().to(dashboard::instances::create_vms))
+        .route(
+            "/admin/events",
+            web::get().to(dashboard::instances::vm_events),
+        )
+        .route(
+            "/admin/vms/create",
+            web::post().to(dashboard::instances::create_vms),
+        )
         .route(
             "/admin/vms/destroy",
             web::post().to(dashboard::instances::destroy_vms),
@@ -122,7 +131,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(dashboard::operations::operation_events),
         )
         .route("/admin/audit", web::get().to(dashboard::audit::audit_page))
-        .route("/admin/enrollment", web::get().to(dashboard::enrollment::page))
+        .route(
+            "/admin/enrollment",
+            web::get().to(dashboard::enrollment::page),
+        )
         .route(
             "/admin/enrollment/create",
             web::post().to(dashboard::enrollment::create_from_form),

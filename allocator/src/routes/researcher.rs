@@ -9,8 +9,8 @@ use lablink_schema::vms::Vm;
 use lablink_schema::wire::UnassignedVmCount;
 use serde::Deserialize;
 
-use crate::assignment_proof::{self, browser_cookie, browser_key};
 use crate::assignment_proof::new_pin;
+use crate::assignment_proof::{self, browser_cookie, browser_key};
 use crate::error::{retry_after_secs, ApiError};
 use crate::metrics::Refusal;
 use crate::page_error::PageError;

@@ -167,7 +167,10 @@ async fn provisioning_outcome(
 
 /// `POST /admin/vms/create` (`count`).
 pub async fn create_vms(state: web::Data<AppState>, form: CsrfForm) -> HttpResponse {
-    let Some(count) = form.field("count").and_then(|c| c.trim().parse::<u32>().ok()) else {
+    let Some(count) = form
+        .field("count")
+        .and_then(|c| c.trim().parse::<u32>().ok())
+    else {
         return dashboard_page(
             &state,
             &form.session,

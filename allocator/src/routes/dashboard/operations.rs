@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use lablink_actors::terraform_executor::SubscribeOperations;
+use lablink_actors::provisioning_queue::SubscribeOperations;
 use lablink_schema::operations::{Operation, OperationState};
 use serde::Serialize;
 

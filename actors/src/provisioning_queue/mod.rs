@@ -1,11 +1,11 @@
-//! `TerraformExecutor`: the one queue of provisioning operations (create N VMs, destroy some,
-//! destroy all). Each operation is an `operations` row written before it runs; operations
+//! `ProvisioningQueue`: the one queue of provisioning operations (create N VMs, destroy some,
+//! destroy all), whichever provider carries them out (Terraform or local agents). Each operation is an `operations` row written before it runs; operations
 //! run one at a time through the configured [`Provisioner`] (Terraform, or local agents), so
 //! two admin clicks never run two Terraform processes on one state. Progress lines stream
 //! to subscribers (the dashboard) and the tail is stored with the operation.
 //!
 //! At start it first marks operations a previous process left unfinished as failed, and
-//! stops any run that process left behind.
+//! stops any run that process left behind. How one operation runs is in [`operation_run`].
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -18,17 +18,15 @@ use chrono::Utc;
 use lablink_schema::operations::{NewOperation, Operation, OperationKind, OperationState};
 use lablink_schema::vms::Vm;
 use lablink_schema::DbPool;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
-use crate::db_writer::{
-    AddProvisionedVms, DbWriter, FailUnfinishedOperations, FinishOperation, QueueOperation,
-    RecordOperationTargets, RemoveVms, StartOperation,
-};
-use crate::provisioning::{ProgressLine, ProvisionError, Provisioner, VmSpec};
-use crate::tokens::new_vm_token;
+use crate::db_writer::{DbWriter, FailUnfinishedOperations, QueueOperation, RemoveVms};
+use crate::provisioning::{ProvisionError, Provisioner};
 
-/// Lines of output kept with a finished operation.
-const OUTPUT_TAIL_LINES: usize = 200;
+mod operation_run;
+
+use operation_run::{run_operation, send, Plan, Runner};
+
 /// Progress events buffered for slow dashboard streams before they skip ahead.
 const EVENT_BUFFER: usize = 1024;
 /// Why operations found unfinished at start failed.
@@ -42,21 +40,6 @@ pub struct ProvisioningSettings {
     pub name_prefix: String,
     /// Most VMs that may exist (counting queued creations).
     pub max_vms: u32,
-}
-
-/// What an operation does.
-#[derive(Debug, Clone)]
-enum Plan {
-    Create {
-        count: u32,
-    },
-    Destroy {
-        hostnames: Vec<String>,
-        confirm_assigned: bool,
-    },
-    DestroyAll {
-        confirm_assigned: bool,
-    },
 }
 
 /// Something that happened to an operation, for live views.
@@ -106,7 +89,7 @@ fn describe_assigned(hostnames: &[String]) -> String {
 }
 
 /// The actor; see the module documentation.
-pub struct TerraformExecutor {
+pub struct ProvisioningQueue {
     pool: DbPool,
     writer: Addr<DbWriter>,
     provisioner: Arc<dyn Provisioner>,
@@ -118,9 +101,9 @@ pub struct TerraformExecutor {
     events: broadcast::Sender<OperationEvent>,
 }
 
-impl std::fmt::Debug for TerraformExecutor {
+impl std::fmt::Debug for ProvisioningQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TerraformExecutor")
+        f.debug_struct("ProvisioningQueue")
             .field("settings", &self.settings)
             .field("queued", &self.queue.len())
             .field("busy", &self.busy)
@@ -128,7 +111,7 @@ impl std::fmt::Debug for TerraformExecutor {
     }
 }
 
-impl TerraformExecutor {
+impl ProvisioningQueue {
     pub fn new(
         pool: DbPool,
         writer: Addr<DbWriter>,
@@ -136,7 +119,7 @@ impl TerraformExecutor {
         settings: ProvisioningSettings,
     ) -> Self {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        TerraformExecutor {
+        ProvisioningQueue {
             pool,
             writer,
             provisioner,
@@ -199,7 +182,7 @@ impl TerraformExecutor {
     }
 }
 
-impl Actor for TerraformExecutor {
+impl Actor for ProvisioningQueue {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -304,7 +287,7 @@ pub struct CreateVms {
     pub requested_by: String,
 }
 
-impl Handler<CreateVms> for TerraformExecutor {
+impl Handler<CreateVms> for ProvisioningQueue {
     type Result = ResponseActFuture<Self, Result<Operation, ProvisioningError>>;
 
     fn handle(&mut self, msg: CreateVms, _: &mut Self::Context) -> Self::Result {
@@ -355,7 +338,7 @@ pub struct DestroyVms {
     pub requested_by: String,
 }
 
-impl Handler<DestroyVms> for TerraformExecutor {
+impl Handler<DestroyVms> for ProvisioningQueue {
     type Result = ResponseActFuture<Self, Result<Operation, ProvisioningError>>;
 
     fn handle(&mut self, msg: DestroyVms, _: &mut Self::Context) -> Self::Result {
@@ -415,7 +398,7 @@ pub struct DestroyAllVms {
     pub requested_by: String,
 }
 
-impl Handler<DestroyAllVms> for TerraformExecutor {
+impl Handler<DestroyAllVms> for ProvisioningQueue {
     type Result = ResponseActFuture<Self, Result<Operation, ProvisioningError>>;
 
     fn handle(&mut self, msg: DestroyAllVms, _: &mut Self::Context) -> Self::Result {
@@ -470,7 +453,7 @@ fn check_assigned(
 #[rtype(result = "()")]
 struct CreationsStored;
 
-impl Handler<CreationsStored> for TerraformExecutor {
+impl Handler<CreationsStored> for ProvisioningQueue {
     type Result = ();
 
     fn handle(&mut self, _: CreationsStored, _: &mut Self::Context) {
@@ -485,7 +468,7 @@ pub struct FindInstanceId {
     pub hostname: String,
 }
 
-impl Handler<FindInstanceId> for TerraformExecutor {
+impl Handler<FindInstanceId> for ProvisioningQueue {
     type Result = actix::ResponseFuture<Result<Option<String>, ProvisionError>>;
 
     fn handle(&mut self, msg: FindInstanceId, _: &mut Self::Context) -> Self::Result {
@@ -499,255 +482,10 @@ impl Handler<FindInstanceId> for TerraformExecutor {
 #[rtype(result = "broadcast::Receiver<OperationEvent>")]
 pub struct SubscribeOperations;
 
-impl Handler<SubscribeOperations> for TerraformExecutor {
+impl Handler<SubscribeOperations> for ProvisioningQueue {
     type Result = actix::MessageResult<SubscribeOperations>;
 
     fn handle(&mut self, _: SubscribeOperations, _: &mut Self::Context) -> Self::Result {
         actix::MessageResult(self.events.subscribe())
-    }
-}
-
-/// The next free `<prefix>-<n>` names.
-fn next_names(prefix: &str, existing: &[String], count: u32) -> Vec<String> {
-    let taken: BTreeSet<&str> = existing.iter().map(String::as_str).collect();
-    (1u32..)
-        .map(|n| format!("{prefix}-{n}"))
-        .filter(|name| !taken.contains(name.as_str()))
-        .take(count as usize)
-        .collect()
-}
-
-/// What running an operation needs.
-struct Runner {
-    operation_id: i64,
-    executor: Addr<TerraformExecutor>,
-    pool: DbPool,
-    writer: Addr<DbWriter>,
-    provisioner: Arc<dyn Provisioner>,
-    settings: ProvisioningSettings,
-    events: broadcast::Sender<OperationEvent>,
-}
-
-/// Runs one operation to its end; never fails (the outcome is recorded).
-async fn run_operation(id: i64, plan: Plan, runner: Runner) {
-    let Runner { writer, events, .. } = &runner;
-    if let Err(err) = writer
-        .send(StartOperation(id))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()))
-    {
-        tracing::error!(operation_id = id, error = %err, "cannot mark the operation as started");
-    }
-    let _ = events.send(OperationEvent::Started { operation_id: id });
-    tracing::info!(operation_id = id, ?plan, "provisioning started");
-
-    // Progress lines go to live subscribers and into the stored tail.
-    let (progress, mut lines) = mpsc::unbounded_channel::<ProgressLine>();
-    let forward_events = events.clone();
-    let collector = tokio::spawn(async move {
-        let mut tail: VecDeque<String> = VecDeque::with_capacity(OUTPUT_TAIL_LINES);
-        while let Some(line) = lines.recv().await {
-            if tail.len() == OUTPUT_TAIL_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(line.message.clone());
-            let _ = forward_events.send(OperationEvent::Line {
-                operation_id: id,
-                level: line.level,
-                message: line.message,
-            });
-        }
-        tail.into_iter().collect::<Vec<_>>().join("\n")
-    });
-
-    let outcome = execute(&plan, &runner, progress).await;
-    let output_tail = collector.await.unwrap_or_default();
-    let (state, error) = match &outcome {
-        Ok(()) => (OperationState::Succeeded, None),
-        Err(err) => (OperationState::Failed, Some(err.0.clone())),
-    };
-    match &error {
-        None => tracing::info!(operation_id = id, "provisioning succeeded"),
-        Some(err) => tracing::error!(operation_id = id, error = %err, "provisioning failed"),
-    }
-    let finished = writer
-        .send(FinishOperation {
-            id,
-            state,
-            error: error.clone(),
-            output_tail,
-        })
-        .await;
-    if !matches!(finished, Ok(Ok(()))) {
-        tracing::error!(operation_id = id, "cannot record the operation's outcome");
-    }
-    let _ = events.send(OperationEvent::Finished {
-        operation_id: id,
-        state,
-        error,
-    });
-}
-
-async fn execute(
-    plan: &Plan,
-    runner: &Runner,
-    progress: crate::provisioning::ProgressSender,
-) -> Result<(), ProvisionError> {
-    let Runner {
-        operation_id,
-        executor,
-        pool,
-        writer,
-        provisioner,
-        settings,
-        ..
-    } = runner;
-    let db = |e: ProvisioningError| ProvisionError(e.to_string());
-    let vms = read_vms(pool).await.map_err(db)?;
-    let current: Vec<String> = vms.iter().map(|vm| vm.hostname.clone()).collect();
-    // What the provisioner itself manages is the base of every change: a VM that registered
-    // itself (not created by it) must never be created or touched by it.
-    let managed = provisioner.provisioned().await?;
-    match plan {
-        Plan::Create { count } => {
-            let taken: Vec<String> = current.iter().chain(&managed).cloned().collect();
-            let names = next_names(&settings.name_prefix, &taken, *count);
-            let minted: Vec<(String, String, String)> = names
-                .iter()
-                .map(|name| {
-                    let (token, hash) = new_vm_token();
-                    (name.clone(), token, hash)
-                })
-                .collect();
-            // Recorded first, so a restart after a crash can tidy up what this run began.
-            send(
-                writer,
-                RecordOperationTargets {
-                    id: *operation_id,
-                    hostnames: names.clone(),
-                },
-            )
-            .await?;
-            // The rows exist before the VMs boot, so each agent's token works at once.
-            send(
-                writer,
-                AddProvisionedVms {
-                    vms: minted
-                        .iter()
-                        .map(|(n, _, h)| (n.clone(), h.clone()))
-                        .collect(),
-                },
-            )
-            .await?;
-            executor.do_send(CreationsStored);
-            let mut desired: Vec<VmSpec> = managed
-                .iter()
-                .map(|hostname| VmSpec {
-                    hostname: hostname.clone(),
-                    token: None,
-                })
-                .collect();
-            desired.extend(minted.into_iter().map(|(hostname, token, _)| VmSpec {
-                hostname,
-                token: Some(token),
-            }));
-            let result = provisioner.converge(desired, progress).await;
-            if result.is_err() {
-                // Nothing half-done: forget the new VMs that were not created.
-                let exist = provisioner.provisioned().await.unwrap_or_default();
-                let missing: Vec<String> = names
-                    .iter()
-                    .filter(|n| !exist.contains(n))
-                    .cloned()
-                    .collect();
-                if !missing.is_empty() {
-                    send(writer, RemoveVms { hostnames: missing }).await?;
-                }
-            }
-            result.map(|_| ())
-        }
-        Plan::Destroy {
-            hostnames,
-            confirm_assigned,
-        } => {
-            check_assigned(&vms, Some(hostnames), *confirm_assigned).map_err(db)?;
-            let desired: Vec<VmSpec> = managed
-                .iter()
-                .filter(|h| !hostnames.contains(h))
-                .map(|hostname| VmSpec {
-                    hostname: hostname.clone(),
-                    token: None,
-                })
-                .collect();
-            let result = provisioner.converge(desired, progress).await;
-            let exist = match &result {
-                Ok(exist) => exist.clone(),
-                Err(_) => provisioner
-                    .provisioned()
-                    .await
-                    .unwrap_or_else(|_| managed.clone()),
-            };
-            let gone: Vec<String> = hostnames
-                .iter()
-                .filter(|h| !exist.contains(h))
-                .cloned()
-                .collect();
-            if !gone.is_empty() {
-                send(writer, RemoveVms { hostnames: gone }).await?;
-            }
-            result.map(|_| ())
-        }
-        Plan::DestroyAll { confirm_assigned } => {
-            check_assigned(&vms, None, *confirm_assigned).map_err(db)?;
-            let result = provisioner.destroy_all(progress).await;
-            let exist = provisioner.provisioned().await.unwrap_or_default();
-            let gone: Vec<String> = current
-                .iter()
-                .filter(|h| !exist.contains(h))
-                .cloned()
-                .collect();
-            if result.is_ok() || !gone.is_empty() {
-                send(
-                    writer,
-                    RemoveVms {
-                        hostnames: if result.is_ok() {
-                            current.clone()
-                        } else {
-                            gone
-                        },
-                    },
-                )
-                .await?;
-            }
-            result
-        }
-    }
-}
-
-/// Sends a write to the database writer; only success or failure matters here.
-async fn send<M, T>(writer: &Addr<DbWriter>, message: M) -> Result<(), ProvisionError>
-where
-    M: Message<Result = Result<T, crate::db_writer::WriteError>> + Send + 'static,
-    T: Send + 'static,
-    DbWriter: Handler<M>,
-{
-    writer
-        .send(message)
-        .await
-        .map_err(|e| ProvisionError(format!("database writer unavailable: {e}")))?
-        .map(|_| ())
-        .map_err(|e| ProvisionError(format!("database: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn new_names_fill_gaps_and_never_reuse_a_taken_one() {
-        let existing = vec!["lab-1".to_owned(), "lab-3".to_owned()];
-        assert_eq!(next_names("lab", &existing, 3), ["lab-2", "lab-4", "lab-5"]);
-        assert!(next_names("lab", &[], 0).is_empty());
     }
 }

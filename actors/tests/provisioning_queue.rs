@@ -14,9 +14,9 @@ use diesel::prelude::*;
 use lablink_actors::change_feed::VmEvent;
 use lablink_actors::db_writer::DbWriter;
 use lablink_actors::provisioning::terraform::TerraformCli;
-use lablink_actors::terraform_executor::{
-    CreateVms, DestroyAllVms, DestroyVms, OperationEvent, ProvisioningError, ProvisioningSettings,
-    SubscribeOperations, TerraformExecutor, INTERRUPTED_REASON,
+use lablink_actors::provisioning_queue::{
+    CreateVms, DestroyAllVms, DestroyVms, OperationEvent, ProvisioningError, ProvisioningQueue,
+    ProvisioningSettings, SubscribeOperations, INTERRUPTED_REASON,
 };
 use lablink_actors::tokens::hash_token;
 use lablink_schema::operations::{NewOperation, Operation, OperationKind};
@@ -42,7 +42,7 @@ fn terraform_available() -> bool {
 struct Lab {
     database: TestDatabase,
     dir: tempfile::TempDir,
-    executor: Addr<TerraformExecutor>,
+    executor: Addr<ProvisioningQueue>,
     events: broadcast::Receiver<OperationEvent>,
     /// Operations seen finishing, in whatever order they ran.
     finished: std::collections::HashSet<i64>,
@@ -88,7 +88,7 @@ impl Lab {
         };
         let (feed, _events) = mpsc::unbounded_channel::<VmEvent>();
         let writer = DbWriter::start(database.pool(), Backend::Postgres, Arc::new(feed), 2);
-        let executor = TerraformExecutor::new(
+        let executor = ProvisioningQueue::new(
             database.pool(),
             writer,
             Arc::new(provisioner),

@@ -1,0 +1,284 @@
+//! How one provisioning operation runs: marked started, carried out by the provider with its
+//! progress streamed to subscribers, its VMs recorded as they are made or removed, and its
+//! outcome and output tail stored. Never fails: every outcome is recorded.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use actix::{Addr, Handler, Message};
+use lablink_schema::operations::OperationState;
+use lablink_schema::DbPool;
+use tokio::sync::{broadcast, mpsc};
+
+use super::{
+    check_assigned, read_vms, CreationsStored, OperationEvent, ProvisioningError,
+    ProvisioningQueue, ProvisioningSettings,
+};
+use crate::db_writer::{
+    AddProvisionedVms, DbWriter, FinishOperation, RecordOperationTargets, RemoveVms, StartOperation,
+};
+use crate::provisioning::{ProgressLine, ProvisionError, Provisioner, VmSpec};
+use crate::tokens::new_vm_token;
+
+/// Lines of output kept with a finished operation.
+const OUTPUT_TAIL_LINES: usize = 200;
+
+/// What an operation does.
+#[derive(Debug, Clone)]
+pub(super) enum Plan {
+    Create {
+        count: u32,
+    },
+    Destroy {
+        hostnames: Vec<String>,
+        confirm_assigned: bool,
+    },
+    DestroyAll {
+        confirm_assigned: bool,
+    },
+}
+
+/// The next free `<prefix>-<n>` names.
+fn next_names(prefix: &str, existing: &[String], count: u32) -> Vec<String> {
+    let taken: BTreeSet<&str> = existing.iter().map(String::as_str).collect();
+    (1u32..)
+        .map(|n| format!("{prefix}-{n}"))
+        .filter(|name| !taken.contains(name.as_str()))
+        .take(count as usize)
+        .collect()
+}
+
+/// What running an operation needs.
+pub(super) struct Runner {
+    pub(super) operation_id: i64,
+    pub(super) executor: Addr<ProvisioningQueue>,
+    pub(super) pool: DbPool,
+    pub(super) writer: Addr<DbWriter>,
+    pub(super) provisioner: Arc<dyn Provisioner>,
+    pub(super) settings: ProvisioningSettings,
+    pub(super) events: broadcast::Sender<OperationEvent>,
+}
+
+/// Runs one operation to its end; never fails (the outcome is recorded).
+pub(super) async fn run_operation(id: i64, plan: Plan, runner: Runner) {
+    let Runner { writer, events, .. } = &runner;
+    if let Err(err) = writer
+        .send(StartOperation(id))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
+        tracing::error!(operation_id = id, error = %err, "cannot mark the operation as started");
+    }
+    let _ = events.send(OperationEvent::Started { operation_id: id });
+    tracing::info!(operation_id = id, ?plan, "provisioning started");
+
+    // Progress lines go to live subscribers and into the stored tail.
+    let (progress, mut lines) = mpsc::unbounded_channel::<ProgressLine>();
+    let forward_events = events.clone();
+    let collector = tokio::spawn(async move {
+        let mut tail: VecDeque<String> = VecDeque::with_capacity(OUTPUT_TAIL_LINES);
+        while let Some(line) = lines.recv().await {
+            if tail.len() == OUTPUT_TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line.message.clone());
+            let _ = forward_events.send(OperationEvent::Line {
+                operation_id: id,
+                level: line.level,
+                message: line.message,
+            });
+        }
+        tail.into_iter().collect::<Vec<_>>().join("\n")
+    });
+
+    let outcome = execute(&plan, &runner, progress).await;
+    let output_tail = collector.await.unwrap_or_default();
+    let (state, error) = match &outcome {
+        Ok(()) => (OperationState::Succeeded, None),
+        Err(err) => (OperationState::Failed, Some(err.0.clone())),
+    };
+    match &error {
+        None => tracing::info!(operation_id = id, "provisioning succeeded"),
+        Some(err) => tracing::error!(operation_id = id, error = %err, "provisioning failed"),
+    }
+    let finished = writer
+        .send(FinishOperation {
+            id,
+            state,
+            error: error.clone(),
+            output_tail,
+        })
+        .await;
+    if !matches!(finished, Ok(Ok(()))) {
+        tracing::error!(operation_id = id, "cannot record the operation's outcome");
+    }
+    let _ = events.send(OperationEvent::Finished {
+        operation_id: id,
+        state,
+        error,
+    });
+}
+
+async fn execute(
+    plan: &Plan,
+    runner: &Runner,
+    progress: crate::provisioning::ProgressSender,
+) -> Result<(), ProvisionError> {
+    let Runner {
+        operation_id,
+        executor,
+        pool,
+        writer,
+        provisioner,
+        settings,
+        ..
+    } = runner;
+    let db = |e: ProvisioningError| ProvisionError(e.to_string());
+    let vms = read_vms(pool).await.map_err(db)?;
+    let current: Vec<String> = vms.iter().map(|vm| vm.hostname.clone()).collect();
+    // What the provisioner itself manages is the base of every change: a VM that registered
+    // itself (not created by it) must never be created or touched by it.
+    let managed = provisioner.provisioned().await?;
+    match plan {
+        Plan::Create { count } => {
+            let taken: Vec<String> = current.iter().chain(&managed).cloned().collect();
+            let names = next_names(&settings.name_prefix, &taken, *count);
+            let minted: Vec<(String, String, String)> = names
+                .iter()
+                .map(|name| {
+                    let (token, hash) = new_vm_token();
+                    (name.clone(), token, hash)
+                })
+                .collect();
+            // Recorded first, so a restart after a crash can tidy up what this run began.
+            send(
+                writer,
+                RecordOperationTargets {
+                    id: *operation_id,
+                    hostnames: names.clone(),
+                },
+            )
+            .await?;
+            // The rows exist before the VMs boot, so each agent's token works at once.
+            send(
+                writer,
+                AddProvisionedVms {
+                    vms: minted
+                        .iter()
+                        .map(|(n, _, h)| (n.clone(), h.clone()))
+                        .collect(),
+                },
+            )
+            .await?;
+            executor.do_send(CreationsStored);
+            let mut desired: Vec<VmSpec> = managed
+                .iter()
+                .map(|hostname| VmSpec {
+                    hostname: hostname.clone(),
+                    token: None,
+                })
+                .collect();
+            desired.extend(minted.into_iter().map(|(hostname, token, _)| VmSpec {
+                hostname,
+                token: Some(token),
+            }));
+            let result = provisioner.converge(desired, progress).await;
+            if result.is_err() {
+                // Nothing half-done: forget the new VMs that were not created.
+                let exist = provisioner.provisioned().await.unwrap_or_default();
+                let missing: Vec<String> = names
+                    .iter()
+                    .filter(|n| !exist.contains(n))
+                    .cloned()
+                    .collect();
+                if !missing.is_empty() {
+                    send(writer, RemoveVms { hostnames: missing }).await?;
+                }
+            }
+            result.map(|_| ())
+        }
+        Plan::Destroy {
+            hostnames,
+            confirm_assigned,
+        } => {
+            check_assigned(&vms, Some(hostnames), *confirm_assigned).map_err(db)?;
+            let desired: Vec<VmSpec> = managed
+                .iter()
+                .filter(|h| !hostnames.contains(h))
+                .map(|hostname| VmSpec {
+                    hostname: hostname.clone(),
+                    token: None,
+                })
+                .collect();
+            let result = provisioner.converge(desired, progress).await;
+            let exist = match &result {
+                Ok(exist) => exist.clone(),
+                Err(_) => provisioner
+                    .provisioned()
+                    .await
+                    .unwrap_or_else(|_| managed.clone()),
+            };
+            let gone: Vec<String> = hostnames
+                .iter()
+                .filter(|h| !exist.contains(h))
+                .cloned()
+                .collect();
+            if !gone.is_empty() {
+                send(writer, RemoveVms { hostnames: gone }).await?;
+            }
+            result.map(|_| ())
+        }
+        Plan::DestroyAll { confirm_assigned } => {
+            check_assigned(&vms, None, *confirm_assigned).map_err(db)?;
+            let result = provisioner.destroy_all(progress).await;
+            let exist = provisioner.provisioned().await.unwrap_or_default();
+            let gone: Vec<String> = current
+                .iter()
+                .filter(|h| !exist.contains(h))
+                .cloned()
+                .collect();
+            if result.is_ok() || !gone.is_empty() {
+                send(
+                    writer,
+                    RemoveVms {
+                        hostnames: if result.is_ok() {
+                            current.clone()
+                        } else {
+                            gone
+                        },
+                    },
+                )
+                .await?;
+            }
+            result
+        }
+    }
+}
+
+/// Sends a write to the database writer; only success or failure matters here.
+pub(super) async fn send<M, T>(writer: &Addr<DbWriter>, message: M) -> Result<(), ProvisionError>
+where
+    M: Message<Result = Result<T, crate::db_writer::WriteError>> + Send + 'static,
+    T: Send + 'static,
+    DbWriter: Handler<M>,
+{
+    writer
+        .send(message)
+        .await
+        .map_err(|e| ProvisionError(format!("database writer unavailable: {e}")))?
+        .map(|_| ())
+        .map_err(|e| ProvisionError(format!("database: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_names_fill_gaps_and_never_reuse_a_taken_one() {
+        let existing = vec!["lab-1".to_owned(), "lab-3".to_owned()];
+        assert_eq!(next_names("lab", &existing, 3), ["lab-2", "lab-4", "lab-5"]);
+        assert!(next_names("lab", &[], 0).is_empty());
+    }
+}
