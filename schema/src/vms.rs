@@ -15,56 +15,64 @@ diesel::define_sql_function! {
     fn coalesce(first: diesel::sql_types::Nullable<diesel::sql_types::Text>, second: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
 }
 
-/// The VMs a researcher may be given: running, unassigned, and with a GPU reported healthy
-/// or absent (a VM whose GPU has not reported yet waits). As a macro because the locking
+/// The free-VM rule, the one place it is written: a VM may be given to a researcher when
+/// it is running, unassigned, and its GPU is reported healthy or absent
+/// ([`GpuHealth::ASSIGNABLE`]; a VM whose GPU has not reported yet waits). [`Vm::is_free`]
+/// says it of a row, `free_vms!` as a diesel query and [`FREE_VM_SQL`] as SQL for the claim
+/// statements; the test `the_free_vm_rule_is_one_rule` holds the three to each other.
+macro_rules! free_vm_sql {
+    () => {
+        "status = 'running' AND user_email IS NULL AND gpu_health IN ('Healthy', 'N/A')"
+    };
+}
+
+/// [`free_vm_sql!`] as a value (for the test that ties it to [`GpuHealth::ASSIGNABLE`]).
+pub const FREE_VM_SQL: &str = free_vm_sql!();
+
+/// The free VMs as a diesel query (see [`free_vm_sql!`]). As a macro because the locking
 /// clause differs per backend, which changes the expression's type.
 macro_rules! free_vms {
     () => {
         vms::table
             .filter(vms::status.eq(VmStatus::Running.as_str()))
             .filter(vms::user_email.is_null())
-            .filter(vms::gpu_health.eq_any([
-                GpuHealth::Healthy.as_str(),
-                GpuHealth::NotAvailable.as_str(),
-            ]))
+            .filter(vms::gpu_health.eq_any(GpuHealth::ASSIGNABLE.map(GpuHealth::as_str)))
     };
 }
 
 /// The claim on PostgreSQL. The inner `SELECT … FOR UPDATE SKIP LOCKED` locks one free row,
 /// skipping rows other claims hold, and the outer `UPDATE` takes it; the outer
-/// `user_email IS NULL` re-checks the row as locked. Keep the predicate in step with
-/// `free_vms!`.
-const CLAIM_FREE_POSTGRES: &str = "\
+/// `user_email IS NULL` re-checks the row as locked.
+const CLAIM_FREE_POSTGRES: &str = concat!("\
     UPDATE vms SET user_email = $1, crd_command = $2, pin = $3, in_use = FALSE, \
         assigned_at = $4, updated_at = $4, assignment_seq = assignment_seq + 1, claimed_by = $5 \
     WHERE user_email IS NULL AND hostname = ( \
         SELECT hostname FROM vms \
-        WHERE status = 'running' AND user_email IS NULL AND gpu_health IN ('Healthy', 'N/A') \
+        WHERE ", free_vm_sql!(), " \
         ORDER BY hostname LIMIT 1 FOR UPDATE SKIP LOCKED) \
-    RETURNING *";
+    RETURNING *");
 
 /// The claim on SQLite: the same statement without row locks, which SQLite does not have and
 /// does not need (one writer thread).
-const CLAIM_FREE_SQLITE: &str = "\
+const CLAIM_FREE_SQLITE: &str = concat!("\
     UPDATE vms SET user_email = ?1, crd_command = ?2, pin = ?3, in_use = 0, \
         assigned_at = ?4, updated_at = ?4, assignment_seq = assignment_seq + 1, claimed_by = ?5 \
     WHERE user_email IS NULL AND hostname = ( \
         SELECT hostname FROM vms \
-        WHERE status = 'running' AND user_email IS NULL AND gpu_health IN ('Healthy', 'N/A') \
+        WHERE ", free_vm_sql!(), " \
         ORDER BY hostname LIMIT 1) \
-    RETURNING *";
+    RETURNING *");
 
 /// Many claims in one statement on PostgreSQL: the `n`-th free row (in hostname order, rows
 /// locked by other transactions skipped) goes to the `n`-th requester. One index scan serves
-/// them all, where one claim at a time would walk past the rows claimed before it. Keep the
-/// predicate in step with `free_vms!`.
-const CLAIM_MANY_POSTGRES: &str = "\
+/// them all, where one claim at a time would walk past the rows claimed before it.
+const CLAIM_MANY_POSTGRES: &str = concat!("\
     WITH wanted AS ( \
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $6::text[]) \
             WITH ORDINALITY AS w(email, command, pin, claimed_by, n)), \
     locked AS ( \
         SELECT hostname FROM vms \
-        WHERE status = 'running' AND user_email IS NULL AND gpu_health IN ('Healthy', 'N/A') \
+        WHERE ", free_vm_sql!(), " \
         ORDER BY hostname LIMIT $4 FOR UPDATE SKIP LOCKED), \
     numbered AS ( \
         SELECT hostname, row_number() OVER (ORDER BY hostname) AS n FROM locked) \
@@ -73,7 +81,7 @@ const CLAIM_MANY_POSTGRES: &str = "\
         assignment_seq = vms.assignment_seq + 1, claimed_by = wanted.claimed_by \
     FROM numbered JOIN wanted ON wanted.n = numbered.n \
     WHERE vms.hostname = numbered.hostname AND vms.user_email IS NULL \
-    RETURNING vms.*";
+    RETURNING vms.*");
 
 /// A VM's current assignment, as its agent receives it.
 #[derive(Clone, PartialEq, Eq)]
@@ -150,6 +158,14 @@ impl Vm {
     /// The stored status; a value written outside LabLink reads as [`VmStatus::Unknown`].
     pub fn status(&self) -> VmStatus {
         self.status.parse().unwrap_or(VmStatus::Unknown)
+    }
+
+    /// Whether this VM may be given to a researcher now (the free-VM rule, see
+    /// [`free_vm_sql!`]).
+    pub fn is_free(&self) -> bool {
+        self.status() == VmStatus::Running
+            && self.user_email.is_none()
+            && self.gpu_health().is_some_and(GpuHealth::allows_assignment)
     }
 
     /// The last reported GPU health, if any.

@@ -108,12 +108,12 @@ impl GpuHealth {
         }
     }
 
+    /// The health a VM's GPU must report before the VM may be handed to a researcher.
+    pub const ASSIGNABLE: [GpuHealth; 2] = [GpuHealth::Healthy, GpuHealth::NotAvailable];
+
     /// Whether a VM with this GPU health may be handed to a researcher.
     pub fn allows_assignment(self) -> bool {
-        match self {
-            GpuHealth::Healthy | GpuHealth::NotAvailable => true,
-            GpuHealth::Unhealthy => false,
-        }
+        GpuHealth::ASSIGNABLE.contains(&self)
     }
 }
 

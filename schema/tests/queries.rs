@@ -662,3 +662,70 @@ fn quiet_heartbeats_revert_and_reapply() {
         .expect("reapply");
     assert_eq!(heartbeats_announced(), 0, "quiet after it");
 }
+
+/// The free-VM rule is written once in SQL (`FREE_VM_SQL`, used by the claim statements),
+/// once as a diesel query (`count_free`) and once in Rust (`Vm::is_free`, through
+/// `GpuHealth::allows_assignment`): for every status, GPU health and assignment, all three
+/// must agree.
+#[test]
+fn the_free_vm_rule_is_one_rule() {
+    use lablink_schema::vms::FREE_VM_SQL;
+    let assignable: Vec<String> = GpuHealth::ASSIGNABLE
+        .iter()
+        .map(|health| format!("'{}'", health.as_str()))
+        .collect();
+    assert_eq!(
+        FREE_VM_SQL,
+        format!(
+            "status = '{}' AND user_email IS NULL AND gpu_health IN ({})",
+            VmStatus::Running.as_str(),
+            assignable.join(", ")
+        ),
+        "the SQL predicate says what GpuHealth::ASSIGNABLE says"
+    );
+    on_both_backends(|conn| {
+        let mut expected_free = std::collections::BTreeSet::new();
+        let healths = std::iter::once(None).chain(GpuHealth::ALL.map(Some));
+        let mut n = 0;
+        for status in VmStatus::ALL {
+            for health in healths.clone() {
+                for assigned in [false, true] {
+                    n += 1;
+                    let hostname = format!("vm-{n:03}");
+                    Vm::upsert_status(conn, &hostname, status, None, now()).expect("insert");
+                    if let Some(health) = health {
+                        Vm::set_gpu_health(conn, &hostname, health, now()).expect("gpu");
+                    }
+                    if assigned {
+                        give_to(conn, &hostname, &format!("{hostname}@lab.example")).expect("give");
+                    }
+                    let vm = Vm::find_by_hostname(conn, &hostname)
+                        .expect("find")
+                        .expect("exists");
+                    if vm.is_free() {
+                        expected_free.insert(hostname);
+                    }
+                }
+            }
+        }
+        assert!(!expected_free.is_empty(), "some combination is free");
+        assert_eq!(
+            Vm::count_free(conn).expect("count"),
+            i64::try_from(expected_free.len()).expect("small")
+        );
+        let mut claimed = std::collections::BTreeSet::new();
+        while let Some(vm) = Vm::claim_free(
+            conn,
+            &format!("claimer-{}@lab.example", claimed.len()),
+            "cmd",
+            "123456",
+            None,
+            now(),
+        )
+        .expect("claim")
+        {
+            claimed.insert(vm.hostname);
+        }
+        assert_eq!(claimed, expected_free, "the claim takes exactly the free VMs");
+    });
+}
