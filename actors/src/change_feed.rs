@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use lablink_schema::vms::Vm;
+use lablink_schema::Backend;
 
 use tokio::sync::mpsc;
 
@@ -44,6 +45,29 @@ impl ChangeFeed for mpsc::UnboundedSender<VmEvent> {
     fn publish(&self, event: VmEvent) {
         // A closed receiver means nobody listens any more; nothing to do.
         let _ = self.send(event);
+    }
+}
+
+/// The feed a database writer publishes its changes through, chosen once for the backend.
+/// On PostgreSQL a row's change reaches every process through the table's trigger and the
+/// [`crate::notification_listener`], so a writer's own `Changed` would only repeat it and is
+/// dropped here; on SQLite nothing else tells anyone, so it is passed on. Other events (a
+/// claim's committed row) always pass.
+pub fn for_writer(backend: Backend, feed: Arc<dyn ChangeFeed>) -> Arc<dyn ChangeFeed> {
+    match backend {
+        Backend::Sqlite => feed,
+        Backend::Postgres => Arc::new(AnnouncedByTrigger(feed)),
+    }
+}
+
+/// See [`for_writer`].
+struct AnnouncedByTrigger(Arc<dyn ChangeFeed>);
+
+impl ChangeFeed for AnnouncedByTrigger {
+    fn publish(&self, event: VmEvent) {
+        if !matches!(event, VmEvent::Changed { .. }) {
+            self.0.publish(event);
+        }
     }
 }
 
@@ -92,6 +116,29 @@ impl ChangeFeed for ChangeHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_writers_own_changes_are_announced_only_where_no_trigger_does_it() {
+        let changed = || VmEvent::Changed {
+            hostname: "vm-1".to_owned(),
+        };
+        let resynced = || VmEvent::Resynced { hostnames: vec![] };
+        for (backend, expected) in [
+            (Backend::Sqlite, vec![changed(), resynced()]),
+            (Backend::Postgres, vec![resynced()]),
+        ] {
+            let (sender, mut receiver) = mpsc::unbounded_channel();
+            let feed = for_writer(backend, Arc::new(sender));
+            feed.publish(changed());
+            feed.publish(resynced());
+            drop(feed);
+            let mut got = Vec::new();
+            while let Ok(event) = receiver.try_recv() {
+                got.push(event);
+            }
+            assert_eq!(got, expected, "{backend:?}");
+        }
+    }
 
     #[test]
     fn every_subscriber_gets_every_event_and_gone_ones_are_dropped() {

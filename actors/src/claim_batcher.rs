@@ -88,8 +88,7 @@ impl ClaimBatcher {
         let counts = Arc::new(BatchCounts::default());
         let worker = Worker {
             pool,
-            backend,
-            feed,
+            feed: crate::change_feed::for_writer(backend, feed),
             counts: counts.clone(),
         };
         // No linger: a lone researcher must not wait for company.
@@ -122,7 +121,6 @@ impl ClaimBatcher {
 /// What the worker threads share to serve a batch.
 struct Worker {
     pool: DbPool,
-    backend: Backend,
     feed: Arc<dyn ChangeFeed>,
     counts: Arc<BatchCounts>,
 }
@@ -240,17 +238,16 @@ impl Worker {
     }
 
     /// Hands a new assignment to this process's waiting agents at once (the committed row),
-    /// and announces the change where the database does not (SQLite).
+    /// and announces the change (where the database does not already: see
+    /// [`crate::change_feed::for_writer`]).
     fn announce(&self, vm: &Vm, claim_started: Instant) {
         self.feed.publish(VmEvent::Claimed {
             row: Box::new(vm.clone()),
             claim_started,
         });
-        if self.backend == Backend::Sqlite {
-            self.feed.publish(VmEvent::Changed {
-                hostname: vm.hostname.clone(),
-            });
-        }
+        self.feed.publish(VmEvent::Changed {
+            hostname: vm.hostname.clone(),
+        });
     }
 }
 

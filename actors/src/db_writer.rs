@@ -95,6 +95,7 @@ impl DbWriter {
         feed: Arc<dyn ChangeFeed>,
         postgres_threads: usize,
     ) -> Addr<DbWriter> {
+        let feed = crate::change_feed::for_writer(backend, feed);
         SyncArbiter::start(writer_threads(backend, postgres_threads), move || {
             DbWriter {
                 pool: pool.clone(),
@@ -104,13 +105,12 @@ impl DbWriter {
         })
     }
 
-    /// Announces that `hostname` changed, where the database does not (SQLite).
+    /// Announces that `hostname` changed (where the database does not already: see
+    /// [`crate::change_feed::for_writer`]).
     pub(crate) fn announce(&self, hostname: &str) {
-        if self.backend == Backend::Sqlite {
-            self.feed.publish(VmEvent::Changed {
-                hostname: hostname.to_owned(),
-            });
-        }
+        self.feed.publish(VmEvent::Changed {
+            hostname: hostname.to_owned(),
+        });
     }
 
     /// Runs `write` in one transaction; after it commits, announces that `changed_vm`

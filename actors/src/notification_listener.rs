@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, WrapFuture};
 use futures_util::StreamExt;
+use lablink_schema::backoff::Backoff;
 use lablink_schema::vms::Vm;
 use lablink_schema::DbPool;
 use tokio::sync::mpsc;
@@ -49,23 +50,6 @@ impl Default for ReconnectPolicy {
             max_delay: MAX_RECONNECT_DELAY,
         }
     }
-}
-
-impl ReconnectPolicy {
-    /// The delay after `delay`: doubled, capped.
-    fn next(&self, delay: Duration) -> Duration {
-        (delay * 2).min(self.max_delay)
-    }
-}
-
-/// Adds up to 25 % to `delay`, so allocators that lost PostgreSQL together do not all
-/// reconnect in the same instant.
-fn with_jitter(delay: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    delay + delay.mul_f64(f64::from(nanos % 1_000) / 4_000.0)
 }
 
 /// The listener actor; see the module documentation.
@@ -137,20 +121,23 @@ async fn listen_forever(
     feed: Arc<dyn ChangeFeed>,
     policy: ReconnectPolicy,
 ) {
-    let mut delay = policy.initial_delay;
+    let mut backoff = Backoff::new(policy.initial_delay, policy.max_delay);
     loop {
-        match listen_once(&database_url, &pool, feed.as_ref()).await {
+        let outcome = listen_once(&database_url, &pool, feed.as_ref()).await;
+        if outcome.is_ok() {
+            // The session worked; start the backoff afresh.
+            backoff.reset();
+        }
+        let delay = backoff.next_delay();
+        match outcome {
             Ok(reason) => {
-                // The session worked; start the backoff afresh.
-                delay = policy.initial_delay;
                 tracing::warn!(%reason, retry_in_ms = delay.as_millis(), "lost the LISTEN connection");
             }
             Err(err) => {
                 tracing::warn!(error = %err, retry_in_ms = delay.as_millis(), "cannot LISTEN for VM changes");
             }
         }
-        tokio::time::sleep(with_jitter(delay)).await;
-        delay = policy.next(delay);
+        tokio::time::sleep(delay).await;
     }
 }
 
@@ -243,31 +230,6 @@ fn hostname_in(payload: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let policy = ReconnectPolicy {
-            initial_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(350),
-        };
-        let mut delay = policy.initial_delay;
-        let mut seen = vec![delay];
-        for _ in 0..4 {
-            delay = policy.next(delay);
-            seen.push(delay);
-        }
-        let millis: Vec<u128> = seen.iter().map(Duration::as_millis).collect();
-        assert_eq!(millis, [100, 200, 350, 350, 350]);
-    }
-
-    #[test]
-    fn jitter_adds_at_most_a_quarter() {
-        for _ in 0..100 {
-            let jittered = with_jitter(Duration::from_millis(1_000));
-            assert!(jittered >= Duration::from_millis(1_000));
-            assert!(jittered <= Duration::from_millis(1_250));
-        }
-    }
 
     #[test]
     fn payload_hostname_is_read_and_junk_is_ignored() {

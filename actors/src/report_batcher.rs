@@ -100,8 +100,7 @@ impl ReportBatcher {
         let counts = Arc::new(BatchCounts::default());
         let writer = BatchWriter {
             pool,
-            backend,
-            feed,
+            feed: crate::change_feed::for_writer(backend, feed),
             counts: counts.clone(),
         };
         let queue = BatchQueue::start(
@@ -133,7 +132,6 @@ impl ReportBatcher {
 /// What the worker threads share to write a batch.
 struct BatchWriter {
     pool: DbPool,
-    backend: Backend,
     /// Publishes after commit; used on SQLite only (on PostgreSQL the trigger does it).
     feed: Arc<dyn ChangeFeed>,
     counts: Arc<BatchCounts>,
@@ -200,12 +198,11 @@ impl BatchWriter {
             .collect()
     }
 
-    /// Announces a written report where the database does not (SQLite).
+    /// Announces a written report (where the database does not already: see
+    /// [`crate::change_feed::for_writer`]).
     fn announce(&self, hostname: &str) {
-        if self.backend == Backend::Sqlite {
-            self.feed.publish(VmEvent::Changed {
-                hostname: hostname.to_owned(),
-            });
-        }
+        self.feed.publish(VmEvent::Changed {
+            hostname: hostname.to_owned(),
+        });
     }
 }

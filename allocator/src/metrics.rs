@@ -20,8 +20,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::state::AppState;
-
 /// Smallest latency bucket, in seconds; each next one is [`LATENCY_BUCKET_FACTOR`] times larger.
 const LATENCY_FIRST_BUCKET_SECS: f64 = 0.001;
 const LATENCY_BUCKET_FACTOR: f64 = 2.5;
@@ -318,14 +316,16 @@ pub async fn record_request(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let state = request.app_data::<web::Data<AppState>>().cloned();
+    // Registered beside the application state (not read through it), so this module does
+    // not depend on the state that holds it.
+    let metrics = request.app_data::<web::Data<Metrics>>().cloned();
     let method = request.method().clone();
     let route = request
         .match_pattern()
         .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
     let response = next.call(request).await?;
-    if let Some(state) = state {
-        state.metrics.observe_request(
+    if let Some(metrics) = metrics {
+        metrics.observe_request(
             &method,
             route,
             response.status().as_u16(),

@@ -205,6 +205,7 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(metrics::record_request))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
+                .app_data(web::Data::from(state.metrics.clone()))
                 .app_data(body_timeout)
                 .app_data(
                     web::JsonConfig::default()
@@ -448,7 +449,8 @@ async fn migrate_when_reachable(
     patience: Duration,
 ) -> Result<(), StartupError> {
     let started = Instant::now();
-    let mut delay = STARTUP_RETRY_INITIAL;
+    let mut backoff =
+        lablink_schema::backoff::Backoff::new(STARTUP_RETRY_INITIAL, STARTUP_RETRY_MAX);
     loop {
         let pool = pool.clone();
         let attempt = web::block(move || -> Result<Vec<String>, AttemptError> {
@@ -472,9 +474,9 @@ async fn migrate_when_reachable(
                 )));
             }
             Err(AttemptError::Unreachable(reason)) if started.elapsed() < patience => {
+                let delay = backoff.next_delay();
                 tracing::warn!(database = %location, %reason, retry_in_ms = delay.as_millis(), "database not reachable yet");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(STARTUP_RETRY_MAX);
             }
             Err(AttemptError::Unreachable(reason)) => {
                 return Err(StartupError::Database(format!(

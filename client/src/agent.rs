@@ -6,13 +6,13 @@ use std::sync::Arc;
 use actix::{Actor, Arbiter};
 
 use crate::allocator_client::{AllocatorClient, CallError};
-use crate::backoff::Backoff;
 use crate::desktop::{ChromeRemoteDesktop, DesktopLauncher, LoggedDesktop, RemoteDesktop};
 use crate::gpu::{GpuMonitor, GpuProbe, HealthPolicy, NvmlProbe};
 use crate::settings::{AgentSettings, DesktopKind};
 use crate::status::StatusReporter;
 use crate::subscriber::Subscriber;
 use crate::usage::{ProcFs, ProcessTable, SoftwareMatcher, UsageMonitor};
+use lablink_schema::backoff::Backoff;
 
 /// The parts of the agent that touch the VM itself.
 pub struct AgentParts {

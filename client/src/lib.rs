@@ -10,7 +10,6 @@
 
 pub mod agent;
 pub mod allocator_client;
-pub mod backoff;
 pub mod desktop;
 pub mod gpu;
 pub mod settings;

@@ -8,7 +8,7 @@ use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Wrap
 use lablink_schema::wire::VmStatus;
 
 use crate::allocator_client::AllocatorClient;
-use crate::backoff::Backoff;
+use lablink_schema::backoff::Backoff;
 
 /// The actor; see the module documentation.
 #[derive(Debug)]

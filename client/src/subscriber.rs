@@ -7,9 +7,9 @@ use actix::{Actor, Addr, AsyncContext, Context, WrapFuture};
 use lablink_schema::wire::VmStatus;
 
 use crate::allocator_client::{AllocatorClient, StartupAnswer};
-use crate::backoff::Backoff;
 use crate::desktop::{DesktopLauncher, EndSession, StartSession};
 use crate::status::{SetStatus, StatusReporter};
+use lablink_schema::backoff::Backoff;
 
 /// The actor; see the module documentation.
 #[derive(Debug)]

@@ -12,13 +12,13 @@ use lablink_allocator::config::Config;
 use lablink_allocator::startup::Application;
 use lablink_client::agent::{Agent, AgentParts};
 use lablink_client::allocator_client::AllocatorClient;
-use lablink_client::backoff::Backoff;
 use lablink_client::desktop::{DesktopCall, RecordingDesktop};
 use lablink_client::gpu::{GpuReading, HealthPolicy, ProbeError, ScriptedProbe};
 use lablink_client::settings::AgentSettings;
 use lablink_client::status::{SetStatus, StatusReporter};
 use lablink_client::usage::ScriptedProcesses;
 use lablink_client::wire::VmStatus;
+use lablink_schema::backoff::Backoff;
 use lablink_schema::testing::TestDatabase;
 use lablink_schema::vms::Vm;
 

@@ -2,8 +2,9 @@
 //! and, behind feature `db`, the diesel tables, models, queries, connections and migrations.
 //!
 //! The split lets the agent depend on this crate for the JSON contract without linking
-//! diesel, SQLite or libpq.
+//! diesel, SQLite or libpq. [`backoff`] is here too because both sides retry the same way.
 
+pub mod backoff;
 pub mod crd;
 pub mod wire;
 

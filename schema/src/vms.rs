@@ -43,36 +43,47 @@ macro_rules! free_vms {
 /// The claim on PostgreSQL. The inner `SELECT … FOR UPDATE SKIP LOCKED` locks one free row,
 /// skipping rows other claims hold, and the outer `UPDATE` takes it; the outer
 /// `user_email IS NULL` re-checks the row as locked.
-const CLAIM_FREE_POSTGRES: &str = concat!("\
+const CLAIM_FREE_POSTGRES: &str = concat!(
+    "\
     UPDATE vms SET user_email = $1, crd_command = $2, pin = $3, in_use = FALSE, \
         assigned_at = $4, updated_at = $4, assignment_seq = assignment_seq + 1, claimed_by = $5 \
     WHERE user_email IS NULL AND hostname = ( \
         SELECT hostname FROM vms \
-        WHERE ", free_vm_sql!(), " \
+        WHERE ",
+    free_vm_sql!(),
+    " \
         ORDER BY hostname LIMIT 1 FOR UPDATE SKIP LOCKED) \
-    RETURNING *");
+    RETURNING *"
+);
 
 /// The claim on SQLite: the same statement without row locks, which SQLite does not have and
 /// does not need (one writer thread).
-const CLAIM_FREE_SQLITE: &str = concat!("\
+const CLAIM_FREE_SQLITE: &str = concat!(
+    "\
     UPDATE vms SET user_email = ?1, crd_command = ?2, pin = ?3, in_use = 0, \
         assigned_at = ?4, updated_at = ?4, assignment_seq = assignment_seq + 1, claimed_by = ?5 \
     WHERE user_email IS NULL AND hostname = ( \
         SELECT hostname FROM vms \
-        WHERE ", free_vm_sql!(), " \
+        WHERE ",
+    free_vm_sql!(),
+    " \
         ORDER BY hostname LIMIT 1) \
-    RETURNING *");
+    RETURNING *"
+);
 
 /// Many claims in one statement on PostgreSQL: the `n`-th free row (in hostname order, rows
 /// locked by other transactions skipped) goes to the `n`-th requester. One index scan serves
 /// them all, where one claim at a time would walk past the rows claimed before it.
-const CLAIM_MANY_POSTGRES: &str = concat!("\
+const CLAIM_MANY_POSTGRES: &str = concat!(
+    "\
     WITH wanted AS ( \
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $6::text[]) \
             WITH ORDINALITY AS w(email, command, pin, claimed_by, n)), \
     locked AS ( \
         SELECT hostname FROM vms \
-        WHERE ", free_vm_sql!(), " \
+        WHERE ",
+    free_vm_sql!(),
+    " \
         ORDER BY hostname LIMIT $4 FOR UPDATE SKIP LOCKED), \
     numbered AS ( \
         SELECT hostname, row_number() OVER (ORDER BY hostname) AS n FROM locked) \
@@ -81,7 +92,8 @@ const CLAIM_MANY_POSTGRES: &str = concat!("\
         assignment_seq = vms.assignment_seq + 1, claimed_by = wanted.claimed_by \
     FROM numbered JOIN wanted ON wanted.n = numbered.n \
     WHERE vms.hostname = numbered.hostname AND vms.user_email IS NULL \
-    RETURNING vms.*");
+    RETURNING vms.*"
+);
 
 /// A VM's current assignment, as its agent receives it.
 #[derive(Clone, PartialEq, Eq)]

@@ -726,6 +726,9 @@ fn the_free_vm_rule_is_one_rule() {
         {
             claimed.insert(vm.hostname);
         }
-        assert_eq!(claimed, expected_free, "the claim takes exactly the free VMs");
+        assert_eq!(
+            claimed, expected_free,
+            "the claim takes exactly the free VMs"
+        );
     });
 }

@@ -1,6 +1,7 @@
-//! Capped exponential backoff with jitter: every retry loop in the agent waits this way, so
-//! an allocator that is down or restarting never sees a tight loop, and a fleet of agents
-//! does not retry in lock-step.
+//! Capped exponential backoff with jitter, the one used by every retry loop on both sides
+//! (the agent's calls to the allocator, the allocator's reconnecting listener and its wait
+//! for the database at start): a peer that is down or restarting never sees a tight loop,
+//! and a fleet of agents or allocators does not retry in lock-step.
 
 use std::time::Duration;
 
@@ -34,13 +35,11 @@ impl Backoff {
     }
 }
 
-/// Up to a quarter of `delay`, from the clock's nanoseconds (good enough to spread agents).
+/// Up to a quarter of `delay`, at random (the thread's generator, seeded by the OS: two
+/// processes started together draw differently, where the clock's nanoseconds need not).
 fn jitter(delay: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    delay.mul_f64(f64::from(nanos % 1_000) / 4_000.0)
+    use rand::Rng;
+    delay.mul_f64(rand::rng().random_range(0.0..=0.25))
 }
 
 #[cfg(test)]
@@ -64,5 +63,16 @@ mod tests {
         }
         backoff.reset();
         assert!(backoff.next_delay() < Duration::from_millis(126));
+    }
+
+    #[test]
+    fn jitter_adds_at_most_a_quarter_and_varies() {
+        let delays: std::collections::HashSet<Duration> = (0..100)
+            .map(|_| Backoff::new(Duration::from_secs(1), Duration::from_secs(1)).next_delay())
+            .collect();
+        assert!(delays
+            .iter()
+            .all(|d| (Duration::from_millis(1_000)..=Duration::from_millis(1_250)).contains(d)));
+        assert!(delays.len() > 50, "jitter repeats: {}", delays.len());
     }
 }
