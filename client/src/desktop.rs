@@ -6,11 +6,14 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler, Message, ResponseFuture};
 use lablink_schema::crd::{CrdCommand, START_HOST};
+
+#[cfg(any(test, feature = "test-support"))]
+pub use crate::doubles::{DesktopCall, RecordingDesktop};
 
 /// The CRD control script that stops the host daemon.
 const CRD_CONTROL: &str = "/opt/google/chrome-remote-desktop/chrome-remote-desktop";
@@ -178,53 +181,6 @@ impl RemoteDesktop for LoggedDesktop {
 
     fn end(&self) -> Result<(), DesktopError> {
         tracing::info!("LABLINK_DESKTOP=log: the Chrome Remote Desktop session would end now");
-        Ok(())
-    }
-}
-
-/// What a [`RecordingDesktop`] was asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DesktopCall {
-    /// `start-host` would have run with these arguments and this PIN.
-    Started {
-        args: Vec<String>,
-        pin: String,
-    },
-    Ended,
-}
-
-/// A stand-in that records what would have run (for tests and dry runs).
-#[derive(Debug, Clone, Default)]
-pub struct RecordingDesktop {
-    calls: Arc<Mutex<Vec<DesktopCall>>>,
-}
-
-impl RecordingDesktop {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Everything asked so far, in order.
-    pub fn calls(&self) -> Vec<DesktopCall> {
-        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
-    }
-}
-
-impl RemoteDesktop for RecordingDesktop {
-    fn start(&self, session: &DesktopSession) -> Result<(), DesktopError> {
-        if let Ok(mut calls) = self.calls.lock() {
-            calls.push(DesktopCall::Started {
-                args: session.command.start_host_args(&session.display_name),
-                pin: session.pin.clone(),
-            });
-        }
-        Ok(())
-    }
-
-    fn end(&self) -> Result<(), DesktopError> {
-        if let Ok(mut calls) = self.calls.lock() {
-            calls.push(DesktopCall::Ended);
-        }
         Ok(())
     }
 }

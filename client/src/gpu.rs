@@ -2,7 +2,6 @@
 //! (a pure [`HealthTracker`] over successive samples), and the `GpuMonitor` actor that samples
 //! off its event loop and reports on change, re-sending periodically so a lost report heals.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,6 +12,9 @@ use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Nvml;
 
 use crate::allocator_client::AllocatorClient;
+
+#[cfg(any(test, feature = "test-support"))]
+pub use crate::doubles::ScriptedProbe;
 
 /// One GPU's state at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,45 +120,6 @@ impl GpuProbe for NvmlProbe {
                 })
             })
             .collect()
-    }
-}
-
-/// A probe that plays back samples given to it, repeating the last; for tests.
-#[derive(Debug, Clone, Default)]
-pub struct ScriptedProbe {
-    script: Arc<Mutex<VecDeque<GpuSample>>>,
-    last: Arc<Mutex<Option<GpuSample>>>,
-}
-
-impl ScriptedProbe {
-    /// A probe that will play `samples` in order.
-    pub fn new(samples: impl IntoIterator<Item = GpuSample>) -> Self {
-        ScriptedProbe {
-            script: Arc::new(Mutex::new(samples.into_iter().collect())),
-            last: Arc::default(),
-        }
-    }
-
-    /// Queues `sample` after the ones not yet played (works on a clone in use elsewhere).
-    pub fn push(&self, sample: GpuSample) {
-        if let Ok(mut script) = self.script.lock() {
-            script.push_back(sample);
-        }
-    }
-}
-
-impl GpuProbe for ScriptedProbe {
-    fn sample(&mut self) -> GpuSample {
-        let next = self.script.lock().ok().and_then(|mut s| s.pop_front());
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(sample) = next {
-            *last = Some(sample);
-        }
-        last.clone()
-            .unwrap_or_else(|| Err(ProbeError::NoNvml("nothing scripted".to_owned())))
     }
 }
 

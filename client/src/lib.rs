@@ -11,6 +11,8 @@
 pub mod agent;
 pub mod allocator_client;
 pub mod desktop;
+#[cfg(any(test, feature = "test-support"))]
+pub mod doubles;
 pub mod gpu;
 pub mod settings;
 pub mod status;

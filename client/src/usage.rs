@@ -12,6 +12,9 @@ use regex::Regex;
 use crate::allocator_client::AllocatorClient;
 use crate::gpu::{GpuMonitor, SetInUse};
 
+#[cfg(any(test, feature = "test-support"))]
+pub use crate::doubles::ScriptedProcesses;
+
 /// Lists the command lines of the running processes. Blocking.
 pub trait ProcessTable: Send + 'static {
     fn command_lines(&mut self) -> std::io::Result<Vec<Vec<String>>>;
@@ -58,34 +61,6 @@ impl ProcessTable for ProcFs {
             }
         }
         Ok(lines)
-    }
-}
-
-/// A process table that shows whatever it is given; for tests.
-#[derive(Debug, Clone, Default)]
-pub struct ScriptedProcesses {
-    current: Arc<Mutex<Vec<Vec<String>>>>,
-}
-
-impl ScriptedProcesses {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// From now on the table lists these command lines.
-    pub fn set(&self, command_lines: &[&[&str]]) {
-        if let Ok(mut current) = self.current.lock() {
-            *current = command_lines
-                .iter()
-                .map(|argv| argv.iter().map(|a| (*a).to_owned()).collect())
-                .collect();
-        }
-    }
-}
-
-impl ProcessTable for ScriptedProcesses {
-    fn command_lines(&mut self) -> std::io::Result<Vec<Vec<String>>> {
-        Ok(self.current.lock().map(|c| c.clone()).unwrap_or_default())
     }
 }
 

@@ -9,6 +9,8 @@ use tokio::sync::mpsc;
 
 pub mod cloud;
 pub mod local;
+#[cfg(any(test, feature = "test-support"))]
+mod scripted_cloud;
 pub mod terraform;
 
 /// A VM that should exist. `token` is set only for VMs created by this run: existing VMs
