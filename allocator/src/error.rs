@@ -240,15 +240,22 @@ pub fn json_error(
     api.into()
 }
 
-/// Turns failures to read a path parameter into a 400.
+/// Turns failures to read a path parameter into a 400: a page on a page's path, JSON on the
+/// API's.
 pub fn path_error(
     err: actix_web::error::PathError,
-    _: &actix_web::HttpRequest,
+    request: &actix_web::HttpRequest,
 ) -> actix_web::Error {
-    ApiError::BadRequest(format!("invalid path: {err}")).into()
+    let api = ApiError::BadRequest(format!("invalid path: {err}"));
+    if crate::page_error::is_page(request) {
+        crate::page_error::PageError(api).into()
+    } else {
+        api.into()
+    }
 }
 
-/// Turns form extraction failures into clear 4xx answers.
+/// Turns form extraction failures into clear 4xx answers. Forms are posted from pages, so
+/// the answer is a page.
 pub fn form_error(
     err: actix_web::error::UrlencodedError,
     _: &actix_web::HttpRequest,
@@ -264,5 +271,5 @@ pub fn form_error(
         ),
         _ => ApiError::BadRequest(format!("unreadable form: {err}")),
     };
-    api.into()
+    crate::page_error::PageError(api).into()
 }

@@ -45,6 +45,13 @@ impl ResponseError for PageError {
     }
 }
 
+/// Whether `request` is for a page (the start page, the dashboard), whose errors are pages,
+/// rather than for the API (`/api/…`, `/vm_startup`, `/metrics`, the health checks).
+pub fn is_page(request: &actix_web::HttpRequest) -> bool {
+    let path = request.path();
+    path == "/" || path == "/admin" || path.starts_with("/admin/")
+}
+
 /// A page that needs nothing that could itself be failing (no template, no database).
 fn error_page(title: &str, message: &str) -> String {
     let title = handlebars::html_escape(title);

@@ -118,3 +118,73 @@ async fn the_dashboards_release_checks_the_hostname_as_the_api_does() {
         .expect("release");
     assert_eq!(dashboard.status(), 400);
 }
+
+fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A form that cannot be read, on the researchers' page or the dashboard, is answered with a
+/// page, as every other refusal there is, not with the API's JSON body.
+#[actix_web::test]
+async fn unreadable_forms_on_pages_are_answered_with_pages() {
+    let app = spawn_app_with(|_| {}).await;
+    let missing_field = app
+        .client
+        .post(app.url("/api/request_vm"))
+        .form(&[("unrelated", "x")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(missing_field.status(), 400);
+    assert!(
+        content_type(&missing_field).starts_with("text/html"),
+        "{}",
+        content_type(&missing_field)
+    );
+    let browser = browser();
+    let csrf = signed_in(&app, &browser).await;
+    let bad_id = browser
+        .post(app.url("/admin/enrollment/not-a-number/revoke"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad_id.status(), 400);
+    assert!(
+        content_type(&bad_id).starts_with("text/html"),
+        "{}",
+        content_type(&bad_id)
+    );
+    let body = bad_id.text().await.expect("body");
+    assert!(body.contains("<h1>"), "{body}");
+    // The API keeps answering JSON.
+    let api = app.get_as_admin("/api/admin/operations/not-a-number").await;
+    assert_eq!(api.status(), 400);
+    assert!(content_type(&api).starts_with("application/json"));
+}
+
+/// The admin API takes the dashboard's session as well as HTTP Basic: the admin caller is
+/// one extractor for both.
+#[actix_web::test]
+async fn the_admin_api_accepts_a_dashboard_session() {
+    let app = spawn_app_with(|_| {}).await;
+    let browser = browser();
+    let anonymous = browser
+        .get(app.url("/api/admin/operations"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(anonymous.status(), 401);
+    signed_in(&app, &browser).await;
+    let with_session = browser
+        .get(app.url("/api/admin/operations"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(with_session.status(), 200);
+}
