@@ -65,19 +65,27 @@ impl fmt::Display for UnknownValue {
 
 impl std::error::Error for UnknownValue {}
 
-impl FromStr for VmStatus {
-    type Err = UnknownValue;
+/// `FromStr` for an enum spelled by its `as_str` and listed in its `ALL`: the one spelling
+/// used on the wire and in the database, and an error naming what is accepted.
+macro_rules! spelled_as_stored {
+    ($type:ty, $expected:literal) => {
+        impl FromStr for $type {
+            type Err = UnknownValue;
 
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        VmStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| UnknownValue {
-                given: s.to_owned(),
-                expected: "initializing, running, error, unknown",
-            })
-    }
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                <$type>::ALL
+                    .into_iter()
+                    .find(|value| value.as_str() == s)
+                    .ok_or_else(|| UnknownValue {
+                        given: s.to_owned(),
+                        expected: $expected,
+                    })
+            }
+        }
+    };
 }
+
+spelled_as_stored!(VmStatus, "initializing, running, error, unknown");
 
 /// GPU health as the agent reports it through `POST /api/gpu_health`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -123,19 +131,7 @@ impl fmt::Display for GpuHealth {
     }
 }
 
-impl FromStr for GpuHealth {
-    type Err = UnknownValue;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        GpuHealth::ALL
-            .into_iter()
-            .find(|health| health.as_str() == s)
-            .ok_or_else(|| UnknownValue {
-                given: s.to_owned(),
-                expected: "Healthy, Unhealthy, N/A",
-            })
-    }
-}
+spelled_as_stored!(GpuHealth, "Healthy, Unhealthy, N/A");
 
 /// Body of `POST /api/vm-status`: a VM registers itself or reports a new status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +234,23 @@ impl fmt::Debug for VmStatusAnswer {
     }
 }
 
+/// Answer to `GET /healthz` and `GET /readyz`: `ok`, `ready` or `unavailable` with why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthAnswer {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl HealthAnswer {
+    pub fn new(status: &str, reason: Option<&str>) -> Self {
+        HealthAnswer {
+            status: status.to_owned(),
+            reason: reason.map(str::to_owned),
+        }
+    }
+}
+
 /// A successful write's answer: `{"message": "…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageBody {
@@ -307,19 +320,7 @@ impl OperationKind {
     }
 }
 
-impl FromStr for OperationKind {
-    type Err = UnknownValue;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OperationKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == s)
-            .ok_or_else(|| UnknownValue {
-                given: s.to_owned(),
-                expected: "create, destroy, destroy_all",
-            })
-    }
-}
+spelled_as_stored!(OperationKind, "create, destroy, destroy_all");
 
 /// Where a provisioning run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -361,19 +362,7 @@ impl fmt::Display for OperationState {
     }
 }
 
-impl FromStr for OperationState {
-    type Err = UnknownValue;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OperationState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| UnknownValue {
-                given: s.to_owned(),
-                expected: "queued, running, succeeded, failed",
-            })
-    }
-}
+spelled_as_stored!(OperationState, "queued, running, succeeded, failed");
 
 /// A provisioning operation as the admin API shows it (`POST /api/admin/vms…` answer 202
 /// with one; `GET /api/admin/operations` lists them).

@@ -186,29 +186,23 @@ pub trait VmBody: DeserializeOwned + 'static {
     }
 }
 
-impl VmBody for VmStartupRequest {
-    fn hostname(&self) -> &str {
-        &self.hostname
-    }
+/// The bodies that name their VM in `hostname` and need nothing else checked first.
+macro_rules! named_by_hostname {
+    ($($body:ty),+) => {
+        $(impl VmBody for $body {
+            fn hostname(&self) -> &str {
+                &self.hostname
+            }
+        })+
+    };
 }
 
-impl VmBody for VmStatusReport {
-    fn hostname(&self) -> &str {
-        &self.hostname
-    }
-}
-
-impl VmBody for InUseReport {
-    fn hostname(&self) -> &str {
-        &self.hostname
-    }
-}
-
-impl VmBody for GpuHealthReport {
-    fn hostname(&self) -> &str {
-        &self.hostname
-    }
-}
+named_by_hostname!(
+    VmStartupRequest,
+    VmStatusReport,
+    InUseReport,
+    GpuHealthReport
+);
 
 impl VmBody for VmLogBatch {
     fn hostname(&self) -> &str {

@@ -340,3 +340,10 @@ fn secrets_never_show_in_debug_output_or_refusals() {
         "{shown}"
     );
 }
+
+#[test]
+fn a_password_written_as_a_number_in_the_file_is_read_as_its_text() {
+    let file = yaml("admin:\n  password: 123456789012\n");
+    let config = Config::load_from(Some(file.path()), None, &[]).expect("numeric password");
+    assert_eq!(config.admin.password.as_deref(), Some("123456789012"));
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use lablink_schema::migrations;
-use serde_json::json;
+use lablink_schema::wire::HealthAnswer;
 
 use crate::state::AppState;
 
@@ -14,7 +14,7 @@ const READINESS_DB_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Always 200 while the process serves requests.
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(HealthAnswer::new("ok", None))
 }
 
 /// 200 when the database answers and has every migration this binary knows; else 503 with
@@ -30,22 +30,25 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     .await;
     match checked {
         Ok(Ok(pending)) if pending.is_empty() => {
-            HttpResponse::Ok().json(json!({"status": "ready"}))
+            HttpResponse::Ok().json(HealthAnswer::new("ready", None))
         }
         Ok(Ok(pending)) => {
             tracing::warn!(?pending, "not ready: migrations pending");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "unavailable", "reason": "database migrations pending"}))
+            HttpResponse::ServiceUnavailable().json(HealthAnswer::new(
+                "unavailable",
+                Some("database migrations pending"),
+            ))
         }
         Ok(Err(reason)) => {
             tracing::warn!(%reason, "not ready");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "unavailable", "reason": reason}))
+            HttpResponse::ServiceUnavailable().json(HealthAnswer::new("unavailable", Some(&reason)))
         }
         Err(blocking) => {
             tracing::error!(error = %blocking, "readiness check did not run");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "unavailable", "reason": "readiness check failed"}))
+            HttpResponse::ServiceUnavailable().json(HealthAnswer::new(
+                "unavailable",
+                Some("readiness check failed"),
+            ))
         }
     }
 }
