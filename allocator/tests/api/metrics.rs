@@ -73,7 +73,7 @@ async fn counters_and_gauges_follow_what_happens() {
     assert_eq!(sample(&before, "lablink_vms_free"), 0.0);
     assert_eq!(sample(&before, "lablink_agents_waiting"), 0.0);
     assert!(
-        before.contains("lablink_db_pool_max_connections 6"),
+        before.contains("lablink_db_pool_max_connections 8"),
         "{before}"
     );
 
