@@ -271,23 +271,45 @@ impl Handler<FinishOperation> for DbWriter {
     }
 }
 
-/// At start-up: every operation left unfinished was interrupted by the previous process.
-/// Answers the operations it marked.
+/// Mark the unfinished operations nobody holds as failed (at start-up): no lease, a lease
+/// that ran out, or a holder on this machine that is gone. Returns them.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Vec<Operation>, WriteError>")]
-pub struct FailUnfinishedOperations {
+pub struct FailAbandonedOperations {
     pub reason: String,
 }
 
-impl Handler<FailUnfinishedOperations> for DbWriter {
+impl Handler<FailAbandonedOperations> for DbWriter {
     type Result = Result<Vec<Operation>, WriteError>;
 
-    fn handle(&mut self, msg: FailUnfinishedOperations, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: FailAbandonedOperations, _: &mut Self::Context) -> Self::Result {
         self.in_transaction(None, |conn| {
-            Ok(Operation::fail_unfinished(
+            Ok(Operation::fail_abandoned(
                 conn,
                 &msg.reason,
                 Utc::now().naive_utc(),
+                &crate::lease::may_be_alive,
+            )?)
+        })
+    }
+}
+
+/// Extend this allocator's leases on the operations it holds (queued or running).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, WriteError>")]
+pub struct RenewOperationLeases {
+    pub owner: String,
+    pub ids: Vec<i64>,
+    pub until: chrono::NaiveDateTime,
+}
+
+impl Handler<RenewOperationLeases> for DbWriter {
+    type Result = Result<usize, WriteError>;
+
+    fn handle(&mut self, msg: RenewOperationLeases, _: &mut Self::Context) -> Self::Result {
+        self.in_transaction(None, |conn| {
+            Ok(Operation::renew_leases(
+                conn, &msg.owner, &msg.ids, msg.until,
             )?)
         })
     }

@@ -21,6 +21,7 @@ pub mod change_feed;
 pub mod claim_batcher;
 pub mod db_writer;
 pub mod enrollment_writes;
+pub mod lease;
 pub mod notification_listener;
 pub mod provisioning;
 pub mod provisioning_queue;

@@ -763,3 +763,146 @@ async fn the_legacy_switch_is_warned_about_at_start() {
     assert_eq!(warning["level"], "WARN");
     allocator.wait_until_listening();
 }
+
+/// Two allocators on one database: the second, starting while the first runs a creation,
+/// must neither mark that operation failed nor remove the VM rows it stored (the first holds
+/// the operation's lease and is alive); the first then finishes it.
+#[tokio::test]
+async fn a_second_allocator_starting_leaves_a_running_operation_alone() {
+    if Command::new("terraform").arg("version").output().is_err() {
+        eprintln!("SKIPPED: the terraform CLI is not installed");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let database = TestDatabase::migrated();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let agent = dir.path().join("agent.sh");
+    std::fs::write(&agent, "#!/bin/sh\nexec sleep 600\n").expect("agent script");
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform/local");
+    let state = dir.path().join("state");
+    // Each allocator has its own working directory, as on two machines.
+    let env = |name: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("DATABASE_URL", database.url().to_owned()),
+            ("LABLINK__SERVER__BIND", "127.0.0.1:0".to_owned()),
+            (
+                "LABLINK__ADMIN__PASSWORD",
+                "two-allocators-password".to_owned(),
+            ),
+            ("LABLINK__PROVIDER__KIND", "terraform".to_owned()),
+            (
+                "LABLINK__PROVIDER__TERRAFORM__MODULE_DIR",
+                module.display().to_string(),
+            ),
+            (
+                "LABLINK__PROVIDER__TERRAFORM__WORK_DIR",
+                dir.path().join(name).display().to_string(),
+            ),
+            (
+                "LABLINK__PROVIDER__TERRAFORM__VARIABLES__AGENT_COMMAND",
+                agent.display().to_string(),
+            ),
+            (
+                "LABLINK__PROVIDER__TERRAFORM__VARIABLES__STATE_DIR",
+                state.display().to_string(),
+            ),
+            (
+                "LABLINK__PROVIDER__TERRAFORM__VARIABLES__STARTUP_DELAY_SECONDS",
+                "6".to_owned(),
+            ),
+        ]
+    };
+    let start = |pairs: Vec<(&'static str, String)>| {
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Allocator::start(dir.path(), &[], &refs)
+    };
+    let client = reqwest::Client::new();
+    let operation = |base: String, id: i64| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("{base}/api/admin/operations/{id}"))
+                .basic_auth("admin", Some("two-allocators-password"))
+                .send()
+                .await
+                .expect("request")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")
+        }
+    };
+
+    let mut first = start(env("work-a"));
+    let first_base = first.wait_until_listening();
+    let queued: serde_json::Value = client
+        .post(format!("{first_base}/api/admin/vms"))
+        .basic_auth("admin", Some("two-allocators-password"))
+        .json(&serde_json::json!({"count": 1}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = queued["operation_id"].as_i64().expect("id");
+    // Wait until the creation has stored its VM's row (it does before applying).
+    let mut conn = database.connect();
+    let deadline = Instant::now() + START_TIMEOUT;
+    while lablink_schema::vms::Vm::list_all(&mut conn)
+        .expect("vms")
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the creation stored no VM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut second = start(env("work-b"));
+    let second_base = second.wait_until_listening();
+    let seen_by_second = operation(second_base.clone(), id).await;
+    assert_eq!(
+        seen_by_second["finished_at"],
+        serde_json::Value::Null,
+        "{seen_by_second}"
+    );
+    assert_ne!(seen_by_second["state"], "failed", "{seen_by_second}");
+    assert_eq!(
+        lablink_schema::vms::Vm::list_all(&mut conn)
+            .expect("vms")
+            .len(),
+        1,
+        "the second allocator removed the running creation's VM"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let finished = loop {
+        let op = operation(first_base.clone(), id).await;
+        if op["finished_at"] != serde_json::Value::Null {
+            break op;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the creation did not finish: {op}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(finished["state"], "succeeded", "{finished}");
+    assert_eq!(
+        lablink_schema::vms::Vm::list_all(&mut conn)
+            .expect("vms")
+            .len(),
+        1
+    );
+
+    for allocator in [&mut first, &mut second] {
+        allocator.signal("TERM");
+        let _ = allocator.wait_for_exit();
+    }
+    for entry in std::fs::read_dir(&state).into_iter().flatten().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "pid") {
+            if let Ok(pid) = std::fs::read_to_string(entry.path()) {
+                let _ = Command::new("kill").arg(pid.trim()).status();
+            }
+        }
+    }
+}

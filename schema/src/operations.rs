@@ -24,6 +24,10 @@ pub struct Operation {
     pub created_at: NaiveDateTime,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
+    /// The allocator holding the run while it is unfinished (see [`Operation::renew_leases`]).
+    pub lease_owner: Option<String>,
+    /// Until when it holds it, unless renewed.
+    pub lease_expires_at: Option<NaiveDateTime>,
 }
 
 /// A provisioning run about to be queued.
@@ -36,6 +40,8 @@ pub struct NewOperation {
     pub state: &'static str,
     pub requested_by: String,
     pub created_at: NaiveDateTime,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<NaiveDateTime>,
 }
 
 impl NewOperation {
@@ -48,6 +54,17 @@ impl NewOperation {
             state: OperationState::Queued.as_str(),
             requested_by: requested_by.to_owned(),
             created_at: now,
+            lease_owner: None,
+            lease_expires_at: None,
+        }
+    }
+
+    /// The same run, held by `owner` until `until` from the moment it is stored.
+    pub fn leased_to(self, owner: &str, until: NaiveDateTime) -> Self {
+        NewOperation {
+            lease_owner: Some(owner.to_owned()),
+            lease_expires_at: Some(until),
+            ..self
         }
     }
 }
@@ -99,27 +116,93 @@ impl Operation {
                 operations::error.eq(error),
                 operations::output_tail.eq(output_tail),
                 operations::finished_at.eq(now),
+                operations::lease_owner.eq(None::<String>),
+                operations::lease_expires_at.eq(None::<NaiveDateTime>),
             ))
             .execute(conn)
     }
 
-    /// Marks every unfinished run as failed with `reason`: at start-up, any such run was
-    /// interrupted by the previous process stopping. Returns the runs it marked.
+    /// Marks the unfinished runs nobody holds any more as failed with `reason`: those with
+    /// no lease, or whose lease has run out. Returns the runs it marked. (At start-up: see
+    /// [`Operation::fail_abandoned`] for the runs of a process known to be dead.)
     pub fn fail_unfinished(
         conn: &mut DbConnection,
         reason: &str,
         now: NaiveDateTime,
     ) -> QueryResult<Vec<Operation>> {
-        on_backend!(conn, |c| diesel::update(
-            operations::table.filter(operations::finished_at.is_null())
+        Operation::fail_abandoned(conn, reason, now, &|_| true)
+    }
+
+    /// Marks unfinished runs as failed with `reason` when nobody holds them: no lease, a
+    /// lease that has run out, or a holder that `owner_alive` says is gone. Each is marked
+    /// only if its lease is still the one read here, so a holder renewing meanwhile keeps its
+    /// run. Returns the runs it marked.
+    pub fn fail_abandoned(
+        conn: &mut DbConnection,
+        reason: &str,
+        now: NaiveDateTime,
+        owner_alive: &dyn Fn(&str) -> bool,
+    ) -> QueryResult<Vec<Operation>> {
+        let unfinished: Vec<Operation> = operations::table
+            .filter(operations::finished_at.is_null())
+            .select(Operation::as_select())
+            .load(conn)?;
+        let mut marked = Vec::new();
+        for run in unfinished {
+            let held = match (&run.lease_owner, run.lease_expires_at) {
+                (Some(owner), Some(until)) => until > now && owner_alive(owner),
+                _ => false,
+            };
+            if held {
+                continue;
+            }
+            let target = operations::table
+                .filter(operations::id.eq(run.id))
+                .filter(operations::finished_at.is_null());
+            let values = (
+                operations::state.eq(OperationState::Failed.as_str()),
+                operations::error.eq(reason),
+                operations::finished_at.eq(now),
+                operations::lease_owner.eq(None::<String>),
+                operations::lease_expires_at.eq(None::<NaiveDateTime>),
+            );
+            let updated: Option<Operation> = match run.lease_expires_at {
+                Some(seen) => on_backend!(conn, |c| diesel::update(
+                    target.filter(operations::lease_expires_at.eq(seen))
+                )
+                .set(values)
+                .returning(Operation::as_returning())
+                .get_result(c)
+                .optional())?,
+                None => on_backend!(conn, |c| diesel::update(
+                    target.filter(operations::lease_expires_at.is_null())
+                )
+                .set(values)
+                .returning(Operation::as_returning())
+                .get_result(c)
+                .optional())?,
+            };
+            marked.extend(updated);
+        }
+        Ok(marked)
+    }
+
+    /// Extends `owner`'s lease on these unfinished runs to `until`; returns how many it
+    /// still holds.
+    pub fn renew_leases(
+        conn: &mut DbConnection,
+        owner: &str,
+        ids: &[i64],
+        until: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            operations::table
+                .filter(operations::id.eq_any(ids))
+                .filter(operations::finished_at.is_null())
+                .filter(operations::lease_owner.eq(owner)),
         )
-        .set((
-            operations::state.eq(OperationState::Failed.as_str()),
-            operations::error.eq(reason),
-            operations::finished_at.eq(now),
-        ))
-        .returning(Operation::as_returning())
-        .get_results(c))
+        .set(operations::lease_expires_at.eq(until))
+        .execute(conn)
     }
 
     /// Records the hostnames a run works on (for a creation: the names it gives its VMs),

@@ -621,7 +621,7 @@ fn quiet_heartbeats_revert_and_reapply() {
 
     let database = TestDatabase::migrated();
     let mut conn = PgConnection::establish(database.url()).expect("connect");
-    let newer = ["20261201000008", "20261201000007"];
+    let newer = ["20261202000009", "20261201000008", "20261201000007"];
     for expected in newer.iter().chain(&["20261130000006"]) {
         let reverted = conn
             .revert_last_migration(migrations::POSTGRES_MIGRATIONS)
@@ -730,5 +730,49 @@ fn the_free_vm_rule_is_one_rule() {
             claimed, expected_free,
             "the claim takes exactly the free VMs"
         );
+    });
+}
+
+/// An unfinished run is failed at start-up only when nobody holds it: no lease, a lease that
+/// ran out, or a holder known to be gone; a holder's renewal keeps it.
+#[test]
+fn only_abandoned_operations_are_failed() {
+    on_both_backends(|conn| {
+        let t = now();
+        let later = t + chrono::Duration::seconds(30);
+        let insert = |conn: &mut DbConnection, owner: Option<(&str, NaiveDateTime)>| {
+            let mut new = NewOperation::queued(OperationKind::Create, "admin", t);
+            if let Some((owner, until)) = owner {
+                new = new.leased_to(owner, until);
+            }
+            Operation::insert(conn, &new).expect("insert").id
+        };
+        let unleased = insert(conn, None);
+        let held = insert(conn, Some(("alive", later)));
+        let expired = insert(conn, Some(("alive", t - chrono::Duration::seconds(1))));
+        let orphaned = insert(conn, Some(("gone", later)));
+        assert_eq!(
+            Operation::renew_leases(conn, "alive", &[held, orphaned], later).expect("renew"),
+            1,
+            "only the owner's own leases are renewed"
+        );
+        let alive = |owner: &str| owner == "alive";
+        let mut failed: Vec<i64> = Operation::fail_abandoned(conn, "gone", t, &alive)
+            .expect("fail")
+            .into_iter()
+            .map(|op| op.id)
+            .collect();
+        failed.sort_unstable();
+        assert_eq!(failed, vec![unleased, expired, orphaned]);
+        let kept = Operation::find_by_id(conn, held)
+            .expect("find")
+            .expect("row");
+        assert_eq!(kept.state(), OperationState::Queued);
+        assert_eq!(kept.finished_at, None);
+        Operation::finish(conn, held, OperationState::Succeeded, None, "", t).expect("finish");
+        let done = Operation::find_by_id(conn, held)
+            .expect("find")
+            .expect("row");
+        assert_eq!(done.lease_owner, None, "a finished run holds no lease");
     });
 }

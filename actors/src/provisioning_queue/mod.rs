@@ -20,7 +20,10 @@ use lablink_schema::vms::Vm;
 use lablink_schema::DbPool;
 use tokio::sync::broadcast;
 
-use crate::db_writer::{DbWriter, FailUnfinishedOperations, QueueOperation, RemoveVms};
+use crate::db_writer::{
+    DbWriter, FailAbandonedOperations, QueueOperation, RemoveVms, RenewOperationLeases,
+};
+use crate::lease::{self, LEASE_DURATION, LEASE_RENEWAL};
 use crate::provisioning::{ProvisionError, Provisioner};
 
 mod operation_run;
@@ -96,6 +99,8 @@ pub struct ProvisioningQueue {
     settings: ProvisioningSettings,
     queue: VecDeque<(i64, Plan)>,
     busy: bool,
+    /// The operation running now, if any.
+    running: Option<i64>,
     /// VMs the running operation is creating whose rows are not stored yet.
     running_creations: u32,
     events: broadcast::Sender<OperationEvent>,
@@ -126,6 +131,7 @@ impl ProvisioningQueue {
             settings,
             queue: VecDeque::new(),
             busy: false,
+            running: None,
             running_creations: 0,
             events,
         }
@@ -145,6 +151,30 @@ impl ProvisioningQueue {
         queued + self.running_creations
     }
 
+    /// Extends the leases of the operations this queue holds.
+    fn renew_leases(&self) {
+        let ids: Vec<i64> = self
+            .queue
+            .iter()
+            .map(|(id, _)| *id)
+            .chain(self.running)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let renewal = RenewOperationLeases {
+            owner: lease::this_process().to_owned(),
+            ids,
+            until: lease_end(),
+        };
+        let writer = self.writer.clone();
+        actix::spawn(async move {
+            if !matches!(writer.send(renewal).await, Ok(Ok(_))) {
+                tracing::error!("cannot renew the leases of the queued operations");
+            }
+        });
+    }
+
     fn enqueue(&mut self, operation: &Operation, plan: Plan, ctx: &mut Context<Self>) {
         let _ = self.events.send(OperationEvent::Queued {
             operation_id: operation.id,
@@ -161,6 +191,7 @@ impl ProvisioningQueue {
             return;
         };
         self.busy = true;
+        self.running = Some(id);
         if let Plan::Create { count } = plan {
             self.running_creations = count;
         }
@@ -176,6 +207,7 @@ impl ProvisioningQueue {
         let run = run_operation(id, plan, runner);
         ctx.spawn(run.into_actor(self).map(|(), executor, ctx| {
             executor.busy = false;
+            executor.running = None;
             executor.running_creations = 0;
             executor.run_next(ctx);
         }));
@@ -186,6 +218,9 @@ impl Actor for ProvisioningQueue {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Every operation this allocator holds, queued or running, keeps its lease, so an
+        // allocator starting meanwhile leaves it alone.
+        ctx.run_interval(LEASE_RENEWAL, |queue, _| queue.renew_leases());
         if let Err(err) = self.provisioner.recover() {
             tracing::error!(error = %err, "could not clean up after the previous allocator");
         }
@@ -195,7 +230,7 @@ impl Actor for ProvisioningQueue {
         ctx.wait(
             async move {
                 let interrupted = match writer
-                    .send(FailUnfinishedOperations {
+                    .send(FailAbandonedOperations {
                         reason: INTERRUPTED_REASON.to_owned(),
                     })
                     .await
@@ -240,6 +275,13 @@ impl Actor for ProvisioningQueue {
             .into_actor(self),
         );
     }
+}
+
+/// When a lease taken or renewed now runs out.
+fn lease_end() -> chrono::NaiveDateTime {
+    Utc::now().naive_utc()
+        + chrono::Duration::from_std(LEASE_DURATION)
+            .unwrap_or_else(|_| chrono::Duration::seconds(30))
 }
 
 /// Reads every VM (off the event loop).
@@ -314,7 +356,8 @@ impl Handler<CreateVms> for ProvisioningQueue {
                     OperationKind::Create,
                     &msg.requested_by,
                     Utc::now().naive_utc(),
-                );
+                )
+                .leased_to(lease::this_process(), lease_end());
                 new.requested_count = i32::try_from(count).ok();
                 queue_operation(&writer, new).await
             }
@@ -371,7 +414,8 @@ impl Handler<DestroyVms> for ProvisioningQueue {
                     OperationKind::Destroy,
                     &msg.requested_by,
                     Utc::now().naive_utc(),
-                );
+                )
+                .leased_to(lease::this_process(), lease_end());
                 new.targets = serde_json::to_string(&hostnames).ok();
                 queue_operation(&writer, new).await
             }
@@ -412,7 +456,8 @@ impl Handler<DestroyAllVms> for ProvisioningQueue {
                     OperationKind::DestroyAll,
                     &msg.requested_by,
                     Utc::now().naive_utc(),
-                );
+                )
+                .leased_to(lease::this_process(), lease_end());
                 queue_operation(&writer, new).await
             }
             .into_actor(self)

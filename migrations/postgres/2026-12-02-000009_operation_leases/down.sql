@@ -1,0 +1,2 @@
+ALTER TABLE operations DROP COLUMN lease_expires_at;
+ALTER TABLE operations DROP COLUMN lease_owner;
