@@ -40,10 +40,14 @@ pub fn may_be_alive(owner: &str) -> bool {
     start_time(pid).is_some_and(|now| now == started)
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned())
+/// This machine's name, read once.
+fn host_name() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".to_owned())
+    })
 }
 
 /// When process `pid` started (clock ticks since boot, field 22 of `/proc/<pid>/stat`).

@@ -449,33 +449,16 @@ async fn an_allocator_killed_mid_apply_recovers_when_restarted() {
     std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform/local");
     let work = dir.path().join("work");
-    let (module_s, work_s, agent_s, state_s) = (
-        module.display().to_string(),
-        work.display().to_string(),
-        agent.display().to_string(),
-        dir.path().join("state").display().to_string(),
-    );
-    let env = |delay: &'static str| {
-        vec![
-            ("DATABASE_URL", database.url().to_owned()),
-            ("LABLINK__SERVER__BIND", "127.0.0.1:0".to_owned()),
-            ("LABLINK__ADMIN__PASSWORD", "crash-test-password".to_owned()),
-            ("LABLINK__PROVIDER__KIND", "terraform".to_owned()),
-            ("LABLINK__PROVIDER__TERRAFORM__MODULE_DIR", module_s.clone()),
-            ("LABLINK__PROVIDER__TERRAFORM__WORK_DIR", work_s.clone()),
-            (
-                "LABLINK__PROVIDER__TERRAFORM__VARIABLES__AGENT_COMMAND",
-                agent_s.clone(),
-            ),
-            (
-                "LABLINK__PROVIDER__TERRAFORM__VARIABLES__STATE_DIR",
-                state_s.clone(),
-            ),
-            (
-                "LABLINK__PROVIDER__TERRAFORM__VARIABLES__STARTUP_DELAY_SECONDS",
-                delay.to_owned(),
-            ),
-        ]
+    let env = |delay: &str| {
+        terraform_env(
+            database.url(),
+            "crash-test-password",
+            &module,
+            &work,
+            &agent,
+            &dir.path().join("state"),
+            delay,
+        )
     };
     let borrowed =
         |pairs: &[(&'static str, String)]| -> Vec<(&'static str, String)> { pairs.to_vec() };
@@ -484,20 +467,8 @@ async fn an_allocator_killed_mid_apply_recovers_when_restarted() {
         Allocator::start(dir.path(), &[], &refs)
     };
     let client = reqwest::Client::new();
-    let operation = |base: String, id: i64| {
-        let client = client.clone();
-        async move {
-            client
-                .get(format!("{base}/api/admin/operations/{id}"))
-                .basic_auth("admin", Some("crash-test-password"))
-                .send()
-                .await
-                .expect("request")
-                .json::<serde_json::Value>()
-                .await
-                .expect("json")
-        }
-    };
+    let operation =
+        |base: String, id: i64| operation_as(client.clone(), base, "crash-test-password", id);
 
     // A slow creation (each agent waits 60 s before starting)…
     let mut first = start(borrowed(&env("60")));
@@ -782,56 +753,24 @@ async fn a_second_allocator_starting_leaves_a_running_operation_alone() {
     let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../terraform/local");
     let state = dir.path().join("state");
     // Each allocator has its own working directory, as on two machines.
-    let env = |name: &str| -> Vec<(&'static str, String)> {
-        vec![
-            ("DATABASE_URL", database.url().to_owned()),
-            ("LABLINK__SERVER__BIND", "127.0.0.1:0".to_owned()),
-            (
-                "LABLINK__ADMIN__PASSWORD",
-                "two-allocators-password".to_owned(),
-            ),
-            ("LABLINK__PROVIDER__KIND", "terraform".to_owned()),
-            (
-                "LABLINK__PROVIDER__TERRAFORM__MODULE_DIR",
-                module.display().to_string(),
-            ),
-            (
-                "LABLINK__PROVIDER__TERRAFORM__WORK_DIR",
-                dir.path().join(name).display().to_string(),
-            ),
-            (
-                "LABLINK__PROVIDER__TERRAFORM__VARIABLES__AGENT_COMMAND",
-                agent.display().to_string(),
-            ),
-            (
-                "LABLINK__PROVIDER__TERRAFORM__VARIABLES__STATE_DIR",
-                state.display().to_string(),
-            ),
-            (
-                "LABLINK__PROVIDER__TERRAFORM__VARIABLES__STARTUP_DELAY_SECONDS",
-                "6".to_owned(),
-            ),
-        ]
+    let env = |name: &str| {
+        terraform_env(
+            database.url(),
+            "two-allocators-password",
+            &module,
+            &dir.path().join(name),
+            &agent,
+            &state,
+            "6",
+        )
     };
     let start = |pairs: Vec<(&'static str, String)>| {
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         Allocator::start(dir.path(), &[], &refs)
     };
     let client = reqwest::Client::new();
-    let operation = |base: String, id: i64| {
-        let client = client.clone();
-        async move {
-            client
-                .get(format!("{base}/api/admin/operations/{id}"))
-                .basic_auth("admin", Some("two-allocators-password"))
-                .send()
-                .await
-                .expect("request")
-                .json::<serde_json::Value>()
-                .await
-                .expect("json")
-        }
-    };
+    let operation =
+        |base: String, id: i64| operation_as(client.clone(), base, "two-allocators-password", id);
 
     let mut first = start(env("work-a"));
     let first_base = first.wait_until_listening();
@@ -905,4 +844,61 @@ async fn a_second_allocator_starting_leaves_a_running_operation_alone() {
             }
         }
     }
+}
+
+/// The environment of an allocator on `database_url` whose provider is terraform/local
+/// (`module`) in `work_dir`, each VM's agent being `agent`, started `delay` seconds late.
+fn terraform_env(
+    database_url: &str,
+    password: &str,
+    module: &std::path::Path,
+    work_dir: &std::path::Path,
+    agent: &std::path::Path,
+    state_dir: &std::path::Path,
+    delay: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", database_url.to_owned()),
+        ("LABLINK__SERVER__BIND", "127.0.0.1:0".to_owned()),
+        ("LABLINK__ADMIN__PASSWORD", password.to_owned()),
+        ("LABLINK__PROVIDER__KIND", "terraform".to_owned()),
+        (
+            "LABLINK__PROVIDER__TERRAFORM__MODULE_DIR",
+            module.display().to_string(),
+        ),
+        (
+            "LABLINK__PROVIDER__TERRAFORM__WORK_DIR",
+            work_dir.display().to_string(),
+        ),
+        (
+            "LABLINK__PROVIDER__TERRAFORM__VARIABLES__AGENT_COMMAND",
+            agent.display().to_string(),
+        ),
+        (
+            "LABLINK__PROVIDER__TERRAFORM__VARIABLES__STATE_DIR",
+            state_dir.display().to_string(),
+        ),
+        (
+            "LABLINK__PROVIDER__TERRAFORM__VARIABLES__STARTUP_DELAY_SECONDS",
+            delay.to_owned(),
+        ),
+    ]
+}
+
+/// Operation `id` as the admin API at `base` shows it.
+async fn operation_as(
+    client: reqwest::Client,
+    base: String,
+    password: &str,
+    id: i64,
+) -> serde_json::Value {
+    client
+        .get(format!("{base}/api/admin/operations/{id}"))
+        .basic_auth("admin", Some(password))
+        .send()
+        .await
+        .expect("request")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json")
 }

@@ -122,17 +122,6 @@ impl Operation {
             .execute(conn)
     }
 
-    /// Marks the unfinished runs nobody holds any more as failed with `reason`: those with
-    /// no lease, or whose lease has run out. Returns the runs it marked. (At start-up: see
-    /// [`Operation::fail_abandoned`] for the runs of a process known to be dead.)
-    pub fn fail_unfinished(
-        conn: &mut DbConnection,
-        reason: &str,
-        now: NaiveDateTime,
-    ) -> QueryResult<Vec<Operation>> {
-        Operation::fail_abandoned(conn, reason, now, &|_| true)
-    }
-
     /// Marks unfinished runs as failed with `reason` when nobody holds them: no lease, a
     /// lease that has run out, or a holder that `owner_alive` says is gone. Each is marked
     /// only if its lease is still the one read here, so a holder renewing meanwhile keeps its

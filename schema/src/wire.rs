@@ -349,11 +349,6 @@ impl OperationState {
             OperationState::Failed => "failed",
         }
     }
-
-    /// Whether the run has ended (either way).
-    pub fn is_finished(self) -> bool {
-        matches!(self, OperationState::Succeeded | OperationState::Failed)
-    }
 }
 
 impl fmt::Display for OperationState {

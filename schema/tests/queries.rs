@@ -195,8 +195,9 @@ fn operations_are_recorded_and_interrupted_ones_are_failed() {
         Operation::mark_running(conn, interrupted.id, now()).expect("running");
 
         Operation::set_targets(conn, interrupted.id, &["vm-1".to_owned()]).expect("targets");
-        let failed = Operation::fail_unfinished(conn, "allocator restarted during the run", now())
-            .expect("fail");
+        let failed =
+            Operation::fail_abandoned(conn, "allocator restarted during the run", now(), &|_| true)
+                .expect("fail");
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].target_hostnames(), ["vm-1"]);
 
