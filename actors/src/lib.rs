@@ -22,6 +22,7 @@ pub mod claim_batcher;
 pub mod db_writer;
 pub mod enrollment_writes;
 pub mod lease;
+pub mod lifecycle;
 pub mod notification_listener;
 pub mod provisioning;
 pub mod provisioning_queue;

@@ -228,6 +228,7 @@ pub fn enroll(
             vms::last_heartbeat_at.eq(now),
             vms::created_at.eq(now),
             vms::updated_at.eq(now),
+            vms::state_since.eq(now),
         ))
         .returning(Vm::as_returning())
         .get_result(c))?;

@@ -38,6 +38,8 @@ pub mod operations;
 #[cfg(feature = "db")]
 pub mod schema;
 #[cfg(feature = "db")]
+pub mod vm_lifecycle;
+#[cfg(feature = "db")]
 pub mod vm_logs;
 #[cfg(feature = "db")]
 pub mod vms;

@@ -18,6 +18,11 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         claimed_by -> Nullable<Text>,
+        state -> Text,
+        state_reason -> Text,
+        state_since -> Timestamp,
+        recovery_attempts -> Integer,
+        next_action -> Nullable<Text>,
     }
 }
 

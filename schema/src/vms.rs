@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::upsert::excluded;
 
 use crate::schema::vms;
-use crate::wire::{GpuHealth, VmStatus};
+use crate::wire::{GpuHealth, LifecycleState, VmStatus};
 use crate::DbConnection;
 
 diesel::define_sql_function! {
@@ -16,13 +16,17 @@ diesel::define_sql_function! {
 }
 
 /// The free-VM rule, the one place it is written: a VM may be given to a researcher when
-/// it is running, unassigned, and its GPU is reported healthy or absent
-/// ([`GpuHealth::ASSIGNABLE`]; a VM whose GPU has not reported yet waits). [`Vm::is_free`]
+/// it is running, unassigned, its GPU is reported healthy or absent
+/// ([`GpuHealth::ASSIGNABLE`]; a VM whose GPU has not reported yet waits), and its supervisor
+/// has no verdict against it ([`LifecycleState::BLOCKS_ASSIGNMENT`]: not unreachable, failed
+/// to boot, quarantined, recovering, being replaced or destroyed). [`Vm::is_free`]
 /// says it of a row, `free_vms!` as a diesel query and [`FREE_VM_SQL`] as SQL for the claim
 /// statements; the test `the_free_vm_rule_is_one_rule` holds the three to each other.
 macro_rules! free_vm_sql {
     () => {
-        "status = 'running' AND user_email IS NULL AND gpu_health IN ('Healthy', 'N/A')"
+        "status = 'running' AND user_email IS NULL AND gpu_health IN ('Healthy', 'N/A') \
+         AND state NOT IN ('unreachable', 'boot_failed', 'quarantined', 'recovering', \
+         'replacing', 'destroyed')"
     };
 }
 
@@ -37,6 +41,9 @@ macro_rules! free_vms {
             .filter(vms::status.eq(VmStatus::Running.as_str()))
             .filter(vms::user_email.is_null())
             .filter(vms::gpu_health.eq_any(GpuHealth::ASSIGNABLE.map(GpuHealth::as_str)))
+            .filter(
+                vms::state.ne_all(LifecycleState::BLOCKS_ASSIGNMENT.map(LifecycleState::as_str)),
+            )
     };
 }
 
@@ -143,6 +150,14 @@ pub struct Vm {
     /// The SHA-256 of the browser key that claimed the current assignment: that browser may
     /// see the assignment again.
     pub claimed_by: Option<String>,
+    /// A [`LifecycleState`] spelling, as the VM's supervisor last decided; see
+    /// [`Vm::state`].
+    pub state: String,
+    pub state_reason: String,
+    pub state_since: NaiveDateTime,
+    /// Recoveries tried in a row since the VM was last healthy.
+    pub recovery_attempts: i32,
+    pub next_action: Option<String>,
 }
 
 /// The CRD command, PIN and token hash are secrets: debug output shows only whether they are set.
@@ -162,6 +177,10 @@ impl fmt::Debug for Vm {
             .field("last_heartbeat_at", &self.last_heartbeat_at)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
+            .field("state", &self.state)
+            .field("state_reason", &self.state_reason)
+            .field("state_since", &self.state_since)
+            .field("recovery_attempts", &self.recovery_attempts)
             .finish()
     }
 }
@@ -178,6 +197,13 @@ impl Vm {
         self.status() == VmStatus::Running
             && self.user_email.is_none()
             && self.gpu_health().is_some_and(GpuHealth::allows_assignment)
+            && !self.state().blocks_assignment()
+    }
+
+    /// The stored lifecycle state; a value written outside LabLink reads as
+    /// [`LifecycleState::Booting`] (the supervisor then decides it afresh).
+    pub fn state(&self) -> LifecycleState {
+        self.state.parse().unwrap_or(LifecycleState::Booting)
     }
 
     /// The last reported GPU health, if any.
@@ -379,6 +405,7 @@ impl Vm {
                 vms::last_heartbeat_at.eq(now),
                 vms::created_at.eq(now),
                 vms::updated_at.eq(now),
+                vms::state_since.eq(now),
             ))
             .on_conflict(vms::hostname)
             .do_update()

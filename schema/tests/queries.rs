@@ -8,9 +8,10 @@ use lablink_schema::migrations;
 use lablink_schema::operations::{NewOperation, Operation, OperationKind, OperationState};
 use lablink_schema::schema::vms as vms_table;
 use lablink_schema::testing::{TestDatabase, TestSqliteDatabase};
+use lablink_schema::vm_lifecycle::{ReadState, Transition};
 use lablink_schema::vm_logs::VmLogLine;
 use lablink_schema::vms::Vm;
-use lablink_schema::wire::{GpuHealth, VmStatus};
+use lablink_schema::wire::{GpuHealth, LifecycleState, VmStatus};
 use lablink_schema::{Backend, DbConnection};
 
 fn now() -> NaiveDateTime {
@@ -622,7 +623,12 @@ fn quiet_heartbeats_revert_and_reapply() {
 
     let database = TestDatabase::migrated();
     let mut conn = PgConnection::establish(database.url()).expect("connect");
-    let newer = ["20261202000009", "20261201000008", "20261201000007"];
+    let newer = [
+        "20261202000010",
+        "20261202000009",
+        "20261201000008",
+        "20261201000007",
+    ];
     for expected in newer.iter().chain(&["20261130000006"]) {
         let reverted = conn
             .revert_last_migration(migrations::POSTGRES_MIGRATIONS)
@@ -675,38 +681,58 @@ fn the_free_vm_rule_is_one_rule() {
         .iter()
         .map(|health| format!("'{}'", health.as_str()))
         .collect();
+    let blocking: Vec<String> = LifecycleState::BLOCKS_ASSIGNMENT
+        .iter()
+        .map(|state| format!("'{}'", state.as_str()))
+        .collect();
     assert_eq!(
-        FREE_VM_SQL,
+        FREE_VM_SQL.split_whitespace().collect::<Vec<_>>().join(" "),
         format!(
-            "status = '{}' AND user_email IS NULL AND gpu_health IN ({})",
+            "status = '{}' AND user_email IS NULL AND gpu_health IN ({}) AND state NOT IN ({})",
             VmStatus::Running.as_str(),
-            assignable.join(", ")
+            assignable.join(", "),
+            blocking.join(", ")
         ),
-        "the SQL predicate says what GpuHealth::ASSIGNABLE says"
+        "the SQL predicate says what GpuHealth::ASSIGNABLE and LifecycleState::BLOCKS_ASSIGNMENT say"
     );
     on_both_backends(|conn| {
         let mut expected_free = std::collections::BTreeSet::new();
         let healths = std::iter::once(None).chain(GpuHealth::ALL.map(Some));
         let mut n = 0;
-        for status in VmStatus::ALL {
-            for health in healths.clone() {
-                for assigned in [false, true] {
-                    n += 1;
-                    let hostname = format!("vm-{n:03}");
-                    Vm::upsert_status(conn, &hostname, status, None, now()).expect("insert");
-                    if let Some(health) = health {
-                        Vm::set_gpu_health(conn, &hostname, health, now()).expect("gpu");
-                    }
-                    if assigned {
-                        give_to(conn, &hostname, &format!("{hostname}@lab.example")).expect("give");
-                    }
-                    let vm = Vm::find_by_hostname(conn, &hostname)
-                        .expect("find")
-                        .expect("exists");
-                    if vm.is_free() {
-                        expected_free.insert(hostname);
-                    }
-                }
+        for (status, health, assigned, state) in VmStatus::ALL.into_iter().flat_map(|status| {
+            healths.clone().flat_map(move |health| {
+                [false, true].into_iter().flat_map(move |assigned| {
+                    LifecycleState::ALL.map(move |state| (status, health, assigned, state))
+                })
+            })
+        }) {
+            n += 1;
+            let hostname = format!("vm-{n:03}");
+            Vm::upsert_status(conn, &hostname, status, None, now()).expect("insert");
+            let change = Transition {
+                to: state,
+                reason: "test".to_owned(),
+                recovery_attempts: 0,
+                next_action: None,
+            };
+            let booting = ReadState {
+                state: LifecycleState::Booting,
+                recovery_attempts: 0,
+            };
+            Vm::transition(conn, &hostname, booting, &change, now())
+                .expect("set state")
+                .expect("the VM was booting");
+            if let Some(health) = health {
+                Vm::set_gpu_health(conn, &hostname, health, now()).expect("gpu");
+            }
+            if assigned {
+                give_to(conn, &hostname, &format!("{hostname}@lab.example")).expect("give");
+            }
+            let vm = Vm::find_by_hostname(conn, &hostname)
+                .expect("find")
+                .expect("exists");
+            if vm.is_free() {
+                expected_free.insert(hostname);
             }
         }
         assert!(!expected_free.is_empty(), "some combination is free");
@@ -775,5 +801,44 @@ fn only_abandoned_operations_are_failed() {
             .expect("find")
             .expect("row");
         assert_eq!(done.lease_owner, None, "a finished run holds no lease");
+    });
+}
+
+/// Two allocators that read the same state and decide the same change: only the first
+/// write applies, so only one of them goes on to reboot or replace the VM.
+#[test]
+fn a_lifecycle_change_applies_once_for_the_state_it_was_decided_on() {
+    on_both_backends(|conn| {
+        Vm::upsert_status(conn, "vm-1", VmStatus::Running, None, now()).expect("insert");
+        let read = ReadState::of(
+            &Vm::find_by_hostname(conn, "vm-1")
+                .expect("read")
+                .expect("vm"),
+        );
+        let unreachable = Transition {
+            to: LifecycleState::Unreachable,
+            reason: "no heartbeat".to_owned(),
+            recovery_attempts: 0,
+            next_action: Some("reboot 1 of 2".to_owned()),
+        };
+        let first = Vm::transition(conn, "vm-1", read, &unreachable, now()).expect("first");
+        let second = Vm::transition(conn, "vm-1", read, &unreachable, now()).expect("second");
+        let vm = first.expect("the first change applies");
+        assert_eq!(vm.state(), LifecycleState::Unreachable);
+        assert_eq!(vm.next_action.as_deref(), Some("reboot 1 of 2"));
+        assert!(
+            second.is_none(),
+            "the second, decided on the old state, does not"
+        );
+        assert!(!vm.is_free());
+        assert_eq!(
+            Vm::clear_quarantine(conn, "vm-1", "admin", now()).expect("clear"),
+            None,
+            "an unreachable VM is not quarantined"
+        );
+        assert_eq!(
+            Vm::transition(conn, "nope", read, &unreachable, now()).expect("unknown"),
+            None
+        );
     });
 }

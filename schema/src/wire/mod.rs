@@ -87,6 +87,10 @@ macro_rules! spelled_as_stored {
 
 spelled_as_stored!(VmStatus, "initializing, running, error, unknown");
 
+mod lifecycle;
+
+pub use lifecycle::{AdminVmView, LifecycleState};
+
 /// GPU health as the agent reports it through `POST /api/gpu_health`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum GpuHealth {
@@ -301,13 +305,17 @@ pub enum OperationKind {
     Destroy,
     /// Destroy every VM.
     DestroyAll,
+    /// Replace a broken VM: create one new VM and destroy the broken one (named first in
+    /// `targets`, the new one second).
+    Replace,
 }
 
 impl OperationKind {
-    pub const ALL: [OperationKind; 3] = [
+    pub const ALL: [OperationKind; 4] = [
         OperationKind::Create,
         OperationKind::Destroy,
         OperationKind::DestroyAll,
+        OperationKind::Replace,
     ];
 
     /// The spelling stored in `operations.kind` and sent on the wire.
@@ -316,11 +324,12 @@ impl OperationKind {
             OperationKind::Create => "create",
             OperationKind::Destroy => "destroy",
             OperationKind::DestroyAll => "destroy_all",
+            OperationKind::Replace => "replace",
         }
     }
 }
 
-spelled_as_stored!(OperationKind, "create, destroy, destroy_all");
+spelled_as_stored!(OperationKind, "create, destroy, destroy_all, replace");
 
 /// Where a provisioning run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
