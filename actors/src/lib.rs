@@ -23,6 +23,7 @@ pub mod db_writer;
 pub mod enrollment_writes;
 pub mod lease;
 pub mod lifecycle;
+pub mod lifecycle_writes;
 pub mod notification_listener;
 pub mod provisioning;
 pub mod provisioning_queue;

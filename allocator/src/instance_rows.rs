@@ -9,27 +9,35 @@ use std::fmt::Write;
 
 use handlebars::html_escape;
 use lablink_schema::vms::Vm;
+use lablink_schema::wire::LifecycleState;
 
 /// About how many bytes one row takes, to size the string once.
 const ROW_BYTES: usize = 900;
 
-/// The `<tr>`s for `vms`, or one row saying there are none. `cloud`: whether the cloud API
-/// is on (only then can a VM be rebooted).
-pub fn instance_rows(vms: &[Vm], cloud: bool) -> String {
+/// The `<tr>`s for `vms`, or one row saying there are none. `can_reboot`: whether VMs can
+/// be rebooted (the cloud's API is on, or the provider is local).
+pub fn instance_rows(vms: &[Vm], can_reboot: bool) -> String {
     if vms.is_empty() {
         return "          <tr><td colspan=\"8\">No VMs yet. Create some above.</td></tr>\n"
             .to_owned();
     }
     let mut html = String::with_capacity(vms.len() * ROW_BYTES);
     for vm in vms {
-        write_row(&mut html, vm, cloud);
+        write_row(&mut html, vm, can_reboot);
     }
     html
 }
 
-fn write_row(html: &mut String, vm: &Vm, cloud: bool) {
+fn write_row(html: &mut String, vm: &Vm, can_reboot: bool) {
     let hostname = html_escape(&vm.hostname);
-    let status = html_escape(&vm.status);
+    let state = vm.state();
+    let reason = html_escape(&vm.state_reason);
+    let since = crate::pages::display_time(vm.state_since);
+    let next = vm
+        .next_action
+        .as_deref()
+        .map(|next| format!("<br><small>next: {}</small>", html_escape(next)))
+        .unwrap_or_default();
     let user = vm.user_email.as_deref().map(html_escape);
     let gpu = vm.gpu_health.as_deref().map(html_escape);
     let heartbeat = vm.last_heartbeat_at.map(crate::pages::display_time);
@@ -39,7 +47,7 @@ fn write_row(html: &mut String, vm: &Vm, cloud: bool) {
         "          <tr>\n\
          \x20           <td><input type=\"checkbox\" name=\"hostname\" value=\"{hostname}\" aria-label=\"Select {hostname}\"></td>\n\
          \x20           <td>{hostname}</td>\n\
-         \x20           <td><span class=\"status status-{status}\">{status}</span></td>\n\
+         \x20           <td><span class=\"status status-{state}\">{state}</span><br><small>{reason}, since {since}</small>{next}</td>\n\
          \x20           <td>{user}</td>\n\
          \x20           <td>{in_use}</td>\n\
          \x20           <td>{gpu}</td>\n\
@@ -59,10 +67,23 @@ fn write_row(html: &mut String, vm: &Vm, cloud: bool) {
     }
     html.push('\n');
     html.push_str("              ");
-    if cloud {
+    let leaving = matches!(state, LifecycleState::Replacing | LifecycleState::Destroyed);
+    if can_reboot && !leaving {
         let _ = write!(
             html,
             "<button type=\"submit\" class=\"small\" formaction=\"/admin/vms/{hostname}/reboot\">Reboot</button>"
+        );
+    }
+    if !leaving {
+        let _ = write!(
+            html,
+            "<button type=\"submit\" class=\"small\" formaction=\"/admin/vms/{hostname}/replace\">Replace</button>"
+        );
+    }
+    if state == LifecycleState::Quarantined {
+        let _ = write!(
+            html,
+            "<button type=\"submit\" class=\"small\" formaction=\"/admin/vms/{hostname}/clear-quarantine\">Clear quarantine</button>"
         );
     }
     html.push('\n');
@@ -98,6 +119,11 @@ mod tests {
             created_at: at,
             updated_at: at,
             claimed_by: None,
+            state: if email.is_some() { "in_use" } else { "ready" }.to_owned(),
+            state_reason: "the research software runs".to_owned(),
+            state_since: at,
+            recovery_attempts: 0,
+            next_action: None,
         }
     }
 
@@ -112,12 +138,13 @@ mod tests {
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;@example.org"));
         assert!(!html.contains("<script>"));
         assert!(html.contains("<td>2026-11-30 12:00:05</td>"));
-        assert!(html.contains("<span class=\"status status-running\">running</span>"));
+        assert!(html.contains("<span class=\"status status-ready\">ready</span>"));
+        assert!(html.contains("the research software runs, since 2026-11-30 12:00:05"));
         assert!(
             !html.contains("secret command") && !html.contains("123456"),
             "no command or PIN on the page"
         );
-        // Only the assigned VM can be released; nothing can be rebooted without the cloud.
+        // Only the assigned VM can be released; nothing can be rebooted without a way to.
         assert_eq!(html.matches("/release\"").count(), 1);
         assert!(html.contains("formaction=\"/admin/vms/lab-vm-1/release\""));
         assert!(!html.contains("Reboot"));

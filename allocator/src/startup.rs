@@ -19,6 +19,7 @@ use lablink_actors::provisioning::terraform::TerraformCli;
 use lablink_actors::provisioning::Provisioner;
 use lablink_actors::provisioning_queue::{ProvisioningQueue, ProvisioningSettings};
 use lablink_actors::report_batcher::ReportBatcher;
+use lablink_actors::vm_actor::Supervision;
 use lablink_actors::vm_supervisor::VmSupervisor;
 use lablink_schema::app_secrets;
 use lablink_schema::connection::{build_pool, DatabaseLocation};
@@ -105,7 +106,7 @@ impl Application {
         }
 
         let changes = ChangeHub::new();
-        let supervisor = VmSupervisor::new(pool.clone(), changes.subscribe()).start();
+        let vm_events = changes.subscribe();
 
         let writer = DbWriter::start(
             pool.clone(),
@@ -125,6 +126,10 @@ impl Application {
             Arc::new(changes.clone()),
             config.database.writer_threads,
         );
+        let cloud = match cloud {
+            Some(cloud) => Some(cloud),
+            None => cloud_from_config(&config).await,
+        };
         let executor = ProvisioningQueue::new(
             pool.clone(),
             writer.clone(),
@@ -134,7 +139,18 @@ impl Application {
                 max_vms: config.provider.max_vms,
             },
         )
+        .with_cloud(cloud.clone())
         .start();
+        // Every VM gets a supervising actor, which needs the writer and the queue.
+        let lifecycle = config.lifecycle.policy();
+        let heartbeat_interval = lifecycle.heartbeat_interval();
+        let supervisor = VmSupervisor::new(pool.clone(), vm_events)
+            .supervising(Arc::new(Supervision {
+                policy: lifecycle,
+                writer: writer.clone(),
+                queue: executor.clone(),
+            }))
+            .start();
         if let DatabaseLocation::Postgres(url) = &location {
             NotificationListener::new(
                 url.clone(),
@@ -148,10 +164,6 @@ impl Application {
         let session_key = stored_secret(&writer, app_secrets::SESSION_KEY, random_token()).await?;
         let auth = Authorizer::new(Arc::new(admin), &config.clients);
         let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
-        let cloud = match cloud {
-            Some(cloud) => Some(cloud),
-            None => cloud_from_config(&config).await,
-        };
         let required_gpu_instance_type = (cloud.is_some() && config.provider.aws.require_gpu)
             .then(|| config.provider.instance_type());
         let state = web::Data::new(AppState {
@@ -172,10 +184,12 @@ impl Application {
             )),
             session_ttl: Duration::from_secs(config.admin.session_ttl_secs),
             stopping: stopping_seen,
+            can_reboot: cloud.is_some() || config.provider.kind == ProviderKind::Local,
             cloud,
             required_gpu_instance_type,
             metrics: Arc::new(Metrics::new()),
             provider_max_vms: config.provider.max_vms,
+            heartbeat_interval,
             client_addresses: ClientAddresses::new(config.server.trusted_proxy_ranges().map_err(
                 |reason| StartupError::Config(format!("server.trusted_proxies: {reason}")),
             )?),

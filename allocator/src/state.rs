@@ -47,6 +47,8 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// The cloud's API, when configured (`provider.aws.enabled`).
     pub cloud: Option<Arc<dyn CloudApi>>,
+    /// Whether VMs can be rebooted: through the cloud's API, or by the local provider.
+    pub can_reboot: bool,
     /// The instance type new VMs get, when it must have an NVIDIA GPU.
     pub required_gpu_instance_type: Option<String>,
     pub metrics: Arc<Metrics>,
@@ -61,6 +63,8 @@ pub struct AppState {
     /// `provider.max_vms`: the most VMs one creation may ask for, and the most that may join
     /// by themselves (enrollment, legacy registration), counted apart from the provider's.
     pub provider_max_vms: u32,
+    /// How often agents are told to heartbeat (a third of `lifecycle.heartbeat_timeout_secs`).
+    pub heartbeat_interval: std::time::Duration,
     /// `None` when `GET /metrics` is turned off.
     pub metrics_access: Option<MetricsAccess>,
 }

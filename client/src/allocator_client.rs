@@ -17,6 +17,10 @@ use crate::settings::AgentSettings;
 /// A report that takes longer than this has failed (and is retried).
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The heartbeat interval an allocator may ask for is kept within these bounds, so a
+/// misconfigured allocator can neither flood itself nor silence its agents for hours.
+const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
+const MAX_HEARTBEAT: Duration = Duration::from_secs(3600);
 /// Keepalive probes on idle connections, so a long poll on a dead path is noticed.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
@@ -119,8 +123,9 @@ impl AllocatorClient {
     }
 
     /// Reports the VM's status (registering it on first contact; the token handed out then
-    /// is kept). This is also the heartbeat.
-    pub async fn report_status(&self, status: VmStatus) -> Result<(), CallError> {
+    /// is kept). This is also the heartbeat: the answer brings the heartbeat interval the
+    /// allocator asks for, when it names one.
+    pub async fn report_status(&self, status: VmStatus) -> Result<Option<Duration>, CallError> {
         let answer: VmStatusAnswer = self
             .post(
                 "/api/vm-status",
@@ -135,7 +140,9 @@ impl AllocatorClient {
             self.keep_token(token);
         }
         self.registered.send_replace(true);
-        Ok(())
+        Ok(answer
+            .heartbeat_interval_ms
+            .map(|ms| Duration::from_millis(ms).clamp(MIN_HEARTBEAT, MAX_HEARTBEAT)))
     }
 
     /// Waits, for as long as it takes, until the VM is assigned to something other than

@@ -1,10 +1,14 @@
-//! `StatusReporter`: the VM's heartbeat. It reports the VM's status to the allocator at a
-//! fixed interval and at once when the status changes; the first report registers the VM
-//! and brings its token. A failed report is retried with backoff.
+//! `StatusReporter`: the VM's heartbeat. It reports the VM's status to the allocator at an
+//! interval and at once when the status changes; the first report registers the VM and
+//! brings its token. The interval is the one the allocator names in its answers (a third of
+//! its heartbeat timeout); the agent's own setting is only used until then, or with an
+//! allocator that names none. A failed report is retried with backoff.
 
 use std::time::Duration;
 
-use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle, WrapFuture,
+};
 use lablink_schema::wire::VmStatus;
 
 use crate::allocator_client::AllocatorClient;
@@ -23,6 +27,8 @@ pub struct StatusReporter {
     /// the status meanwhile (a release sets `initializing`), and the agent's word must be the
     /// last one.
     set_while_sending: bool,
+    /// The timer of the periodic report.
+    ticker: Option<SpawnHandle>,
 }
 
 impl StatusReporter {
@@ -34,7 +40,22 @@ impl StatusReporter {
             backoff,
             sending: false,
             set_while_sending: false,
+            ticker: None,
         }
+    }
+
+    /// The interval in effect now.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Reports every `interval` from now on.
+    fn tick_every(&mut self, interval: Duration, ctx: &mut Context<Self>) {
+        if let Some(ticker) = self.ticker.take() {
+            ctx.cancel_future(ticker);
+        }
+        self.interval = interval;
+        self.ticker = Some(ctx.run_interval(interval, |reporter, ctx| reporter.report(ctx)));
     }
 
     fn report(&mut self, ctx: &mut Context<Self>) {
@@ -50,7 +71,16 @@ impl StatusReporter {
                 .map(move |result, reporter, ctx| {
                     reporter.sending = false;
                     match result {
-                        Ok(()) => reporter.backoff.reset(),
+                        Ok(asked) => {
+                            reporter.backoff.reset();
+                            if let Some(interval) = asked.filter(|i| *i != reporter.interval) {
+                                tracing::info!(
+                                    interval_ms = interval.as_millis(),
+                                    "heartbeat interval set by the allocator"
+                                );
+                                reporter.tick_every(interval, ctx);
+                            }
+                        }
                         Err(error) => {
                             let retry_in = reporter.backoff.next_delay().min(reporter.interval);
                             tracing::warn!(%error, retry_in_ms = retry_in.as_millis(), "status report failed");
@@ -72,7 +102,7 @@ impl Actor for StatusReporter {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.report(ctx);
-        ctx.run_interval(self.interval, |reporter, ctx| reporter.report(ctx));
+        self.tick_every(self.interval, ctx);
     }
 }
 

@@ -21,6 +21,9 @@ pub struct LocalAgents {
     pub log_dir: PathBuf,
     pub allocator_url: String,
     agents: Arc<Mutex<BTreeMap<String, Child>>>,
+    /// The token each agent was started with, kept while its VM exists (also after the
+    /// agent died), so a reboot starts it again as the same VM.
+    tokens: Arc<Mutex<BTreeMap<String, Option<String>>>>,
 }
 
 impl LocalAgents {
@@ -30,7 +33,12 @@ impl LocalAgents {
             log_dir,
             allocator_url,
             agents: Arc::default(),
+            tokens: Arc::default(),
         }
+    }
+
+    fn forget(&self, hostname: &str) {
+        lock(&self.tokens).remove(hostname);
     }
 
     fn start_agent(&self, vm: &VmSpec) -> Result<Child, ProvisionError> {
@@ -39,7 +47,11 @@ impl LocalAgents {
         };
         std::fs::create_dir_all(&self.log_dir)
             .map_err(|e| fail("cannot create the log directory", e))?;
-        let log = std::fs::File::create(self.log_dir.join(format!("{}.log", vm.hostname)))
+        // Appended to, so a reboot keeps what the agent logged before it.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_dir.join(format!("{}.log", vm.hostname)))
             .map_err(|e| fail("cannot create the agent log", e))?;
         let errors = log
             .try_clone()
@@ -56,13 +68,15 @@ impl LocalAgents {
         if let Some(token) = &vm.token {
             command.env("LABLINK_VM_TOKEN", token);
         }
-        command.spawn().map_err(|err| {
+        let child = command.spawn().map_err(|err| {
             ProvisionError(format!(
                 "cannot start the agent {} for {}: {err}",
                 self.agent_binary.display(),
                 vm.hostname
             ))
-        })
+        })?;
+        lock(&self.tokens).insert(vm.hostname.clone(), vm.token.clone());
+        Ok(child)
     }
 
     fn running(&self) -> Vec<String> {
@@ -94,6 +108,7 @@ impl Provisioner for LocalAgents {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             for hostname in running.iter().filter(|h| !wanted.contains_key(h.as_str())) {
+                this.forget(hostname);
                 if let Some(mut child) = agents.remove(hostname) {
                     let _ = child.start_kill();
                     let _ = progress.send(ProgressLine::info(format!("{hostname}: agent stopped")));
@@ -133,6 +148,7 @@ impl Provisioner for LocalAgents {
                 .agents
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            lock(&this.tokens).clear();
             for (hostname, mut child) in std::mem::take(&mut *agents) {
                 let _ = child.start_kill();
                 let _ = progress.send(ProgressLine::info(format!("{hostname}: agent stopped")));
@@ -163,9 +179,41 @@ impl Provisioner for LocalAgents {
         Box::pin(async move { Ok(ids) })
     }
 
+    fn reboot(&self, hostname: &str) -> Option<BoxFuture<'static, Result<(), ProvisionError>>> {
+        let this = self.clone();
+        let hostname = hostname.to_owned();
+        Some(Box::pin(async move {
+            let token = lock(&this.tokens)
+                .get(&hostname)
+                .cloned()
+                .ok_or_else(|| ProvisionError(format!("no local agent is named {hostname}")))?;
+            let old = lock(&this.agents).remove(&hostname);
+            if let Some(mut child) = old {
+                // Killing works on a stopped (SIGSTOP) agent too; waiting reaps it, so the
+                // new agent never runs beside the old one.
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
+            let child = this.start_agent(&VmSpec {
+                hostname: hostname.clone(),
+                token,
+            })?;
+            lock(&this.agents).insert(hostname, child);
+            Ok(())
+        }))
+    }
+
     fn recover(&self) -> Result<(), ProvisionError> {
         // Agents are this process's children and die with it (kill on drop); a crashed
         // allocator's agents keep polling and are harmless until their VMs are destroyed.
         Ok(())
     }
+}
+
+/// The lock's data, also after a thread panicked holding it (the maps stay consistent:
+/// every change is one insert or remove).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

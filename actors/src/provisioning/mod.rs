@@ -88,4 +88,12 @@ pub trait Provisioner: Send + Sync + 'static {
 
     /// At start-up, after a crash: stops whatever a previous process left running.
     fn recover(&self) -> Result<(), ProvisionError>;
+
+    /// Restarts one VM, if this provider can do that by itself (the local provider restarts
+    /// the agent process); `None` when it cannot, and the cloud's API must (see
+    /// [`ProvisioningQueue::with_cloud`](crate::provisioning_queue::ProvisioningQueue::with_cloud)).
+    fn reboot(&self, hostname: &str) -> Option<BoxFuture<'static, Result<(), ProvisionError>>> {
+        let _ = hostname;
+        None
+    }
 }

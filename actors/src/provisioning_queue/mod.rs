@@ -1,5 +1,7 @@
 //! `ProvisioningQueue`: the one queue of provisioning operations (create N VMs, destroy some,
-//! destroy all), whichever provider carries them out (Terraform or local agents). Each operation is an `operations` row written before it runs; operations
+//! destroy all, replace a broken one), whichever provider carries them out (Terraform or
+//! local agents), and the reboots of single VMs ([`recovery`]). Each operation is an
+//! `operations` row written before it runs; operations
 //! run one at a time through the configured [`Provisioner`] (Terraform, or local agents), so
 //! two admin clicks never run two Terraform processes on one state. Progress lines stream
 //! to subscribers (the dashboard) and the tail is stored with the operation.
@@ -24,9 +26,13 @@ use crate::db_writer::{
     DbWriter, FailAbandonedOperations, QueueOperation, RemoveVms, RenewOperationLeases,
 };
 use crate::lease::{self, LEASE_DURATION, LEASE_RENEWAL};
+use crate::provisioning::cloud::CloudApi;
 use crate::provisioning::{ProvisionError, Provisioner};
 
 mod operation_run;
+mod recovery;
+
+pub use recovery::{RebootVm, ReplaceVm};
 
 use operation_run::{run_operation, send, Plan, Runner};
 
@@ -104,6 +110,8 @@ pub struct ProvisioningQueue {
     /// VMs the running operation is creating whose rows are not stored yet.
     running_creations: u32,
     events: broadcast::Sender<OperationEvent>,
+    /// The cloud's API, for reboots the provider cannot do itself.
+    cloud: Option<Arc<dyn CloudApi>>,
 }
 
 impl std::fmt::Debug for ProvisioningQueue {
@@ -134,7 +142,14 @@ impl ProvisioningQueue {
             running: None,
             running_creations: 0,
             events,
+            cloud: None,
         }
+    }
+
+    /// Reboots go through `cloud` where the provider cannot reboot by itself (Terraform).
+    pub fn with_cloud(mut self, cloud: Option<Arc<dyn CloudApi>>) -> Self {
+        self.cloud = cloud;
+        self
     }
 
     /// VMs being created that are not in the database yet: queued creations, and the

@@ -17,8 +17,11 @@ use super::{
 use crate::db_writer::{
     AddProvisionedVms, DbWriter, FinishOperation, RecordOperationTargets, RemoveVms, StartOperation,
 };
+use crate::lifecycle_writes::ChangeVmState;
 use crate::provisioning::{ProgressLine, ProvisionError, Provisioner, VmSpec};
 use crate::tokens::new_vm_token;
+use lablink_schema::vm_lifecycle::{ReadState, Transition};
+use lablink_schema::wire::LifecycleState;
 
 /// Lines of output kept with a finished operation.
 const OUTPUT_TAIL_LINES: usize = 200;
@@ -35,6 +38,10 @@ pub(super) enum Plan {
     },
     DestroyAll {
         confirm_assigned: bool,
+    },
+    /// Create one VM in place of `hostname`, then destroy `hostname`.
+    Replace {
+        hostname: String,
     },
 }
 
@@ -229,6 +236,13 @@ async fn execute(
             }
             result.map(|_| ())
         }
+        Plan::Replace { hostname } => {
+            let result = replace(hostname, &current, &managed, runner, progress).await;
+            if let Err(err) = &result {
+                record_failed_replacement(writer, &vms, hostname, err).await;
+            }
+            result
+        }
         Plan::DestroyAll { confirm_assigned } => {
             check_assigned(&vms, None, *confirm_assigned).map_err(db)?;
             let result = provisioner.destroy_all(progress).await;
@@ -253,6 +267,111 @@ async fn execute(
             }
             result
         }
+    }
+}
+
+/// Creates one VM in place of `broken` and destroys `broken`, in one converge: rows are
+/// stored for the new VM first (so a crash can tidy up) and removed afterwards for whichever
+/// of the two does not exist.
+async fn replace(
+    broken: &str,
+    current: &[String],
+    managed: &[String],
+    runner: &Runner,
+    progress: crate::provisioning::ProgressSender,
+) -> Result<(), ProvisionError> {
+    let Runner {
+        operation_id,
+        writer,
+        provisioner,
+        settings,
+        ..
+    } = runner;
+    if !current.iter().any(|h| h == broken) {
+        return Err(ProvisionError(format!("no VM is named {broken}")));
+    }
+    let taken: Vec<String> = current.iter().chain(managed).cloned().collect();
+    let Some(name) = next_names(&settings.name_prefix, &taken, 1).pop() else {
+        return Err(ProvisionError(
+            "no name is left for the replacement".to_owned(),
+        ));
+    };
+    let (token, hash) = new_vm_token();
+    send(
+        writer,
+        RecordOperationTargets {
+            id: *operation_id,
+            hostnames: vec![broken.to_owned(), name.clone()],
+        },
+    )
+    .await?;
+    send(
+        writer,
+        AddProvisionedVms {
+            vms: vec![(name.clone(), hash)],
+        },
+    )
+    .await?;
+    let _ = progress.send(ProgressLine::info(format!(
+        "replacing {broken} with {name}"
+    )));
+    let mut desired: Vec<VmSpec> = managed
+        .iter()
+        .filter(|h| h.as_str() != broken)
+        .map(|hostname| VmSpec {
+            hostname: hostname.clone(),
+            token: None,
+        })
+        .collect();
+    desired.push(VmSpec {
+        hostname: name.clone(),
+        token: Some(token),
+    });
+    let result = provisioner.converge(desired, progress).await;
+    let exist = match &result {
+        Ok(exist) => exist.clone(),
+        Err(_) => provisioner
+            .provisioned()
+            .await
+            .unwrap_or_else(|_| managed.to_vec()),
+    };
+    let gone: Vec<String> = [broken.to_owned(), name]
+        .into_iter()
+        .filter(|h| !exist.contains(h))
+        .collect();
+    if !gone.is_empty() {
+        send(writer, RemoveVms { hostnames: gone }).await?;
+    }
+    result.map(|_| ())
+}
+
+/// A replacement that failed is recorded on the broken VM, which goes back to unreachable:
+/// its supervisor tries again after the recovery delay.
+async fn record_failed_replacement(
+    writer: &Addr<DbWriter>,
+    vms: &[lablink_schema::vms::Vm],
+    hostname: &str,
+    err: &ProvisionError,
+) {
+    let Some(vm) = vms.iter().find(|vm| vm.hostname == hostname) else {
+        return;
+    };
+    if vm.state() != LifecycleState::Replacing {
+        return;
+    }
+    let change = ChangeVmState {
+        hostname: hostname.to_owned(),
+        read: ReadState::of(vm),
+        change: Transition {
+            to: LifecycleState::Unreachable,
+            reason: format!("the replacement failed: {err}"),
+            recovery_attempts: vm.recovery_attempts,
+            next_action: Some("try the replacement again".to_owned()),
+        },
+        asked_by: None,
+    };
+    if send(writer, change).await.is_err() {
+        tracing::error!(%hostname, "cannot record the failed replacement on the VM");
     }
 }
 

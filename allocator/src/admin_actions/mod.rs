@@ -7,4 +7,5 @@
 //! a new file here, and is called from both `routes/admin.rs` and the dashboard's handlers.
 
 pub mod enrollment_tokens;
+pub mod recovery;
 pub mod vms;

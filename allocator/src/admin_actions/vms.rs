@@ -1,7 +1,8 @@
-//! Admin actions on VMs: create, destroy selected, destroy all, reboot, release.
+//! Admin actions on VMs: create, destroy selected, destroy all, release. Recovery actions
+//! (reboot, replace, clear a quarantine) are in [`super::recovery`].
 
 use lablink_actors::db_writer::ReleaseVm;
-use lablink_actors::provisioning_queue::{CreateVms, DestroyAllVms, DestroyVms, FindInstanceId};
+use lablink_actors::provisioning_queue::{CreateVms, DestroyAllVms, DestroyVms};
 use lablink_schema::operations::Operation;
 use lablink_schema::vms::Vm;
 
@@ -88,37 +89,6 @@ pub async fn destroy_all(
         )
         .await;
     Ok(operation)
-}
-
-/// Reboots the VM through the cloud's API.
-pub async fn reboot(state: &AppState, caller: &Caller, hostname: &str) -> Result<(), ApiError> {
-    let hostname = validate::hostname(hostname).map_err(ApiError::BadRequest)?;
-    let Some(cloud) = &state.cloud else {
-        return Err(ApiError::BadRequest(
-            "rebooting needs the cloud's API: set provider.aws.enabled".to_owned(),
-        ));
-    };
-    let instance_id = state
-        .executor
-        .send(FindInstanceId {
-            hostname: hostname.to_owned(),
-        })
-        .await?
-        .map_err(|err| ApiError::Internal(err.to_string()))?
-        .ok_or_else(ApiError::vm_not_found)?;
-    cloud
-        .reboot(&instance_id)
-        .await
-        .map_err(|err| ApiError::Unavailable(format!("AWS refused the reboot: {err}")))?;
-    state
-        .audit(
-            &caller.audit_name(),
-            "vm.reboot",
-            Some(hostname.to_owned()),
-            None,
-        )
-        .await;
-    Ok(())
 }
 
 /// Ends the VM's session; audited in the release's own transaction.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 mod admin;
 mod database;
+mod lifecycle;
 pub mod loading;
 mod observability;
 mod provider;
@@ -20,6 +21,7 @@ pub mod validation;
 
 pub use admin::{AdminConfig, ClientsConfig, MIN_ADMIN_PASSWORD_LEN};
 pub use database::DatabaseConfig;
+pub use lifecycle::LifecycleConfig;
 pub use observability::{LogConfig, LogFormat, MetricsConfig, MIN_METRICS_TOKEN_LEN};
 pub use provider::{
     AwsConfig, LocalProviderConfig, ProviderConfig, ProviderKind, TerraformProviderConfig,
@@ -50,6 +52,7 @@ pub struct Config {
     pub log: LogConfig,
     pub metrics: MetricsConfig,
     pub rate_limits: RateLimitConfig,
+    pub lifecycle: LifecycleConfig,
 }
 
 impl Config {

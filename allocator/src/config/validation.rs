@@ -40,7 +40,8 @@ impl Config {
         self.provider.validate()?;
         self.log.validate()?;
         self.metrics.validate()?;
-        self.rate_limits.validate()
+        self.rate_limits.validate()?;
+        self.lifecycle.validate()
     }
 
     fn explain_invalid(&self, figment: &Figment, invalid: Invalid) -> ConfigError {

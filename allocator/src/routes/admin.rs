@@ -6,7 +6,7 @@ use lablink_schema::operations::{Operation, OperationView};
 use lablink_schema::wire::VmActionAnswer;
 use serde::Deserialize;
 
-use crate::admin_actions::vms;
+use crate::admin_actions::{recovery, vms};
 use crate::auth::AdminCaller;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -44,18 +44,67 @@ pub async fn create_vms(
     Ok(HttpResponse::Accepted().json(operation.view()))
 }
 
-/// `POST /api/admin/vms/{hostname}/reboot`: reboots the VM through the cloud's API.
+/// `GET /api/admin/vms`: every VM with its lifecycle state, why, since when and what is
+/// planned next.
+pub async fn list_vms(
+    state: web::Data<AppState>,
+    AdminCaller(_): AdminCaller,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(recovery::list(&state).await?))
+}
+
+/// `GET /api/admin/vms/{hostname}`: one VM as in the list.
+pub async fn show_vm(
+    state: web::Data<AppState>,
+    AdminCaller(_): AdminCaller,
+    hostname: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(recovery::show(&state, &hostname).await?))
+}
+
+/// `POST /api/admin/vms/{hostname}/reboot`: reboots the VM now; it is `recovering` until
+/// its agent reports again.
 pub async fn reboot_vm(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
     hostname: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    vms::reboot(&state, &caller, &hostname).await?;
+    let vm = recovery::reboot(&state, &caller, &hostname).await?;
     Ok(HttpResponse::Ok().json(VmActionAnswer {
         message: "VM rebooting.".to_owned(),
-        hostname: hostname.into_inner(),
-        status: None,
+        status: Some(vm.status()),
+        hostname: vm.hostname,
     }))
+}
+
+/// Body of `POST /api/admin/vms/{hostname}/replace`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceVmBody {
+    /// Replace a VM assigned to a participant too.
+    #[serde(default)]
+    pub confirm_assigned: bool,
+}
+
+/// `POST /api/admin/vms/{hostname}/replace`: queues its replacement; 202 with the operation.
+pub async fn replace_vm(
+    state: web::Data<AppState>,
+    AdminCaller(caller): AdminCaller,
+    hostname: web::Path<String>,
+    body: web::Json<ReplaceVmBody>,
+) -> Result<HttpResponse, ApiError> {
+    let operation = recovery::replace(&state, &caller, &hostname, body.confirm_assigned).await?;
+    Ok(HttpResponse::Accepted().json(operation.view()))
+}
+
+/// `POST /api/admin/vms/{hostname}/clear-quarantine`: lifts a GPU quarantine.
+pub async fn clear_quarantine(
+    state: web::Data<AppState>,
+    AdminCaller(caller): AdminCaller,
+    hostname: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let vm = recovery::clear_quarantine(&state, &caller, &hostname).await?;
+    Ok(HttpResponse::Ok().json(vm.admin_view()))
 }
 
 /// Body of `POST /api/admin/vms/destroy`.

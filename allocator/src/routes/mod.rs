@@ -45,6 +45,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(admin::release_vm),
         )
         .route("/api/admin/vms", web::post().to(admin::create_vms))
+        .route("/api/admin/vms", web::get().to(admin::list_vms))
+        .route("/api/admin/vms/{hostname}", web::get().to(admin::show_vm))
+        .route(
+            "/api/admin/vms/{hostname}/replace",
+            web::post().to(admin::replace_vm),
+        )
+        .route(
+            "/api/admin/vms/{hostname}/clear-quarantine",
+            web::post().to(admin::clear_quarantine),
+        )
         .route(
             "/api/admin/vms/{hostname}/reboot",
             web::post().to(admin::reboot_vm),
@@ -113,6 +123,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/vms/{hostname}/reboot",
             web::post().to(dashboard::instances::reboot_vm),
+        )
+        .route(
+            "/admin/vms/{hostname}/replace",
+            web::post().to(dashboard::instances::replace_vm),
+        )
+        .route(
+            "/admin/vms/{hostname}/clear-quarantine",
+            web::post().to(dashboard::instances::clear_quarantine),
         )
         .route(
             "/admin/logs/{hostname}",

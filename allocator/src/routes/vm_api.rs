@@ -112,6 +112,7 @@ pub async fn report_status(
     Ok(HttpResponse::Ok().json(VmStatusAnswer {
         message: "VM status updated successfully.".to_owned(),
         token,
+        heartbeat_interval_ms: u64::try_from(state.heartbeat_interval.as_millis()).ok(),
     }))
 }
 

@@ -227,6 +227,11 @@ pub struct VmStatusAnswer {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// How often the agent should report (its heartbeat), in milliseconds: a third of the
+    /// allocator's heartbeat timeout, so the two never disagree. Agents that do not know the
+    /// key ignore it; an agent keeps its own setting when it is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval_ms: Option<u64>,
 }
 
 impl fmt::Debug for VmStatusAnswer {
@@ -234,6 +239,7 @@ impl fmt::Debug for VmStatusAnswer {
         f.debug_struct("VmStatusAnswer")
             .field("message", &self.message)
             .field("token_set", &self.token.is_some())
+            .field("heartbeat_interval_ms", &self.heartbeat_interval_ms)
             .finish()
     }
 }

@@ -10,7 +10,7 @@ use lablink_schema::vms::Vm;
 use serde::Serialize;
 
 use super::{html_page, page_error, redirect, render};
-use crate::admin_actions::vms;
+use crate::admin_actions::{recovery, vms};
 use crate::auth::{Caller, CsrfForm, SignedIn};
 use crate::error::ApiError;
 use crate::instance_rows::instance_rows;
@@ -73,7 +73,7 @@ async fn dashboard_page(
         "admin_dashboard",
         &DashboardView {
             csrf: session.csrf(),
-            instance_rows: instance_rows(&vms, state.cloud.is_some()),
+            instance_rows: instance_rows(&vms, state.can_reboot),
             cloud: state.cloud.is_some(),
             credentials: cloud_credentials(state).await,
             summary: Summary::of(&vms, free),
@@ -123,7 +123,7 @@ pub async fn instance_rows_fragment(
     _session: SignedIn,
 ) -> HttpResponse {
     match state.read(Vm::list_all).await {
-        Ok(vms) => html_page(StatusCode::OK, instance_rows(&vms, state.cloud.is_some())),
+        Ok(vms) => html_page(StatusCode::OK, instance_rows(&vms, state.can_reboot)),
         Err(err) => page_error(err),
     }
 }
@@ -227,8 +227,31 @@ pub async fn reboot_vm(
     form: CsrfForm,
     hostname: web::Path<String>,
 ) -> HttpResponse {
-    match vms::reboot(&state, &Caller::Admin, &hostname).await {
-        Ok(()) => redirect("/admin?rebooted=1"),
+    match recovery::reboot(&state, &Caller::Admin, &hostname).await {
+        Ok(_) => redirect("/admin?rebooted=1"),
+        Err(err) => refused_on_dashboard(&state, &form.session, err).await,
+    }
+}
+
+/// `POST /admin/vms/{hostname}/replace` (`confirm_assigned`).
+pub async fn replace_vm(
+    state: web::Data<AppState>,
+    form: CsrfForm,
+    hostname: web::Path<String>,
+) -> HttpResponse {
+    let confirm_assigned = form.field("confirm_assigned").is_some();
+    let outcome = recovery::replace(&state, &Caller::Admin, &hostname, confirm_assigned).await;
+    provisioning_outcome(&state, &form.session, outcome).await
+}
+
+/// `POST /admin/vms/{hostname}/clear-quarantine`.
+pub async fn clear_quarantine(
+    state: web::Data<AppState>,
+    form: CsrfForm,
+    hostname: web::Path<String>,
+) -> HttpResponse {
+    match recovery::clear_quarantine(&state, &Caller::Admin, &hostname).await {
+        Ok(_) => redirect("/admin?cleared=1"),
         Err(err) => refused_on_dashboard(&state, &form.session, err).await,
     }
 }

@@ -1,6 +1,7 @@
-//! `VmActor`: one per VM that agents are waiting on. It holds the agents waiting in
-//! `POST /vm_startup` and answers them from the database, which is the truth: on every
-//! [`Refresh`] (the VM changed, or a new agent started waiting) it re-reads the VM's row.
+//! `VmActor`: one per VM. It supervises the VM's lifecycle ([`supervision`]: deadlines,
+//! state changes, recovery) and holds the agents waiting in `POST /vm_startup`, answering
+//! them from the database, which is the truth: on every [`Refresh`] (the VM changed, a
+//! deadline came, or a new agent started waiting) it re-reads the VM's row.
 //!
 //! A waiter is answered only by a read that started after it registered, so an answer is
 //! never older than the question; a waiter that registers after its VM was assigned is
@@ -14,12 +15,19 @@
 //! agents that were waiting before that claim's transaction began are answered from it at
 //! once (it is newer than their question), without waiting for the notification and a read.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle, WrapFuture,
+};
 use lablink_schema::vms::{CurrentAssignment, Vm};
 use lablink_schema::DbPool;
 use tokio::sync::oneshot;
+
+mod supervision;
+
+pub use supervision::{EndNotice, Supervision};
 
 /// After a failed read, wait this long before trying again (the waiters stay queued).
 const READ_RETRY_DELAY: Duration = Duration::from_millis(500);
@@ -84,6 +92,15 @@ pub struct VmActor {
     reads_started: u64,
     read_in_flight: bool,
     read_again: bool,
+    /// Set when the actor supervises its VM (every VM in a running allocator); `None` for an
+    /// actor that only answers waiters.
+    supervision: Option<Arc<Supervision>>,
+    /// The timer for the next deadline.
+    recheck: Option<SpawnHandle>,
+    /// A state change is being written: decide again only once it is done.
+    changing: bool,
+    /// Tells the supervisor when this actor ends, however it ends (a panic included).
+    end_notice: Option<EndNotice>,
 }
 
 impl std::fmt::Debug for VmActor {
@@ -105,7 +122,19 @@ impl VmActor {
             reads_started: 0,
             read_in_flight: false,
             read_again: false,
+            supervision: None,
+            recheck: None,
+            changing: false,
+            end_notice: None,
         }
+    }
+
+    /// The actor also supervises its VM's lifecycle, and `end_notice` tells the supervisor
+    /// if it ends.
+    pub fn supervised(mut self, supervision: Arc<Supervision>, end_notice: EndNotice) -> Self {
+        self.supervision = Some(supervision);
+        self.end_notice = Some(end_notice);
+        self
     }
 
     fn request_read(&mut self, ctx: &mut Context<Self>) {
@@ -130,7 +159,10 @@ impl VmActor {
         ctx.spawn(read.into_actor(self).map(move |result, actor, ctx| {
             actor.read_in_flight = false;
             match result {
-                Ok(row) => actor.answer(read_number, row),
+                Ok(row) => {
+                    actor.answer(read_number, row.clone());
+                    actor.supervise(row, ctx);
+                }
                 Err(error) => {
                     tracing::warn!(hostname = %actor.hostname, %error, "cannot read VM; retrying");
                     ctx.run_later(READ_RETRY_DELAY, |actor, ctx| actor.request_read(ctx));
@@ -182,6 +214,14 @@ impl VmActor {
 
 impl Actor for VmActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // A supervising actor starts from the row: after a restart, the state stored there
+        // is where it goes on from.
+        if self.supervision.is_some() {
+            self.request_read(ctx);
+        }
+    }
 }
 
 impl Handler<AddWaiter> for VmActor {
@@ -206,7 +246,7 @@ impl Handler<Refresh> for VmActor {
     type Result = ();
 
     fn handle(&mut self, _: Refresh, ctx: &mut Self::Context) {
-        if !self.waiters.is_empty() {
+        if !self.waiters.is_empty() || self.supervision.is_some() {
             self.request_read(ctx);
         }
     }
@@ -215,9 +255,12 @@ impl Handler<Refresh> for VmActor {
 impl Handler<Claimed> for VmActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Claimed, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Claimed, ctx: &mut Self::Context) {
         let Claimed { row, claim_started } = msg;
         self.answer_where(Some(&row), |waiter| waiter.since < claim_started);
+        if self.supervision.is_some() {
+            self.supervise(Some(row), ctx);
+        }
     }
 }
 
@@ -227,5 +270,20 @@ impl Handler<CountWaiters> for VmActor {
     fn handle(&mut self, _: CountWaiters, _: &mut Self::Context) -> usize {
         self.waiters.retain(|w| !w.reply.is_closed());
         self.waiters.len()
+    }
+}
+
+/// Makes the actor panic, to show that its supervisor restarts it (tests only).
+#[cfg(any(test, feature = "test-support"))]
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+#[cfg(any(test, feature = "test-support"))]
+impl Handler<Crash> for VmActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Crash, _: &mut Self::Context) {
+        panic!("VmActor for {} crashed on purpose", self.hostname);
     }
 }
