@@ -335,10 +335,20 @@ async fn replace(
             .await
             .unwrap_or_else(|_| managed.to_vec()),
     };
-    let gone: Vec<String> = [broken.to_owned(), name]
-        .into_iter()
-        .filter(|h| !exist.contains(h))
-        .collect();
+    // The broken VM's row goes when the provider destroyed it, or, for a VM the provider
+    // never managed (one that enrolled by itself), once the replacement stands.
+    let broken_gone = if managed.iter().any(|h| h == broken) {
+        !exist.iter().any(|h| h == broken)
+    } else {
+        result.is_ok()
+    };
+    let mut gone: Vec<String> = Vec::new();
+    if broken_gone {
+        gone.push(broken.to_owned());
+    }
+    if !exist.contains(&name) {
+        gone.push(name);
+    }
     if !gone.is_empty() {
         send(writer, RemoveVms { hostnames: gone }).await?;
     }

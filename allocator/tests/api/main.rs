@@ -9,6 +9,7 @@ mod enrollment;
 mod hardening;
 mod health;
 mod helpers;
+mod lifecycle;
 mod long_poll;
 mod metrics;
 mod provisioning;
