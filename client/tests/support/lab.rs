@@ -24,6 +24,11 @@ pub struct Lab {
 impl Lab {
     /// Starts the lab; its VMs are named `<name_prefix>-1`, `<name_prefix>-2`, ….
     pub async fn start(name_prefix: &str) -> Lab {
+        Self::start_with(name_prefix, |_| {}).await
+    }
+
+    /// [`Lab::start`] with `adjust` applied to the allocator's configuration.
+    pub async fn start_with(name_prefix: &str, adjust: impl FnOnce(&mut Config)) -> Lab {
         let database = TestDatabase::migrated();
         let data_dir = tempfile::tempdir().expect("temp dir");
         // Port 0 cannot be told to the agents, so take a free port first.
@@ -41,6 +46,7 @@ impl Lab {
         config.provider.name_prefix = name_prefix.to_owned();
         config.provider.local.agent_binary =
             Some(PathBuf::from(env!("CARGO_BIN_EXE_lablink-client")));
+        adjust(&mut config);
         let app = Application::build(config).await.expect("allocator");
         let base = format!("http://{}", app.address());
         actix_web::rt::spawn(app.run_until_stopped());

@@ -1,0 +1,284 @@
+//! VM supervision end to end, with real agents started by the local provider and killed or
+//! stopped with real signals: a dead or frozen agent's VM becomes unreachable within the
+//! heartbeat timeout, is never assigned while so, and is rebooted (its agent restarted)
+//! until it is ready again; an assigned VM's agent that freezes and comes back keeps its
+//! participant; a VM that never boots is replaced.
+
+use std::time::Duration;
+
+use lablink_schema::vms::Vm;
+use lablink_schema::wire::LifecycleState;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+
+#[path = "support/lab.rs"]
+mod lab;
+use lab::{Lab, ADMIN_PASSWORD};
+
+/// Heartbeat timeout of these labs: agents are told to report every 0.5 s.
+const HEARTBEAT_TIMEOUT_SECS: f64 = 1.5;
+
+/// The pid of the agent process for `hostname` of this lab (read from `/proc`).
+fn agent_pid(lab: &Lab, hostname: &str) -> Option<i32> {
+    let wanted_name = format!("VM_NAME={hostname}");
+    let wanted_url = format!("ALLOCATOR_URL={}", lab.base);
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+            let has = |want: &str| vars.iter().any(|v| *v == want.as_bytes());
+            let alive = std::fs::read_to_string(entry.path().join("stat"))
+                .is_ok_and(|stat| !stat.contains(") Z "));
+            (has(&wanted_name) && has(&wanted_url) && alive).then_some(pid)
+        })
+}
+
+fn signal(pid: i32, signal: Signal) {
+    kill(Pid::from_raw(pid), signal).expect("signal the agent");
+}
+
+fn state_of(vms: &[Vm], hostname: &str) -> Option<LifecycleState> {
+    vms.iter().find(|vm| vm.hostname == hostname).map(Vm::state)
+}
+
+async fn all_ready(lab: &Lab, count: usize) -> Vec<Vm> {
+    lab.until("every VM is ready", |vms| {
+        vms.len() == count && vms.iter().all(|vm| vm.state() == LifecycleState::Ready)
+    })
+    .await
+}
+
+async fn request(lab: &Lab, email: &str) -> reqwest::StatusCode {
+    // Open the start page first, as a participant's browser does (it sets the browser key).
+    lab.client
+        .get(lab.url("/"))
+        .send()
+        .await
+        .expect("start page");
+    let code: String = format!("4/0AVG7fiQ{email}xxxxxxxxxx")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '/')
+        .collect();
+    let command = format!(
+        "DISPLAY= /opt/google/chrome-remote-desktop/start-host --code=\"{code}\" \
+         --redirect-url=\"https://remotedesktop.google.com/_/oauthredirect\" --name=$(hostname)"
+    );
+    lab.client
+        .post(lab.url("/api/request_vm"))
+        .form(&[("email", email), ("crd_command", command.as_str())])
+        .send()
+        .await
+        .expect("request")
+        .status()
+}
+
+async fn admin_vm(lab: &Lab, hostname: &str) -> Value {
+    lab.client
+        .get(lab.url(&format!("/api/admin/vms/{hostname}")))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[actix_web::test]
+async fn a_killed_or_frozen_agent_is_noticed_never_assigned_and_rebooted() {
+    let lab = Lab::start_with("lablink-vm-life", |config| {
+        config.lifecycle.heartbeat_timeout_secs = HEARTBEAT_TIMEOUT_SECS;
+        // Long enough to ask for VMs while one is unreachable.
+        config.lifecycle.recovery_delay_secs = 2.0;
+        config.lifecycle.reboot_timeout_secs = 15.0;
+    })
+    .await;
+    lab.create_ready_vms(2).await;
+    all_ready(&lab, 2).await;
+    let (first, second) = ("lablink-vm-life-1", "lablink-vm-life-2");
+
+    // SIGKILL: unreachable within the timeout (and some slack for a slow machine).
+    let killed = agent_pid(&lab, first).expect("the first agent runs");
+    signal(killed, Signal::SIGKILL);
+    let started = tokio::time::Instant::now();
+    lab.until("the killed agent's VM is unreachable", |vms| {
+        state_of(vms, first) == Some(LifecycleState::Unreachable)
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs_f64(HEARTBEAT_TIMEOUT_SECS + 2.0),
+        "noticed after {:?}",
+        started.elapsed()
+    );
+    // While it is unreachable only the other VM can be had.
+    assert_eq!(request(&lab, "ada@lab.example").await, 200);
+    let vms = lab
+        .until("ada has a VM", |vms| {
+            vms.iter().any(|vm| vm.user_email.is_some())
+        })
+        .await;
+    let given = vms
+        .iter()
+        .find(|vm| vm.user_email.is_some())
+        .expect("assigned");
+    assert_eq!(
+        given.hostname, second,
+        "the unreachable VM is never assigned"
+    );
+    assert_ne!(
+        request(&lab, "grace@lab.example").await,
+        200,
+        "no VM is free for grace"
+    );
+
+    // Rebooted: a new agent process, and the VM is ready again.
+    let vms = lab
+        .until("the killed agent's VM is ready again", |vms| {
+            state_of(vms, first) == Some(LifecycleState::Ready)
+        })
+        .await;
+    let recovered = vms.iter().find(|vm| vm.hostname == first).expect("vm");
+    assert!(
+        recovered.state_reason.contains("recovered after reboot 1"),
+        "{recovered:?}"
+    );
+    assert_eq!(recovered.recovery_attempts, 0);
+    let restarted = agent_pid(&lab, first).expect("a new agent runs");
+    assert_ne!(restarted, killed);
+    assert_eq!(vms.len(), 2, "the pool keeps its size");
+
+    // SIGSTOP for less than the timeout: nothing happens to the VM.
+    signal(restarted, Signal::SIGSTOP);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    signal(restarted, Signal::SIGCONT);
+    tokio::time::sleep(Duration::from_secs_f64(HEARTBEAT_TIMEOUT_SECS)).await;
+    let vm = admin_vm(&lab, first).await;
+    assert_eq!(
+        vm["state"], "ready",
+        "an agent back in time keeps its VM: {vm}"
+    );
+
+    // SIGSTOP for longer: unreachable, then rebooted (the frozen process is killed).
+    signal(restarted, Signal::SIGSTOP);
+    lab.until("the frozen agent's VM is unreachable", |vms| {
+        state_of(vms, first) == Some(LifecycleState::Unreachable)
+    })
+    .await;
+    lab.until("the frozen agent's VM is ready again", |vms| {
+        state_of(vms, first) == Some(LifecycleState::Ready)
+    })
+    .await;
+    let third = agent_pid(&lab, first).expect("a new agent runs");
+    assert_ne!(
+        third, restarted,
+        "the frozen agent was replaced by a new process"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{restarted}")).exists(),
+        "the frozen agent is gone, not left stopped"
+    );
+}
+
+#[actix_web::test]
+async fn an_assigned_vm_whose_agent_freezes_is_shown_to_the_admin_and_kept_when_it_returns() {
+    let lab = Lab::start_with("lablink-vm-held", |config| {
+        config.lifecycle.heartbeat_timeout_secs = HEARTBEAT_TIMEOUT_SECS;
+        config.lifecycle.recovery_delay_secs = 0.2;
+    })
+    .await;
+    lab.create_ready_vms(1).await;
+    let hostname = "lablink-vm-held-1";
+    all_ready(&lab, 1).await;
+    assert_eq!(request(&lab, "ada@lab.example").await, 200);
+    lab.until("assigned", |vms| {
+        state_of(vms, hostname) == Some(LifecycleState::Assigned)
+    })
+    .await;
+    let pid = agent_pid(&lab, hostname).expect("agent");
+    signal(pid, Signal::SIGSTOP);
+    lab.until("unreachable", |vms| {
+        state_of(vms, hostname) == Some(LifecycleState::Unreachable)
+    })
+    .await;
+    let seen = admin_vm(&lab, hostname).await;
+    assert_eq!(seen["assigned_to"], "ada@lab.example", "{seen}");
+    assert!(
+        seen["next_action"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("alert the admin"),
+        "{seen}"
+    );
+    // Not rebooted behind the participant's back.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(agent_pid(&lab, hostname), Some(pid));
+    signal(pid, Signal::SIGCONT);
+    let vms = lab
+        .until("assigned again", |vms| {
+            state_of(vms, hostname) == Some(LifecycleState::Assigned)
+        })
+        .await;
+    assert_eq!(vms[0].user_email.as_deref(), Some("ada@lab.example"));
+}
+
+#[actix_web::test]
+async fn a_vm_that_never_boots_fails_to_boot_and_is_replaced() {
+    let dir = tempfile::tempdir().expect("dir");
+    let never_boots = dir.path().join("never-boots.sh");
+    std::fs::write(&never_boots, "#!/bin/sh\nexec sleep 600\n").expect("script");
+    std::fs::set_permissions(
+        &never_boots,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let lab = Lab::start_with("lablink-vm-boot", |config| {
+        config.provider.local.agent_binary = Some(never_boots.clone());
+        config.lifecycle.boot_timeout_secs = 1.0;
+        config.lifecycle.reboot_attempts = 0;
+        config.lifecycle.recovery_delay_secs = 0.0;
+    })
+    .await;
+    let created = lab
+        .operation(lab.admin_post("/api/admin/vms", json!({"count": 1})).await)
+        .await;
+    assert_eq!(created["state"], "succeeded", "{created}");
+    let vms = lab
+        .until("the first VM is replaced by a second", |vms| {
+            vms.iter().all(|vm| vm.hostname != "lablink-vm-boot-1")
+                && vms.iter().any(|vm| vm.hostname == "lablink-vm-boot-2")
+        })
+        .await;
+    assert!(vms.len() <= 2, "{vms:?}");
+    let operations: Value = lab
+        .client
+        .get(lab.url("/api/admin/operations"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let replaced = operations
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|op| op["kind"] == "replace" && op["targets"][0] == "lablink-vm-boot-1")
+        .unwrap_or_else(|| panic!("a replacement of the first VM: {operations}"));
+    assert_eq!(replaced["requested_by"], "supervisor");
+    assert_eq!(replaced["targets"][1], "lablink-vm-boot-2");
+
+    // Stop the lab before the replacement fails to boot in turn.
+    let destroyed = lab
+        .operation(
+            lab.admin_post("/api/admin/vms/destroy-all", json!({}))
+                .await,
+        )
+        .await;
+    assert_eq!(destroyed["state"], "succeeded", "{destroyed}");
+    lab.until("no VMs left", <[Vm]>::is_empty).await;
+}
