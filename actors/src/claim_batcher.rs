@@ -268,10 +268,16 @@ fn claim_together(
     now: chrono::NaiveDateTime,
 ) -> Result<Vec<Result<Option<Assignment>, diesel::result::Error>>, diesel::result::Error> {
     let emails: Vec<String> = claims.iter().map(|c| c.request.email.clone()).collect();
-    let held: HashMap<String, Vm> = Vm::find_by_emails(conn, &emails)?
-        .into_iter()
-        .filter_map(|vm| vm.user_email.clone().map(|email| (email, vm)))
-        .collect();
+    let mut held: HashMap<String, Vm> = HashMap::new();
+    for vm in Vm::find_by_emails(conn, &emails)? {
+        // A researcher whose VM broke is given another one: see `release_broken`.
+        if vm.state().blocks_assignment() && Vm::release_broken(conn, &vm, now)?.is_some() {
+            continue;
+        }
+        if let Some(email) = vm.user_email.clone() {
+            held.insert(email, vm);
+        }
+    }
     let mut asking = HashSet::new();
     let wanted: Vec<(String, String, String, Option<String>)> = claims
         .iter()
@@ -319,10 +325,14 @@ fn claim_one(
 ) -> Result<Option<Assignment>, diesel::result::Error> {
     conn.transaction(|conn| {
         if let Some(vm) = Vm::find_by_email(conn, &request.email)? {
-            return Ok(Some(Assignment {
-                vm,
-                newly_assigned: false,
-            }));
+            let broken =
+                vm.state().blocks_assignment() && Vm::release_broken(conn, &vm, now)?.is_some();
+            if !broken {
+                return Ok(Some(Assignment {
+                    vm,
+                    newly_assigned: false,
+                }));
+            }
         }
         Ok(Vm::claim_free(
             conn,

@@ -184,20 +184,26 @@ async fn a_killed_or_frozen_agent_is_noticed_never_assigned_and_rebooted() {
 }
 
 #[actix_web::test]
-async fn an_assigned_vm_whose_agent_freezes_is_shown_to_the_admin_and_kept_when_it_returns() {
+async fn an_assigned_vm_whose_agent_freezes_is_shown_to_the_admin_and_its_participant_moves() {
     let lab = Lab::start_with("lablink-vm-held", |config| {
         config.lifecycle.heartbeat_timeout_secs = HEARTBEAT_TIMEOUT_SECS;
         config.lifecycle.recovery_delay_secs = 0.2;
     })
     .await;
-    lab.create_ready_vms(1).await;
-    let hostname = "lablink-vm-held-1";
-    all_ready(&lab, 1).await;
+    lab.create_ready_vms(2).await;
+    all_ready(&lab, 2).await;
     assert_eq!(request(&lab, "ada@lab.example").await, 200);
-    lab.until("assigned", |vms| {
-        state_of(vms, hostname) == Some(LifecycleState::Assigned)
-    })
-    .await;
+    let vms = lab
+        .until("assigned", |vms| {
+            vms.iter().any(|vm| vm.state() == LifecycleState::Assigned)
+        })
+        .await;
+    let held = vms
+        .iter()
+        .find(|vm| vm.user_email.is_some())
+        .expect("ada's VM")
+        .clone();
+    let hostname = held.hostname.as_str();
     let pid = agent_pid(&lab, hostname).expect("agent");
     signal(pid, Signal::SIGSTOP);
     lab.until("unreachable", |vms| {
@@ -216,13 +222,55 @@ async fn an_assigned_vm_whose_agent_freezes_is_shown_to_the_admin_and_kept_when_
     // Not rebooted behind the participant's back.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(agent_pid(&lab, hostname), Some(pid));
+
+    // The agent comes back in time: the participant keeps the VM.
     signal(pid, Signal::SIGCONT);
     let vms = lab
         .until("assigned again", |vms| {
             state_of(vms, hostname) == Some(LifecycleState::Assigned)
         })
         .await;
-    assert_eq!(vms[0].user_email.as_deref(), Some("ada@lab.example"));
+    let back = vms.iter().find(|vm| vm.hostname == hostname).expect("vm");
+    assert_eq!(back.user_email.as_deref(), Some("ada@lab.example"));
+
+    // It freezes for good and the participant asks again with the same email: a new VM
+    // with a new PIN; the broken one is freed and recovered in the background.
+    signal(pid, Signal::SIGSTOP);
+    lab.until("unreachable again", |vms| {
+        state_of(vms, hostname) == Some(LifecycleState::Unreachable)
+    })
+    .await;
+    assert_eq!(request(&lab, "ada@lab.example").await, 200);
+    let vms = lab
+        .until("ada holds the other VM", |vms| {
+            vms.iter().any(|vm| {
+                vm.hostname != hostname && vm.user_email.as_deref() == Some("ada@lab.example")
+            })
+        })
+        .await;
+    let moved = vms
+        .iter()
+        .find(|vm| vm.hostname != hostname)
+        .expect("other VM");
+    assert_ne!(moved.pin, held.pin, "a new PIN");
+    let broken = vms
+        .iter()
+        .find(|vm| vm.hostname == hostname)
+        .expect("broken VM");
+    assert_eq!(broken.user_email, None);
+    assert!(
+        broken.state_reason.contains("was given another VM"),
+        "{broken:?}"
+    );
+    lab.until("the broken VM is recovered", |vms| {
+        state_of(vms, hostname) == Some(LifecycleState::Ready)
+    })
+    .await;
+    assert_ne!(
+        agent_pid(&lab, hostname),
+        Some(pid),
+        "rebooted: a new agent"
+    );
 }
 
 #[actix_web::test]

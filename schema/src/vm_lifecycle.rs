@@ -91,6 +91,44 @@ impl Vm {
             .optional())
     }
 
+    /// Takes a broken VM (in a state that blocks assignment) away from the participant who
+    /// holds it, so that they can be given another one; the reason says who it was taken
+    /// from, and its supervisor then recovers it as a free VM. `None` when the VM is no longer
+    /// theirs or no longer broken.
+    pub fn release_broken(
+        conn: &mut DbConnection,
+        vm: &Vm,
+        now: NaiveDateTime,
+    ) -> QueryResult<Option<Vm>> {
+        let Some(email) = vm.user_email.as_deref() else {
+            return Ok(None);
+        };
+        let target = vms::table
+            .filter(vms::hostname.eq(&vm.hostname))
+            .filter(vms::user_email.eq(email))
+            .filter(
+                vms::state.eq_any(LifecycleState::BLOCKS_ASSIGNMENT.map(LifecycleState::as_str)),
+            );
+        let reason = format!(
+            "{}; its participant {email} was given another VM",
+            vm.state_reason
+        );
+        on_backend!(conn, |c| diesel::update(target)
+            .set((
+                vms::user_email.eq(None::<String>),
+                vms::crd_command.eq(None::<String>),
+                vms::pin.eq(None::<String>),
+                vms::claimed_by.eq(None::<String>),
+                vms::assigned_at.eq(None::<NaiveDateTime>),
+                vms::in_use.eq(false),
+                vms::state_reason.eq(reason),
+                vms::updated_at.eq(now),
+            ))
+            .returning(Vm::as_returning())
+            .get_result(c)
+            .optional())
+    }
+
     /// The VM as the admin API shows it.
     pub fn admin_view(&self) -> AdminVmView {
         AdminVmView {
