@@ -30,7 +30,7 @@ use crate::auth::passwords::{generate_password, hash_password};
 use crate::auth::{random_token, AdminCredentials, Authorizer, CookieSigner, LoginGuard};
 use crate::body_timeout::{self, BodyTimeout};
 use crate::client_address::ClientAddresses;
-use crate::config::{Config, ProviderKind};
+use crate::config::{Config, ProviderKind, ReleasePolicy};
 use crate::cross_site;
 use crate::error::{form_error, json_error, path_error};
 use crate::metrics::{self, Metrics};
@@ -184,6 +184,13 @@ impl Application {
             )),
             session_ttl: Duration::from_secs(config.admin.session_ttl_secs),
             stopping: stopping_seen,
+            release_policy: config
+                .lifecycle
+                .release
+                .unwrap_or(match config.provider.kind {
+                    ProviderKind::Local => ReleasePolicy::Reset,
+                    ProviderKind::Terraform => ReleasePolicy::Replace,
+                }),
             can_reboot: cloud.is_some() || config.provider.kind == ProviderKind::Local,
             cloud,
             required_gpu_instance_type,

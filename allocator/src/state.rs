@@ -47,6 +47,8 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// The cloud's API, when configured (`provider.aws.enabled`).
     pub cloud: Option<Arc<dyn CloudApi>>,
+    /// What a release does with a VM whose agent can reset itself.
+    pub release_policy: crate::config::ReleasePolicy,
     /// Whether VMs can be rebooted: through the cloud's API, or by the local provider.
     pub can_reboot: bool,
     /// The instance type new VMs get, when it must have an NVIDIA GPU.

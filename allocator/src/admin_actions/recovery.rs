@@ -149,6 +149,53 @@ pub async fn replace(
     Ok(operation)
 }
 
+/// Queues the replacement of a VM just released, so that the next participant gets a fresh
+/// VM. A VM already broken is left to its supervisor.
+pub(super) async fn replace_released(state: &AppState, vm: &Vm, why: &str) -> Result<(), ApiError> {
+    // The VM's supervisor may record the release (back to booting) at the same moment: then
+    // read again and decide on the newer state.
+    let mut vm = vm.clone();
+    for _ in 0..5 {
+        if vm.state().blocks_assignment() {
+            return Ok(());
+        }
+        let change = Transition {
+            to: LifecycleState::Replacing,
+            reason: why.to_owned(),
+            recovery_attempts: vm.recovery_attempts,
+            next_action: Some("create a new VM, then destroy this one".to_owned()),
+        };
+        let changed = state
+            .writer
+            .send(ChangeVmState {
+                hostname: vm.hostname.clone(),
+                read: ReadState::of(&vm),
+                change,
+                asked_by: None,
+            })
+            .await??;
+        if changed.is_some() {
+            state
+                .executor
+                .send(ReplaceVm {
+                    hostname: vm.hostname.clone(),
+                    requested_by: "release".to_owned(),
+                })
+                .await??;
+            return Ok(());
+        }
+        match state.find_vm(&vm.hostname).await? {
+            Some(newer) => vm = newer,
+            None => return Ok(()),
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "{} was released, but it kept changing state, so it was not replaced; replace it from \
+         its row",
+        vm.hostname
+    )))
+}
+
 /// Lifts the VM's GPU quarantine: it is assigned again once its GPU reports healthy.
 pub async fn clear_quarantine(
     state: &AppState,

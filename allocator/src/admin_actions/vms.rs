@@ -7,6 +7,7 @@ use lablink_schema::operations::Operation;
 use lablink_schema::vms::Vm;
 
 use crate::auth::Caller;
+use crate::config::ReleasePolicy;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::validate;
@@ -91,7 +92,8 @@ pub async fn destroy_all(
     Ok(operation)
 }
 
-/// Ends the VM's session; audited in the release's own transaction.
+/// Ends the VM's session; audited in the release's own transaction. Under the `replace`
+/// release policy (and always for an original agent) the VM is then replaced.
 pub async fn release(state: &AppState, caller: &Caller, hostname: &str) -> Result<Vm, ApiError> {
     let hostname = validate::hostname(hostname).map_err(ApiError::BadRequest)?;
     let vm = state
@@ -102,5 +104,16 @@ pub async fn release(state: &AppState, caller: &Caller, hostname: &str) -> Resul
         })
         .await??;
     tracing::info!(hostname = %vm.hostname, "VM released by admin");
+    // An original agent cannot reset itself, and it never reports `running` again after a
+    // session: its VM is replaced, as every VM is where the policy says so.
+    let legacy = vm.token_hash.is_none();
+    if legacy || state.release_policy == ReleasePolicy::Replace {
+        let why = if legacy {
+            "released; its original agent cannot reset itself"
+        } else {
+            "released; lifecycle.release is replace"
+        };
+        super::recovery::replace_released(state, &vm, why).await?;
+    }
     Ok(vm)
 }

@@ -13,6 +13,17 @@ const MIN_HEARTBEAT_TIMEOUT_SECS: f64 = 0.3;
 /// Longest time accepted for any of these settings: a week.
 const MAX_SECS: f64 = 7.0 * 24.0 * 3600.0;
 
+/// What happens to a VM when its participant's session ends (an admin's release).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleasePolicy {
+    /// The agent stops the remote desktop and the research software, removes the session's
+    /// files and reports ready again (see docs/agent.md).
+    Reset,
+    /// The VM is destroyed and a fresh one created in its place.
+    Replace,
+}
+
 /// Section `lifecycle`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -29,6 +40,10 @@ pub struct LifecycleConfig {
     /// How long a broken free VM waits before its recovery starts (an agent back by then
     /// keeps its VM untouched).
     pub recovery_delay_secs: f64,
+    /// What a release does: `reset` or `replace`. Unset: `reset` on the local provider,
+    /// `replace` on Terraform. A VM whose agent is an original one (token-less, legacy
+    /// switch) is always replaced: it cannot reset itself.
+    pub release: Option<ReleasePolicy>,
 }
 
 impl Default for LifecycleConfig {
@@ -40,6 +55,7 @@ impl Default for LifecycleConfig {
             reboot_attempts: policy.reboot_attempts,
             reboot_timeout_secs: policy.reboot_timeout.as_secs_f64(),
             recovery_delay_secs: policy.recovery_delay.as_secs_f64(),
+            release: None,
         }
     }
 }

@@ -21,7 +21,7 @@ pub mod validation;
 
 pub use admin::{AdminConfig, ClientsConfig, MIN_ADMIN_PASSWORD_LEN};
 pub use database::DatabaseConfig;
-pub use lifecycle::LifecycleConfig;
+pub use lifecycle::{LifecycleConfig, ReleasePolicy};
 pub use observability::{LogConfig, LogFormat, MetricsConfig, MIN_METRICS_TOKEN_LEN};
 pub use provider::{
     AwsConfig, LocalProviderConfig, ProviderConfig, ProviderKind, TerraformProviderConfig,

@@ -297,3 +297,72 @@ async fn recovery_actions_that_do_not_apply_are_refused_and_change_nothing() {
         "the failure is recorded on the VM: {vm}"
     );
 }
+
+/// An original agent never reports `running` again after a session, so a released legacy
+/// VM would stay `initializing` for ever: it is replaced instead.
+#[actix_web::test]
+async fn a_released_vm_of_an_original_agent_is_replaced() {
+    let app = spawn_app_with(|config| {
+        config.clients.legacy_unauthenticated = true;
+        config.provider.local.agent_binary = Some("/nonexistent/lablink-client".into());
+    })
+    .await;
+    for (path, body) in [
+        (
+            "/api/vm-status",
+            json!({"hostname": "old-1", "status": "running"}),
+        ),
+        (
+            "/api/gpu_health",
+            json!({"hostname": "old-1", "gpu_status": "N/A"}),
+        ),
+    ] {
+        assert_eq!(
+            app.post_json(path, None, &body).await.status(),
+            200,
+            "{path}"
+        );
+    }
+    until_state(&app, "old-1", "ready").await;
+    let RequestOutcome::Assigned { .. } =
+        app.request_vm("ada@lab.example", &crd_command("o")).await
+    else {
+        panic!("the legacy VM is free");
+    };
+    assert_eq!(app.release("old-1").await.status(), 200);
+    let operations: Value = app
+        .get_as_admin("/api/admin/operations")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let replace = operations
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|op| op["kind"] == "replace")
+        .unwrap_or_else(|| panic!("a replacement was queued: {operations}"));
+    assert_eq!(replace["targets"][0], "old-1");
+    assert_eq!(replace["requested_by"], "release");
+}
+
+/// A VM with its own agent is reset on release under the local provider's default policy:
+/// no replacement.
+#[actix_web::test]
+async fn a_released_vm_with_its_own_agent_is_not_replaced_under_the_reset_policy() {
+    let app = spawn_app_with(|_| {}).await;
+    let vms = app.free_vms(1).await;
+    let RequestOutcome::Assigned { .. } =
+        app.request_vm("ada@lab.example", &crd_command("n")).await
+    else {
+        panic!("free");
+    };
+    assert_eq!(app.release(&vms[0].0).await.status(), 200);
+    let operations: Value = app
+        .get_as_admin("/api/admin/operations")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(operations, json!([]), "nothing queued");
+}
