@@ -8,6 +8,7 @@ use actix::{Actor, Arbiter};
 use crate::allocator_client::{AllocatorClient, CallError};
 use crate::desktop::{ChromeRemoteDesktop, DesktopLauncher, LoggedDesktop, RemoteDesktop};
 use crate::gpu::{GpuMonitor, GpuProbe, HealthPolicy, NvmlProbe};
+use crate::session_reset::SessionReset;
 use crate::settings::{AgentSettings, DesktopKind};
 use crate::status::StatusReporter;
 use crate::subscriber::Subscriber;
@@ -71,6 +72,10 @@ impl Agent {
             Some(pattern) => SoftwareMatcher::from_pattern(pattern)?,
             None => SoftwareMatcher::for_software(&settings.subject_software),
         };
+        let reset = SessionReset {
+            software: matcher.clone(),
+            session_dir: settings.session_dir.clone(),
+        };
         let backoff = Backoff::new(settings.retry_initial, settings.retry_max);
         let arbiter = Arbiter::new();
         let handle = arbiter.handle();
@@ -107,7 +112,7 @@ impl Agent {
         {
             let client = client.clone();
             Subscriber::start_in_arbiter(&handle, move |_| {
-                Subscriber::new(client, launcher, status, backoff)
+                Subscriber::new(client, launcher, status, backoff, reset)
             });
         }
         tracing::info!(vm = %settings.vm_name, allocator = %settings.allocator_url, "agent started");

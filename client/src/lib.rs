@@ -14,6 +14,7 @@ pub mod desktop;
 #[cfg(any(test, feature = "test-support"))]
 pub mod doubles;
 pub mod gpu;
+pub mod session_reset;
 pub mod settings;
 pub mod status;
 pub mod subscriber;

@@ -25,6 +25,8 @@ pub const ENROLLMENT_TOKEN_FILE_ENV: &str = "LABLINK_ENROLLMENT_TOKEN_FILE";
 pub const USAGE_PATTERN_ENV: &str = "LABLINK_USAGE_PATTERN";
 /// `chrome` (default) starts Chrome Remote Desktop; `log` only logs each session.
 pub const DESKTOP_ENV: &str = "LABLINK_DESKTOP";
+/// The session user's directory, emptied when a session ends (see `session_reset`).
+pub const SESSION_DIR_ENV: &str = "LABLINK_SESSION_DIR";
 /// Seconds between heartbeats.
 pub const HEARTBEAT_SECS_ENV: &str = "LABLINK_HEARTBEAT_SECS";
 /// Seconds between GPU checks.
@@ -57,6 +59,8 @@ pub struct AgentSettings {
     /// Presented once, to enroll; the VM's own token replaces it.
     pub enrollment_token: Option<String>,
     pub usage_pattern: Option<String>,
+    /// Emptied when a session ends; `None`: no files are removed.
+    pub session_dir: Option<PathBuf>,
     pub heartbeat_interval: Duration,
     pub gpu_check_interval: Duration,
     pub gpu_resend_interval: Duration,
@@ -86,6 +90,7 @@ impl fmt::Debug for AgentSettings {
             .field("token_file", &self.token_file)
             .field("enrollment_token_set", &self.enrollment_token.is_some())
             .field("usage_pattern", &self.usage_pattern)
+            .field("session_dir", &self.session_dir)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("gpu_check_interval", &self.gpu_check_interval)
             .field("usage_check_interval", &self.usage_check_interval)
@@ -120,6 +125,7 @@ impl AgentSettings {
             token_file: None,
             enrollment_token: None,
             usage_pattern: None,
+            session_dir: None,
             heartbeat_interval: DEFAULT_HEARTBEAT,
             gpu_check_interval: DEFAULT_GPU_CHECK,
             gpu_resend_interval: DEFAULT_GPU_RESEND,
@@ -193,6 +199,17 @@ impl AgentSettings {
             (None, None) => None,
         };
         settings.usage_pattern = usage_pattern;
+        settings.session_dir = non_empty(SESSION_DIR_ENV).map(PathBuf::from);
+        if let Some(dir) = &settings.session_dir {
+            if !dir.is_absolute() || dir.parent().is_none() {
+                return Err(SettingsError {
+                    variable: SESSION_DIR_ENV,
+                    reason:
+                        "must be an absolute path below the root (it is emptied after each session)"
+                            .to_owned(),
+                });
+            }
+        }
         settings.heartbeat_interval = seconds(HEARTBEAT_SECS_ENV, DEFAULT_HEARTBEAT)?;
         settings.gpu_check_interval = seconds(GPU_CHECK_SECS_ENV, DEFAULT_GPU_CHECK)?;
         settings.usage_check_interval = seconds(USAGE_CHECK_SECS_ENV, DEFAULT_USAGE_CHECK)?;

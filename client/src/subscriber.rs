@@ -1,13 +1,16 @@
 //! `Subscriber`: waits in `POST /vm_startup` for this VM's assignment, hands the command and
 //! PIN to the `DesktopLauncher`, then waits for that session to end (the admin released the
-//! VM), cleans up and subscribes again. When the allocator is down or restarting it retries
+//! VM), resets the VM ([`SessionReset`]) and subscribes again. When the allocator is down or restarting it retries
 //! with capped exponential backoff and jitter, forever.
+
+use std::sync::Arc;
 
 use actix::{Actor, Addr, AsyncContext, Context, WrapFuture};
 use lablink_schema::wire::VmStatus;
 
 use crate::allocator_client::{AllocatorClient, StartupAnswer};
 use crate::desktop::{DesktopLauncher, EndSession, StartSession};
+use crate::session_reset::SessionReset;
 use crate::status::{SetStatus, StatusReporter};
 use lablink_schema::backoff::Backoff;
 
@@ -18,6 +21,7 @@ pub struct Subscriber {
     launcher: Addr<DesktopLauncher>,
     status: Addr<StatusReporter>,
     backoff: Backoff,
+    reset: Arc<SessionReset>,
 }
 
 impl Subscriber {
@@ -26,12 +30,14 @@ impl Subscriber {
         launcher: Addr<DesktopLauncher>,
         status: Addr<StatusReporter>,
         backoff: Backoff,
+        reset: SessionReset,
     ) -> Self {
         Subscriber {
             client,
             launcher,
             status,
             backoff,
+            reset: Arc::new(reset),
         }
     }
 }
@@ -45,6 +51,7 @@ impl Actor for Subscriber {
             self.launcher.clone(),
             self.status.clone(),
             self.backoff.clone(),
+            self.reset.clone(),
         );
         ctx.spawn(subscribing.into_actor(self));
     }
@@ -55,6 +62,7 @@ async fn subscribe_forever(
     launcher: Addr<DesktopLauncher>,
     status: Addr<StatusReporter>,
     mut backoff: Backoff,
+    reset: Arc<SessionReset>,
 ) {
     // The assignment whose session is running, if any.
     let mut held: Option<i64> = None;
@@ -68,7 +76,7 @@ async fn subscribe_forever(
                 backoff.reset();
                 if held.is_some() {
                     // Reassigned without our seeing the release: clean up first.
-                    end_session(&launcher, &status).await;
+                    end_session(&launcher, &status, &reset).await;
                 }
                 match launcher.send(StartSession { command, pin }).await {
                     Ok(Ok(())) => tracing::info!(assignment_id, "remote desktop started"),
@@ -81,7 +89,7 @@ async fn subscribe_forever(
             }
             Ok(StartupAnswer::Released) => {
                 tracing::info!(assignment_id = held, "session released");
-                end_session(&launcher, &status).await;
+                end_session(&launcher, &status, &reset).await;
                 held = None;
                 backoff.reset();
             }
@@ -94,14 +102,32 @@ async fn subscribe_forever(
     }
 }
 
-/// Ends the session; the VM reports `initializing` meanwhile, so nobody is handed a VM
-/// that is still being cleaned, and `running` once it is ready again.
-async fn end_session(launcher: &Addr<DesktopLauncher>, status: &Addr<StatusReporter>) {
+/// Ends the session and resets the VM; the VM reports `initializing` meanwhile, so nobody
+/// is handed a VM that is still being cleaned, and `running` once it is ready again.
+async fn end_session(
+    launcher: &Addr<DesktopLauncher>,
+    status: &Addr<StatusReporter>,
+    reset: &Arc<SessionReset>,
+) {
     status.do_send(SetStatus(VmStatus::Initializing));
     match launcher.send(EndSession).await {
         Ok(Ok(())) => tracing::info!("remote desktop session ended"),
         Ok(Err(error)) => tracing::error!(%error, "could not end the remote desktop session"),
         Err(error) => tracing::error!(%error, "the desktop launcher is gone"),
+    }
+    let reset = reset.clone();
+    match tokio::task::spawn_blocking(move || reset.run()).await {
+        Ok(report) => {
+            for failure in &report.failures {
+                tracing::error!(%failure, "session reset incomplete");
+            }
+            tracing::info!(
+                processes_stopped = report.processes_stopped,
+                entries_removed = report.entries_removed,
+                "session reset: the research software stopped and the session's files removed"
+            );
+        }
+        Err(error) => tracing::error!(%error, "the session reset failed"),
     }
     status.do_send(SetStatus(VmStatus::Running));
 }

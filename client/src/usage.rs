@@ -38,6 +38,17 @@ impl Default for ProcFs {
 
 impl ProcessTable for ProcFs {
     fn command_lines(&mut self) -> std::io::Result<Vec<Vec<String>>> {
+        Ok(self
+            .processes()?
+            .into_iter()
+            .map(|(_, argv)| argv)
+            .collect())
+    }
+}
+
+impl ProcFs {
+    /// Every running process but this one, as `(pid, argv)`.
+    pub fn processes(&self) -> std::io::Result<Vec<(u32, Vec<String>)>> {
         let mut lines = Vec::new();
         for entry in std::fs::read_dir(&self.root)?.flatten() {
             let name = entry.file_name();
@@ -57,7 +68,7 @@ impl ProcessTable for ProcFs {
                 .map(|part| String::from_utf8_lossy(part).into_owned())
                 .collect();
             if !argv.is_empty() {
-                lines.push(argv);
+                lines.push((pid, argv));
             }
         }
         Ok(lines)

@@ -2,7 +2,8 @@
 //! stopped with real signals: a dead or frozen agent's VM becomes unreachable within the
 //! heartbeat timeout, is never assigned while so, and is rebooted (its agent restarted)
 //! until it is ready again; an assigned VM's agent that freezes and comes back keeps its
-//! participant; a VM that never boots is replaced.
+//! participant, and a participant whose VM broke gets another; a VM that never boots is
+//! replaced; a released VM is reset (software stopped, files removed) for the next one.
 
 use std::time::Duration;
 
@@ -329,4 +330,84 @@ async fn a_vm_that_never_boots_fails_to_boot_and_is_replaced() {
         .await;
     assert_eq!(destroyed["state"], "succeeded", "{destroyed}");
     lab.until("no VMs left", <[Vm]>::is_empty).await;
+}
+
+#[actix_web::test]
+async fn release_resets_the_vm_so_the_next_participant_finds_nothing_of_the_last() {
+    let lab = Lab::start("lablink-vm-reset").await;
+    lab.create_ready_vms(1).await;
+    let hostname = "lablink-vm-reset-1";
+    all_ready(&lab, 1).await;
+    assert_eq!(request(&lab, "ada@lab.example").await, 200);
+    lab.until("assigned", |vms| {
+        state_of(vms, hostname) == Some(LifecycleState::Assigned)
+    })
+    .await;
+
+    // Ada works: files in her directory, and the research software running from it.
+    let session = lab
+        .data_dir
+        .path()
+        .join("agents")
+        .join(format!("{hostname}.session"));
+    std::fs::create_dir_all(session.join("project")).expect("mkdir");
+    std::fs::write(session.join("project/labels.slp"), "ada's labels").expect("write");
+    std::fs::write(session.join(".bash_history"), "sleap-label").expect("write");
+    let bin = tempfile::tempdir().expect("dir");
+    let sleap = bin.path().join("sleap");
+    std::os::unix::fs::symlink("/bin/sleep", &sleap).expect("link");
+    let mut software = std::process::Command::new(&sleap)
+        .arg("600")
+        .current_dir(&session)
+        .spawn()
+        .expect("start the software");
+    // The same program running elsewhere is not hers and stays.
+    let mut elsewhere = std::process::Command::new(&sleap)
+        .arg("600")
+        .current_dir(bin.path())
+        .spawn()
+        .expect("start another");
+
+    let released = lab
+        .client
+        .post(lab.url(&format!("/api/admin/vms/{hostname}/release")))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("x-lablink-client", "tests")
+        .send()
+        .await
+        .expect("release");
+    assert_eq!(released.status(), 200);
+    lab.until_logged(hostname, "session reset", 1).await;
+    all_ready(&lab, 1).await;
+
+    let mut stopped = None;
+    for _ in 0..100 {
+        stopped = software.try_wait().expect("poll");
+        if stopped.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Some(status) = stopped else {
+        let _ = software.kill();
+        panic!("the research software still runs after the reset");
+    };
+    assert!(!status.success(), "the software was stopped: {status}");
+    assert!(
+        elsewhere.try_wait().expect("poll").is_none(),
+        "another process is left alone"
+    );
+    let _ = elsewhere.kill();
+    let _ = elsewhere.wait();
+    assert_eq!(
+        std::fs::read_dir(&session).expect("dir").count(),
+        0,
+        "none of ada's files are left"
+    );
+    // The next participant gets the same VM, clean.
+    assert_eq!(request(&lab, "grace@lab.example").await, 200);
+    lab.until("grace has it", |vms| {
+        vms[0].user_email.as_deref() == Some("grace@lab.example")
+    })
+    .await;
 }

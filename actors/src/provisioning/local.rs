@@ -1,6 +1,7 @@
 //! The local provisioner, the default: each "VM" is an agent process started on this
 //! machine, so a newcomer gets a working lab with no cloud and no Terraform. Agents run with
-//! `LABLINK_DESKTOP=log` (no Chrome Remote Desktop here) and log to `<dir>/<hostname>.log`.
+//! `LABLINK_DESKTOP=log` (no Chrome Remote Desktop here), log to `<dir>/<hostname>.log`, and
+//! have `<dir>/<hostname>.session` as the session user's directory.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,6 +38,12 @@ impl LocalAgents {
         }
     }
 
+    /// The directory a VM's participant works in (`<log_dir>/<hostname>.session`), emptied
+    /// by its agent after each session.
+    pub fn session_dir(&self, hostname: &str) -> PathBuf {
+        self.log_dir.join(format!("{hostname}.session"))
+    }
+
     fn forget(&self, hostname: &str) {
         lock(&self.tokens).remove(hostname);
     }
@@ -56,9 +63,14 @@ impl LocalAgents {
         let errors = log
             .try_clone()
             .map_err(|e| fail("cannot open the agent log", e))?;
+        // The "session user's home": emptied by the agent after each session.
+        let session_dir = self.session_dir(&vm.hostname);
+        std::fs::create_dir_all(&session_dir)
+            .map_err(|e| fail("cannot create the session directory", e))?;
         let mut command = Command::new(&self.agent_binary);
         command
             .env("ALLOCATOR_URL", &self.allocator_url)
+            .env("LABLINK_SESSION_DIR", &session_dir)
             .env("VM_NAME", &vm.hostname)
             .env("LABLINK_DESKTOP", "log")
             .stdin(Stdio::null())
