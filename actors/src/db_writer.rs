@@ -271,25 +271,49 @@ impl Handler<FinishOperation> for DbWriter {
     }
 }
 
-/// Mark the unfinished operations nobody holds as failed (at start-up): no lease, a lease
-/// that ran out, or a holder on this machine that is gone. Returns them.
+/// Take over the unfinished operations nobody holds: no lease, a lease that ran out, or a
+/// holder on this machine that is gone. They are leased to `owner` until `until`; returns
+/// them, to be run again.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Vec<Operation>, WriteError>")]
-pub struct FailAbandonedOperations {
-    pub reason: String,
+pub struct TakeOverAbandonedOperations {
+    pub owner: String,
+    pub until: chrono::NaiveDateTime,
 }
 
-impl Handler<FailAbandonedOperations> for DbWriter {
+impl Handler<TakeOverAbandonedOperations> for DbWriter {
     type Result = Result<Vec<Operation>, WriteError>;
 
-    fn handle(&mut self, msg: FailAbandonedOperations, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: TakeOverAbandonedOperations, _: &mut Self::Context) -> Self::Result {
         self.in_transaction(None, |conn| {
-            Ok(Operation::fail_abandoned(
+            Ok(Operation::take_over_abandoned(
                 conn,
-                &msg.reason,
+                &msg.owner,
+                msg.until,
                 Utc::now().naive_utc(),
                 &crate::lease::may_be_alive,
             )?)
+        })
+    }
+}
+
+/// Give these VMs new token hashes (a resumed creation re-mints the tokens of the VMs the
+/// interrupted run had not made yet: their tokens were never kept).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct SetVmTokens {
+    pub vms: Vec<(String, String)>,
+}
+
+impl Handler<SetVmTokens> for DbWriter {
+    type Result = Result<(), WriteError>;
+
+    fn handle(&mut self, msg: SetVmTokens, _: &mut Self::Context) -> Self::Result {
+        self.in_transaction(None, |conn| {
+            for (hostname, hash) in &msg.vms {
+                Vm::set_token_hash(conn, hostname, hash)?;
+            }
+            Ok(())
         })
     }
 }

@@ -16,7 +16,7 @@ use lablink_actors::db_writer::DbWriter;
 use lablink_actors::provisioning::terraform::TerraformCli;
 use lablink_actors::provisioning_queue::{
     CreateVms, DestroyAllVms, DestroyVms, OperationEvent, ProvisioningError, ProvisioningQueue,
-    ProvisioningSettings, SubscribeOperations, INTERRUPTED_REASON,
+    ProvisioningSettings, SubscribeOperations,
 };
 use lablink_actors::tokens::hash_token;
 use lablink_schema::operations::{NewOperation, Operation, OperationKind};
@@ -382,34 +382,66 @@ async fn operations_run_one_at_a_time_and_bad_counts_are_refused() {
     assert_eq!(lab.finished(queued.id).await.state, "succeeded");
 }
 
+/// An operation whose allocator stopped (here: no lease at all, as a crash before the
+/// first renewal leaves it) is taken over at start and run again, not failed: a creation
+/// whose names were recorded makes exactly those VMs.
 #[actix::test]
-async fn operations_left_unfinished_by_a_previous_process_are_marked_failed() {
+async fn operations_left_unfinished_by_a_previous_process_are_taken_over_and_finished() {
     let database = TestDatabase::migrated();
     let interrupted = {
         let mut conn = database.connect();
-        let op = Operation::insert(
-            &mut conn,
-            &NewOperation::queued(
-                OperationKind::Create,
-                "admin",
-                chrono::Utc::now().naive_utc(),
-            ),
-        )
-        .expect("insert");
+        let mut new = NewOperation::queued(
+            OperationKind::Create,
+            "admin",
+            chrono::Utc::now().naive_utc(),
+        );
+        new.requested_count = Some(1);
+        let op = Operation::insert(&mut conn, &new).expect("insert");
         Operation::mark_running(&mut conn, op.id, chrono::Utc::now().naive_utc()).expect("running");
+        // The interrupted run had named its VM and stored its row, token and all.
+        Operation::set_targets(&mut conn, op.id, &["lablink-vm-test-7".to_owned()])
+            .expect("targets");
+        Vm::upsert_status(
+            &mut conn,
+            "lablink-vm-test-7",
+            lablink_schema::wire::VmStatus::Initializing,
+            Some("a token the dead allocator never kept"),
+            chrono::Utc::now().naive_utc(),
+        )
+        .expect("row");
         op.id
     };
     let lab = Lab::start(database).await;
-    // The executor marks it before handling its first message.
-    let _ = lab
-        .executor
-        .send(SubscribeOperations)
-        .await
-        .expect("mailbox");
-    let mut conn = lab.database.connect();
-    let op = Operation::find_by_id(&mut conn, interrupted)
-        .expect("query")
-        .expect("row");
-    assert_eq!(op.state, "failed");
-    assert_eq!(op.error.as_deref(), Some(INTERRUPTED_REASON));
+    let deadline = tokio::time::Instant::now() + OPERATION_TIMEOUT;
+    let op = loop {
+        let mut conn = lab.database.connect();
+        let op = Operation::find_by_id(&mut conn, interrupted)
+            .expect("query")
+            .expect("row");
+        if op.finished_at.is_some() {
+            break op;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not finished: {op:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(op.state, "succeeded", "{op:?}");
+    let vms = lab.vms();
+    assert_eq!(
+        vms.iter()
+            .map(|vm| vm.hostname.as_str())
+            .collect::<Vec<_>>(),
+        ["lablink-vm-test-7"],
+        "exactly the recorded VM, made once"
+    );
+    // Its agent was given a new token, and the row holds that token's hash.
+    let token = std::fs::read_to_string(lab.dir.path().join("state/lablink-vm-test-7.token"))
+        .expect("the agent recorded its token");
+    assert_eq!(
+        vms[0].token_hash.as_deref(),
+        Some(hash_token(&token).as_str()),
+        "the row holds the new token's hash"
+    );
 }

@@ -436,7 +436,7 @@ async fn without_a_configured_password_one_is_generated_printed_once_and_kept_ha
 }
 
 #[tokio::test]
-async fn an_allocator_killed_mid_apply_recovers_when_restarted() {
+async fn an_allocator_killed_mid_apply_has_its_creation_finished_when_restarted() {
     if Command::new("terraform").arg("version").output().is_err() {
         eprintln!("SKIPPED: the terraform CLI is not installed");
         return;
@@ -509,18 +509,10 @@ async fn an_allocator_killed_mid_apply_recovers_when_restarted() {
         "terraform outlived the allocator"
     );
 
-    // Restarted: the run is marked failed, the orphaned terraform stopped, the VM row it had
-    // stored removed, and a new creation works on the same state.
+    // Restarted: the orphaned terraform is stopped and the run taken over and finished,
+    // making exactly the VM it had named (Terraform's state says what exists).
     let mut second = start(borrowed(&env("0")));
     let base = second.wait_until_listening();
-    let op = operation(base.clone(), id).await;
-    assert_eq!(op["state"], "failed", "{op}");
-    assert!(
-        op["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("interrupted")),
-        "{op}"
-    );
     let deadline = Instant::now() + STOP_TIMEOUT;
     while std::fs::read_to_string(format!("/proc/{terraform_pid}/stat"))
         .is_ok_and(|s| !s.contains(") Z "))
@@ -531,10 +523,33 @@ async fn an_allocator_killed_mid_apply_recovers_when_restarted() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let finished = loop {
+        let op = operation(base.clone(), id).await;
+        if op["finished_at"] != serde_json::Value::Null {
+            break op;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the taken-over creation did not finish: {op}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(finished["state"], "succeeded", "{finished}");
     let mut conn = database.connect();
     let vms = lablink_schema::vms::Vm::list_all(&mut conn).expect("vms");
-    assert!(vms.is_empty(), "the interrupted creation left {vms:?}");
+    assert_eq!(
+        vms.iter().map(|vm| vm.hostname.clone()).collect::<Vec<_>>(),
+        finished["targets"]
+            .as_array()
+            .expect("targets")
+            .iter()
+            .map(|t| t.as_str().expect("name").to_owned())
+            .collect::<Vec<_>>(),
+        "exactly the VM the interrupted run named"
+    );
 
+    // And a new creation works on the same state.
     let again: serde_json::Value = client
         .post(format!("{base}/api/admin/vms"))
         .basic_auth("admin", Some("crash-test-password"))
@@ -563,7 +578,7 @@ async fn an_allocator_killed_mid_apply_recovers_when_restarted() {
         lablink_schema::vms::Vm::list_all(&mut conn)
             .expect("vms")
             .len(),
-        1
+        2
     );
 
     // Tidy up the stand-in agent.

@@ -31,7 +31,7 @@ fn agent_pid(lab: &Lab, hostname: &str) -> Option<i32> {
             let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
             let environ = std::fs::read(entry.path().join("environ")).ok()?;
             let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
-            let has = |want: &str| vars.iter().any(|v| *v == want.as_bytes());
+            let has = |want: &str| vars.contains(&want.as_bytes());
             let alive = std::fs::read_to_string(entry.path().join("stat"))
                 .is_ok_and(|stat| !stat.contains(") Z "));
             (has(&wanted_name) && has(&wanted_url) && alive).then_some(pid)

@@ -122,13 +122,15 @@ impl Operation {
             .execute(conn)
     }
 
-    /// Marks unfinished runs as failed with `reason` when nobody holds them: no lease, a
-    /// lease that has run out, or a holder that `owner_alive` says is gone. Each is marked
-    /// only if its lease is still the one read here, so a holder renewing meanwhile keeps its
-    /// run. Returns the runs it marked.
-    pub fn fail_abandoned(
+    /// Takes over the unfinished runs nobody holds (no lease, a lease that has run out, or a
+    /// holder that `owner_alive` says is gone): they are leased to `owner` until `until`, to
+    /// be run again. Each is taken only if its lease is still the one read here, so a holder
+    /// renewing meanwhile keeps its run, and of two allocators taking over at once only one
+    /// gets each run. Returns the runs taken.
+    pub fn take_over_abandoned(
         conn: &mut DbConnection,
-        reason: &str,
+        owner: &str,
+        until: NaiveDateTime,
         now: NaiveDateTime,
         owner_alive: &dyn Fn(&str) -> bool,
     ) -> QueryResult<Vec<Operation>> {
@@ -149,11 +151,8 @@ impl Operation {
                 .filter(operations::id.eq(run.id))
                 .filter(operations::finished_at.is_null());
             let values = (
-                operations::state.eq(OperationState::Failed.as_str()),
-                operations::error.eq(reason),
-                operations::finished_at.eq(now),
-                operations::lease_owner.eq(None::<String>),
-                operations::lease_expires_at.eq(None::<NaiveDateTime>),
+                operations::lease_owner.eq(owner),
+                operations::lease_expires_at.eq(until),
             );
             let updated: Option<Operation> = match run.lease_expires_at {
                 Some(seen) => on_backend!(conn, |c| diesel::update(

@@ -467,6 +467,17 @@ impl Vm {
             .optional())
     }
 
+    /// Replaces the VM's token hash (its old token stops working).
+    pub fn set_token_hash(
+        conn: &mut DbConnection,
+        hostname: &str,
+        hash: &str,
+    ) -> QueryResult<usize> {
+        diesel::update(vms::table.find(hostname))
+            .set(vms::token_hash.eq(hash))
+            .execute(conn)
+    }
+
     /// Removes the VM and, through the foreign key, its log lines. Returns whether it existed.
     pub fn delete(conn: &mut DbConnection, hostname: &str) -> QueryResult<bool> {
         diesel::delete(vms::table.find(hostname))

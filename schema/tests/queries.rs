@@ -196,11 +196,11 @@ fn operations_are_recorded_and_interrupted_ones_are_failed() {
         Operation::mark_running(conn, interrupted.id, now()).expect("running");
 
         Operation::set_targets(conn, interrupted.id, &["vm-1".to_owned()]).expect("targets");
-        let failed =
-            Operation::fail_abandoned(conn, "allocator restarted during the run", now(), &|_| true)
-                .expect("fail");
-        assert_eq!(failed.len(), 1);
-        assert_eq!(failed[0].target_hostnames(), ["vm-1"]);
+        let later = now() + chrono::Duration::seconds(30);
+        let taken = Operation::take_over_abandoned(conn, "heir", later, now(), &|_| true)
+            .expect("take over");
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].target_hostnames(), ["vm-1"]);
 
         let done = Operation::find_by_id(conn, done.id)
             .expect("find")
@@ -211,12 +211,9 @@ fn operations_are_recorded_and_interrupted_ones_are_failed() {
         let interrupted = Operation::find_by_id(conn, interrupted.id)
             .expect("find")
             .expect("exists");
-        assert_eq!(interrupted.state, "failed");
-        assert_eq!(
-            interrupted.error.as_deref(),
-            Some("allocator restarted during the run")
-        );
-        assert!(interrupted.finished_at.is_some());
+        assert_eq!(interrupted.state, "running", "taken over, to be run again");
+        assert_eq!(interrupted.lease_owner.as_deref(), Some("heir"));
+        assert!(interrupted.finished_at.is_none());
 
         let recent = Operation::list_recent(conn, 10).expect("list");
         assert_eq!(
@@ -760,10 +757,10 @@ fn the_free_vm_rule_is_one_rule() {
     });
 }
 
-/// An unfinished run is failed at start-up only when nobody holds it: no lease, a lease that
-/// ran out, or a holder known to be gone; a holder's renewal keeps it.
+/// An unfinished run is taken over only when nobody holds it: no lease, a lease that ran
+/// out, or a holder known to be gone; a holder's renewal keeps it.
 #[test]
-fn only_abandoned_operations_are_failed() {
+fn only_abandoned_operations_are_taken_over() {
     on_both_backends(|conn| {
         let t = now();
         let later = t + chrono::Duration::seconds(30);
@@ -784,17 +781,32 @@ fn only_abandoned_operations_are_failed() {
             "only the owner's own leases are renewed"
         );
         let alive = |owner: &str| owner == "alive";
-        let mut failed: Vec<i64> = Operation::fail_abandoned(conn, "gone", t, &alive)
-            .expect("fail")
+        let mut taken: Vec<i64> = Operation::take_over_abandoned(conn, "heir", later, t, &alive)
+            .expect("take over")
             .into_iter()
             .map(|op| op.id)
             .collect();
-        failed.sort_unstable();
-        assert_eq!(failed, vec![unleased, expired, orphaned]);
+        taken.sort_unstable();
+        assert_eq!(taken, vec![unleased, expired, orphaned]);
+        let inherited = Operation::find_by_id(conn, expired)
+            .expect("find")
+            .expect("row");
+        assert_eq!(inherited.lease_owner.as_deref(), Some("heir"));
+        assert_eq!(
+            inherited.finished_at, None,
+            "taken over to be run again, not failed"
+        );
+        let again = Operation::take_over_abandoned(conn, "other", later, t, &|o| o == "heir")
+            .expect("take over");
+        assert!(
+            again.is_empty(),
+            "a run taken over is held by its new owner"
+        );
         let kept = Operation::find_by_id(conn, held)
             .expect("find")
             .expect("row");
         assert_eq!(kept.state(), OperationState::Queued);
+        assert_eq!(kept.lease_owner.as_deref(), Some("alive"));
         assert_eq!(kept.finished_at, None);
         Operation::finish(conn, held, OperationState::Succeeded, None, "", t).expect("finish");
         let done = Operation::find_by_id(conn, held)

@@ -6,8 +6,11 @@
 //! two admin clicks never run two Terraform processes on one state. Progress lines stream
 //! to subscribers (the dashboard) and the tail is stored with the operation.
 //!
-//! At start it first marks operations a previous process left unfinished as failed, and
-//! stops any run that process left behind. How one operation runs is in [`operation_run`].
+//! Operations are durable jobs: each is leased to the allocator that holds it, which renews
+//! the lease. At start, and then every few seconds, an allocator takes over the operations
+//! whose holder stopped (its lease ran out, or it is known to be gone) and runs them again.
+//! At start it also stops any provider run a previous process on this machine left behind.
+//! How one operation runs is in [`operation_run`].
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -23,7 +26,7 @@ use lablink_schema::DbPool;
 use tokio::sync::broadcast;
 
 use crate::db_writer::{
-    DbWriter, FailAbandonedOperations, QueueOperation, RemoveVms, RenewOperationLeases,
+    DbWriter, FinishOperation, QueueOperation, RenewOperationLeases, TakeOverAbandonedOperations,
 };
 use crate::lease::{self, LEASE_DURATION, LEASE_RENEWAL};
 use crate::provisioning::cloud::CloudApi;
@@ -34,7 +37,7 @@ mod recovery;
 
 pub use recovery::{RebootVm, ReplaceVm};
 
-use operation_run::{run_operation, send, Plan, Runner};
+use operation_run::{run_operation, Plan, Runner};
 
 /// Progress events buffered for slow dashboard streams before they skip ahead.
 const EVENT_BUFFER: usize = 1024;
@@ -234,25 +237,39 @@ impl Actor for ProvisioningQueue {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Every operation this allocator holds, queued or running, keeps its lease, so an
-        // allocator starting meanwhile leaves it alone.
-        ctx.run_interval(LEASE_RENEWAL, |queue, _| queue.renew_leases());
+        // allocator starting meanwhile leaves it alone; and every allocator takes over what
+        // an allocator that stopped left behind.
+        ctx.run_interval(LEASE_RENEWAL, |queue, ctx| {
+            queue.renew_leases();
+            let take_over = queue.take_over_abandoned();
+            ctx.spawn(take_over);
+        });
         if let Err(err) = self.provisioner.recover() {
             tracing::error!(error = %err, "could not clean up after the previous allocator");
         }
-        // Before anything is queued: mark what the previous process left unfinished, and
-        // forget the VMs an interrupted creation stored but never made.
-        let (writer, provisioner) = (self.writer.clone(), self.provisioner.clone());
-        ctx.wait(
-            async move {
-                let interrupted = match writer
-                    .send(FailAbandonedOperations {
-                        reason: INTERRUPTED_REASON.to_owned(),
-                    })
-                    .await
-                {
-                    Ok(Ok(interrupted)) => interrupted,
+        // Before anything new is queued: what a previous process left unfinished goes first.
+        let take_over = self.take_over_abandoned();
+        ctx.wait(take_over);
+    }
+}
+
+impl ProvisioningQueue {
+    /// Takes over the operations nobody holds any more and queues them to run again. Running
+    /// one again is safe: the provider's own record (Terraform's state, the local agents
+    /// that run) says what exists, and a creation makes only the VMs its names lack.
+    fn take_over_abandoned(&self) -> impl actix::ActorFuture<Self, Output = ()> + 'static {
+        let writer = self.writer.clone();
+        let take_over = TakeOverAbandonedOperations {
+            owner: lease::this_process().to_owned(),
+            until: lease_end(),
+        };
+        async move { writer.send(take_over).await }
+            .into_actor(self)
+            .map(|taken, queue, ctx| {
+                let taken = match taken {
+                    Ok(Ok(taken)) => taken,
                     Ok(Err(err)) => {
-                        tracing::error!(error = %err, "cannot mark interrupted operations");
+                        tracing::error!(error = %err, "cannot take over abandoned operations");
                         return;
                     }
                     Err(err) => {
@@ -260,35 +277,63 @@ impl Actor for ProvisioningQueue {
                         return;
                     }
                 };
-                if interrupted.is_empty() {
-                    return;
-                }
-                tracing::warn!(count = interrupted.len(), "marked interrupted operations as failed");
-                let begun: Vec<String> = interrupted
-                    .iter()
-                    .filter(|op| op.kind() == OperationKind::Create)
-                    .flat_map(Operation::target_hostnames)
-                    .collect();
-                if begun.is_empty() {
-                    return;
-                }
-                let exist = match provisioner.provisioned().await {
-                    Ok(exist) => exist,
-                    Err(err) => {
-                        tracing::error!(error = %err, "cannot tell which interrupted VMs exist");
-                        return;
-                    }
-                };
-                let never_made: Vec<String> = begun.into_iter().filter(|h| !exist.contains(h)).collect();
-                if !never_made.is_empty() {
-                    tracing::warn!(vms = ?never_made, "removing VMs an interrupted creation never made");
-                    if let Err(err) = send(&writer, RemoveVms { hostnames: never_made }).await {
-                        tracing::error!(error = %err, "cannot remove them");
+                for operation in taken {
+                    match resumed_plan(&operation) {
+                        Some(plan) => {
+                            tracing::warn!(
+                                operation_id = operation.id,
+                                kind = %operation.kind,
+                                "taking over an operation whose allocator stopped"
+                            );
+                            queue.enqueue(&operation, plan, ctx);
+                        }
+                        None => queue.fail_unknown(&operation),
                     }
                 }
-            }
-            .into_actor(self),
-        );
+            })
+    }
+
+    /// An operation this version cannot run again (a kind from a newer version) is failed.
+    fn fail_unknown(&self, operation: &Operation) {
+        let finish = FinishOperation {
+            id: operation.id,
+            state: OperationState::Failed,
+            error: Some(format!(
+                "{INTERRUPTED_REASON}, and this allocator cannot run a `{}` operation again",
+                operation.kind
+            )),
+            output_tail: operation.output_tail.clone(),
+        };
+        let writer = self.writer.clone();
+        actix::spawn(async move {
+            let _ = writer.send(finish).await;
+        });
+    }
+}
+
+/// How to run a taken-over operation again, from what its row says.
+fn resumed_plan(operation: &Operation) -> Option<Plan> {
+    let targets = operation.target_hostnames();
+    match operation.kind.parse::<OperationKind>().ok()? {
+        OperationKind::Create if targets.is_empty() => Some(Plan::Create {
+            count: u32::try_from(operation.requested_count?).ok()?,
+        }),
+        OperationKind::Create => Some(Plan::CreateNamed { hostnames: targets }),
+        // The admin confirmed (or nothing was assigned) when it was asked for.
+        OperationKind::Destroy => Some(Plan::Destroy {
+            hostnames: targets,
+            confirm_assigned: true,
+        }),
+        OperationKind::DestroyAll => Some(Plan::DestroyAll {
+            confirm_assigned: true,
+        }),
+        OperationKind::Replace => {
+            let mut targets = targets.into_iter();
+            Some(Plan::Replace {
+                hostname: targets.next()?,
+                new_name: targets.next(),
+            })
+        }
     }
 }
 

@@ -15,7 +15,8 @@ use super::{
     ProvisioningQueue, ProvisioningSettings,
 };
 use crate::db_writer::{
-    AddProvisionedVms, DbWriter, FinishOperation, RecordOperationTargets, RemoveVms, StartOperation,
+    AddProvisionedVms, DbWriter, FinishOperation, RecordOperationTargets, RemoveVms, SetVmTokens,
+    StartOperation,
 };
 use crate::lifecycle_writes::ChangeVmState;
 use crate::provisioning::{ProgressLine, ProvisionError, Provisioner, VmSpec};
@@ -32,6 +33,11 @@ pub(super) enum Plan {
     Create {
         count: u32,
     },
+    /// Make these named VMs exist: an interrupted creation taken over after its names
+    /// were recorded. The ones the provider has are kept; the others are made.
+    CreateNamed {
+        hostnames: Vec<String>,
+    },
     Destroy {
         hostnames: Vec<String>,
         confirm_assigned: bool,
@@ -39,9 +45,11 @@ pub(super) enum Plan {
     DestroyAll {
         confirm_assigned: bool,
     },
-    /// Create one VM in place of `hostname`, then destroy `hostname`.
+    /// Create one VM in place of `hostname`, then destroy `hostname`. `new_name` is the
+    /// replacement's name when an interrupted replacement is taken over.
     Replace {
         hostname: String,
+        new_name: Option<String>,
     },
 }
 
@@ -134,7 +142,6 @@ async fn execute(
 ) -> Result<(), ProvisionError> {
     let Runner {
         operation_id,
-        executor,
         pool,
         writer,
         provisioner,
@@ -151,14 +158,7 @@ async fn execute(
         Plan::Create { count } => {
             let taken: Vec<String> = current.iter().chain(&managed).cloned().collect();
             let names = next_names(&settings.name_prefix, &taken, *count);
-            let minted: Vec<(String, String, String)> = names
-                .iter()
-                .map(|name| {
-                    let (token, hash) = new_vm_token();
-                    (name.clone(), token, hash)
-                })
-                .collect();
-            // Recorded first, so a restart after a crash can tidy up what this run began.
+            // Recorded first, so an allocator taking the run over makes these same VMs.
             send(
                 writer,
                 RecordOperationTargets {
@@ -167,43 +167,14 @@ async fn execute(
                 },
             )
             .await?;
-            // The rows exist before the VMs boot, so each agent's token works at once.
-            send(
-                writer,
-                AddProvisionedVms {
-                    vms: minted
-                        .iter()
-                        .map(|(n, _, h)| (n.clone(), h.clone()))
-                        .collect(),
-                },
-            )
-            .await?;
-            executor.do_send(CreationsStored);
-            let mut desired: Vec<VmSpec> = managed
-                .iter()
-                .map(|hostname| VmSpec {
-                    hostname: hostname.clone(),
-                    token: None,
-                })
-                .collect();
-            desired.extend(minted.into_iter().map(|(hostname, token, _)| VmSpec {
-                hostname,
-                token: Some(token),
-            }));
-            let result = provisioner.converge(desired, progress).await;
-            if result.is_err() {
-                // Nothing half-done: forget the new VMs that were not created.
-                let exist = provisioner.provisioned().await.unwrap_or_default();
-                let missing: Vec<String> = names
-                    .iter()
-                    .filter(|n| !exist.contains(n))
-                    .cloned()
-                    .collect();
-                if !missing.is_empty() {
-                    send(writer, RemoveVms { hostnames: missing }).await?;
-                }
-            }
-            result.map(|_| ())
+            create_named(&names, &managed, runner, progress).await
+        }
+        Plan::CreateNamed { hostnames } => {
+            let _ = progress.send(ProgressLine::info(format!(
+                "taken over from an allocator that stopped: making {}",
+                hostnames.join(", ")
+            )));
+            create_named(hostnames, &managed, runner, progress).await
         }
         Plan::Destroy {
             hostnames,
@@ -236,8 +207,16 @@ async fn execute(
             }
             result.map(|_| ())
         }
-        Plan::Replace { hostname } => {
-            let result = replace(hostname, &current, &managed, runner, progress).await;
+        Plan::Replace { hostname, new_name } => {
+            let result = replace(
+                hostname,
+                new_name.as_deref(),
+                &current,
+                &managed,
+                runner,
+                progress,
+            )
+            .await;
             if let Err(err) = &result {
                 record_failed_replacement(writer, &vms, hostname, err).await;
             }
@@ -270,11 +249,77 @@ async fn execute(
     }
 }
 
+/// Makes the VMs named `names` exist. Their rows are stored before the VMs boot (so each
+/// agent's token works at once); a name the provider already has is kept as it is, the
+/// others get a new token. After a failure the rows of the VMs not made are removed, so
+/// nothing half-done is left.
+async fn create_named(
+    names: &[String],
+    managed: &[String],
+    runner: &Runner,
+    progress: crate::provisioning::ProgressSender,
+) -> Result<(), ProvisionError> {
+    let Runner {
+        executor,
+        writer,
+        provisioner,
+        ..
+    } = runner;
+    let minted: Vec<(String, String, String)> = names
+        .iter()
+        .filter(|name| !managed.contains(name))
+        .map(|name| {
+            let (token, hash) = new_vm_token();
+            (name.clone(), token, hash)
+        })
+        .collect();
+    let hashes: Vec<(String, String)> = minted
+        .iter()
+        .map(|(n, _, h)| (n.clone(), h.clone()))
+        .collect();
+    send(
+        writer,
+        AddProvisionedVms {
+            vms: hashes.clone(),
+        },
+    )
+    .await?;
+    // A row left by an interrupted run holds a token that was never kept: replace it.
+    send(writer, SetVmTokens { vms: hashes }).await?;
+    executor.do_send(CreationsStored);
+    let mut desired: Vec<VmSpec> = managed
+        .iter()
+        .map(|hostname| VmSpec {
+            hostname: hostname.clone(),
+            token: None,
+        })
+        .collect();
+    desired.extend(minted.into_iter().map(|(hostname, token, _)| VmSpec {
+        hostname,
+        token: Some(token),
+    }));
+    let result = provisioner.converge(desired, progress).await;
+    if result.is_err() {
+        // Nothing half-done: forget the new VMs that were not created.
+        let exist = provisioner.provisioned().await.unwrap_or_default();
+        let missing: Vec<String> = names
+            .iter()
+            .filter(|n| !exist.contains(n))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            send(writer, RemoveVms { hostnames: missing }).await?;
+        }
+    }
+    result.map(|_| ())
+}
+
 /// Creates one VM in place of `broken` and destroys `broken`, in one converge: rows are
 /// stored for the new VM first (so a crash can tidy up) and removed afterwards for whichever
 /// of the two does not exist.
 async fn replace(
     broken: &str,
+    new_name: Option<&str>,
     current: &[String],
     managed: &[String],
     runner: &Runner,
@@ -291,10 +336,11 @@ async fn replace(
         return Err(ProvisionError(format!("no VM is named {broken}")));
     }
     let taken: Vec<String> = current.iter().chain(managed).cloned().collect();
-    let Some(name) = next_names(&settings.name_prefix, &taken, 1).pop() else {
-        return Err(ProvisionError(
-            "no name is left for the replacement".to_owned(),
-        ));
+    let name = match new_name {
+        Some(name) => name.to_owned(),
+        None => next_names(&settings.name_prefix, &taken, 1)
+            .pop()
+            .ok_or_else(|| ProvisionError("no name is left for the replacement".to_owned()))?,
     };
     let (token, hash) = new_vm_token();
     send(

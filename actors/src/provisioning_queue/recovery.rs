@@ -83,7 +83,14 @@ impl Handler<ReplaceVm> for ProvisioningQueue {
             .into_actor(self)
             .map(move |result, queue, ctx| {
                 if let Ok(operation) = &result {
-                    queue.enqueue(operation, Plan::Replace { hostname }, ctx);
+                    queue.enqueue(
+                        operation,
+                        Plan::Replace {
+                            hostname,
+                            new_name: None,
+                        },
+                        ctx,
+                    );
                 }
                 result
             }),

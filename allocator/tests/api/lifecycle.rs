@@ -287,7 +287,11 @@ async fn recovery_actions_that_do_not_apply_are_refused_and_change_nothing() {
         .await;
     assert_eq!(finished["state"], "failed", "{finished}");
     let hostnames: Vec<String> = app.vms().into_iter().map(|vm| vm.hostname).collect();
-    assert_eq!(hostnames, [hostname.clone()], "no half-created replacement");
+    assert_eq!(
+        hostnames,
+        std::slice::from_ref(hostname),
+        "no half-created replacement"
+    );
     let vm = admin_vm(&app, hostname).await;
     assert!(
         vm["state_reason"]
