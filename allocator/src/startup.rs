@@ -144,13 +144,17 @@ impl Application {
         // Every VM gets a supervising actor, which needs the writer and the queue.
         let lifecycle = config.lifecycle.policy();
         let heartbeat_interval = lifecycle.heartbeat_interval();
-        let supervisor = VmSupervisor::new(pool.clone(), vm_events)
-            .supervising(Arc::new(Supervision {
+        let mut supervisor = VmSupervisor::new(pool.clone(), vm_events);
+        if config.lifecycle.enabled {
+            supervisor = supervisor.supervising(Arc::new(Supervision {
                 policy: lifecycle,
                 writer: writer.clone(),
                 queue: executor.clone(),
-            }))
-            .start();
+            }));
+        } else {
+            tracing::warn!("lifecycle.enabled is false: no VM is supervised or recovered");
+        }
+        let supervisor = supervisor.start();
         if let DatabaseLocation::Postgres(url) = &location {
             NotificationListener::new(
                 url.clone(),

@@ -796,7 +796,7 @@ fn only_abandoned_operations_are_taken_over() {
             inherited.finished_at, None,
             "taken over to be run again, not failed"
         );
-        let again = Operation::take_over_abandoned(conn, "other", later, t, &|o| o == "heir")
+        let again = Operation::take_over_abandoned(conn, "other", later, t, &|o| o != "gone")
             .expect("take over");
         assert!(
             again.is_empty(),

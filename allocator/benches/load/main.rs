@@ -12,6 +12,9 @@
 //!   request, and from the assignment, until that VM's agent has its command;
 //! - `status`: agents reporting status flat out;
 //! - `heartbeats`: 10,000 agents reporting every 30 s, and what that costs PostgreSQL;
+//! - `supervision`: the same 10,000 agents with supervision off and on: the allocator's CPU
+//!   and memory per supervised VM, and, for 1,000 agents that go silent, how long after their
+//!   deadline they are marked unreachable;
 //! - `ceiling` / `claims`: pgbench's one-commit-per-claim ceiling beside the batched claim path;
 //! - `admin`: the instances page with 1,000 VMs, and the admin API with Basic credentials;
 //! - `startup`: cold start to ready, and idle memory;
@@ -27,6 +30,7 @@
 mod agents;
 mod claims;
 mod pages;
+mod supervision;
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
@@ -50,6 +54,13 @@ pub(crate) struct Allocator {
 impl Allocator {
     pub(crate) fn start(database: &TestDatabase) -> Allocator {
         Self::launch(&[("DATABASE_URL", database.url())])
+    }
+
+    /// [`Allocator::start`] with further settings.
+    pub(crate) fn start_with(database: &TestDatabase, settings: &[(&str, &str)]) -> Allocator {
+        let mut all = vec![("DATABASE_URL", database.url())];
+        all.extend_from_slice(settings);
+        Self::launch(&all)
     }
 
     /// An allocator on its embedded SQLite database in `data_dir`.
@@ -429,6 +440,9 @@ fn main() {
         }
         if wanted("heartbeats") {
             agents::heartbeats(10_000).await;
+        }
+        if wanted("supervision") {
+            supervision::supervision(10_000).await;
         }
         if wanted("admin") {
             pages::admin_pages(1_000).await;

@@ -28,6 +28,9 @@ pub enum ReleasePolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LifecycleConfig {
+    /// Supervise VMs at all. Off, nothing is ever marked broken, rebooted or replaced (as
+    /// before supervision existed); for comparison runs, and for a lab that wants none of it.
+    pub enabled: bool,
     /// No heartbeat for this long: the VM is unreachable. Agents are told to heartbeat every
     /// third of it.
     pub heartbeat_timeout_secs: f64,
@@ -50,6 +53,7 @@ impl Default for LifecycleConfig {
     fn default() -> Self {
         let policy = LifecyclePolicy::default();
         LifecycleConfig {
+            enabled: true,
             heartbeat_timeout_secs: policy.heartbeat_timeout.as_secs_f64(),
             boot_timeout_secs: policy.boot_timeout.as_secs_f64(),
             reboot_attempts: policy.reboot_attempts,

@@ -370,3 +370,85 @@ async fn a_released_vm_with_its_own_agent_is_not_replaced_under_the_reset_policy
         .expect("json");
     assert_eq!(operations, json!([]), "nothing queued");
 }
+
+/// Two allocators on one database both supervise every VM and both notice a silent one at
+/// the same deadline: the state change applies for one of them, so exactly one replacement
+/// is queued.
+#[actix_web::test]
+async fn two_allocators_replace_a_dead_vm_exactly_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let database = lablink_schema::testing::TestDatabase::migrated();
+    let dir = tempfile::tempdir().expect("dir");
+    // A stand-in agent for the replacement: it runs, and never reports (nor needs to here).
+    let agent = dir.path().join("agent.sh");
+    std::fs::write(&agent, "#!/bin/sh\nexec sleep 600\n").expect("script");
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let allocator = |data: &str| {
+        let mut config = crate::helpers::test_config();
+        config.database.url = Some(database.url().to_owned());
+        config.database.data_dir = dir.path().join(data);
+        config.provider.local.agent_binary = Some(agent.clone());
+        config.lifecycle.heartbeat_timeout_secs = 0.6;
+        config.lifecycle.reboot_attempts = 0;
+        config.lifecycle.recovery_delay_secs = 0.0;
+        config
+    };
+    let first = crate::helpers::start(allocator("first")).await;
+    let second = crate::helpers::start(allocator("second")).await;
+    let token = first.register_vm("dying").await;
+    first.make_ready("dying", &token, "Healthy").await;
+    // It stops heartbeating now. Both allocators' actors wake at its deadline.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let replacements = loop {
+        let operations: Value = second
+            .get_as_admin("/api/admin/operations")
+            .await
+            .json()
+            .await
+            .expect("json");
+        let replacements: Vec<Value> = operations
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter(|op| op["kind"] == "replace")
+            .cloned()
+            .collect();
+        if replacements
+            .iter()
+            .any(|op| op["finished_at"] != Value::Null)
+        {
+            break replacements;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no replacement finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // Give a second, wrongful replacement every chance to appear.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let operations: Value = first
+        .get_as_admin("/api/admin/operations")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let all: Vec<&Value> = operations
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|op| op["kind"] == "replace")
+        .collect();
+    assert_eq!(all.len(), 1, "exactly one replacement: {operations}");
+    assert_eq!(replacements[0]["state"], "succeeded", "{}", replacements[0]);
+    let hostnames: Vec<String> = {
+        let mut conn = database.connect();
+        Vm::list_all(&mut conn)
+            .expect("vms")
+            .into_iter()
+            .map(|vm| vm.hostname)
+            .collect()
+    };
+    assert_eq!(hostnames.len(), 1, "the pool keeps its size: {hostnames:?}");
+    assert_ne!(hostnames[0], "dying");
+}
