@@ -173,7 +173,7 @@ fn log_lines_are_appended_in_order_and_go_with_their_vm() {
 }
 
 #[test]
-fn operations_are_recorded_and_interrupted_ones_are_failed() {
+fn operations_are_recorded_and_interrupted_ones_are_taken_over() {
     on_both_backends(|conn| {
         let mut create = NewOperation::queued(OperationKind::Create, "admin", now());
         create.requested_count = Some(3);
