@@ -202,9 +202,7 @@ async fn execute(
                 .filter(|h| !exist.contains(h))
                 .cloned()
                 .collect();
-            if !gone.is_empty() {
-                send(writer, RemoveVms { hostnames: gone }).await?;
-            }
+            forget(writer, gone).await?;
             result.map(|_| ())
         }
         Plan::Replace { hostname, new_name } => {
@@ -249,25 +247,15 @@ async fn execute(
     }
 }
 
-/// Makes the VMs named `names` exist. Their rows are stored before the VMs boot (so each
-/// agent's token works at once); a name the provider already has is kept as it is, the
-/// others get a new token. After a failure the rows of the VMs not made are removed, so
-/// nothing half-done is left.
-async fn create_named(
+/// Stores rows for the VMs `names`, each with a new token, before they boot (so each agent's
+/// token works at once), and returns them as specs carrying those tokens. A row left by an
+/// interrupted run holds a token that was never kept: it is replaced.
+async fn store_with_new_tokens(
+    writer: &Addr<DbWriter>,
     names: &[String],
-    managed: &[String],
-    runner: &Runner,
-    progress: crate::provisioning::ProgressSender,
-) -> Result<(), ProvisionError> {
-    let Runner {
-        executor,
-        writer,
-        provisioner,
-        ..
-    } = runner;
+) -> Result<Vec<VmSpec>, ProvisionError> {
     let minted: Vec<(String, String, String)> = names
         .iter()
-        .filter(|name| !managed.contains(name))
         .map(|name| {
             let (token, hash) = new_vm_token();
             (name.clone(), token, hash)
@@ -284,8 +272,46 @@ async fn create_named(
         },
     )
     .await?;
-    // A row left by an interrupted run holds a token that was never kept: replace it.
     send(writer, SetVmTokens { vms: hashes }).await?;
+    Ok(minted
+        .into_iter()
+        .map(|(hostname, token, _)| VmSpec {
+            hostname,
+            token: Some(token),
+        })
+        .collect())
+}
+
+/// Removes the rows of these VMs (none: nothing is written).
+async fn forget(writer: &Addr<DbWriter>, hostnames: Vec<String>) -> Result<(), ProvisionError> {
+    if hostnames.is_empty() {
+        return Ok(());
+    }
+    send(writer, RemoveVms { hostnames }).await
+}
+
+/// Makes the VMs named `names` exist. Their rows are stored before the VMs boot (so each
+/// agent's token works at once); a name the provider already has is kept as it is, the
+/// others get a new token. After a failure the rows of the VMs not made are removed, so
+/// nothing half-done is left.
+async fn create_named(
+    names: &[String],
+    managed: &[String],
+    runner: &Runner,
+    progress: crate::provisioning::ProgressSender,
+) -> Result<(), ProvisionError> {
+    let Runner {
+        executor,
+        writer,
+        provisioner,
+        ..
+    } = runner;
+    let missing: Vec<String> = names
+        .iter()
+        .filter(|name| !managed.contains(name))
+        .cloned()
+        .collect();
+    let new = store_with_new_tokens(writer, &missing).await?;
     executor.do_send(CreationsStored);
     let mut desired: Vec<VmSpec> = managed
         .iter()
@@ -294,22 +320,17 @@ async fn create_named(
             token: None,
         })
         .collect();
-    desired.extend(minted.into_iter().map(|(hostname, token, _)| VmSpec {
-        hostname,
-        token: Some(token),
-    }));
+    desired.extend(new);
     let result = provisioner.converge(desired, progress).await;
     if result.is_err() {
         // Nothing half-done: forget the new VMs that were not created.
         let exist = provisioner.provisioned().await.unwrap_or_default();
-        let missing: Vec<String> = names
+        let not_made: Vec<String> = names
             .iter()
             .filter(|n| !exist.contains(n))
             .cloned()
             .collect();
-        if !missing.is_empty() {
-            send(writer, RemoveVms { hostnames: missing }).await?;
-        }
+        forget(writer, not_made).await?;
     }
     result.map(|_| ())
 }
@@ -342,7 +363,6 @@ async fn replace(
             .pop()
             .ok_or_else(|| ProvisionError("no name is left for the replacement".to_owned()))?,
     };
-    let (token, hash) = new_vm_token();
     send(
         writer,
         RecordOperationTargets {
@@ -351,13 +371,7 @@ async fn replace(
         },
     )
     .await?;
-    send(
-        writer,
-        AddProvisionedVms {
-            vms: vec![(name.clone(), hash)],
-        },
-    )
-    .await?;
+    let new = store_with_new_tokens(writer, std::slice::from_ref(&name)).await?;
     let _ = progress.send(ProgressLine::info(format!(
         "replacing {broken} with {name}"
     )));
@@ -369,10 +383,7 @@ async fn replace(
             token: None,
         })
         .collect();
-    desired.push(VmSpec {
-        hostname: name.clone(),
-        token: Some(token),
-    });
+    desired.extend(new);
     let result = provisioner.converge(desired, progress).await;
     let exist = match &result {
         Ok(exist) => exist.clone(),
@@ -395,9 +406,7 @@ async fn replace(
     if !exist.contains(&name) {
         gone.push(name);
     }
-    if !gone.is_empty() {
-        send(writer, RemoveVms { hostnames: gone }).await?;
-    }
+    forget(writer, gone).await?;
     result.map(|_| ())
 }
 
