@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::schema::vms;
-use crate::vms::Vm;
+use crate::vms::{no_assignment, Vm};
 use crate::wire::{AdminVmView, LifecycleState};
 use crate::DbConnection;
 
@@ -115,12 +115,7 @@ impl Vm {
         );
         on_backend!(conn, |c| diesel::update(target)
             .set((
-                vms::user_email.eq(None::<String>),
-                vms::crd_command.eq(None::<String>),
-                vms::pin.eq(None::<String>),
-                vms::claimed_by.eq(None::<String>),
-                vms::assigned_at.eq(None::<NaiveDateTime>),
-                vms::in_use.eq(false),
+                no_assignment!(),
                 vms::state_reason.eq(reason),
                 vms::updated_at.eq(now),
             ))

@@ -102,6 +102,22 @@ const CLAIM_MANY_POSTGRES: &str = concat!(
     RETURNING vms.*"
 );
 
+/// The columns that make a VM unassigned (no researcher, command, PIN, claimer, time or
+/// use), for every statement that ends an assignment.
+macro_rules! no_assignment {
+    () => {
+        (
+            vms::user_email.eq(None::<String>),
+            vms::crd_command.eq(None::<String>),
+            vms::pin.eq(None::<String>),
+            vms::claimed_by.eq(None::<String>),
+            vms::assigned_at.eq(None::<NaiveDateTime>),
+            vms::in_use.eq(false),
+        )
+    };
+}
+pub(crate) use no_assignment;
+
 /// A VM's current assignment, as its agent receives it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CurrentAssignment {
@@ -373,12 +389,7 @@ impl Vm {
     ) -> QueryResult<Option<Vm>> {
         on_backend!(conn, |c| diesel::update(vms::table.find(hostname))
             .set((
-                vms::user_email.eq(None::<String>),
-                vms::crd_command.eq(None::<String>),
-                vms::pin.eq(None::<String>),
-                vms::claimed_by.eq(None::<String>),
-                vms::assigned_at.eq(None::<NaiveDateTime>),
-                vms::in_use.eq(false),
+                no_assignment!(),
                 vms::status.eq(VmStatus::Initializing.as_str()),
                 vms::updated_at.eq(now),
             ))
