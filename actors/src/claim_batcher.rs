@@ -211,17 +211,19 @@ impl Worker {
                     Outcome::Done(Ok(assignment))
                 }
                 Ok(None) => {
+                    let nothing_free = *none_free.get_or_insert_with(|| {
+                        Vm::count_free(conn).map(|free| free == 0).unwrap_or(false)
+                    });
                     // The same researcher's other request (a double press, in another batch)
                     // may have taken the VM this one found locked: then that is their VM.
+                    // Looked up after the count, so a claim that committed before the count
+                    // saw nothing free is found here.
                     if let Ok(Some(vm)) = Vm::find_by_email(conn, &claim.request.email) {
                         return Outcome::Done(Ok(Assignment {
                             vm,
                             newly_assigned: false,
                         }));
                     }
-                    let nothing_free = *none_free.get_or_insert_with(|| {
-                        Vm::count_free(conn).map(|free| free == 0).unwrap_or(false)
-                    });
                     if nothing_free {
                         Outcome::Done(Err(WriteError::NoFreeVm))
                     } else {
