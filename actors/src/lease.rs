@@ -50,12 +50,10 @@ fn host_name() -> &'static str {
     })
 }
 
-/// When process `pid` started (clock ticks since boot, field 22 of `/proc/<pid>/stat`).
+/// When process `pid` started (clock ticks since boot).
 fn start_time(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // "pid (comm) state ppid …": comm may hold spaces, so count fields after the last ')'.
-    let (_, after) = stat.rsplit_once(')')?;
-    after.split_whitespace().nth(19).map(str::to_owned)
+    let stat = crate::proc_stat::ProcStat::of(i32::try_from(pid).ok()?)?;
+    Some(stat.start_time.to_string())
 }
 
 #[cfg(test)]

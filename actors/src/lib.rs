@@ -25,6 +25,7 @@ pub mod lease;
 pub mod lifecycle;
 pub mod lifecycle_writes;
 pub mod notification_listener;
+pub mod proc_stat;
 pub mod provisioning;
 pub mod provisioning_queue;
 pub mod report_batcher;

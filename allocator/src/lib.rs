@@ -15,6 +15,7 @@ pub mod instance_rows;
 pub mod metrics;
 pub mod page_error;
 pub mod pages;
+pub mod provider_setup;
 pub mod rate_limit;
 pub mod routes;
 pub mod sse;

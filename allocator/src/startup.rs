@@ -14,9 +14,6 @@ use lablink_actors::db_writer::DbWriter;
 use lablink_actors::db_writer::{DbWriter as Writer, StoreSecret};
 use lablink_actors::notification_listener::{NotificationListener, ReconnectPolicy};
 use lablink_actors::provisioning::cloud::CloudApi;
-use lablink_actors::provisioning::local::LocalAgents;
-use lablink_actors::provisioning::terraform::TerraformCli;
-use lablink_actors::provisioning::Provisioner;
 use lablink_actors::provisioning_queue::{ProvisioningQueue, ProvisioningSettings};
 use lablink_actors::report_batcher::ReportBatcher;
 use lablink_actors::vm_actor::Supervision;
@@ -35,6 +32,7 @@ use crate::cross_site;
 use crate::error::{form_error, json_error, path_error};
 use crate::metrics::{self, Metrics};
 use crate::pages::Pages;
+use crate::provider_setup::{self, LocalAgentsAtStop};
 use crate::rate_limit::{Admission, LogBudget};
 use crate::routes;
 use crate::state::{AppState, MetricsAccess};
@@ -71,6 +69,9 @@ pub struct Application {
     server: Server,
     /// Tells long-lived requests (waiting agents, live pages) that the allocator is stopping.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// What becomes of the local provider's agents at a graceful stop.
+    local_agents: Option<LocalAgentsAtStop>,
+    writer: actix::Addr<Writer>,
 }
 
 impl std::fmt::Debug for Application {
@@ -130,10 +131,11 @@ impl Application {
             Some(cloud) => Some(cloud),
             None => cloud_from_config(&config).await,
         };
+        let (provisioner, local_agents) = provider_setup::provisioner(&config);
         let executor = ProvisioningQueue::new(
             pool.clone(),
             writer.clone(),
-            provisioner(&config),
+            provisioner,
             ProvisioningSettings {
                 name_prefix: config.provider.name_prefix.clone(),
                 max_vms: config.provider.max_vms,
@@ -170,6 +172,7 @@ impl Application {
         let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
         let required_gpu_instance_type = (cloud.is_some() && config.provider.aws.require_gpu)
             .then(|| config.provider.instance_type());
+        let stop_writer = writer.clone();
         let state = web::Data::new(AppState {
             pool,
             backend,
@@ -267,6 +270,8 @@ impl Application {
             address,
             server: bound.run(),
             stopping,
+            local_agents,
+            writer: stop_writer,
         })
     }
 
@@ -298,6 +303,9 @@ impl Application {
                 result
             }
         };
+        if let Some(agents) = &self.local_agents {
+            agents.carry_out(&self.writer).await;
+        }
         tracing::info!("stopped");
         result
     }
@@ -407,62 +415,6 @@ async fn stop_signal() -> &'static str {
         _ = interrupt.recv() => "SIGINT",
         _ = quit.recv() => "SIGQUIT",
     }
-}
-
-/// The provisioner the configuration asks for.
-fn provisioner(config: &Config) -> Arc<dyn Provisioner> {
-    let allocator_url = config.agent_facing_url();
-    match config.provider.kind {
-        ProviderKind::Local => {
-            let agent_binary = config
-                .provider
-                .local
-                .agent_binary
-                .clone()
-                .unwrap_or_else(|| {
-                    // Installed side by side (the release archive, the container image).
-                    std::env::current_exe()
-                        .ok()
-                        .and_then(|exe| exe.parent().map(|dir| dir.join("lablink-client")))
-                        .filter(|candidate| candidate.is_file())
-                        .unwrap_or_else(|| "lablink-client".into())
-                });
-            if !agent_available(&agent_binary) {
-                tracing::warn!(
-                    agent = %agent_binary.display(),
-                    "the local provider cannot find the agent program, so creating VMs will fail; \
-                     build it with `cargo build --release -p lablink-client` or set provider.local.agent_binary"
-                );
-            }
-            Arc::new(LocalAgents::new(
-                agent_binary,
-                config.database.data_dir.join("agents"),
-                allocator_url,
-            ))
-        }
-        ProviderKind::Terraform => Arc::new(TerraformCli {
-            binary: config.provider.terraform.binary.clone(),
-            module_dir: config.provider.terraform.module_dir.clone(),
-            work_dir: config
-                .provider
-                .terraform
-                .work_dir
-                .clone()
-                .unwrap_or_else(|| config.database.data_dir.join("terraform")),
-            allocator_url,
-            variables: config.provider.terraform.variables.clone(),
-        }),
-    }
-}
-
-/// Whether `program` exists as given, or on `PATH` when it is a bare name.
-fn agent_available(program: &std::path::Path) -> bool {
-    if program.components().count() > 1 {
-        return program.is_file();
-    }
-    std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false)
 }
 
 /// Applies pending migrations, retrying with capped backoff while the database cannot be

@@ -62,6 +62,15 @@ pub type ProgressSender = mpsc::UnboundedSender<ProgressLine>;
 #[error("{0}")]
 pub struct ProvisionError(pub String);
 
+/// What a provider found at start-up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// VMs a previous process made that still run, now this process's.
+    pub adopted: Vec<String>,
+    /// VMs a previous process made that are known to be gone (their rows go too).
+    pub gone: Vec<String>,
+}
+
 /// Creates and destroys lab VMs.
 pub trait Provisioner: Send + Sync + 'static {
     /// Makes exactly `desired` exist: creates the missing ones, destroys the others, and
@@ -86,8 +95,9 @@ pub trait Provisioner: Send + Sync + 'static {
         &self,
     ) -> BoxFuture<'static, Result<std::collections::BTreeMap<String, String>, ProvisionError>>;
 
-    /// At start-up, after a crash: stops whatever a previous process left running.
-    fn recover(&self) -> Result<(), ProvisionError>;
+    /// At start-up, after any stop of a previous process: stops the runs it left behind and
+    /// takes back the VMs that still run.
+    fn recover(&self) -> Result<Recovered, ProvisionError>;
 
     /// Restarts one VM, if this provider can do that by itself (the local provider restarts
     /// the agent process); `None` when it cannot, and the cloud's API must (see

@@ -13,7 +13,7 @@ use std::process::Stdio;
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{ProgressLine, ProgressSender, ProvisionError, Provisioner, VmSpec};
+use super::{ProgressLine, ProgressSender, ProvisionError, Provisioner, Recovered, VmSpec};
 
 /// Where the pid of a running `terraform` is kept, so a restarted allocator can stop a run
 /// its crashed predecessor left behind.
@@ -281,10 +281,11 @@ impl Provisioner for TerraformCli {
         })
     }
 
-    fn recover(&self) -> Result<(), ProvisionError> {
+    fn recover(&self) -> Result<Recovered, ProvisionError> {
+        // Terraform's state says which VMs exist: nothing to adopt, nothing known gone.
         let pid_file = self.work_dir.join(PID_FILE);
         let Ok(text) = std::fs::read_to_string(&pid_file) else {
-            return Ok(());
+            return Ok(Recovered::default());
         };
         if let Some(pid) = text.trim().parse::<i32>().ok().filter(|pid| *pid > 1) {
             if is_terraform_group_leader(pid) {
@@ -302,26 +303,15 @@ impl Provisioner for TerraformCli {
             }
         }
         let _ = std::fs::remove_file(pid_file);
-        Ok(())
+        Ok(Recovered::default())
     }
 }
 
 /// Whether `pid` is still a `terraform` process leading its own process group (a stale pid
 /// file must never make us signal an unrelated process that reused the number).
 fn is_terraform_group_leader(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // stat: "pid (comm) state ppid pgrp ..."; comm may contain spaces, so split at the last ')'.
-    let Some((before, after)) = stat.rsplit_once(')') else {
-        return false;
-    };
-    let comm = before.split_once('(').map(|(_, c)| c).unwrap_or_default();
-    let pgrp = after
-        .split_whitespace()
-        .nth(2)
-        .and_then(|g| g.parse::<i32>().ok());
-    comm.starts_with("terraform") && pgrp == Some(pid)
+    crate::proc_stat::ProcStat::of(pid)
+        .is_some_and(|stat| stat.name.starts_with("terraform") && stat.process_group == pid)
 }
 
 /// One `terraform -json` line as a progress line; lines that say nothing to an admin (the

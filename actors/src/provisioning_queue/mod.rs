@@ -26,11 +26,12 @@ use lablink_schema::DbPool;
 use tokio::sync::broadcast;
 
 use crate::db_writer::{
-    DbWriter, FinishOperation, QueueOperation, RenewOperationLeases, TakeOverAbandonedOperations,
+    DbWriter, FinishOperation, QueueOperation, RemoveVms, RenewOperationLeases,
+    TakeOverAbandonedOperations,
 };
 use crate::lease::{self, LEASE_DURATION, LEASE_RENEWAL};
 use crate::provisioning::cloud::CloudApi;
-use crate::provisioning::{ProvisionError, Provisioner};
+use crate::provisioning::{ProvisionError, Provisioner, Recovered};
 
 mod operation_run;
 mod recovery;
@@ -244,10 +245,20 @@ impl Actor for ProvisioningQueue {
             let take_over = queue.take_over_abandoned();
             ctx.spawn(take_over);
         });
-        if let Err(err) = self.provisioner.recover() {
+        let recovered = self.provisioner.recover().unwrap_or_else(|err| {
             tracing::error!(error = %err, "could not clean up after the previous allocator");
+            Recovered::default()
+        });
+        if !recovered.adopted.is_empty() {
+            tracing::info!(
+                count = recovered.adopted.len(),
+                vms = %recovered.adopted.join(", "),
+                "adopted the VMs a previous allocator left running"
+            );
         }
-        // Before anything new is queued: what a previous process left unfinished goes first.
+        // Before anything new is queued: the rows of VMs that died meanwhile go, so none is
+        // handed to a participant; then what a previous process left unfinished runs.
+        ctx.wait(forget_gone(self.writer.clone(), recovered.gone).into_actor(self));
         let take_over = self.take_over_abandoned();
         ctx.wait(take_over);
     }
@@ -308,6 +319,22 @@ impl ProvisioningQueue {
         actix::spawn(async move {
             let _ = writer.send(finish).await;
         });
+    }
+}
+
+/// Removes the rows of VMs found gone at start-up.
+async fn forget_gone(writer: Addr<DbWriter>, gone: Vec<String>) {
+    if gone.is_empty() {
+        return;
+    }
+    for hostname in &gone {
+        tracing::warn!(
+            %hostname,
+            "this VM stopped while no allocator watched it: it is removed"
+        );
+    }
+    if !matches!(writer.send(RemoveVms { hostnames: gone }).await, Ok(Ok(_))) {
+        tracing::error!("cannot remove the VMs found gone; their supervisors replace them");
     }
 }
 

@@ -93,11 +93,25 @@ pub enum ProviderKind {
 }
 
 /// Section `provider.local`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LocalProviderConfig {
     /// The agent program. Unset: `lablink-client` beside this executable, else on PATH.
     pub agent_binary: Option<PathBuf>,
+    /// At a graceful stop (SIGTERM, ctrl-c), stop the agents and remove their VMs, so a
+    /// try-out leaves nothing running. `false`: they keep running, and the next allocator
+    /// adopts them (as it always does after a crash).
+    #[serde(deserialize_with = "figment::util::bool_from_str_or_int")]
+    pub stop_agents_on_exit: bool,
+}
+
+impl Default for LocalProviderConfig {
+    fn default() -> Self {
+        LocalProviderConfig {
+            agent_binary: None,
+            stop_agents_on_exit: true,
+        }
+    }
 }
 
 /// Section `provider.terraform`.

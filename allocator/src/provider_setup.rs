@@ -1,0 +1,126 @@
+//! The provisioner the configuration asks for, and what becomes of the local provider's
+//! agents when the allocator stops gracefully (`provider.local.stop_agents_on_exit`).
+
+use std::sync::Arc;
+
+use actix::Addr;
+use lablink_actors::db_writer::{DbWriter, RemoveVms};
+use lablink_actors::provisioning::local::LocalAgents;
+use lablink_actors::provisioning::terraform::TerraformCli;
+use lablink_actors::provisioning::Provisioner;
+
+use crate::config::{Config, ProviderKind};
+
+/// The local provider's agents, as the allocator leaves them at a graceful stop.
+#[derive(Debug)]
+pub struct LocalAgentsAtStop {
+    agents: Arc<LocalAgents>,
+    /// Stop them and remove their VMs (the default), or leave them for the next allocator.
+    stop: bool,
+}
+
+impl LocalAgentsAtStop {
+    /// Stops the agents and removes their VMs, or leaves them running; says which in the log.
+    pub async fn carry_out(&self, writer: &Addr<DbWriter>) {
+        if !self.stop {
+            let running = self.agents.provisioned().await.unwrap_or_default();
+            tracing::info!(
+                count = running.len(),
+                "leaving the local agents running (provider.local.stop_agents_on_exit is false); \
+                 the next allocator adopts them"
+            );
+            return;
+        }
+        // Logged, not streamed: no operation carries this.
+        let (progress, _lines) = tokio::sync::mpsc::unbounded_channel();
+        let stopped = self.agents.stop_all(&progress).await;
+        let gone = match stopped {
+            Ok(gone) => gone,
+            Err(err) => {
+                tracing::error!(error = %err, "could not stop every local agent");
+                // Whatever did stop is gone; a later allocator finds the rest.
+                Vec::new()
+            }
+        };
+        let count = gone.len();
+        if !gone.is_empty()
+            && !matches!(writer.send(RemoveVms { hostnames: gone }).await, Ok(Ok(_)))
+        {
+            tracing::error!("cannot remove the stopped local agents' VMs; the next allocator does");
+        }
+        tracing::info!(
+            count,
+            "stopped the local agents and removed their VMs, so nothing is left running; set \
+             provider.local.stop_agents_on_exit to false to keep them across restarts"
+        );
+    }
+}
+
+/// The provisioner the configuration asks for, and, for the local provider, its agents to
+/// deal with at stop.
+pub fn provisioner(config: &Config) -> (Arc<dyn Provisioner>, Option<LocalAgentsAtStop>) {
+    let allocator_url = config.agent_facing_url();
+    match config.provider.kind {
+        ProviderKind::Local => {
+            let agent_binary = config
+                .provider
+                .local
+                .agent_binary
+                .clone()
+                .unwrap_or_else(|| {
+                    // Installed side by side (the release archive, the container image).
+                    std::env::current_exe()
+                        .ok()
+                        .and_then(|exe| exe.parent().map(|dir| dir.join("lablink-client")))
+                        .filter(|candidate| candidate.is_file())
+                        .unwrap_or_else(|| "lablink-client".into())
+                });
+            if !agent_available(&agent_binary) {
+                tracing::warn!(
+                    agent = %agent_binary.display(),
+                    "the local provider cannot find the agent program, so creating VMs will fail; \
+                     build it with `cargo build --release -p lablink-client` or set provider.local.agent_binary"
+                );
+            }
+            let stop = config.provider.local.stop_agents_on_exit;
+            let agents = Arc::new(
+                LocalAgents::new(
+                    agent_binary,
+                    config.database.data_dir.join("agents"),
+                    allocator_url,
+                )
+                .outliving_the_allocator(!stop),
+            );
+            let at_stop = LocalAgentsAtStop {
+                agents: agents.clone(),
+                stop,
+            };
+            (agents, Some(at_stop))
+        }
+        ProviderKind::Terraform => (
+            Arc::new(TerraformCli {
+                binary: config.provider.terraform.binary.clone(),
+                module_dir: config.provider.terraform.module_dir.clone(),
+                work_dir: config
+                    .provider
+                    .terraform
+                    .work_dir
+                    .clone()
+                    .unwrap_or_else(|| config.database.data_dir.join("terraform")),
+                allocator_url,
+                variables: config.provider.terraform.variables.clone(),
+            }),
+            None,
+        ),
+    }
+}
+
+/// Whether `program` exists as given, or on `PATH` when it is a bare name.
+fn agent_available(program: &std::path::Path) -> bool {
+    if program.components().count() > 1 {
+        return program.is_file();
+    }
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}

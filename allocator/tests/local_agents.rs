@@ -1,0 +1,376 @@
+//! The local provider's agents are the lab's VMs, and no stop of the allocator lies about
+//! them: after a SIGKILL the next allocator adopts the agents that run (and can destroy or
+//! reboot them), after a graceful stop they are stopped and their VMs removed unless the
+//! operator keeps them, and an agent that died meanwhile has its VM removed, never handed
+//! out. Real allocator processes, killed with real signals; the agents are a stand-in
+//! program that only runs (its token is checked against the allocator by the test).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use lablink_schema::testing::TestDatabase;
+use lablink_schema::vms::Vm;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+
+#[path = "support/allocator_process.rs"]
+mod allocator_process;
+
+use allocator_process::{operation_as, Allocator, STOP_TIMEOUT};
+
+const PASSWORD: &str = "local-agents-test-password";
+
+/// An agent process of this test's lab, as `/proc` shows it.
+#[derive(Clone, PartialEq, Eq)]
+struct AgentProcess {
+    pid: i32,
+    hostname: String,
+    token: String,
+}
+
+impl std::fmt::Debug for AgentProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token stays out of failure messages.
+        write!(f, "{} (pid {})", self.hostname, self.pid)
+    }
+}
+
+/// Every live agent process started for the lab in `dir` (its session directory lies
+/// there), whoever started it.
+fn agents_of(dir: &Path) -> Vec<AgentProcess> {
+    let marker = format!("LABLINK_SESSION_DIR={}", dir.display());
+    let mut agents: Vec<AgentProcess> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            if stat.rsplit_once(')')?.1.trim_start().starts_with('Z') {
+                return None;
+            }
+            let vars: Vec<String> = environ
+                .split(|b| *b == 0)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect();
+            if !vars.iter().any(|v| v.starts_with(&marker)) {
+                return None;
+            }
+            let value = |name: &str| {
+                vars.iter()
+                    .find_map(|v| v.strip_prefix(&format!("{name}=")).map(str::to_owned))
+            };
+            Some(AgentProcess {
+                pid,
+                hostname: value("VM_NAME")?,
+                token: value("LABLINK_VM_TOKEN").unwrap_or_default(),
+            })
+        })
+        .collect();
+    agents.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    agents
+}
+
+/// Kills whatever agents a failed test left behind.
+struct NoAgentLeftBehind<'a>(&'a Path);
+
+impl Drop for NoAgentLeftBehind<'_> {
+    fn drop(&mut self) {
+        for agent in agents_of(self.0) {
+            let _ = kill(Pid::from_raw(agent.pid), Signal::SIGKILL);
+        }
+    }
+}
+
+struct Lab {
+    dir: tempfile::TempDir,
+    database: TestDatabase,
+    agent: std::path::PathBuf,
+    client: reqwest::Client,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A stand-in agent: it runs until killed, holding the environment it was given.
+        let agent = dir.path().join("agent.sh");
+        std::fs::write(&agent, "#!/bin/sh\nexec sleep 600\n").expect("agent script");
+        std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        Lab {
+            dir,
+            database: TestDatabase::migrated(),
+            agent,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// An allocator on the lab's database and data directory, `extra` added to its
+    /// environment.
+    fn allocator(&self, extra: &[(&str, &str)]) -> (Allocator, String) {
+        let agent = self.agent.display().to_string();
+        let data_dir = self.dir.path().join("data").display().to_string();
+        let mut env = vec![
+            ("DATABASE_URL", self.database.url()),
+            ("LABLINK__DATABASE__DATA_DIR", data_dir.as_str()),
+            ("LABLINK__SERVER__BIND", "127.0.0.1:0"),
+            ("LABLINK__ADMIN__PASSWORD", PASSWORD),
+            ("LABLINK__PROVIDER__LOCAL__AGENT_BINARY", agent.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        let mut allocator = Allocator::start(self.dir.path(), &[], &env);
+        let base = allocator.wait_until_listening();
+        (allocator, base)
+    }
+
+    fn agents(&self) -> Vec<AgentProcess> {
+        agents_of(self.dir.path())
+    }
+
+    fn hostnames(&self) -> Vec<String> {
+        let mut conn = self.database.connect();
+        Vm::list_all(&mut conn)
+            .expect("vms")
+            .into_iter()
+            .map(|vm| vm.hostname)
+            .collect()
+    }
+
+    async fn admin_post(&self, base: &str, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(format!("{base}{path}"))
+            .basic_auth("admin", Some(PASSWORD))
+            .json(&body)
+            .send()
+            .await
+            .expect("admin request")
+    }
+
+    /// Queues an operation and returns its id.
+    async fn queue(&self, base: &str, path: &str, body: Value) -> i64 {
+        let queued: Value = self
+            .admin_post(base, path, body)
+            .await
+            .json()
+            .await
+            .expect("json");
+        queued["operation_id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("not queued: {queued}"))
+    }
+
+    /// Waits for operation `id` to finish and returns it.
+    async fn finished(&self, base: &str, id: i64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let op = operation_as(self.client.clone(), base.to_owned(), PASSWORD, id).await;
+            if op["finished_at"] != Value::Null {
+                return op;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "operation {id} did not finish: {op}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether `agent`'s token is the one its VM's row holds: it may report as its VM.
+    async fn token_works(&self, base: &str, agent: &AgentProcess) -> bool {
+        self.client
+            .post(format!("{base}/api/vm-status"))
+            .bearer_auth(&agent.token)
+            .json(&json!({"hostname": agent.hostname, "status": "running"}))
+            .send()
+            .await
+            .expect("vm-status")
+            .status()
+            .is_success()
+    }
+
+    /// Checks the lab's invariant: one running agent per VM row and none without a row,
+    /// each holding a token that works.
+    async fn assert_one_working_agent_per_vm(&self, base: &str) {
+        let agents = self.agents();
+        let mut names: Vec<String> = agents.iter().map(|a| a.hostname.clone()).collect();
+        names.sort();
+        let mut rows = self.hostnames();
+        rows.sort();
+        assert_eq!(names, rows, "one agent per VM, none twice: {agents:?}");
+        for agent in &agents {
+            assert!(
+                self.token_works(base, agent).await,
+                "{}'s agent holds a token that no longer works",
+                agent.hostname
+            );
+        }
+    }
+}
+
+async fn until(what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn after_a_sigkill_the_next_allocator_adopts_the_agents_and_a_sigterm_stops_them() {
+    let lab = Lab::new();
+    let _cleanup = NoAgentLeftBehind(lab.dir.path());
+
+    let (mut first, base) = lab.allocator(&[]);
+    let id = lab
+        .queue(&base, "/api/admin/vms", json!({"count": 3}))
+        .await;
+    assert_eq!(lab.finished(&base, id).await["state"], "succeeded");
+    assert_eq!(lab.agents().len(), 3);
+    // A second creation, and the allocator killed hard as soon as it is asked.
+    let interrupted = lab
+        .queue(&base, "/api/admin/vms", json!({"count": 3}))
+        .await;
+    first.child.kill().expect("kill -9");
+    let _ = first.child.wait();
+    let survivors = lab.agents();
+    assert!(
+        survivors.len() >= 3,
+        "the agents outlive a crash: {survivors:?}"
+    );
+
+    // The next allocator adopts them, and finishes the interrupted creation without
+    // starting any VM twice or leaving an agent with a dead token.
+    let (mut second, base) = lab.allocator(&[]);
+    assert_eq!(lab.finished(&base, interrupted).await["state"], "succeeded");
+    assert_eq!(lab.hostnames().len(), 6);
+    lab.assert_one_working_agent_per_vm(&base).await;
+    for survivor in &survivors {
+        assert!(
+            lab.agents().contains(survivor),
+            "{} kept running as it was",
+            survivor.hostname
+        );
+    }
+
+    // An adopted VM is destroyed for real: the operation succeeds once its agent is gone.
+    let doomed = survivors[0].clone();
+    let id = lab
+        .queue(
+            &base,
+            "/api/admin/vms/destroy",
+            json!({"hostnames": [doomed.hostname]}),
+        )
+        .await;
+    assert_eq!(lab.finished(&base, id).await["state"], "succeeded");
+    assert!(
+        !lab.agents().iter().any(|a| a.hostname == doomed.hostname),
+        "the destroyed VM's agent still runs"
+    );
+    assert!(!lab.hostnames().contains(&doomed.hostname));
+
+    // An adopted VM reboots as itself: a new process with the same, working token.
+    let rebooted = survivors[1].clone();
+    let answer = lab
+        .admin_post(
+            &base,
+            &format!("/api/admin/vms/{}/reboot", rebooted.hostname),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        answer.status(),
+        200,
+        "{}",
+        answer.text().await.unwrap_or_default()
+    );
+    let now = lab
+        .agents()
+        .into_iter()
+        .find(|a| a.hostname == rebooted.hostname)
+        .expect("it runs again");
+    assert_ne!(now.pid, rebooted.pid);
+    assert_eq!(now.token, rebooted.token);
+    lab.assert_one_working_agent_per_vm(&base).await;
+
+    second.logged(
+        "adopted the VMs a previous allocator left running",
+        STOP_TIMEOUT,
+    );
+
+    // A graceful stop (the default) stops every agent and removes their VMs, and says so.
+    second.signal("TERM");
+    assert!(second.wait_for_exit().success());
+    second.logged(
+        "stopped the local agents and removed their VMs, so nothing is left running; set \
+         provider.local.stop_agents_on_exit to false to keep them across restarts",
+        STOP_TIMEOUT,
+    );
+    assert_eq!(lab.agents(), [], "nothing is left running");
+    assert_eq!(
+        lab.hostnames(),
+        Vec::<String>::new(),
+        "no VM of a dead agent"
+    );
+}
+
+#[tokio::test]
+async fn kept_agents_are_adopted_and_one_that_died_meanwhile_is_never_handed_out() {
+    let lab = Lab::new();
+    let _cleanup = NoAgentLeftBehind(lab.dir.path());
+
+    let keep = [("LABLINK__PROVIDER__LOCAL__STOP_AGENTS_ON_EXIT", "false")];
+    let (mut first, base) = lab.allocator(&keep);
+    let id = lab
+        .queue(&base, "/api/admin/vms", json!({"count": 2}))
+        .await;
+    assert_eq!(lab.finished(&base, id).await["state"], "succeeded");
+    first.signal("TERM");
+    assert!(first.wait_for_exit().success());
+    first.logged(
+        "leaving the local agents running (provider.local.stop_agents_on_exit is false); \
+         the next allocator adopts them",
+        STOP_TIMEOUT,
+    );
+    let kept = lab.agents();
+    assert_eq!(
+        kept.len(),
+        2,
+        "the agents outlive a graceful stop when kept"
+    );
+
+    // One VM dies while no allocator runs.
+    let (dead, alive) = (kept[0].clone(), kept[1].clone());
+    kill(Pid::from_raw(dead.pid), Signal::SIGKILL).expect("kill the agent");
+    until("the killed agent is gone", || {
+        !lab.agents().iter().any(|a| a.pid == dead.pid)
+    })
+    .await;
+
+    let (mut second, base) = lab.allocator(&[]);
+    second.logged(
+        "this VM stopped while no allocator watched it: it is removed",
+        STOP_TIMEOUT,
+    );
+    second.logged(
+        "adopted the VMs a previous allocator left running",
+        STOP_TIMEOUT,
+    );
+    until("the dead VM's row is removed", || {
+        !lab.hostnames().contains(&dead.hostname)
+    })
+    .await;
+    assert_eq!(lab.hostnames(), [alive.hostname.clone()]);
+    lab.assert_one_working_agent_per_vm(&base).await;
+
+    // A new VM never takes the name of one whose agent runs.
+    let id = lab
+        .queue(&base, "/api/admin/vms", json!({"count": 1}))
+        .await;
+    assert_eq!(lab.finished(&base, id).await["state"], "succeeded");
+    lab.assert_one_working_agent_per_vm(&base).await;
+
+    second.signal("TERM");
+    assert!(second.wait_for_exit().success());
+    assert_eq!(lab.agents(), [], "the default stop leaves nothing running");
+}
