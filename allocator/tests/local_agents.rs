@@ -374,3 +374,33 @@ async fn kept_agents_are_adopted_and_one_that_died_meanwhile_is_never_handed_out
     assert!(second.wait_for_exit().success());
     assert_eq!(lab.agents(), [], "the default stop leaves nothing running");
 }
+
+#[tokio::test]
+async fn a_creation_whose_allocator_is_killed_is_finished_by_the_other_one_running() {
+    let lab = Lab::new();
+    let _cleanup = NoAgentLeftBehind(lab.dir.path());
+    // Two allocators on one database and one agents' directory.
+    let (mut first, first_base) = lab.allocator(&[]);
+    let (mut second, second_base) = lab.allocator(&[]);
+
+    let id = lab
+        .queue(&first_base, "/api/admin/vms", json!({"count": 3}))
+        .await;
+    first.child.kill().expect("kill -9");
+    let _ = first.child.wait();
+
+    // The other one, which never restarted, takes the job over (its holder is gone) and
+    // finishes it.
+    let finished = lab.finished(&second_base, id).await;
+    assert_eq!(finished["state"], "succeeded", "{finished}");
+    assert_eq!(lab.hostnames().len(), 3);
+    lab.assert_one_working_agent_per_vm(&second_base).await;
+    second.logged(
+        "taking over an operation whose allocator stopped",
+        STOP_TIMEOUT,
+    );
+
+    second.signal("TERM");
+    assert!(second.wait_for_exit().success());
+    assert_eq!(lab.agents(), [], "nothing is left running");
+}
