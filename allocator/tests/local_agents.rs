@@ -360,7 +360,7 @@ async fn kept_agents_are_adopted_and_one_that_died_meanwhile_is_never_handed_out
         !lab.hostnames().contains(&dead.hostname)
     })
     .await;
-    assert_eq!(lab.hostnames(), [alive.hostname.clone()]);
+    assert_eq!(lab.hostnames(), std::slice::from_ref(&alive.hostname));
     lab.assert_one_working_agent_per_vm(&base).await;
 
     // A new VM never takes the name of one whose agent runs.
