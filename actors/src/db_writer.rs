@@ -14,7 +14,7 @@ use lablink_schema::admin_sessions::AdminSession;
 use lablink_schema::app_secrets;
 use lablink_schema::audit_events::{AuditEvent, NewAuditEvent};
 use lablink_schema::operations::{NewOperation, Operation, OperationState};
-use lablink_schema::vm_logs::VmLogLine;
+use lablink_schema::vm_logs::{Appended, NewLogLine, Retention, VmLogLine};
 use lablink_schema::vms::Vm;
 use lablink_schema::wire::VmStatus;
 use lablink_schema::{Backend, DbConnection, DbPool};
@@ -139,16 +139,18 @@ impl Actor for DbWriter {
     type Context = SyncContext<Self>;
 }
 
-/// Append log lines for a VM (`POST /api/vm-logs`). Returns how many were stored.
+/// Append log lines for a VM (`POST /api/vm-logs`), then trim its oldest lines past
+/// `retention`.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<usize, WriteError>")]
+#[rtype(result = "Result<Appended, WriteError>")]
 pub struct AppendVmLogs {
     pub hostname: String,
-    pub lines: Vec<String>,
+    pub lines: Vec<NewLogLine>,
+    pub retention: Retention,
 }
 
 impl Handler<AppendVmLogs> for DbWriter {
-    type Result = Result<usize, WriteError>;
+    type Result = Result<Appended, WriteError>;
 
     fn handle(&mut self, msg: AppendVmLogs, _: &mut Self::Context) -> Self::Result {
         self.in_transaction(None, |conn| {
@@ -160,6 +162,7 @@ impl Handler<AppendVmLogs> for DbWriter {
                 &msg.hostname,
                 &msg.lines,
                 Utc::now().naive_utc(),
+                &msg.retention,
             )?)
         })
     }

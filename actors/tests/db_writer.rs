@@ -1,5 +1,5 @@
 //! The writer against real databases: writes land in one transaction, refused writes leave
-//! nothing behind, concurrent appends lose no line, and on SQLite the writer announces each
+//! nothing behind, concurrent appends lose no line and keep each VM within its log caps, and on SQLite the writer announces each
 //! committed VM change itself.
 
 use std::sync::Arc;
@@ -8,11 +8,17 @@ use lablink_actors::change_feed::VmEvent;
 use lablink_actors::db_writer::{AppendVmLogs, DbWriter, RecordAuditEvent, ReleaseVm, WriteError};
 use lablink_schema::audit_events::{AuditEvent, NewAuditEvent};
 use lablink_schema::testing::{TestDatabase, TestSqliteDatabase};
-use lablink_schema::vm_logs::VmLogLine;
+use lablink_schema::vm_logs::{NewLogLine, Retention, VmLogLine};
 use lablink_schema::vms::Vm;
 use lablink_schema::wire::VmStatus;
 use lablink_schema::{Backend, DbConnection, DbPool};
 use tokio::sync::mpsc;
+
+/// Retention that keeps every line these tests write.
+const KEEP_ALL: Retention = Retention {
+    max_lines: 1_000_000,
+    max_bytes: 1 << 40,
+};
 
 /// Registers `hostname` directly (agents' reports go through the `ReportBatcher`).
 fn register(pool: &DbPool, hostname: &str) {
@@ -38,7 +44,8 @@ async fn writes_for_unknown_vms_write_nothing() {
     let refused = writer
         .send(AppendVmLogs {
             hostname: "ghost".into(),
-            lines: vec!["never stored".into()],
+            lines: vec![NewLogLine::plain("never stored")],
+            retention: KEEP_ALL,
         })
         .await
         .expect("mailbox");
@@ -83,12 +90,16 @@ async fn concurrent_log_appends_lose_no_line() {
         writer.send(AppendVmLogs {
             hostname: "vm-1".into(),
             lines: (0..LINES_PER_BATCH)
-                .map(|line| format!("batch {batch} line {line}"))
+                .map(|line| NewLogLine::plain(format!("batch {batch} line {line}")))
                 .collect(),
+            retention: KEEP_ALL,
         })
     });
     for stored in futures_util::future::join_all(appends).await {
-        assert_eq!(stored.expect("mailbox").expect("appended"), LINES_PER_BATCH);
+        assert_eq!(
+            stored.expect("mailbox").expect("appended").stored,
+            LINES_PER_BATCH
+        );
     }
 
     let mut conn = database.connect();
@@ -145,7 +156,8 @@ async fn on_sqlite_the_writer_announces_each_committed_vm_change() {
     writer
         .send(AppendVmLogs {
             hostname: "vm-1".into(),
-            lines: vec!["hello".into()],
+            lines: vec![NewLogLine::plain("hello")],
+            retention: KEEP_ALL,
         })
         .await
         .expect("mailbox")
@@ -168,4 +180,87 @@ async fn on_postgres_the_writer_leaves_announcing_to_the_trigger() {
         .expect("mailbox")
         .expect("released");
     assert!(events.try_recv().is_err());
+}
+
+/// 40 batches of 25 lines for one VM (and a few for another) sent at once through 4 writer
+/// threads: the VM keeps exactly its newest lines up to the cap, its totals match its rows,
+/// and the other VM loses nothing.
+async fn concurrent_appends_stay_within_the_caps(pool: DbPool, backend: Backend) {
+    let (feed, _events) = mpsc::unbounded_channel::<VmEvent>();
+    let writer = DbWriter::start(pool.clone(), backend, Arc::new(feed), 4);
+    register(&pool, "vm-1");
+    register(&pool, "vm-2");
+    let by_lines = Retention {
+        max_lines: 300,
+        max_bytes: 1 << 40,
+    };
+    let appends = (0..40).map(|batch| {
+        writer.send(AppendVmLogs {
+            hostname: if batch % 10 == 9 { "vm-2" } else { "vm-1" }.into(),
+            lines: (0..25)
+                .map(|line| NewLogLine::plain(format!("batch {batch:02} line {line:02}")))
+                .collect(),
+            retention: by_lines,
+        })
+    });
+    for appended in futures_util::future::join_all(appends).await {
+        appended.expect("mailbox").expect("appended");
+    }
+    let mut conn = pool.get().expect("connection");
+    let kept = VmLogLine::list_for_host(&mut conn, "vm-1", None, 10_000).expect("list");
+    assert_eq!(kept.len(), 300, "exactly the cap");
+    let other = VmLogLine::list_for_host(&mut conn, "vm-2", None, 10_000).expect("list");
+    assert_eq!(other.len(), 4 * 25, "another VM's lines are not touched");
+    assert_eq!(
+        totals(&mut conn, "vm-1"),
+        (300, kept.iter().map(|l| i64::from(l.bytes)).sum())
+    );
+
+    // By bytes: each line is 18 bytes, so 100 bytes keep 5 lines, the newest.
+    let by_bytes = Retention {
+        max_lines: 1_000,
+        max_bytes: 100,
+    };
+    writer
+        .send(AppendVmLogs {
+            hostname: "vm-1".into(),
+            lines: (0..10)
+                .map(|line| NewLogLine::plain(format!("final batch {line:06}")))
+                .collect(),
+            retention: by_bytes,
+        })
+        .await
+        .expect("mailbox")
+        .expect("appended");
+    let kept = VmLogLine::list_for_host(&mut conn, "vm-1", None, 10_000).expect("list");
+    let texts: Vec<&str> = kept.iter().map(|l| l.line.as_str()).collect();
+    assert_eq!(
+        texts,
+        (5..10)
+            .map(|line| format!("final batch {line:06}"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(totals(&mut conn, "vm-1"), (5, 90));
+}
+
+fn totals(conn: &mut DbConnection, hostname: &str) -> (i64, i64) {
+    use diesel::prelude::*;
+    use lablink_schema::schema::vm_log_totals;
+    vm_log_totals::table
+        .find(hostname)
+        .select((vm_log_totals::lines, vm_log_totals::bytes))
+        .first(conn)
+        .expect("totals")
+}
+
+#[actix::test]
+async fn concurrent_appends_stay_within_the_caps_on_postgres() {
+    let database = TestDatabase::migrated();
+    concurrent_appends_stay_within_the_caps(database.pool(), Backend::Postgres).await;
+}
+
+#[actix::test]
+async fn concurrent_appends_stay_within_the_caps_on_sqlite() {
+    let database = TestSqliteDatabase::migrated();
+    concurrent_appends_stay_within_the_caps(database.pool(), Backend::Sqlite).await;
 }

@@ -254,6 +254,19 @@ pub fn path_error(
     }
 }
 
+/// Turns query-string extraction failures into clear 400 answers (a page for pages).
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    request: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    let api = ApiError::BadRequest(format!("invalid query: {err}"));
+    if crate::page_error::is_page(request) {
+        crate::page_error::PageError(api).into()
+    } else {
+        api.into()
+    }
+}
+
 /// Turns form extraction failures into clear 4xx answers. Forms are posted from pages, so
 /// the answer is a page.
 pub fn form_error(

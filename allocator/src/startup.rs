@@ -29,7 +29,7 @@ use crate::body_timeout::{self, BodyTimeout};
 use crate::client_address::ClientAddresses;
 use crate::config::{Config, ProviderKind, ReleasePolicy};
 use crate::cross_site;
-use crate::error::{form_error, json_error, path_error};
+use crate::error::{form_error, json_error, path_error, query_error};
 use crate::metrics::{self, Metrics};
 use crate::pages::Pages;
 use crate::provider_setup::{self, LocalAgentsAtStop};
@@ -210,6 +210,8 @@ impl Application {
             admission: Arc::new(Admission::new(&config.rate_limits)),
             log_budget: Arc::new(LogBudget::new(config.clients.max_log_bytes_per_minute)),
             max_log_bytes_per_batch: config.clients.max_log_bytes_per_batch,
+            log_retention: config.vm_logs.retention(),
+            max_log_line_bytes: config.vm_logs.max_line_bytes as usize,
             metrics_access: config.metrics.enabled.then(|| MetricsAccess {
                 token_hash: config
                     .metrics
@@ -246,6 +248,7 @@ impl Application {
                         .error_handler(form_error),
                 )
                 .app_data(web::PathConfig::default().error_handler(path_error))
+                .app_data(web::QueryConfig::default().error_handler(query_error))
                 .configure(routes::configure)
         })
         .shutdown_timeout(config.server.shutdown_timeout_secs)

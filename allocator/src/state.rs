@@ -62,6 +62,9 @@ pub struct AppState {
     pub log_budget: Arc<crate::rate_limit::LogBudget>,
     /// Most log text in one batch, in bytes.
     pub max_log_bytes_per_batch: usize,
+    /// How much of each VM's log is kept, and the longest line.
+    pub log_retention: lablink_schema::vm_logs::Retention,
+    pub max_log_line_bytes: usize,
     /// `provider.max_vms`: the most VMs one creation may ask for, and the most that may join
     /// by themselves (enrollment, legacy registration), counted apart from the provider's.
     pub provider_max_vms: u32,

@@ -6,6 +6,7 @@
 
 pub mod backoff;
 pub mod crd;
+pub mod log_text;
 pub mod wire;
 
 /// Runs one diesel expression on whichever backend `conn` is, for statements the

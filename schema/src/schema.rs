@@ -33,6 +33,19 @@ diesel::table! {
         hostname -> Text,
         line -> Text,
         received_at -> Timestamp,
+        source -> Text,
+        logged_at -> Nullable<Timestamp>,
+        bytes -> Integer,
+        is_error -> Bool,
+    }
+}
+
+diesel::table! {
+    /// Each VM's kept log lines and bytes, for retention on write.
+    vm_log_totals (hostname) {
+        hostname -> Text,
+        lines -> BigInt,
+        bytes -> BigInt,
     }
 }
 
@@ -119,10 +132,12 @@ diesel::table! {
 }
 
 diesel::joinable!(vm_logs -> vms (hostname));
+diesel::joinable!(vm_log_totals -> vms (hostname));
 diesel::joinable!(vm_enrollments -> vms (hostname));
 diesel::allow_tables_to_appear_in_same_query!(
     vms,
     vm_logs,
+    vm_log_totals,
     operations,
     audit_events,
     app_secrets,

@@ -9,7 +9,7 @@ use lablink_schema::operations::{NewOperation, Operation, OperationKind, Operati
 use lablink_schema::schema::vms as vms_table;
 use lablink_schema::testing::{TestDatabase, TestSqliteDatabase};
 use lablink_schema::vm_lifecycle::{ReadState, Transition};
-use lablink_schema::vm_logs::VmLogLine;
+use lablink_schema::vm_logs::{NewLogLine, Retention, VmLogLine};
 use lablink_schema::vms::Vm;
 use lablink_schema::wire::{GpuHealth, LifecycleState, VmStatus};
 use lablink_schema::{Backend, DbConnection};
@@ -136,17 +136,23 @@ fn log_lines_are_appended_in_order_and_go_with_their_vm() {
     on_both_backends(|conn| {
         Vm::upsert_status(conn, "vm-1", VmStatus::Initializing, None, now()).expect("register");
         Vm::upsert_status(conn, "vm-2", VmStatus::Initializing, None, now()).expect("register");
-        let batch: Vec<String> = (1..=3).map(|i| format!("line {i}")).collect();
+        let keep_all = Retention {
+            max_lines: 1_000,
+            max_bytes: 1_000_000,
+        };
+        let append = |conn: &mut DbConnection, host: &str, texts: &[&str]| {
+            let lines: Vec<NewLogLine> = texts.iter().map(|t| NewLogLine::plain(*t)).collect();
+            VmLogLine::append(conn, host, &lines, now(), &keep_all)
+        };
         assert_eq!(
-            VmLogLine::append(conn, "vm-1", &batch, now()).expect("append"),
+            append(conn, "vm-1", &["line 1", "line 2", "line 3"])
+                .expect("append")
+                .stored,
             3
         );
-        VmLogLine::append(conn, "vm-1", &["line 4".to_owned()], now()).expect("append");
-        VmLogLine::append(conn, "vm-2", &["other".to_owned()], now()).expect("append");
-        assert_eq!(
-            VmLogLine::append(conn, "vm-1", &[], now()).expect("empty"),
-            0
-        );
+        append(conn, "vm-1", &["line 4"]).expect("append");
+        append(conn, "vm-2", &["other"]).expect("append");
+        assert_eq!(append(conn, "vm-1", &[]).expect("empty").stored, 0);
 
         let all = VmLogLine::list_for_host(conn, "vm-1", None, 100).expect("list");
         let lines: Vec<&str> = all.iter().map(|l| l.line.as_str()).collect();
@@ -156,7 +162,7 @@ fn log_lines_are_appended_in_order_and_go_with_their_vm() {
         assert_eq!(newer.len(), 1);
         assert_eq!(newer[0].line, "line 3");
 
-        let orphan = VmLogLine::append(conn, "ghost", &["x".to_owned()], now());
+        let orphan = append(conn, "ghost", &["x"]);
         assert!(orphan.is_err(), "lines for an unknown VM must be refused");
 
         assert!(Vm::delete(conn, "vm-1").expect("delete"));
@@ -621,6 +627,7 @@ fn quiet_heartbeats_revert_and_reapply() {
     let database = TestDatabase::migrated();
     let mut conn = PgConnection::establish(database.url()).expect("connect");
     let newer = [
+        "20261202000011",
         "20261202000010",
         "20261202000009",
         "20261201000008",

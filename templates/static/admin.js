@@ -41,10 +41,14 @@
   }
 
   var log = document.getElementById("log");
-  if (log) {
+  if (log && log.dataset.live) {
     var url = "/admin/logs/" + encodeURIComponent(log.dataset.hostname) + "/stream?after=" + encodeURIComponent(log.dataset.after || "0");
+    // Newest first: each new line goes on top.
     new EventSource(url).onmessage = function (e) {
-      log.appendChild(document.createTextNode(e.data + "\n"));
+      var line = document.createElement("span");
+      line.className = "log-line";
+      line.textContent = e.data + "\n";
+      log.insertBefore(line, log.firstChild);
     };
   }
 

@@ -10,7 +10,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::future::LocalBoxFuture;
 use lablink_schema::vms::Vm;
 use lablink_schema::wire::{
-    GpuHealthReport, InUseReport, VmLogBatch, VmStartupRequest, VmStatusReport,
+    GpuHealthReport, InUseReport, LogEntry, VmLogBatch, VmStartupRequest, VmStatusReport,
 };
 use serde::de::DeserializeOwned;
 
@@ -210,10 +210,26 @@ impl VmBody for VmLogBatch {
     }
 
     fn check(&self) -> Result<(), ApiError> {
-        if self.log_group.is_empty() || self.log_stream.is_empty() || self.messages.is_empty() {
+        if self.log_group.is_empty()
+            || self.log_stream.is_empty()
+            || (self.messages.is_empty() && self.entries.is_empty())
+        {
             return Err(ApiError::BadRequest(
                 "Log group, stream, and messages are required.".to_owned(),
             ));
+        }
+        if let Some((index, entry)) = self
+            .entries
+            .iter()
+            .enumerate()
+            .find(|(_, entry)| !LogEntry::valid_source(&entry.source))
+        {
+            return Err(ApiError::BadRequest(format!(
+                "entry {index} has the source {:?}: use letters, digits, `-` and `_`, at most {} \
+                 characters",
+                entry.source.chars().take(40).collect::<String>(),
+                LogEntry::MAX_SOURCE_LEN
+            )));
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ pub mod report;
 pub mod secret;
 mod server;
 pub mod validation;
+mod vm_logs;
 
 pub use admin::{AdminConfig, ClientsConfig, MIN_ADMIN_PASSWORD_LEN};
 pub use database::DatabaseConfig;
@@ -29,6 +30,7 @@ pub use provider::{
 pub use secret::Secret;
 pub use server::{RateLimitConfig, ServerConfig};
 use validation::Invalid;
+pub use vm_logs::VmLogsConfig;
 
 /// Prefix of the environment variables that set configuration keys.
 pub const ENV_PREFIX: &str = "LABLINK__";
@@ -53,6 +55,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub rate_limits: RateLimitConfig,
     pub lifecycle: LifecycleConfig,
+    pub vm_logs: VmLogsConfig,
 }
 
 impl Config {

@@ -41,6 +41,7 @@ impl Config {
         self.log.validate()?;
         self.metrics.validate()?;
         self.rate_limits.validate()?;
+        self.vm_logs.validate()?;
         self.lifecycle.validate()
     }
 

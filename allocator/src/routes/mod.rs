@@ -10,6 +10,7 @@ mod health;
 mod metrics;
 mod researcher;
 mod vm_api;
+mod vm_logs;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -37,8 +38,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(vm_api::report_in_use),
         )
         .route("/api/gpu_health", web::post().to(vm_api::report_gpu_health))
-        .route("/api/vm-logs", web::post().to(vm_api::append_logs))
-        .route("/api/vm-logs/{hostname}", web::get().to(vm_api::get_logs))
+        .route("/api/vm-logs", web::post().to(vm_logs::append_logs))
+        .route("/api/vm-logs/{hostname}", web::get().to(vm_logs::get_logs))
+        .route(
+            "/api/vm-logs/{hostname}/download",
+            web::get().to(vm_logs::download_logs),
+        )
         // Admin API.
         .route(
             "/api/admin/vms/{hostname}/release",

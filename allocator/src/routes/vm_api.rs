@@ -1,28 +1,23 @@
 //! The VM-facing API, compatible with the original agents: the assignment long-poll, status,
-//! GPU health, in-use and log reports, and reading a VM's status and logs. Every write needs
+//! GPU health and in-use reports, and reading a VM's status (its logs: [`super::vm_logs`]). Every write needs
 //! the VM's own token (or the admin, or a token-less legacy agent when allowed): the
 //! extractors in [`crate::auth::extractors`] check that before a handler runs.
 
 use actix_web::{web, HttpResponse};
-use lablink_actors::db_writer::AppendVmLogs;
 use lablink_actors::enrollment_writes::EnrollVm;
 use lablink_actors::report_batcher::VmReport;
 use lablink_actors::vm_actor::WaitOutcome;
 use lablink_actors::vm_supervisor::WaitForAssignment;
 use lablink_schema::enrollment::EnrollRefusal;
-use lablink_schema::vm_logs::VmLogLine;
 use lablink_schema::vms::Vm;
 use lablink_schema::wire::{
-    GpuHealthReport, InUseReport, MessageBody, VmLogBatch, VmLogs, VmStartupAnswer,
-    VmStartupRequest, VmStatus, VmStatusAnswer, VmStatusReport, VmStatusView, VmStatuses,
+    GpuHealthReport, InUseReport, MessageBody, VmStartupAnswer, VmStartupRequest, VmStatus,
+    VmStatusAnswer, VmStatusReport, VmStatusView, VmStatuses,
 };
 
 use crate::auth::{new_vm_token, AdminCaller, AuthorizedVm, Caller, VmOrAdmin, VmRegistration};
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// Most log lines returned by `GET /api/vm-logs/{hostname}`: the newest are kept.
-const MAX_LOG_LINES_RETURNED: i64 = 10_000;
 
 /// `POST /vm_startup`: waits until the VM is assigned and answers with the PIN and command.
 /// With `assignment_id` (the assignment the agent already holds) it answers when that one
@@ -217,81 +212,7 @@ pub async fn report_gpu_health(
     Ok(message("GPU health status updated successfully."))
 }
 
-/// `POST /api/vm-logs`: appends lines to the VM named by `log_stream`.
-pub async fn append_logs(
-    state: web::Data<AppState>,
-    request: AuthorizedVm<VmLogBatch>,
-) -> Result<HttpResponse, ApiError> {
-    // Group, stream and messages are present: the extractor checked that first.
-    let VmLogBatch {
-        log_stream,
-        messages,
-        ..
-    } = request.body;
-    // A NUL cannot be stored in PostgreSQL text; say which line has one.
-    if let Some(index) = messages.iter().position(|line| line.contains('\0')) {
-        return Err(ApiError::BadRequest(format!(
-            "log line {index} contains a NUL character, which cannot be stored"
-        )));
-    }
-    let bytes: usize = messages.iter().map(String::len).sum();
-    if bytes > state.max_log_bytes_per_batch {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "this batch holds {bytes} bytes of log text; at most {} are taken at once \
-             (clients.max_log_bytes_per_batch)",
-            state.max_log_bytes_per_batch
-        )));
-    }
-    if let Err(wait) = state.log_budget.spend(&log_stream, bytes) {
-        return Err(ApiError::TooManyRequests {
-            message: "this VM has sent as much log text as it may this minute \
-                      (clients.max_log_bytes_per_minute); send the rest later"
-                .to_owned(),
-            retry_after: wait,
-        });
-    }
-    state
-        .writer
-        .send(AppendVmLogs {
-            hostname: log_stream,
-            lines: messages,
-        })
-        .await??;
-    Ok(message("VM logs posted successfully."))
-}
-
-/// `GET /api/vm-logs/{hostname}` (admin, or the VM itself): `{"hostname", "logs"}` with the
-/// lines joined by newlines, as the original returned them.
-pub async fn get_logs(
-    state: web::Data<AppState>,
-    reader: VmOrAdmin,
-) -> Result<HttpResponse, ApiError> {
-    let vm = reader.vm;
-    let hostname = vm.hostname.clone();
-    let lines = {
-        let hostname = hostname.clone();
-        state
-            .read(move |conn| {
-                VmLogLine::list_for_host(conn, &hostname, None, MAX_LOG_LINES_RETURNED)
-            })
-            .await?
-    };
-    if lines.is_empty() && vm.status() == VmStatus::Initializing {
-        return Err(ApiError::Unavailable(
-            "VM is installing CloudWatch agent.".to_owned(),
-        ));
-    }
-    let logs = (!lines.is_empty()).then(|| {
-        lines
-            .iter()
-            .map(|l| l.line.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
-    Ok(HttpResponse::Ok().json(VmLogs { hostname, logs }))
-}
-
-fn message(text: &str) -> HttpResponse {
+pub(super) fn message(text: &str) -> HttpResponse {
     HttpResponse::Ok().json(MessageBody {
         message: text.to_owned(),
     })

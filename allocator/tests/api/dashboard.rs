@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use crate::helpers::{crd_command, spawn_app_with, TestApp, ADMIN_PASSWORD};
 
 /// A browser: keeps cookies, does not follow redirects (so they can be checked).
-fn browser() -> reqwest::Client {
+pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(Policy::none())

@@ -16,3 +16,4 @@ mod provisioning;
 mod researcher;
 mod rush;
 mod vm_api;
+mod vm_logs;

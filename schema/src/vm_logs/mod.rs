@@ -1,10 +1,18 @@
-//! The `vm_logs` table: append-only VM log lines, its model and its queries.
+//! The `vm_logs` table: each VM's log lines, newest kept within per-VM caps, its model, its
+//! appends (with retention on write, [`retention`]) and its reads ([`query`]).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::log_text::reads_as_error;
 use crate::schema::vm_logs;
 use crate::DbConnection;
+
+mod query;
+mod retention;
+
+pub use query::LogQuery;
+pub use retention::Retention;
 
 /// One stored log line.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
@@ -14,42 +22,94 @@ pub struct VmLogLine {
     pub hostname: String,
     pub line: String,
     pub received_at: NaiveDateTime,
+    /// Where on the VM it came from: `agent`, `software`, `boot`, … (`vm` for lines in the
+    /// original's body, which says nothing of it).
+    pub source: String,
+    /// When the VM logged it, where it said.
+    pub logged_at: Option<NaiveDateTime>,
+    pub bytes: i32,
+    /// Whether it reads as an error ([`reads_as_error`]).
+    pub is_error: bool,
+}
+
+/// A line to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLogLine {
+    pub source: String,
+    pub logged_at: Option<NaiveDateTime>,
+    pub text: String,
+}
+
+impl NewLogLine {
+    /// A line of the original's body: no source, no time.
+    pub fn plain(text: impl Into<String>) -> Self {
+        NewLogLine {
+            source: "vm".to_owned(),
+            logged_at: None,
+            text: text.into(),
+        }
+    }
 }
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = vm_logs)]
-struct NewVmLogLine<'a> {
+struct NewRow<'a> {
     hostname: &'a str,
     line: &'a str,
     received_at: NaiveDateTime,
+    source: &'a str,
+    logged_at: Option<NaiveDateTime>,
+    bytes: i32,
+    is_error: bool,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Appended {
+    pub stored: usize,
+    /// The VM's oldest lines removed to stay within its caps.
+    pub trimmed: usize,
 }
 
 impl VmLogLine {
-    /// Appends `lines` for `hostname` in one statement, in order. Concurrent appends never
-    /// overwrite each other: each line is its own row.
+    /// Appends `lines` for `hostname` in order, then removes the VM's oldest lines past
+    /// `retention`. Run it in a transaction: the VM's totals row is locked from the first
+    /// statement to the commit, so concurrent appends for one VM take turns and the caps
+    /// hold; appends for different VMs never wait for each other.
     pub fn append(
         conn: &mut DbConnection,
         hostname: &str,
-        lines: &[String],
+        lines: &[NewLogLine],
         now: NaiveDateTime,
-    ) -> QueryResult<usize> {
+        retention: &Retention,
+    ) -> QueryResult<Appended> {
         if lines.is_empty() {
-            return Ok(0);
+            return Ok(Appended::default());
         }
-        let rows: Vec<NewVmLogLine<'_>> = lines
+        let rows: Vec<NewRow<'_>> = lines
             .iter()
-            .map(|line| NewVmLogLine {
+            .map(|line| NewRow {
                 hostname,
-                line,
+                line: &line.text,
                 received_at: now,
+                source: &line.source,
+                logged_at: line.logged_at,
+                bytes: i32::try_from(line.text.len()).unwrap_or(i32::MAX),
+                is_error: reads_as_error(&line.text),
             })
             .collect();
-        on_backend!(conn, |c| diesel::insert_into(vm_logs::table)
+        let added_bytes: i64 = rows.iter().map(|row| i64::from(row.bytes)).sum();
+        let added_lines = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let totals = retention::count_in(conn, hostname, added_lines, added_bytes)?;
+        let stored = on_backend!(conn, |c| diesel::insert_into(vm_logs::table)
             .values(&rows)
-            .execute(c))
+            .execute(c))?;
+        let trimmed = retention.trim(conn, hostname, totals)?;
+        Ok(Appended { stored, trimmed })
     }
 
-    /// The VM's lines with an id above `after_id` (all when `None`), oldest first, at most `limit`.
+    /// The VM's lines with an id above `after_id` (all when `None`), oldest first, at most
+    /// `limit`: for following a log live and for reading it whole in order.
     pub fn list_for_host(
         conn: &mut DbConnection,
         hostname: &str,

@@ -88,8 +88,10 @@ macro_rules! spelled_as_stored {
 spelled_as_stored!(VmStatus, "initializing, running, error, unknown");
 
 mod lifecycle;
+mod logs;
 
 pub use lifecycle::{AdminVmView, LifecycleState};
+pub use logs::{LogEntry, LogLineView, VmLogBatch, VmLogs};
 
 /// GPU health as the agent reports it through `POST /api/gpu_health`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -205,15 +207,6 @@ pub struct GpuHealthReport {
     pub gpu_status: GpuHealth,
 }
 
-/// Body of `POST /api/vm-logs`, as the original CloudWatch relay sends it; the log stream
-/// is the VM's hostname.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VmLogBatch {
-    pub log_group: String,
-    pub log_stream: String,
-    pub messages: Vec<String>,
-}
-
 /// Answer to `GET /api/unassigned_vms_count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnassignedVmCount {
@@ -282,14 +275,6 @@ pub struct VmStatusView {
 
 /// Answer to `GET /api/vm-status` (admin): every VM's status by hostname.
 pub type VmStatuses = std::collections::BTreeMap<String, VmStatus>;
-
-/// Answer to `GET /api/vm-logs/{hostname}`: the lines joined by newlines, as the original
-/// returned them; `null` when there are none yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VmLogs {
-    pub hostname: String,
-    pub logs: Option<String>,
-}
 
 /// Answer to `POST /api/admin/vms/{hostname}/release` and `…/reboot`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

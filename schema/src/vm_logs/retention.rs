@@ -1,0 +1,96 @@
+//! Retention on write: each VM keeps at most so many lines and bytes of log, the oldest going
+//! first. The running totals live in `vm_log_totals`, so trimming reads only the VM's oldest
+//! lines through its `(hostname, id)` index, never the whole table.
+
+use diesel::prelude::*;
+
+use crate::schema::{vm_log_totals, vm_logs};
+use crate::DbConnection;
+
+/// Oldest lines read per step while finding where to cut.
+const TRIM_STEP: i64 = 1_000;
+
+/// The most each VM keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub max_lines: i64,
+    pub max_bytes: i64,
+}
+
+impl Retention {
+    /// Removes `hostname`'s oldest lines until it is within the caps, given its totals;
+    /// returns how many went.
+    pub(super) fn trim(
+        &self,
+        conn: &mut DbConnection,
+        hostname: &str,
+        (lines, bytes): (i64, i64),
+    ) -> QueryResult<usize> {
+        let excess_lines = (lines - self.max_lines).max(0);
+        let excess_bytes = (bytes - self.max_bytes).max(0);
+        if excess_lines == 0 && excess_bytes == 0 {
+            return Ok(0);
+        }
+        let (mut cut_lines, mut cut_bytes, mut cut_id) = (0i64, 0i64, 0i64);
+        'find: loop {
+            let oldest: Vec<(i64, i32)> = vm_logs::table
+                .filter(vm_logs::hostname.eq(hostname))
+                .filter(vm_logs::id.gt(cut_id))
+                .order(vm_logs::id)
+                .limit(TRIM_STEP)
+                .select((vm_logs::id, vm_logs::bytes))
+                .load(conn)?;
+            if oldest.is_empty() {
+                break;
+            }
+            for (id, size) in oldest {
+                cut_id = id;
+                cut_lines += 1;
+                cut_bytes += i64::from(size);
+                if cut_lines >= excess_lines && cut_bytes >= excess_bytes {
+                    break 'find;
+                }
+            }
+        }
+        let removed = diesel::delete(
+            vm_logs::table
+                .filter(vm_logs::hostname.eq(hostname))
+                .filter(vm_logs::id.le(cut_id)),
+        )
+        .execute(conn)?;
+        diesel::update(vm_log_totals::table.find(hostname))
+            .set((
+                vm_log_totals::lines.eq(vm_log_totals::lines - cut_lines),
+                vm_log_totals::bytes.eq(vm_log_totals::bytes - cut_bytes),
+            ))
+            .execute(conn)?;
+        Ok(removed)
+    }
+}
+
+/// Adds `lines` and `bytes` to `hostname`'s totals (locking its row until the transaction
+/// ends) and returns the new totals.
+pub(super) fn count_in(
+    conn: &mut DbConnection,
+    hostname: &str,
+    lines: i64,
+    bytes: i64,
+) -> QueryResult<(i64, i64)> {
+    on_backend!(conn, |c| diesel::insert_into(vm_log_totals::table)
+        .values((
+            vm_log_totals::hostname.eq(hostname),
+            vm_log_totals::lines.eq(lines),
+            vm_log_totals::bytes.eq(bytes),
+        ))
+        .on_conflict(vm_log_totals::hostname)
+        .do_update()
+        .set((
+            vm_log_totals::lines.eq(vm_log_totals::lines + lines),
+            vm_log_totals::bytes.eq(vm_log_totals::bytes + bytes),
+        ))
+        .execute(c))?;
+    vm_log_totals::table
+        .find(hostname)
+        .select((vm_log_totals::lines, vm_log_totals::bytes))
+        .first(conn)
+}
