@@ -145,6 +145,8 @@ impl Actor for DbWriter {
 #[rtype(result = "Result<Appended, WriteError>")]
 pub struct AppendVmLogs {
     pub hostname: String,
+    /// The agent's spool the lines are numbered in, if they are.
+    pub stream: Option<String>,
     pub lines: Vec<NewLogLine>,
     pub retention: Retention,
 }
@@ -160,6 +162,7 @@ impl Handler<AppendVmLogs> for DbWriter {
             Ok(VmLogLine::append(
                 conn,
                 &msg.hostname,
+                msg.stream.as_deref(),
                 &msg.lines,
                 Utc::now().naive_utc(),
                 &msg.retention,

@@ -43,6 +43,7 @@ async fn writes_for_unknown_vms_write_nothing() {
 
     let refused = writer
         .send(AppendVmLogs {
+            stream: None,
             hostname: "ghost".into(),
             lines: vec![NewLogLine::plain("never stored")],
             retention: KEEP_ALL,
@@ -88,6 +89,7 @@ async fn concurrent_log_appends_lose_no_line() {
     const LINES_PER_BATCH: usize = 25;
     let appends = (0..BATCHES).map(|batch| {
         writer.send(AppendVmLogs {
+            stream: None,
             hostname: "vm-1".into(),
             lines: (0..LINES_PER_BATCH)
                 .map(|line| NewLogLine::plain(format!("batch {batch} line {line}")))
@@ -155,6 +157,7 @@ async fn on_sqlite_the_writer_announces_each_committed_vm_change() {
     // Log lines are not a VM change.
     writer
         .send(AppendVmLogs {
+            stream: None,
             hostname: "vm-1".into(),
             lines: vec![NewLogLine::plain("hello")],
             retention: KEEP_ALL,
@@ -196,6 +199,7 @@ async fn concurrent_appends_stay_within_the_caps(pool: DbPool, backend: Backend)
     };
     let appends = (0..40).map(|batch| {
         writer.send(AppendVmLogs {
+            stream: None,
             hostname: if batch % 10 == 9 { "vm-2" } else { "vm-1" }.into(),
             lines: (0..25)
                 .map(|line| NewLogLine::plain(format!("batch {batch:02} line {line:02}")))
@@ -223,6 +227,7 @@ async fn concurrent_appends_stay_within_the_caps(pool: DbPool, backend: Backend)
     };
     writer
         .send(AppendVmLogs {
+            stream: None,
             hostname: "vm-1".into(),
             lines: (0..10)
                 .map(|line| NewLogLine::plain(format!("final batch {line:06}")))

@@ -46,6 +46,8 @@ diesel::table! {
         hostname -> Text,
         lines -> BigInt,
         bytes -> BigInt,
+        stream -> Nullable<Text>,
+        last_seq -> Nullable<BigInt>,
     }
 }
 

@@ -142,7 +142,7 @@ fn log_lines_are_appended_in_order_and_go_with_their_vm() {
         };
         let append = |conn: &mut DbConnection, host: &str, texts: &[&str]| {
             let lines: Vec<NewLogLine> = texts.iter().map(|t| NewLogLine::plain(*t)).collect();
-            VmLogLine::append(conn, host, &lines, now(), &keep_all)
+            VmLogLine::append(conn, host, None, &lines, now(), &keep_all)
         };
         assert_eq!(
             append(conn, "vm-1", &["line 1", "line 2", "line 3"])

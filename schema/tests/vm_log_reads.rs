@@ -31,6 +31,7 @@ fn the_newest_come_first_and_filters_narrow_them() {
             source: source.to_owned(),
             logged_at: Some(now()),
             text: text.to_owned(),
+            seq: None,
         };
         let lines = [
             line("boot", "cloud-init started"),
@@ -44,7 +45,7 @@ fn the_newest_come_first_and_filters_narrow_them() {
             max_lines: 100,
             max_bytes: 100_000,
         };
-        VmLogLine::append(conn, "vm-1", &lines, now(), &retention).expect("append");
+        VmLogLine::append(conn, "vm-1", None, &lines, now(), &retention).expect("append");
         let read = |conn: &mut DbConnection, query: LogQuery, limit: i64| {
             VmLogLine::newest_first(conn, "vm-1", &query, limit).expect("read")
         };

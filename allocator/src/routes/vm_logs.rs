@@ -33,8 +33,17 @@ pub async fn append_logs(
         log_stream,
         messages,
         entries,
+        stream,
         ..
     } = request.body;
+    if stream
+        .as_ref()
+        .is_some_and(|s| s.is_empty() || s.len() > 64)
+    {
+        return Err(ApiError::BadRequest(
+            "stream must be 1 to 64 characters".to_owned(),
+        ));
+    }
     let texts = messages.iter().chain(entries.iter().map(|e| &e.text));
     // A NUL cannot be stored in PostgreSQL text; say which line has one.
     if let Some(index) = texts.clone().position(|line| line.contains('\0')) {
@@ -66,12 +75,14 @@ pub async fn append_logs(
             source: entry.source.clone(),
             logged_at: entry.logged_at.map(|at| at.naive_utc()),
             text: cut(&entry.text),
+            seq: entry.seq,
         }))
         .collect();
     state
         .writer
         .send(AppendVmLogs {
             hostname: log_stream,
+            stream,
             lines,
             retention: state.log_retention,
         })

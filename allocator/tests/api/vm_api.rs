@@ -57,7 +57,11 @@ async fn log_lines_are_appended_and_read_back_in_order() {
         .json()
         .await
         .expect("json");
-    assert_eq!(logs, json!({"hostname": "vm-1", "logs": "one\ntwo\nthree"}));
+    // The original's two keys, as it answered them (the newer keys come beside them).
+    assert_eq!(
+        (&logs["hostname"], &logs["logs"]),
+        (&json!("vm-1"), &json!("one\ntwo\nthree"))
+    );
     let empty = json!({"log_group": "g", "log_stream": "vm-1", "messages": []});
     assert_eq!(
         app.post_json("/api/vm-logs", Some(&token), &empty)

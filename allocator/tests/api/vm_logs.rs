@@ -304,3 +304,43 @@ async fn the_log_page_shows_the_newest_first_marks_errors_and_pages_back_with_it
         .expect("bad");
     assert_eq!(bad.status(), 400);
 }
+
+#[actix_web::test]
+async fn a_batch_sent_again_is_stored_once_and_a_new_spool_starts_afresh() {
+    let app = spawn_app().await;
+    let token = app.register_vm("vm-1").await;
+    let batch = |stream: &str, seqs: std::ops::RangeInclusive<i64>| {
+        let entries: Vec<Value> = seqs
+            .map(|seq| json!({"source": "agent", "seq": seq, "text": format!("{stream} {seq}")}))
+            .collect();
+        json!({"log_group": "g", "log_stream": "vm-1", "stream": stream, "entries": entries})
+    };
+    assert_eq!(post_lines(&app, &token, batch("spool-a", 1..=3)).await, 200);
+    // The answer was lost: the agent sends the same lines again, and one more.
+    assert_eq!(post_lines(&app, &token, batch("spool-a", 1..=4)).await, 200);
+    // The VM's disk was replaced: a new spool numbers from 1 again.
+    assert_eq!(post_lines(&app, &token, batch("spool-b", 1..=2)).await, 200);
+    let page: Value = app
+        .get_as_admin("/api/vm-logs/vm-1")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let texts: Vec<&str> = page["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| l["text"].as_str().expect("text"))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "spool-b 2",
+            "spool-b 1",
+            "spool-a 4",
+            "spool-a 3",
+            "spool-a 2",
+            "spool-a 1"
+        ]
+    );
+}

@@ -1,6 +1,7 @@
 -- Each line says where on the VM it came from and when it was logged there, how many bytes
 -- it holds and whether it reads as an error; the per-VM totals let retention trim the
--- oldest lines of one VM on write, by its (hostname, id) index, never scanning the table.
+-- oldest lines of one VM on write, by its (hostname, id) index, never scanning the table,
+-- and let a batch that is sent twice be stored once.
 ALTER TABLE vm_logs ADD COLUMN source TEXT NOT NULL DEFAULT 'vm';
 ALTER TABLE vm_logs ADD COLUMN logged_at TIMESTAMP;
 ALTER TABLE vm_logs ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
@@ -11,7 +12,11 @@ UPDATE vm_logs SET bytes = length(CAST(line AS BLOB));
 CREATE TABLE vm_log_totals (
     hostname TEXT PRIMARY KEY NOT NULL REFERENCES vms (hostname) ON DELETE CASCADE,
     lines    BIGINT NOT NULL,
-    bytes    BIGINT NOT NULL
+    bytes    BIGINT NOT NULL,
+    -- The agent's spool and the last line it numbered that is stored: a batch sent again
+    -- (its answer lost) is not stored twice.
+    stream   TEXT,
+    last_seq BIGINT
 );
 
 INSERT INTO vm_log_totals (hostname, lines, bytes)

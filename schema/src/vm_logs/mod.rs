@@ -38,6 +38,8 @@ pub struct NewLogLine {
     pub source: String,
     pub logged_at: Option<NaiveDateTime>,
     pub text: String,
+    /// Its number in the agent's spool (see [`VmLogLine::append`]).
+    pub seq: Option<i64>,
 }
 
 impl NewLogLine {
@@ -47,6 +49,7 @@ impl NewLogLine {
             source: "vm".to_owned(),
             logged_at: None,
             text: text.into(),
+            seq: None,
         }
     }
 }
@@ -67,18 +70,23 @@ struct NewRow<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Appended {
     pub stored: usize,
+    /// Lines the VM had sent before (a batch sent again), not stored twice.
+    pub duplicates: usize,
     /// The VM's oldest lines removed to stay within its caps.
     pub trimmed: usize,
 }
 
 impl VmLogLine {
     /// Appends `lines` for `hostname` in order, then removes the VM's oldest lines past
-    /// `retention`. Run it in a transaction: the VM's totals row is locked from the first
-    /// statement to the commit, so concurrent appends for one VM take turns and the caps
-    /// hold; appends for different VMs never wait for each other.
+    /// `retention`. Lines numbered in an agent's spool `stream` (`seq`) that the VM stored
+    /// already are skipped, so a batch sent again after its answer was lost is stored once.
+    /// Run it in a transaction: the VM's totals row is locked from the first statement to
+    /// the commit, so concurrent appends for one VM take turns and the caps hold; appends
+    /// for different VMs never wait for each other.
     pub fn append(
         conn: &mut DbConnection,
         hostname: &str,
+        stream: Option<&str>,
         lines: &[NewLogLine],
         now: NaiveDateTime,
         retention: &Retention,
@@ -86,7 +94,26 @@ impl VmLogLine {
         if lines.is_empty() {
             return Ok(Appended::default());
         }
-        let rows: Vec<NewRow<'_>> = lines
+        let totals = retention::lock_totals(conn, hostname)?;
+        let stored_up_to = match stream {
+            Some(stream) if totals.stream.as_deref() == Some(stream) => totals.last_seq,
+            _ => None,
+        };
+        let fresh: Vec<&NewLogLine> = lines
+            .iter()
+            .filter(|line| match (line.seq, stored_up_to) {
+                (Some(seq), Some(stored)) => seq > stored,
+                _ => true,
+            })
+            .collect();
+        let duplicates = lines.len() - fresh.len();
+        if fresh.is_empty() {
+            return Ok(Appended {
+                duplicates,
+                ..Appended::default()
+            });
+        }
+        let rows: Vec<NewRow<'_>> = fresh
             .iter()
             .map(|line| NewRow {
                 hostname,
@@ -100,12 +127,22 @@ impl VmLogLine {
             .collect();
         let added_bytes: i64 = rows.iter().map(|row| i64::from(row.bytes)).sum();
         let added_lines = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-        let totals = retention::count_in(conn, hostname, added_lines, added_bytes)?;
         let stored = on_backend!(conn, |c| diesel::insert_into(vm_logs::table)
             .values(&rows)
             .execute(c))?;
-        let trimmed = retention.trim(conn, hostname, totals)?;
-        Ok(Appended { stored, trimmed })
+        let last_seq = fresh.iter().filter_map(|line| line.seq).max();
+        let numbered = stream.zip(last_seq.or(stored_up_to));
+        retention::add(conn, hostname, (added_lines, added_bytes), numbered)?;
+        let trimmed = retention.trim(
+            conn,
+            hostname,
+            (totals.lines + added_lines, totals.bytes + added_bytes),
+        )?;
+        Ok(Appended {
+            stored,
+            duplicates,
+            trimmed,
+        })
     }
 
     /// The VM's lines with an id above `after_id` (all when `None`), oldest first, at most

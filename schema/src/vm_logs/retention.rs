@@ -68,29 +68,70 @@ impl Retention {
     }
 }
 
-/// Adds `lines` and `bytes` to `hostname`'s totals (locking its row until the transaction
-/// ends) and returns the new totals.
-pub(super) fn count_in(
-    conn: &mut DbConnection,
-    hostname: &str,
-    lines: i64,
-    bytes: i64,
-) -> QueryResult<(i64, i64)> {
+/// A VM's totals row as an append finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Totals {
+    pub(super) lines: i64,
+    pub(super) bytes: i64,
+    pub(super) stream: Option<String>,
+    pub(super) last_seq: Option<i64>,
+}
+
+/// `hostname`'s totals, its row made if missing and locked until the transaction ends, so
+/// appends for one VM take turns (refused for a VM that does not exist).
+pub(super) fn lock_totals(conn: &mut DbConnection, hostname: &str) -> QueryResult<Totals> {
+    // The no-op update takes the row's lock where the row exists already.
     on_backend!(conn, |c| diesel::insert_into(vm_log_totals::table)
         .values((
             vm_log_totals::hostname.eq(hostname),
-            vm_log_totals::lines.eq(lines),
-            vm_log_totals::bytes.eq(bytes),
+            vm_log_totals::lines.eq(0i64),
+            vm_log_totals::bytes.eq(0i64),
         ))
         .on_conflict(vm_log_totals::hostname)
         .do_update()
-        .set((
-            vm_log_totals::lines.eq(vm_log_totals::lines + lines),
-            vm_log_totals::bytes.eq(vm_log_totals::bytes + bytes),
-        ))
+        .set(vm_log_totals::lines.eq(vm_log_totals::lines))
         .execute(c))?;
-    vm_log_totals::table
+    let (lines, bytes, stream, last_seq) = vm_log_totals::table
         .find(hostname)
-        .select((vm_log_totals::lines, vm_log_totals::bytes))
-        .first(conn)
+        .select((
+            vm_log_totals::lines,
+            vm_log_totals::bytes,
+            vm_log_totals::stream,
+            vm_log_totals::last_seq,
+        ))
+        .first(conn)?;
+    Ok(Totals {
+        lines,
+        bytes,
+        stream,
+        last_seq,
+    })
+}
+
+/// Adds what an append stored to `hostname`'s totals, and the last line numbered in
+/// `stream`.
+pub(super) fn add(
+    conn: &mut DbConnection,
+    hostname: &str,
+    (lines, bytes): (i64, i64),
+    numbered: Option<(&str, i64)>,
+) -> QueryResult<()> {
+    let update = diesel::update(vm_log_totals::table.find(hostname));
+    match numbered {
+        Some((stream, last_seq)) => update
+            .set((
+                vm_log_totals::lines.eq(vm_log_totals::lines + lines),
+                vm_log_totals::bytes.eq(vm_log_totals::bytes + bytes),
+                vm_log_totals::stream.eq(stream),
+                vm_log_totals::last_seq.eq(last_seq),
+            ))
+            .execute(conn)?,
+        None => update
+            .set((
+                vm_log_totals::lines.eq(vm_log_totals::lines + lines),
+                vm_log_totals::bytes.eq(vm_log_totals::bytes + bytes),
+            ))
+            .execute(conn)?,
+    };
+    Ok(())
 }

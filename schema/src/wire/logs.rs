@@ -14,6 +14,10 @@ pub struct VmLogBatch {
     pub messages: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entries: Vec<LogEntry>,
+    /// The agent's spool that numbers `entries` (`seq`): lines of a batch sent again are
+    /// stored once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
 }
 
 /// One line as an agent ships it.
@@ -26,6 +30,9 @@ pub struct LogEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logged_at: Option<chrono::DateTime<chrono::Utc>>,
     pub text: String,
+    /// Its number in the agent's spool, rising by one per line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
 }
 
 impl LogEntry {
