@@ -8,6 +8,7 @@ use actix::{Actor, Arbiter};
 use crate::allocator_client::{AllocatorClient, CallError};
 use crate::desktop::{ChromeRemoteDesktop, DesktopLauncher, LoggedDesktop, RemoteDesktop};
 use crate::gpu::{GpuMonitor, GpuProbe, HealthPolicy, NvmlProbe};
+use crate::log_shipping::{LogShipper, OwnLog, ShippingSettings};
 use crate::session_reset::SessionReset;
 use crate::settings::{AgentSettings, DesktopKind};
 use crate::status::StatusReporter;
@@ -18,6 +19,8 @@ use lablink_schema::backoff::Backoff;
 /// The parts of the agent that touch the VM itself.
 pub struct AgentParts {
     pub desktop: Arc<dyn RemoteDesktop>,
+    /// The agent's own log, to ship (from the `tracing` layer main installs).
+    pub own_log: Option<OwnLog>,
     pub gpu_probe: Box<dyn GpuProbe>,
     pub processes: Box<dyn ProcessTable>,
     pub health_policy: HealthPolicy,
@@ -41,6 +44,7 @@ impl AgentParts {
         };
         AgentParts {
             desktop,
+            own_log: None,
             gpu_probe: Box::new(NvmlProbe::new()),
             processes: Box::new(ProcFs::default()),
             health_policy: HealthPolicy::default(),
@@ -53,8 +57,13 @@ impl AgentParts {
 pub enum AgentError {
     #[error("{0}")]
     Client(#[from] CallError),
-    #[error("LABLINK_USAGE_PATTERN: {0}")]
+    #[error("{0}")]
     Pattern(#[from] regex::Error),
+    #[error("the log spool {path}: {source}")]
+    Spool {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A running agent.
@@ -114,6 +123,30 @@ impl Agent {
             Subscriber::start_in_arbiter(&handle, move |_| {
                 Subscriber::new(client, launcher, status, backoff, reset)
             });
+        }
+        if settings.log_shipping {
+            let shipping = ShippingSettings {
+                spool_dir: settings.log_spool_dir.clone(),
+                spool_max_bytes: settings.log_spool_max_bytes,
+                files: settings.log_files.clone(),
+                flush_delay: settings.log_flush_delay,
+                redact: settings
+                    .log_redact
+                    .as_deref()
+                    .map(regex::Regex::new)
+                    .transpose()?,
+            };
+            let shipper = LogShipper::new(
+                client.clone(),
+                &shipping,
+                parts.own_log,
+                Backoff::new(settings.retry_initial, settings.retry_max),
+            )
+            .map_err(|source| AgentError::Spool {
+                path: shipping.spool_dir.display().to_string(),
+                source,
+            })?;
+            LogShipper::start_in_arbiter(&handle, move |_| shipper);
         }
         tracing::info!(vm = %settings.vm_name, allocator = %settings.allocator_url, "agent started");
         Ok(Agent { arbiter, client })

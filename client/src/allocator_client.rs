@@ -6,12 +6,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use lablink_schema::wire::{
-    ErrorBody, GpuHealth, GpuHealthReport, InUseReport, MessageBody, VmStartupAnswer,
+    ErrorBody, GpuHealth, GpuHealthReport, InUseReport, MessageBody, VmLogBatch, VmStartupAnswer,
     VmStartupRequest, VmStatus, VmStatusAnswer, VmStatusReport,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::log_shipping::KnownSecrets;
 use crate::settings::AgentSettings;
 
 /// A report that takes longer than this has failed (and is retried).
@@ -73,6 +74,9 @@ pub struct AllocatorClient {
     /// Becomes `true` once a status report has been answered: the VM exists and holds its
     /// token, so the other reports can start.
     registered: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The secrets it holds or receives (the token, each session's PIN and code), masked in
+    /// every log line the agent ships.
+    secrets: KnownSecrets,
 }
 
 impl std::fmt::Debug for AllocatorClient {
@@ -100,7 +104,12 @@ impl AllocatorClient {
                 .map(|text| text.trim().to_owned())
                 .filter(|token| !token.is_empty())
         });
+        let secrets = KnownSecrets::default();
+        for secret in token.iter().chain(settings.enrollment_token.as_ref()) {
+            secrets.remember(secret);
+        }
         Ok(AllocatorClient {
+            secrets,
             http,
             base: settings.allocator_url.clone(),
             hostname: settings.vm_name.clone(),
@@ -109,6 +118,24 @@ impl AllocatorClient {
             enrollment_token: settings.enrollment_token.as_deref().map(Arc::from),
             registered: Arc::new(tokio::sync::watch::channel(false).0),
         })
+    }
+
+    /// The secrets this client holds or has received, for the log redactor.
+    pub fn secrets(&self) -> KnownSecrets {
+        self.secrets.clone()
+    }
+
+    /// Ships a batch of log lines (`POST /api/vm-logs`).
+    pub async fn ship_logs(&self, batch: &VmLogBatch) -> Result<(), CallError> {
+        let _: MessageBody = self
+            .post("/api/vm-logs", batch, Some(REPORT_TIMEOUT))
+            .await?;
+        Ok(())
+    }
+
+    /// This VM's hostname as the allocator knows it.
+    pub fn hostname(&self) -> &str {
+        &self.hostname
     }
 
     /// Resolves once the allocator has answered a status report (at once if it has).
@@ -164,11 +191,17 @@ impl AllocatorClient {
                 pin,
                 command,
                 assignment_id,
-            } => StartupAnswer::Assigned {
-                assignment_id,
-                pin,
-                command,
-            },
+            } => {
+                self.secrets.remember(&pin);
+                if let Some(code) = crate::log_shipping::remote_desktop_code(&command) {
+                    self.secrets.remember(code);
+                }
+                StartupAnswer::Assigned {
+                    assignment_id,
+                    pin,
+                    command,
+                }
+            }
         })
     }
 
@@ -245,6 +278,7 @@ impl AllocatorClient {
                 tracing::error!(path = %path.display(), error = %err, "cannot save the VM token; a restart will need it set again");
             }
         }
+        self.secrets.remember(&token);
         if let Ok(mut slot) = self.token.write() {
             *slot = Some(token);
         }

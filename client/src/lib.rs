@@ -5,7 +5,7 @@
 //! Actors (see `docs/architecture.md`): `Subscriber` waits for the VM's assignment,
 //! `DesktopLauncher` starts Chrome Remote Desktop, `GpuMonitor` reports GPU health,
 //! `UsageMonitor` reports whether the research software runs, `StatusReporter` sends the
-//! heartbeat. What touches the VM sits behind traits: [`desktop::RemoteDesktop`],
+//! heartbeat, `LogShipper` ships the VM's logs. What touches the VM sits behind traits: [`desktop::RemoteDesktop`],
 //! [`gpu::GpuProbe`], [`usage::ProcessTable`].
 
 pub mod agent;
@@ -14,6 +14,7 @@ pub mod desktop;
 #[cfg(any(test, feature = "test-support"))]
 pub mod doubles;
 pub mod gpu;
+pub mod log_shipping;
 pub mod session_reset;
 pub mod settings;
 pub mod status;

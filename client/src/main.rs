@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use lablink_client::agent::{Agent, AgentParts};
+use lablink_client::log_shipping::{own_log, OwnLog};
 use lablink_client::settings::AgentSettings;
 
 fn main() -> ExitCode {
@@ -14,9 +15,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging();
+    let own_log = init_logging(settings.log_shipping);
     let outcome = actix::System::new().block_on(async move {
-        let agent = Agent::start(&settings, AgentParts::real(&settings))?;
+        let mut parts = AgentParts::real(&settings);
+        parts.own_log = own_log;
+        let agent = Agent::start(&settings, parts)?;
         wait_for_shutdown_signal().await;
         tracing::info!("stopping");
         agent.stop();
@@ -34,16 +37,37 @@ fn main() -> ExitCode {
     }
 }
 
-/// One JSON object per line on stdout; `RUST_LOG` filters (default `info`).
-fn init_logging() {
+/// Lines of the agent's own log held for the shipper between two of its rounds.
+const OWN_LOG_CAPACITY: usize = 20_000;
+
+/// One JSON object per line on stdout; `RUST_LOG` filters (default `info`). With shipping,
+/// the same events (`info` and above) also go to the log shipper, whose end is returned.
+fn init_logging(shipping: bool) -> Option<OwnLog> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stdout = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_writer(std::io::stdout)
+        .with_filter(filter);
+    let (shipped, own_log) = if shipping {
+        let (layer, own_log) = own_log(OWN_LOG_CAPACITY);
+        (
+            Some(layer.with_filter(tracing_subscriber::filter::LevelFilter::INFO)),
+            Some(own_log),
+        )
+    } else {
+        (None, None)
+    };
+    let _ = tracing_subscriber::registry()
+        .with(stdout)
+        .with(shipped)
         .try_init();
+    own_log
 }
 
 async fn wait_for_shutdown_signal() {

@@ -34,6 +34,21 @@ pub const GPU_CHECK_SECS_ENV: &str = "LABLINK_GPU_CHECK_SECS";
 /// Seconds between checks of whether the software runs.
 pub const USAGE_CHECK_SECS_ENV: &str = "LABLINK_USAGE_CHECK_SECS";
 
+/// `off` stops the agent from shipping logs (`on` by default).
+pub const LOG_SHIPPING_ENV: &str = "LABLINK_LOG_SHIPPING";
+/// Where lines wait until the allocator stored them.
+pub const LOG_SPOOL_DIR_ENV: &str = "LABLINK_LOG_SPOOL_DIR";
+/// The spool's cap in MiB; past it the oldest lines go.
+pub const LOG_SPOOL_MAX_MB_ENV: &str = "LABLINK_LOG_SPOOL_MAX_MB";
+/// Log files to follow and ship: `source=path`, separated by commas.
+pub const LOG_FILES_ENV: &str = "LABLINK_LOG_FILES";
+/// The VM's boot log (cloud-init's output on AWS), shipped as source `boot`.
+pub const BOOT_LOG_ENV: &str = "LABLINK_BOOT_LOG";
+/// Fewer lines than a batch wait at most this many milliseconds before they are sent.
+pub const LOG_FLUSH_MS_ENV: &str = "LABLINK_LOG_FLUSH_MS";
+/// A regular expression whose matches are masked in every shipped line.
+pub const LOG_REDACT_ENV: &str = "LABLINK_LOG_REDACT";
+
 /// Default research software, as in the original client configuration.
 const DEFAULT_SOFTWARE: &str = "sleap";
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
@@ -46,6 +61,8 @@ const DEFAULT_GPU_RESEND: Duration = Duration::from_secs(300);
 /// First and longest wait between retries when the allocator cannot be reached.
 const DEFAULT_RETRY_INITIAL: Duration = Duration::from_secs(1);
 const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(60);
+const DEFAULT_LOG_SPOOL_MAX_MB: u64 = 64;
+const DEFAULT_LOG_FLUSH: Duration = Duration::from_secs(1);
 
 /// What the agent needs to know to run.
 #[derive(Clone, PartialEq, Eq)]
@@ -68,6 +85,14 @@ pub struct AgentSettings {
     pub retry_initial: Duration,
     pub retry_max: Duration,
     pub desktop: DesktopKind,
+    /// Whether logs are shipped at all.
+    pub log_shipping: bool,
+    pub log_spool_dir: PathBuf,
+    pub log_spool_max_bytes: u64,
+    /// Files followed and shipped, by source name (`boot` for the boot log).
+    pub log_files: Vec<(String, PathBuf)>,
+    pub log_flush_delay: Duration,
+    pub log_redact: Option<String>,
 }
 
 /// Which remote desktop the agent drives.
@@ -95,6 +120,9 @@ impl fmt::Debug for AgentSettings {
             .field("gpu_check_interval", &self.gpu_check_interval)
             .field("usage_check_interval", &self.usage_check_interval)
             .field("desktop", &self.desktop)
+            .field("log_shipping", &self.log_shipping)
+            .field("log_spool_dir", &self.log_spool_dir)
+            .field("log_files", &self.log_files)
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +161,13 @@ impl AgentSettings {
             retry_initial: DEFAULT_RETRY_INITIAL,
             retry_max: DEFAULT_RETRY_MAX,
             desktop: DesktopKind::Chrome,
+            log_shipping: true,
+            // Survives an agent restart; a VM image sets a directory on its disk.
+            log_spool_dir: std::env::temp_dir().join(format!("lablink-log-spool-{vm_name}")),
+            log_spool_max_bytes: DEFAULT_LOG_SPOOL_MAX_MB * 1024 * 1024,
+            log_files: Vec::new(),
+            log_flush_delay: DEFAULT_LOG_FLUSH,
+            log_redact: None,
         }
     }
 
@@ -223,6 +258,7 @@ impl AgentSettings {
                 })
             }
         };
+        read_log_settings(&non_empty, &mut settings)?;
         Ok(settings)
     }
 
@@ -358,4 +394,83 @@ mod tests {
         .expect_err("missing");
         assert!(missing.to_string().contains("cannot read"), "{missing}");
     }
+}
+
+/// The log shipping settings, from `lookup`.
+fn read_log_settings(
+    lookup: &impl Fn(&str) -> Option<String>,
+    settings: &mut AgentSettings,
+) -> Result<(), SettingsError> {
+    let invalid = |variable: &'static str, reason: String| SettingsError { variable, reason };
+    settings.log_shipping = match lookup(LOG_SHIPPING_ENV).as_deref() {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(other) => {
+            return Err(invalid(
+                LOG_SHIPPING_ENV,
+                format!("`{other}` is not `on` or `off`"),
+            ))
+        }
+    };
+    if let Some(dir) = lookup(LOG_SPOOL_DIR_ENV) {
+        settings.log_spool_dir = PathBuf::from(dir);
+    }
+    if let Some(text) = lookup(LOG_SPOOL_MAX_MB_ENV) {
+        let mb: u64 = text.parse().ok().filter(|mb| *mb > 0).ok_or_else(|| {
+            invalid(
+                LOG_SPOOL_MAX_MB_ENV,
+                format!("`{text}` is not a positive number of MiB"),
+            )
+        })?;
+        settings.log_spool_max_bytes = mb * 1024 * 1024;
+    }
+    if let Some(text) = lookup(LOG_FLUSH_MS_ENV) {
+        let ms: u64 = text.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+            invalid(
+                LOG_FLUSH_MS_ENV,
+                format!("`{text}` is not a positive number of milliseconds"),
+            )
+        })?;
+        settings.log_flush_delay = Duration::from_millis(ms);
+    }
+    let mut files = Vec::new();
+    if let Some(list) = lookup(LOG_FILES_ENV) {
+        for item in list
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
+            let (source, path) = item
+                .split_once('=')
+                .ok_or_else(|| invalid(LOG_FILES_ENV, format!("`{item}` is not `source=path`")))?;
+            if !lablink_schema::wire::LogEntry::valid_source(source) || source == "agent" {
+                return Err(invalid(
+                    LOG_FILES_ENV,
+                    format!(
+                        "`{source}`: a source is letters, digits, `-` and `_` (and not `agent`)"
+                    ),
+                ));
+            }
+            files.push((source.to_owned(), PathBuf::from(path)));
+        }
+    }
+    if let Some(path) = lookup(BOOT_LOG_ENV) {
+        files.push(("boot".to_owned(), PathBuf::from(path)));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some((source, _)) = files
+        .iter()
+        .find(|(source, _)| !seen.insert(source.clone()))
+    {
+        return Err(invalid(
+            LOG_FILES_ENV,
+            format!("the source `{source}` is named twice"),
+        ));
+    }
+    settings.log_files = files;
+    if let Some(pattern) = lookup(LOG_REDACT_ENV) {
+        regex::Regex::new(&pattern).map_err(|err| invalid(LOG_REDACT_ENV, err.to_string()))?;
+        settings.log_redact = Some(pattern);
+    }
+    Ok(())
 }

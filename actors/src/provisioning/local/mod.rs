@@ -68,6 +68,11 @@ impl LocalAgents {
         self.log_dir.join(format!("{hostname}.session"))
     }
 
+    /// Where the agent of `hostname` keeps the log lines it has not shipped yet.
+    fn spool_dir(&self, hostname: &str) -> PathBuf {
+        self.log_dir.join(format!("{hostname}.spool"))
+    }
+
     fn start_agent(&self, vm: &VmSpec) -> Result<(), ProvisionError> {
         let fail = |what: &str, err: std::io::Error| {
             ProvisionError(format!("{what} for {}: {err}", vm.hostname))
@@ -91,6 +96,8 @@ impl LocalAgents {
         command
             .env("ALLOCATOR_URL", &self.allocator_url)
             .env("LABLINK_SESSION_DIR", &session_dir)
+            // Its disk: the log lines not shipped yet survive a restart of the agent.
+            .env("LABLINK_LOG_SPOOL_DIR", self.spool_dir(&vm.hostname))
             .env("VM_NAME", &vm.hostname)
             .env("LABLINK_DESKTOP", "log")
             .stdin(Stdio::null())
@@ -149,6 +156,8 @@ impl LocalAgents {
             let _ = child.wait().await;
         }
         agent_process::forget(&self.log_dir, hostname);
+        // Gone with the VM's disk; a later VM of this name starts a new spool.
+        let _ = std::fs::remove_dir_all(self.spool_dir(hostname));
         lock(&self.tokens).remove(hostname);
         Ok(())
     }
