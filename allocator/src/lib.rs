@@ -17,6 +17,7 @@ pub mod page_error;
 pub mod pages;
 pub mod provider_setup;
 pub mod rate_limit;
+pub mod recent_log;
 pub mod routes;
 pub mod sse;
 pub mod startup;

@@ -5,7 +5,7 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 /// The page templates, by name.
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("layout", include_str!("../../templates/layout.hbs")),
     ("index", include_str!("../../templates/index.hbs")),
     ("assigned", include_str!("../../templates/assigned.hbs")),
@@ -31,6 +31,7 @@ const TEMPLATES: [(&str, &str); 12] = [
         include_str!("../../templates/admin_audit.hbs"),
     ),
     ("admin_logs", include_str!("../../templates/admin_logs.hbs")),
+    ("admin_log", include_str!("../../templates/admin_log.hbs")),
     (
         "admin_enrollment",
         include_str!("../../templates/admin_enrollment.hbs"),

@@ -155,6 +155,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/audit", web::get().to(dashboard::audit::audit_page))
         .route(
+            "/admin/log",
+            web::get().to(dashboard::allocator_log::allocator_log_page),
+        )
+        .route(
             "/admin/enrollment",
             web::get().to(dashboard::enrollment::page),
         )

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+pub mod allocator_log;
 pub mod audit;
 pub mod enrollment;
 pub mod instances;
