@@ -126,6 +126,15 @@ async fn an_admin_runs_a_lab_from_the_dashboard() {
         )
         .await;
     assert!(browser.still_marked().await, "the page was reloaded");
+    // The VM's own agent shipped its log: its start is there, under the newer lines.
+    browser
+        .wait_until(
+            "the agent's own shipped lines are shown, newest first",
+            "(function () { var t = document.querySelector('#log').textContent; \
+             var started = t.indexOf('INFO lablink_client::agent: agent started'); \
+             return started >= 0 && t.indexOf('training epoch 1/10') < started; })()",
+        )
+        .await;
     browser.screenshots("admin-logs").await;
 
     // Release VM 1, then destroy VM 2.
