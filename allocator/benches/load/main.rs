@@ -16,6 +16,8 @@
 //!   and memory per supervised VM, and, for 1,000 agents that go silent, how long after their
 //!   deadline they are marked unreachable;
 //! - `ceiling` / `claims`: pgbench's one-commit-per-claim ceiling beside the batched claim path;
+//! - `logs`: 100 agents posting log batches flat out (lines per second, PostgreSQL CPU per
+//!   line), then one VM's log page with 100,000 kept lines;
 //! - `admin`: the instances page with 1,000 VMs, and the admin API with Basic credentials;
 //! - `startup`: cold start to ready, and idle memory;
 //! - `agent-start`: from starting a real `lablink-client` (build it first with `cargo build
@@ -29,6 +31,7 @@
 
 mod agents;
 mod claims;
+mod logs;
 mod pages;
 mod supervision;
 
@@ -443,6 +446,9 @@ fn main() {
         }
         if wanted("supervision") {
             supervision::supervision(10_000).await;
+        }
+        if wanted("logs") {
+            logs::logs().await;
         }
         if wanted("admin") {
             pages::admin_pages(1_000).await;

@@ -15,7 +15,7 @@ const STARTS: usize = 5;
 const IDLE_SETTLE: Duration = Duration::from_secs(2);
 
 /// Signs in through the form, as a browser does; the client keeps the session cookie.
-async fn sign_in(client: &reqwest::Client, base: &str) {
+pub(crate) async fn sign_in(client: &reqwest::Client, base: &str) {
     let form = client
         .get(format!("{base}/admin/login"))
         .send()
@@ -40,7 +40,7 @@ async fn sign_in(client: &reqwest::Client, base: &str) {
     assert!(signed_in.status().is_success(), "{}", signed_in.status());
 }
 
-async fn time_loads(client: &reqwest::Client, url: &str, basic: bool) -> Vec<Duration> {
+pub(crate) async fn time_loads(client: &reqwest::Client, url: &str, basic: bool) -> Vec<Duration> {
     let mut latencies = Vec::new();
     for _ in 0..PAGE_LOADS {
         let mut request = client.get(url);
