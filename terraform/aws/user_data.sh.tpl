@@ -24,6 +24,11 @@ printf '%s' "$VM_TOKEN" > /var/lib/lablink/token
 chmod 0600 /var/lib/lablink/token
 chown 1000:1000 /var/lib/lablink/token
 
+# The agent ships its logs from a spool on this disk, and this boot log as source `boot`
+# (readable to it; every line is masked of secrets before it leaves the VM).
+install -d -m 0700 -o 1000 -g 1000 /var/lib/lablink/log-spool
+chmod 0644 /var/log/cloud-init-output.log || true
+
 GPU_FLAGS=()
 %{ if gpu ~}
 if command -v nvidia-smi >/dev/null 2>&1; then
@@ -42,4 +47,8 @@ docker run -d --restart unless-stopped --network host "$${GPU_FLAGS[@]}" \
   -e TUTORIAL_REPO_TO_CLONE='${repository}' \
   -e LABLINK_TOKEN_FILE=/var/lib/lablink/token \
   -v /var/lib/lablink/token:/var/lib/lablink/token:ro \
+  -e LABLINK_LOG_SPOOL_DIR=/var/lib/lablink/log-spool \
+  -v /var/lib/lablink/log-spool:/var/lib/lablink/log-spool \
+  -e LABLINK_BOOT_LOG=/var/log/lablink-boot/cloud-init-output.log \
+  -v /var/log/cloud-init-output.log:/var/log/lablink-boot/cloud-init-output.log:ro \
   '${client_image}'
