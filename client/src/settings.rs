@@ -285,6 +285,85 @@ fn read_enrollment_token(path: &str) -> Result<String, SettingsError> {
     Ok(token.to_owned())
 }
 
+/// The log shipping settings, from `lookup`.
+fn read_log_settings(
+    lookup: &impl Fn(&str) -> Option<String>,
+    settings: &mut AgentSettings,
+) -> Result<(), SettingsError> {
+    let invalid = |variable: &'static str, reason: String| SettingsError { variable, reason };
+    settings.log_shipping = match lookup(LOG_SHIPPING_ENV).as_deref() {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(other) => {
+            return Err(invalid(
+                LOG_SHIPPING_ENV,
+                format!("`{other}` is not `on` or `off`"),
+            ))
+        }
+    };
+    if let Some(dir) = lookup(LOG_SPOOL_DIR_ENV) {
+        settings.log_spool_dir = PathBuf::from(dir);
+    }
+    if let Some(text) = lookup(LOG_SPOOL_MAX_MB_ENV) {
+        let mb: u64 = text.parse().ok().filter(|mb| *mb > 0).ok_or_else(|| {
+            invalid(
+                LOG_SPOOL_MAX_MB_ENV,
+                format!("`{text}` is not a positive number of MiB"),
+            )
+        })?;
+        settings.log_spool_max_bytes = mb * 1024 * 1024;
+    }
+    if let Some(text) = lookup(LOG_FLUSH_MS_ENV) {
+        let ms: u64 = text.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+            invalid(
+                LOG_FLUSH_MS_ENV,
+                format!("`{text}` is not a positive number of milliseconds"),
+            )
+        })?;
+        settings.log_flush_delay = Duration::from_millis(ms);
+    }
+    let mut files = Vec::new();
+    if let Some(list) = lookup(LOG_FILES_ENV) {
+        for item in list
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
+            let (source, path) = item
+                .split_once('=')
+                .ok_or_else(|| invalid(LOG_FILES_ENV, format!("`{item}` is not `source=path`")))?;
+            if !lablink_schema::wire::LogEntry::valid_source(source) || source == "agent" {
+                return Err(invalid(
+                    LOG_FILES_ENV,
+                    format!(
+                        "`{source}`: a source is letters, digits, `-` and `_` (and not `agent`)"
+                    ),
+                ));
+            }
+            files.push((source.to_owned(), PathBuf::from(path)));
+        }
+    }
+    if let Some(path) = lookup(BOOT_LOG_ENV) {
+        files.push(("boot".to_owned(), PathBuf::from(path)));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some((source, _)) = files
+        .iter()
+        .find(|(source, _)| !seen.insert(source.clone()))
+    {
+        return Err(invalid(
+            LOG_FILES_ENV,
+            format!("the source `{source}` is named twice"),
+        ));
+    }
+    settings.log_files = files;
+    if let Some(pattern) = lookup(LOG_REDACT_ENV) {
+        regex::Regex::new(&pattern).map_err(|err| invalid(LOG_REDACT_ENV, err.to_string()))?;
+        settings.log_redact = Some(pattern);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +374,58 @@ mod tests {
                 .iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn log_shipping_follows_the_named_files_and_refuses_what_it_cannot_use() {
+        let base = [("ALLOCATOR_URL", "http://a"), ("VM_NAME", "vm-1")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            AgentSettings::from_lookup(lookup(&all))
+        };
+        let settings = with(&[
+            (
+                "LABLINK_LOG_FILES",
+                "software=/home/p/sleap.log, train=/data/t.log",
+            ),
+            ("LABLINK_BOOT_LOG", "/var/log/cloud-init-output.log"),
+            ("LABLINK_LOG_SPOOL_MAX_MB", "8"),
+            ("LABLINK_LOG_FLUSH_MS", "250"),
+        ])
+        .expect("settings");
+        assert!(settings.log_shipping);
+        assert_eq!(
+            settings.log_files,
+            [
+                ("software".to_owned(), PathBuf::from("/home/p/sleap.log")),
+                ("train".to_owned(), PathBuf::from("/data/t.log")),
+                (
+                    "boot".to_owned(),
+                    PathBuf::from("/var/log/cloud-init-output.log")
+                ),
+            ]
+        );
+        assert_eq!(settings.log_spool_max_bytes, 8 * 1024 * 1024);
+        assert_eq!(settings.log_flush_delay, Duration::from_millis(250));
+        assert!(
+            !with(&[("LABLINK_LOG_SHIPPING", "off")])
+                .expect("off")
+                .log_shipping
+        );
+        for (variable, value) in [
+            ("LABLINK_LOG_FILES", "no-equals-sign"),
+            ("LABLINK_LOG_FILES", "../x=/tmp/x"),
+            ("LABLINK_LOG_FILES", "agent=/tmp/x"),
+            ("LABLINK_LOG_FILES", "a=/x,a=/y"),
+            ("LABLINK_LOG_SPOOL_MAX_MB", "0"),
+            ("LABLINK_LOG_FLUSH_MS", "soon"),
+            ("LABLINK_LOG_REDACT", "(unclosed"),
+            ("LABLINK_LOG_SHIPPING", "maybe"),
+        ] {
+            let err = with(&[(variable, value)]).expect_err(value);
+            assert_eq!(err.variable, variable, "{value}");
         }
     }
 
@@ -394,83 +525,4 @@ mod tests {
         .expect_err("missing");
         assert!(missing.to_string().contains("cannot read"), "{missing}");
     }
-}
-
-/// The log shipping settings, from `lookup`.
-fn read_log_settings(
-    lookup: &impl Fn(&str) -> Option<String>,
-    settings: &mut AgentSettings,
-) -> Result<(), SettingsError> {
-    let invalid = |variable: &'static str, reason: String| SettingsError { variable, reason };
-    settings.log_shipping = match lookup(LOG_SHIPPING_ENV).as_deref() {
-        None | Some("on") => true,
-        Some("off") => false,
-        Some(other) => {
-            return Err(invalid(
-                LOG_SHIPPING_ENV,
-                format!("`{other}` is not `on` or `off`"),
-            ))
-        }
-    };
-    if let Some(dir) = lookup(LOG_SPOOL_DIR_ENV) {
-        settings.log_spool_dir = PathBuf::from(dir);
-    }
-    if let Some(text) = lookup(LOG_SPOOL_MAX_MB_ENV) {
-        let mb: u64 = text.parse().ok().filter(|mb| *mb > 0).ok_or_else(|| {
-            invalid(
-                LOG_SPOOL_MAX_MB_ENV,
-                format!("`{text}` is not a positive number of MiB"),
-            )
-        })?;
-        settings.log_spool_max_bytes = mb * 1024 * 1024;
-    }
-    if let Some(text) = lookup(LOG_FLUSH_MS_ENV) {
-        let ms: u64 = text.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
-            invalid(
-                LOG_FLUSH_MS_ENV,
-                format!("`{text}` is not a positive number of milliseconds"),
-            )
-        })?;
-        settings.log_flush_delay = Duration::from_millis(ms);
-    }
-    let mut files = Vec::new();
-    if let Some(list) = lookup(LOG_FILES_ENV) {
-        for item in list
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-        {
-            let (source, path) = item
-                .split_once('=')
-                .ok_or_else(|| invalid(LOG_FILES_ENV, format!("`{item}` is not `source=path`")))?;
-            if !lablink_schema::wire::LogEntry::valid_source(source) || source == "agent" {
-                return Err(invalid(
-                    LOG_FILES_ENV,
-                    format!(
-                        "`{source}`: a source is letters, digits, `-` and `_` (and not `agent`)"
-                    ),
-                ));
-            }
-            files.push((source.to_owned(), PathBuf::from(path)));
-        }
-    }
-    if let Some(path) = lookup(BOOT_LOG_ENV) {
-        files.push(("boot".to_owned(), PathBuf::from(path)));
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    if let Some((source, _)) = files
-        .iter()
-        .find(|(source, _)| !seen.insert(source.clone()))
-    {
-        return Err(invalid(
-            LOG_FILES_ENV,
-            format!("the source `{source}` is named twice"),
-        ));
-    }
-    settings.log_files = files;
-    if let Some(pattern) = lookup(LOG_REDACT_ENV) {
-        regex::Regex::new(&pattern).map_err(|err| invalid(LOG_REDACT_ENV, err.to_string()))?;
-        settings.log_redact = Some(pattern);
-    }
-    Ok(())
 }

@@ -77,6 +77,9 @@ async fn enrollment_token(port: u16) -> String {
 async fn enrolling(port: u16) -> AgentSettings {
     let mut settings = AgentSettings::new(&format!("http://127.0.0.1:{port}"), "vm-1");
     settings.enrollment_token = Some(enrollment_token(port).await);
+    // These tests are about the other actors (log shipping has tests of its own), and each
+    // would otherwise share the default spool of `vm-1`.
+    settings.log_shipping = false;
     settings
 }
 
@@ -94,6 +97,7 @@ async fn start_agent(port: u16) -> (Agent, Fakes) {
         processes: ScriptedProcesses::new(),
     };
     let parts = AgentParts {
+        own_log: None,
         desktop: Arc::new(fakes.desktop.clone()),
         gpu_probe: Box::new(fakes.probe.clone()),
         processes: Box::new(fakes.processes.clone()),
@@ -272,6 +276,7 @@ async fn without_nvml_the_gpu_is_reported_not_available() {
     settings.gpu_check_interval = Duration::from_millis(100);
     settings.retry_initial = Duration::from_millis(50);
     let parts = AgentParts {
+        own_log: None,
         desktop: Arc::new(RecordingDesktop::new()),
         gpu_probe: Box::new(ScriptedProbe::new([Err(ProbeError::NoNvml(
             "libnvidia-ml.so.1: cannot open shared object file".to_owned(),
@@ -391,6 +396,7 @@ async fn reports_start_after_registration_and_none_is_refused() {
     settings.gpu_check_interval = Duration::from_secs(3_600);
     settings.usage_check_interval = Duration::from_secs(3_600);
     let parts = AgentParts {
+        own_log: None,
         desktop: Arc::new(RecordingDesktop::new()),
         gpu_probe: Box::new(ScriptedProbe::new([healthy()])),
         processes: Box::new(ScriptedProcesses::new()),

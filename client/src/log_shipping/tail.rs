@@ -90,7 +90,7 @@ mod tests {
         let (lines, offset) = tail.read_new().expect("read");
         assert_eq!(lines, ["one", "two"]);
         tail.commit(offset).expect("commit");
-        write!(file, "ee\n").expect("write");
+        writeln!(file, "ee").expect("write");
 
         // A new agent goes on from the committed offset.
         let mut tail = Tail::new("software", &log, dir.path());
