@@ -344,3 +344,23 @@ async fn a_batch_sent_again_is_stored_once_and_a_new_spool_starts_afresh() {
         ]
     );
 }
+
+#[actix_web::test]
+async fn a_vm_cannot_post_lines_for_another_vm() {
+    let app = spawn_app().await;
+    let token = app.register_vm("vm-1").await;
+    let _other = app.register_vm("vm-2").await;
+    let forged = json!({"log_group": "g", "log_stream": "vm-2", "messages": ["not mine"]});
+    let status = post_lines(&app, &token, forged).await;
+    assert!(status == 401 || status == 403, "refused: {status}");
+    let page: Value = app
+        .get_as_admin("/api/vm-logs/vm-2?limit=10")
+        .await
+        .json()
+        .await
+        .unwrap_or(Value::Null);
+    assert!(
+        page["lines"].as_array().is_none_or(Vec::is_empty),
+        "nothing written: {page}"
+    );
+}

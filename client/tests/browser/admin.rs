@@ -135,6 +135,32 @@ async fn an_admin_runs_a_lab_from_the_dashboard() {
              return started >= 0 && t.indexOf('training epoch 1/10') < started; })()",
         )
         .await;
+    // A program writing to the research software's log: its output is shipped and shown
+    // on top as it arrives.
+    let software_log = lab
+        .data_dir
+        .path()
+        .join("agents/lablink-vm-admin-1.session/software.log");
+    let status = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "for i in 1 2 3; do echo \"sleap-train: epoch $i of 3\"; done >> '{}'",
+                software_log.display()
+            ),
+        ])
+        .status()
+        .expect("run the program");
+    assert!(status.success());
+    browser
+        .wait_until(
+            "the program's output appears on top",
+            "(function () { var t = document.querySelector('#log').textContent; \
+             var last = t.indexOf('sleap-train: epoch 3 of 3'); \
+             return last >= 0 && last < t.indexOf('sleap-train: epoch 1 of 3') \
+               && last < t.indexOf('training epoch 1/10'); })()",
+        )
+        .await;
     browser.screenshots("admin-logs").await;
 
     // Release VM 1, then destroy VM 2.

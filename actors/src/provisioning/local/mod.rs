@@ -1,7 +1,8 @@
 //! The local provisioner, the default: each "VM" is an agent process started on this
 //! machine, so a newcomer gets a working lab with no cloud and no Terraform. Agents run with
 //! `LABLINK_DESKTOP=log` (no Chrome Remote Desktop here), log to `<dir>/<hostname>.log`, and
-//! have `<dir>/<hostname>.session` as the session user's directory.
+//! have `<dir>/<hostname>.session` as the session user's directory; they ship their own log
+//! and the research software's, `<session dir>/software.log`.
 //!
 //! The agents are the lab's VMs and outlive the allocator as VMs would: each leads its own
 //! process group and is recorded in `<dir>/<hostname>.pid` ([`agent_process`]), so an
@@ -20,6 +21,9 @@ use tokio::process::{Child, Command};
 use super::{ProgressLine, ProgressSender, ProvisionError, Provisioner, Recovered, VmSpec};
 
 mod agent_process;
+
+/// The research software's log in a VM's session directory, which its agent ships.
+pub const SOFTWARE_LOG: &str = "software.log";
 
 use agent_process::AgentPid;
 
@@ -98,6 +102,11 @@ impl LocalAgents {
             .env("LABLINK_SESSION_DIR", &session_dir)
             // Its disk: the log lines not shipped yet survive a restart of the agent.
             .env("LABLINK_LOG_SPOOL_DIR", self.spool_dir(&vm.hostname))
+            // The research software's log, by convention in the session directory.
+            .env(
+                "LABLINK_LOG_FILES",
+                format!("software={}", session_dir.join(SOFTWARE_LOG).display()),
+            )
             .env("VM_NAME", &vm.hostname)
             .env("LABLINK_DESKTOP", "log")
             .stdin(Stdio::null())
