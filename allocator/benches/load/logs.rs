@@ -106,8 +106,9 @@ pub(crate) async fn logs() {
     );
 
     // One VM with exactly KEPT_LINES lines (the cap), read as an admin does.
+    let capped_database = TestDatabase::migrated();
     let capped = Allocator::start_with(
-        &TestDatabase::migrated(),
+        &capped_database,
         &[
             ("LABLINK__CLIENTS__MAX_LOG_BYTES_PER_MINUTE", "1073741824"),
             ("LABLINK__VM_LOGS__MAX_LINES_PER_VM", "100000"),
