@@ -48,6 +48,7 @@ diesel::table! {
         bytes -> BigInt,
         stream -> Nullable<Text>,
         last_seq -> Nullable<BigInt>,
+        sources -> Text,
     }
 }
 

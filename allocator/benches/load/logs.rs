@@ -126,7 +126,10 @@ pub(crate) async fn logs() {
             .expect("post");
         assert!(answer.status().is_success(), "{}", answer.status());
     }
-    let browser = browser_client();
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
     sign_in(&browser, &base).await;
     let page = time_loads(&browser, &format!("{base}/admin/logs/{hostname}"), false).await;
     let api = time_loads(&client, &format!("{base}/api/vm-logs/{hostname}"), true).await;

@@ -282,7 +282,9 @@ async fn the_log_page_shows_the_newest_first_marks_errors_and_pages_back_with_it
         .text()
         .await
         .expect("html");
-    assert!(older_page.contains("line 0099") && !older_page.contains("line 2099"));
+    // Pages of 500: the next holds the 500 before the first page's oldest.
+    assert!(older_page.contains("line 1600") && older_page.contains("line 1101"));
+    assert!(!older_page.contains("line 2099") && !older_page.contains("line 1100"));
     assert!(
         !older_page.contains("data-live"),
         "only the newest page is live"

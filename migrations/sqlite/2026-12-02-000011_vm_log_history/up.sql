@@ -16,8 +16,10 @@ CREATE TABLE vm_log_totals (
     -- The agent's spool and the last line it numbered that is stored: a batch sent again
     -- (its answer lost) is not stored twice.
     stream   TEXT,
-    last_seq BIGINT
+    last_seq BIGINT,
+    -- The sources its lines came from, one per line of text, for the log page's filter.
+    sources  TEXT NOT NULL DEFAULT ''
 );
 
-INSERT INTO vm_log_totals (hostname, lines, bytes)
-SELECT hostname, count(*), coalesce(sum(bytes), 0) FROM vm_logs GROUP BY hostname;
+INSERT INTO vm_log_totals (hostname, lines, bytes, sources)
+SELECT hostname, count(*), coalesce(sum(bytes), 0), 'vm' FROM vm_logs GROUP BY hostname;

@@ -130,6 +130,16 @@ impl VmLogLine {
         let stored = on_backend!(conn, |c| diesel::insert_into(vm_logs::table)
             .values(&rows)
             .execute(c))?;
+        let mut known: Vec<&str> = totals.sources.lines().collect();
+        let before = known.len();
+        for line in &fresh {
+            if !known.contains(&line.source.as_str()) {
+                known.push(&line.source);
+            }
+        }
+        if known.len() > before {
+            retention::record_sources(conn, hostname, &known.join("\n"))?;
+        }
         let last_seq = fresh.iter().filter_map(|line| line.seq).max();
         let numbered = stream.zip(last_seq.or(stored_up_to));
         retention::add(conn, hostname, (added_lines, added_bytes), numbered)?;

@@ -59,14 +59,10 @@ impl VmLogLine {
             .load(conn)
     }
 
-    /// The sources `hostname`'s kept lines came from, for the filter's choices.
+    /// The sources `hostname`'s lines have come from, sorted, for the filter's choices (read
+    /// from its totals, not its lines; a source whose lines were all trimmed stays listed).
     pub fn sources(conn: &mut DbConnection, hostname: &str) -> QueryResult<Vec<String>> {
-        vm_logs::table
-            .filter(vm_logs::hostname.eq(hostname))
-            .select(vm_logs::source)
-            .distinct()
-            .order(vm_logs::source)
-            .load(conn)
+        super::retention::sources(conn, hostname)
     }
 }
 

@@ -75,6 +75,8 @@ pub(super) struct Totals {
     pub(super) bytes: i64,
     pub(super) stream: Option<String>,
     pub(super) last_seq: Option<i64>,
+    /// The sources seen, one per line.
+    pub(super) sources: String,
 }
 
 /// `hostname`'s totals, its row made if missing and locked until the transaction ends, so
@@ -91,13 +93,14 @@ pub(super) fn lock_totals(conn: &mut DbConnection, hostname: &str) -> QueryResul
         .do_update()
         .set(vm_log_totals::lines.eq(vm_log_totals::lines))
         .execute(c))?;
-    let (lines, bytes, stream, last_seq) = vm_log_totals::table
+    let (lines, bytes, stream, last_seq, sources) = vm_log_totals::table
         .find(hostname)
         .select((
             vm_log_totals::lines,
             vm_log_totals::bytes,
             vm_log_totals::stream,
             vm_log_totals::last_seq,
+            vm_log_totals::sources,
         ))
         .first(conn)?;
     Ok(Totals {
@@ -105,7 +108,36 @@ pub(super) fn lock_totals(conn: &mut DbConnection, hostname: &str) -> QueryResul
         bytes,
         stream,
         last_seq,
+        sources,
     })
+}
+
+/// Records a source not seen before for `hostname` (`sources`: every one seen, by line).
+pub(super) fn record_sources(
+    conn: &mut DbConnection,
+    hostname: &str,
+    sources: &str,
+) -> QueryResult<()> {
+    diesel::update(vm_log_totals::table.find(hostname))
+        .set(vm_log_totals::sources.eq(sources))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// The sources `hostname`'s lines have come from, sorted.
+pub(super) fn sources(conn: &mut DbConnection, hostname: &str) -> QueryResult<Vec<String>> {
+    let sources: Option<String> = vm_log_totals::table
+        .find(hostname)
+        .select(vm_log_totals::sources)
+        .first(conn)
+        .optional()?;
+    let mut sources: Vec<String> = sources
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    sources.sort();
+    Ok(sources)
 }
 
 /// Adds what an append stored to `hostname`'s totals, and the last line numbered in

@@ -15,6 +15,9 @@ use crate::routes::vm_logs::{read_page, LogsParams};
 use crate::state::AppState;
 use crate::validate;
 
+/// Lines on one page of the log page.
+const PAGE_LINES: i64 = 500;
+
 #[derive(Debug, Serialize)]
 struct LogsView<'a> {
     csrf: &'a str,
@@ -68,6 +71,12 @@ pub async fn logs_page(
         Ok((Some(_), sources)) => sources,
         Ok((None, _)) => return page_error(ApiError::vm_not_found()),
         Err(err) => return page_error(err),
+    };
+    // A page of 500 unless asked otherwise: the API's 2,000 is more than a browser needs
+    // at once, and "Older lines" reads on.
+    let params = LogsParams {
+        limit: params.limit.or(Some(PAGE_LINES)),
+        ..params.into_inner()
     };
     let (lines, next_before) = match read_page(&state, &hostname, &params).await {
         Ok(page) => page,
