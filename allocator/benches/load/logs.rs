@@ -13,9 +13,7 @@ use lablink_schema::testing::TestDatabase;
 use serde_json::json;
 
 use crate::pages::{sign_in, time_loads};
-use crate::{
-    against_goal, browser_client, free_vms, postgres_cpu_secs, quantile_ms, summary, Allocator,
-};
+use crate::{against_goal, free_vms, postgres_cpu_secs, quantile_ms, summary, Allocator};
 
 const AGENTS: usize = 100;
 const LINES_PER_BATCH: usize = 200;
