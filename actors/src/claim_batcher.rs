@@ -48,6 +48,8 @@ pub struct AssignVm {
     /// The SHA-256 of the asking browser's key, kept with the assignment so that browser
     /// may see it again.
     pub claimed_by: Option<String>,
+    /// The workshop whose VMs may be given (`None`: the VMs made for no workshop).
+    pub workshop_id: Option<i64>,
 }
 
 /// The VM a researcher holds after [`AssignVm`].
@@ -199,7 +201,7 @@ impl Worker {
             // The commit itself failed: nothing of this batch happened.
             Err(err) => return all_failed(claims, &err.to_string()),
         };
-        let mut none_free: Option<bool> = None;
+        let mut none_free: HashMap<Option<i64>, bool> = HashMap::new();
         results
             .into_iter()
             .zip(claims)
@@ -211,8 +213,11 @@ impl Worker {
                     Outcome::Done(Ok(assignment))
                 }
                 Ok(None) => {
-                    let nothing_free = *none_free.get_or_insert_with(|| {
-                        Vm::count_free(conn).map(|free| free == 0).unwrap_or(false)
+                    let workshop = claim.request.workshop_id;
+                    let nothing_free = *none_free.entry(workshop).or_insert_with(|| {
+                        Vm::count_free_in(conn, workshop)
+                            .map(|free| free == 0)
+                            .unwrap_or(false)
                     });
                     // The same researcher's other request (a double press, in another batch)
                     // may have taken the VM this one found locked: then that is their VM.
@@ -281,23 +286,27 @@ fn claim_together(
         }
     }
     let mut asking = HashSet::new();
-    let wanted: Vec<(String, String, String, Option<String>)> = claims
-        .iter()
-        .map(|c| &c.request)
-        .filter(|r| !held.contains_key(&r.email) && asking.insert(r.email.clone()))
-        .map(|r| {
-            (
+    // One statement per workshop asked for: each takes only its own workshop's VMs.
+    let mut wanted: HashMap<Option<i64>, Vec<(String, String, String, Option<String>)>> =
+        HashMap::new();
+    for r in claims.iter().map(|c| &c.request) {
+        if !held.contains_key(&r.email) && asking.insert(r.email.clone()) {
+            wanted.entry(r.workshop_id).or_default().push((
                 r.email.clone(),
                 r.crd_command.clone(),
                 r.pin.clone(),
                 r.claimed_by.clone(),
-            )
-        })
-        .collect();
-    let claimed: HashMap<String, Vm> = Vm::claim_free_many(conn, &wanted, now)?
-        .into_iter()
-        .filter_map(|vm| vm.user_email.clone().map(|email| (email, vm)))
-        .collect();
+            ));
+        }
+    }
+    let mut claimed: HashMap<String, Vm> = HashMap::new();
+    for (workshop_id, group) in &wanted {
+        for vm in Vm::claim_free_many(conn, group, *workshop_id, now)? {
+            if let Some(email) = vm.user_email.clone() {
+                claimed.insert(email, vm);
+            }
+        }
+    }
     let mut announced = HashSet::new();
     Ok(claims
         .iter()
@@ -342,6 +351,7 @@ fn claim_one(
             &request.crd_command,
             &request.pin,
             request.claimed_by.as_deref(),
+            request.workshop_id,
             now,
         )?
         .map(|vm| Assignment {

@@ -14,7 +14,9 @@ use lablink_schema::admin_sessions::AdminSession;
 use lablink_schema::app_secrets;
 use lablink_schema::audit_events::{AuditEvent, NewAuditEvent};
 use lablink_schema::operations::{NewOperation, Operation, OperationState};
+use lablink_schema::outbox::NewEvent;
 use lablink_schema::vm_logs::{Appended, NewLogLine, Retention, VmLogLine};
+use lablink_schema::vm_usage;
 use lablink_schema::vms::Vm;
 use lablink_schema::wire::VmStatus;
 use lablink_schema::{Backend, DbConnection, DbPool};
@@ -67,6 +69,8 @@ pub struct DbWriter {
     backend: Backend,
     /// Publishes after commit; used on SQLite only.
     feed: Arc<dyn ChangeFeed>,
+    /// The notification channels each outbox event gets a delivery for.
+    pub(crate) channels: Arc<[String]>,
 }
 
 impl std::fmt::Debug for DbWriter {
@@ -95,12 +99,26 @@ impl DbWriter {
         feed: Arc<dyn ChangeFeed>,
         postgres_threads: usize,
     ) -> Addr<DbWriter> {
+        Self::start_with_channels(pool, backend, feed, postgres_threads, Vec::new())
+    }
+
+    /// [`DbWriter::start`], with the notification channels that every outbox event is
+    /// delivered to (see [`crate::workshop_writes`]).
+    pub fn start_with_channels(
+        pool: DbPool,
+        backend: Backend,
+        feed: Arc<dyn ChangeFeed>,
+        postgres_threads: usize,
+        channels: Vec<String>,
+    ) -> Addr<DbWriter> {
         let feed = crate::change_feed::for_writer(backend, feed);
+        let channels: Arc<[String]> = channels.into();
         SyncArbiter::start(writer_threads(backend, postgres_threads), move || {
             DbWriter {
                 pool: pool.clone(),
                 backend,
                 feed: feed.clone(),
+                channels: channels.clone(),
             }
         })
     }
@@ -264,14 +282,35 @@ impl Handler<FinishOperation> for DbWriter {
 
     fn handle(&mut self, msg: FinishOperation, _: &mut Self::Context) -> Self::Result {
         self.in_transaction(None, |conn| {
-            Operation::finish(
+            let now = Utc::now().naive_utc();
+            let finished = Operation::finish(
                 conn,
                 msg.id,
                 msg.state,
                 msg.error.as_deref(),
                 &msg.output_tail,
-                Utc::now().naive_utc(),
+                now,
             )?;
+            if finished == 1 && msg.state == OperationState::Failed {
+                let operation = Operation::find_by_id(conn, msg.id)?;
+                let mut event = NewEvent::new(
+                    "provisioning.failed",
+                    format!(
+                        "Provisioning operation {} failed: {}",
+                        msg.id,
+                        msg.error.as_deref().unwrap_or("no reason given")
+                    ),
+                )
+                .with_details(serde_json::json!({
+                    "operation_id": msg.id,
+                    "kind": operation.as_ref().map(|o| o.kind.clone()),
+                    "error": msg.error,
+                }));
+                if let Some(workshop) = operation.and_then(|o| o.workshop_id) {
+                    event = event.for_workshop(workshop);
+                }
+                self.notify(conn, &event, now)?;
+            }
             Ok(())
         })
     }
@@ -371,6 +410,8 @@ impl Handler<RecordOperationTargets> for DbWriter {
 pub struct AddProvisionedVms {
     /// (hostname, token hash)
     pub vms: Vec<(String, String)>,
+    /// The workshop they are made for.
+    pub workshop_id: Option<i64>,
 }
 
 impl Handler<AddProvisionedVms> for DbWriter {
@@ -387,7 +428,10 @@ impl Handler<AddProvisionedVms> for DbWriter {
                     Some(token_hash),
                     now,
                 )?;
+                Vm::set_workshop(conn, hostname, msg.workshop_id)?;
             }
+            let names: Vec<String> = msg.vms.iter().map(|(name, _)| name.clone()).collect();
+            vm_usage::made(conn, &names, msg.workshop_id, now)?;
             Ok(())
         });
         for (hostname, _) in &msg.vms {
@@ -415,6 +459,7 @@ impl Handler<RemoveVms> for DbWriter {
             for hostname in &msg.hostnames {
                 removed += usize::from(Vm::delete(conn, hostname)?);
             }
+            vm_usage::gone(conn, &msg.hostnames, Utc::now().naive_utc())?;
             Ok(removed)
         });
         if result.is_ok() {

@@ -6,8 +6,11 @@
 use actix::{Handler, Message};
 use chrono::Utc;
 use lablink_schema::audit_events::{AuditEvent, NewAuditEvent};
+use lablink_schema::outbox::NewEvent;
 use lablink_schema::vm_lifecycle::{ReadState, Transition};
+use lablink_schema::vm_usage;
 use lablink_schema::vms::Vm;
+use lablink_schema::wire::LifecycleState;
 
 use crate::db_writer::{DbWriter, WriteError};
 
@@ -43,6 +46,14 @@ impl Handler<ChangeVmState> for DbWriter {
         self.in_transaction(Some(&hostname), |conn| {
             let now = Utc::now().naive_utc();
             let vm = Vm::transition(conn, &hostname, read, &change, now)?;
+            if let Some(vm) = &vm {
+                if change.to == LifecycleState::Ready {
+                    vm_usage::ready(conn, &hostname, now)?;
+                }
+                if let Some(event) = lifecycle_event(vm, read.state, &change) {
+                    self.notify(conn, &event, now)?;
+                }
+            }
             if let (Some(_), Some(asked)) = (&vm, asked_by) {
                 AuditEvent::record(
                     conn,
@@ -58,6 +69,50 @@ impl Handler<ChangeVmState> for DbWriter {
             Ok(vm)
         })
     }
+}
+
+/// The notification a state change causes, if any: a VM that broke, came back, or is being
+/// replaced.
+fn lifecycle_event(vm: &Vm, from: LifecycleState, change: &Transition) -> Option<NewEvent> {
+    let to = change.to;
+    let (kind, subject) = if to.blocks_assignment() && !from.blocks_assignment() {
+        match to {
+            LifecycleState::Replacing => {
+                ("vm.replaced", format!("{} is being replaced", vm.hostname))
+            }
+            LifecycleState::Recovering | LifecycleState::Destroyed => return None,
+            _ => (
+                "vm.failed",
+                format!("{} is {}: {}", vm.hostname, to.as_str(), change.reason),
+            ),
+        }
+    } else if to == LifecycleState::Replacing {
+        ("vm.replaced", format!("{} is being replaced", vm.hostname))
+    } else if from.blocks_assignment()
+        && matches!(
+            to,
+            LifecycleState::Ready | LifecycleState::Assigned | LifecycleState::InUse
+        )
+    {
+        (
+            "vm.recovered",
+            format!("{} recovered: {}", vm.hostname, change.reason),
+        )
+    } else {
+        return None;
+    };
+    let mut event = NewEvent::new(kind, subject)
+        .for_vm(&vm.hostname)
+        .with_details(serde_json::json!({
+            "from": from.as_str(),
+            "to": to.as_str(),
+            "reason": change.reason,
+            "assigned": vm.user_email.is_some(),
+        }));
+    if let Some(workshop) = vm.workshop_id {
+        event = event.for_workshop(workshop);
+    }
+    Some(event)
 }
 
 /// Lift a VM's GPU quarantine (admin). Answers the new row, or `None` when the VM is not

@@ -31,6 +31,7 @@ fn claim(email: &str) -> AssignVm {
         crd_command: format!("command of {email}"),
         pin: "123456".to_owned(),
         claimed_by: Some(format!("browser of {}", email)),
+        workshop_id: None,
     }
 }
 

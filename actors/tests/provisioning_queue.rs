@@ -140,6 +140,7 @@ impl Lab {
         let queued = self
             .executor
             .send(CreateVms {
+                workshop_id: None,
                 count,
                 requested_by: "admin".into(),
             })
@@ -317,6 +318,7 @@ async fn operations_run_one_at_a_time_and_bad_counts_are_refused() {
         let refused = lab
             .executor
             .send(CreateVms {
+                workshop_id: None,
                 count,
                 requested_by: "admin".into(),
             })
@@ -327,10 +329,12 @@ async fn operations_run_one_at_a_time_and_bad_counts_are_refused() {
     // Two clicks at once: both queued, run one after the other.
     let (first, second) = futures_util::future::join(
         lab.executor.send(CreateVms {
+            workshop_id: None,
             count: 2,
             requested_by: "admin".into(),
         }),
         lab.executor.send(CreateVms {
+            workshop_id: None,
             count: 2,
             requested_by: "admin".into(),
         }),
@@ -344,6 +348,7 @@ async fn operations_run_one_at_a_time_and_bad_counts_are_refused() {
     let too_many = lab
         .executor
         .send(CreateVms {
+            workshop_id: None,
             count: 2,
             requested_by: "admin".into(),
         })

@@ -124,6 +124,7 @@ mod tests {
             state_since: at,
             recovery_attempts: 0,
             next_action: None,
+            workshop_id: None,
         }
     }
 

@@ -77,6 +77,8 @@ pub enum Refusal {
     RateLimited,
     /// The email holds a VM but the request could not prove it is that person.
     NeedsProof,
+    /// The workshop is closed, or the email or invite code is not admitted.
+    NotAdmitted,
 }
 
 impl Refusal {
@@ -88,6 +90,7 @@ impl Refusal {
             Refusal::Contended => "contended",
             Refusal::RateLimited => "rate_limited",
             Refusal::NeedsProof => "needs_proof",
+            Refusal::NotAdmitted => "not_admitted",
         }
     }
 }

@@ -5,7 +5,7 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 /// The page templates, by name.
-const TEMPLATES: [(&str, &str); 13] = [
+const TEMPLATES: [(&str, &str); 15] = [
     ("layout", include_str!("../../templates/layout.hbs")),
     ("index", include_str!("../../templates/index.hbs")),
     ("assigned", include_str!("../../templates/assigned.hbs")),
@@ -35,6 +35,14 @@ const TEMPLATES: [(&str, &str); 13] = [
     (
         "admin_enrollment",
         include_str!("../../templates/admin_enrollment.hbs"),
+    ),
+    (
+        "admin_workshops",
+        include_str!("../../templates/admin_workshops.hbs"),
+    ),
+    (
+        "admin_workshop",
+        include_str!("../../templates/admin_workshop.hbs"),
     ),
     (
         "admin_legacy_banner",
@@ -94,6 +102,9 @@ pub struct HomePage<'a> {
     /// Open the rejoin part of the form: the email holds a VM that this browser did not
     /// claim.
     pub needs_proof: bool,
+    /// The workshop this start page is for (`None`: the implicit, always-open one).
+    pub workshop: Option<crate::workshop_admission::WorkshopBanner>,
+    pub invite_code: &'a str,
 }
 
 /// The page showing the researcher's VM.
@@ -106,6 +117,8 @@ pub struct AssignedPage<'a> {
     /// Shown with a new assignment only: lets the researcher see it again from another
     /// browser.
     pub rejoin_code: Option<&'a str>,
+    /// The VM's workshop, whose warnings the page shows.
+    pub workshop: Option<crate::workshop_admission::WorkshopBanner>,
 }
 
 impl std::fmt::Debug for AssignedPage<'_> {
@@ -133,6 +146,15 @@ mod tests {
                     crd_command: "</textarea><script>",
                     rejoin_code: "\"><i>",
                     needs_proof: true,
+                    workshop: Some(crate::workshop_admission::WorkshopBanner {
+                        id: 7,
+                        name: "<i>SLEAP</i>".to_owned(),
+                        status: "Opens at 09:00".to_owned(),
+                        open: false,
+                        needs_invite: true,
+                        notice: None,
+                    }),
+                    invite_code: "\"><u>",
                 },
             )
             .expect("index");
@@ -140,6 +162,8 @@ mod tests {
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(!html.contains("</textarea><script>"), "{html}");
         assert!(html.contains("&lt;b&gt;bad&lt;/b&gt;"));
+        assert!(html.contains("&lt;i&gt;SLEAP&lt;/i&gt;"), "{html}");
+        assert!(html.contains(r#"name="invite_code""#) && !html.contains("\"><u>"));
         let html = pages
             .render(
                 "assigned",
@@ -148,6 +172,7 @@ mod tests {
                     pin: "012345",
                     rejoin_code: Some("ABCDE-12345"),
                     existing: false,
+                    workshop: None,
                 },
             )
             .expect("assigned");

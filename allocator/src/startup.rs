@@ -36,6 +36,7 @@ use crate::provider_setup::{self, LocalAgentsAtStop};
 use crate::rate_limit::{Admission, LogBudget};
 use crate::routes;
 use crate::state::{AppState, MetricsAccess};
+use crate::workshop_setup;
 
 /// Logged at start while `clients.legacy_unauthenticated` is on.
 pub const LEGACY_WARNING: &str = "clients.legacy_unauthenticated is on: any machine may join \
@@ -109,11 +110,12 @@ impl Application {
         let changes = ChangeHub::new();
         let vm_events = changes.subscribe();
 
-        let writer = DbWriter::start(
+        let writer = DbWriter::start_with_channels(
             pool.clone(),
             backend,
             Arc::new(changes.clone()),
             config.database.writer_threads,
+            config.notifications.channel_names(),
         );
         let claims = ClaimBatcher::start(
             pool.clone(),
@@ -157,6 +159,7 @@ impl Application {
             tracing::warn!("lifecycle.enabled is false: no VM is supervised or recovered");
         }
         let supervisor = supervisor.start();
+        let workshops = workshop_setup::start(&config, &pool, &writer, &executor)?;
         if let DatabaseLocation::Postgres(url) = &location {
             NotificationListener::new(
                 url.clone(),
@@ -219,6 +222,7 @@ impl Application {
                     .as_deref()
                     .map(|token| lablink_actors::tokens::sha256(token.as_bytes())),
             }),
+            workshops,
         });
         let (max_json_bytes, max_form_bytes) =
             (config.server.max_json_bytes, config.server.max_form_bytes);

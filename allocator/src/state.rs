@@ -72,6 +72,8 @@ pub struct AppState {
     pub heartbeat_interval: std::time::Duration,
     /// `None` when `GET /metrics` is turned off.
     pub metrics_access: Option<MetricsAccess>,
+    /// Prices, warm-up defaults and notification channels, for workshops.
+    pub workshops: Arc<crate::admin_actions::workshops::WorkshopSettings>,
 }
 
 /// Who may read `GET /metrics`: the admin, or a scraper with this SHA-256 of its token.

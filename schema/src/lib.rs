@@ -37,13 +37,19 @@ pub mod migrations;
 #[cfg(feature = "db")]
 pub mod operations;
 #[cfg(feature = "db")]
+pub mod outbox;
+#[cfg(feature = "db")]
 pub mod schema;
 #[cfg(feature = "db")]
 pub mod vm_lifecycle;
 #[cfg(feature = "db")]
 pub mod vm_logs;
 #[cfg(feature = "db")]
+pub mod vm_usage;
+#[cfg(feature = "db")]
 pub mod vms;
+#[cfg(feature = "db")]
+pub mod workshops;
 
 #[cfg(feature = "test-support")]
 pub mod testing;

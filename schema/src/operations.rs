@@ -28,6 +28,8 @@ pub struct Operation {
     pub lease_owner: Option<String>,
     /// Until when it holds it, unless renewed.
     pub lease_expires_at: Option<NaiveDateTime>,
+    /// The workshop whose VMs a creation makes.
+    pub workshop_id: Option<i64>,
 }
 
 /// A provisioning run about to be queued.
@@ -42,6 +44,7 @@ pub struct NewOperation {
     pub created_at: NaiveDateTime,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<NaiveDateTime>,
+    pub workshop_id: Option<i64>,
 }
 
 impl NewOperation {
@@ -56,6 +59,7 @@ impl NewOperation {
             created_at: now,
             lease_owner: None,
             lease_expires_at: None,
+            workshop_id: None,
         }
     }
 
@@ -234,6 +238,7 @@ impl Operation {
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
+            workshop_id: self.workshop_id,
         }
     }
 
@@ -257,6 +262,18 @@ impl Operation {
                 diesel::dsl::count_star(),
             ))
             .order((operations::kind, operations::state))
+            .load(conn)
+    }
+
+    /// The workshop's runs that have not finished.
+    pub fn unfinished_for_workshop(
+        conn: &mut DbConnection,
+        workshop_id: i64,
+    ) -> QueryResult<Vec<Operation>> {
+        operations::table
+            .filter(operations::workshop_id.eq(workshop_id))
+            .filter(operations::finished_at.is_null())
+            .select(Operation::as_select())
             .load(conn)
     }
 

@@ -23,6 +23,7 @@ diesel::table! {
         state_since -> Timestamp,
         recovery_attempts -> Integer,
         next_action -> Nullable<Text>,
+        workshop_id -> Nullable<BigInt>,
     }
 }
 
@@ -68,6 +69,7 @@ diesel::table! {
         finished_at -> Nullable<Timestamp>,
         lease_owner -> Nullable<Text>,
         lease_expires_at -> Nullable<Timestamp>,
+        workshop_id -> Nullable<BigInt>,
     }
 }
 
@@ -134,9 +136,106 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The events a lab runs a class on.
+    workshops (id) {
+        id -> BigInt,
+        name -> Text,
+        starts_at -> Timestamp,
+        ends_at -> Timestamp,
+        utc_offset_secs -> Integer,
+        time_zone -> Nullable<Text>,
+        headcount -> Integer,
+        spare_vms -> Integer,
+        warmup_lead_secs -> Integer,
+        vm_settings -> Text,
+        admission -> Text,
+        invite_code_hash -> Nullable<Text>,
+        warning_minutes -> Text,
+        keep_after_end_secs -> Integer,
+        price_per_vm_hour_micros -> BigInt,
+        spend_cap_micros -> Nullable<BigInt>,
+        teardown_at_cap -> Bool,
+        state -> Text,
+        spend_alert -> Text,
+        notice -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// The emails allowed into a roster workshop.
+    workshop_roster (workshop_id, email) {
+        workshop_id -> BigInt,
+        email -> Text,
+    }
+}
+
+diesel::table! {
+    /// A workshop's planned and done actions: durable jobs under a lease.
+    workshop_actions (id) {
+        id -> BigInt,
+        workshop_id -> BigInt,
+        kind -> Text,
+        due_at -> Timestamp,
+        amount -> Integer,
+        state -> Text,
+        outcome -> Nullable<Text>,
+        done_at -> Nullable<Timestamp>,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Every VM's life, kept after it is gone: boot times and VM-hours.
+    vm_usage (id) {
+        id -> BigInt,
+        hostname -> Text,
+        workshop_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        ready_at -> Nullable<Timestamp>,
+        destroyed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Notifications written with the change that causes them.
+    outbox_events (id) {
+        id -> BigInt,
+        kind -> Text,
+        subject -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// One event's delivery to one channel.
+    outbox_deliveries (id) {
+        id -> BigInt,
+        event_id -> BigInt,
+        channel -> Text,
+        delivery_key -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamp>,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(vm_logs -> vms (hostname));
 diesel::joinable!(vm_log_totals -> vms (hostname));
 diesel::joinable!(vm_enrollments -> vms (hostname));
+diesel::joinable!(workshop_roster -> workshops (workshop_id));
+diesel::joinable!(workshop_actions -> workshops (workshop_id));
+diesel::joinable!(vms -> workshops (workshop_id));
+diesel::joinable!(outbox_deliveries -> outbox_events (event_id));
 diesel::allow_tables_to_appear_in_same_query!(
     vms,
     vm_logs,
@@ -147,5 +246,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     admin_sessions,
     enrollment_tokens,
     vm_enrollments,
-    used_login_nonces
+    used_login_nonces,
+    workshops,
+    workshop_roster,
+    workshop_actions,
+    vm_usage,
+    outbox_events,
+    outbox_deliveries
 );

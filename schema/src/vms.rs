@@ -56,7 +56,7 @@ const CLAIM_FREE_POSTGRES: &str = concat!(
         assigned_at = $4, updated_at = $4, assignment_seq = assignment_seq + 1, claimed_by = $5 \
     WHERE user_email IS NULL AND hostname = ( \
         SELECT hostname FROM vms \
-        WHERE ",
+        WHERE workshop_id IS NOT DISTINCT FROM $6 AND ",
     free_vm_sql!(),
     " \
         ORDER BY hostname LIMIT 1 FOR UPDATE SKIP LOCKED) \
@@ -71,7 +71,7 @@ const CLAIM_FREE_SQLITE: &str = concat!(
         assigned_at = ?4, updated_at = ?4, assignment_seq = assignment_seq + 1, claimed_by = ?5 \
     WHERE user_email IS NULL AND hostname = ( \
         SELECT hostname FROM vms \
-        WHERE ",
+        WHERE workshop_id IS ?6 AND ",
     free_vm_sql!(),
     " \
         ORDER BY hostname LIMIT 1) \
@@ -88,7 +88,7 @@ const CLAIM_MANY_POSTGRES: &str = concat!(
             WITH ORDINALITY AS w(email, command, pin, claimed_by, n)), \
     locked AS ( \
         SELECT hostname FROM vms \
-        WHERE ",
+        WHERE workshop_id IS NOT DISTINCT FROM $7 AND ",
     free_vm_sql!(),
     " \
         ORDER BY hostname LIMIT $4 FOR UPDATE SKIP LOCKED), \
@@ -174,6 +174,8 @@ pub struct Vm {
     /// Recoveries tried in a row since the VM was last healthy.
     pub recovery_attempts: i32,
     pub next_action: Option<String>,
+    /// The workshop the VM was made for; `None`: the implicit, always-open one.
+    pub workshop_id: Option<i64>,
 }
 
 /// The CRD command, PIN and token hash are secrets: debug output shows only whether they are set.
@@ -269,6 +271,21 @@ impl Vm {
         free_vms!().count().get_result(conn)
     }
 
+    /// How many of one workshop's VMs are free (`None`: the implicit workshop's, the VMs
+    /// made for no workshop).
+    pub fn count_free_in(conn: &mut DbConnection, workshop_id: Option<i64>) -> QueryResult<i64> {
+        match workshop_id {
+            Some(id) => free_vms!()
+                .filter(vms::workshop_id.eq(id))
+                .count()
+                .get_result(conn),
+            None => free_vms!()
+                .filter(vms::workshop_id.is_null())
+                .count()
+                .get_result(conn),
+        }
+    }
+
     /// How many VMs there are of each stored status, split by whether they are assigned,
     /// and how many of those are in use: `(status, assigned, in_use, count)`, for metrics.
     pub fn count_by_state(conn: &mut DbConnection) -> QueryResult<Vec<VmStateCount>> {
@@ -309,9 +326,10 @@ impl Vm {
         crd_command: &str,
         pin: &str,
         claimed_by: Option<&str>,
+        workshop_id: Option<i64>,
         now: NaiveDateTime,
     ) -> QueryResult<Option<Vm>> {
-        use diesel::sql_types::{Nullable, Text, Timestamp};
+        use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
         match conn {
             DbConnection::Pg(c) => diesel::sql_query(CLAIM_FREE_POSTGRES)
                 .bind::<Text, _>(email)
@@ -319,6 +337,7 @@ impl Vm {
                 .bind::<Text, _>(pin)
                 .bind::<Timestamp, _>(now)
                 .bind::<Nullable<Text>, _>(claimed_by)
+                .bind::<Nullable<BigInt>, _>(workshop_id)
                 .get_result(c)
                 .optional(),
             DbConnection::Sqlite(c) => diesel::sql_query(CLAIM_FREE_SQLITE)
@@ -327,6 +346,7 @@ impl Vm {
                 .bind::<Text, _>(pin)
                 .bind::<Timestamp, _>(now)
                 .bind::<Nullable<Text>, _>(claimed_by)
+                .bind::<Nullable<BigInt>, _>(workshop_id)
                 .get_result(c)
                 .optional(),
         }
@@ -348,6 +368,7 @@ impl Vm {
     pub fn claim_free_many(
         conn: &mut DbConnection,
         claims: &[(String, String, String, Option<String>)],
+        workshop_id: Option<i64>,
         now: NaiveDateTime,
     ) -> QueryResult<Vec<Vm>> {
         use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
@@ -364,12 +385,14 @@ impl Vm {
                     .bind::<BigInt, _>(i64::try_from(claims.len()).unwrap_or(i64::MAX))
                     .bind::<Timestamp, _>(now)
                     .bind::<Array<Nullable<Text>>, _>(claimers)
+                    .bind::<Nullable<BigInt>, _>(workshop_id)
                     .load(c)
             }
             DbConnection::Sqlite(_) => {
                 let mut claimed = Vec::new();
                 for (email, command, pin, claimed_by) in claims {
-                    match Vm::claim_free(conn, email, command, pin, claimed_by.as_deref(), now)? {
+                    let claimer = claimed_by.as_deref();
+                    match Vm::claim_free(conn, email, command, pin, claimer, workshop_id, now)? {
                         Some(vm) => claimed.push(vm),
                         None => break,
                     }
@@ -486,6 +509,17 @@ impl Vm {
     ) -> QueryResult<usize> {
         diesel::update(vms::table.find(hostname))
             .set(vms::token_hash.eq(hash))
+            .execute(conn)
+    }
+
+    /// Records the workshop the VM belongs to (`None`: the implicit one).
+    pub fn set_workshop(
+        conn: &mut DbConnection,
+        hostname: &str,
+        workshop_id: Option<i64>,
+    ) -> QueryResult<usize> {
+        diesel::update(vms::table.find(hostname))
+            .set(vms::workshop_id.eq(workshop_id))
             .execute(conn)
     }
 

@@ -379,7 +379,8 @@ fn make_free(conn: &mut DbConnection, hostname: &str, health: GpuHealth) {
 fn claiming_takes_one_free_vm_and_release_frees_it_after_the_next_ready_report() {
     on_both_backends(|conn| {
         assert_eq!(
-            Vm::claim_free(conn, "a@example.org", "cmd-a", "111111", None, now()).expect("claim"),
+            Vm::claim_free(conn, "a@example.org", "cmd-a", "111111", None, None, now())
+                .expect("claim"),
             None,
             "nothing is free yet"
         );
@@ -387,7 +388,7 @@ fn claiming_takes_one_free_vm_and_release_frees_it_after_the_next_ready_report()
         make_free(conn, "vm-2", GpuHealth::Unhealthy);
         Vm::upsert_status(conn, "vm-3", VmStatus::Running, None, now()).expect("no GPU report");
 
-        let vm = Vm::claim_free(conn, "a@example.org", "cmd-a", "111111", None, now())
+        let vm = Vm::claim_free(conn, "a@example.org", "cmd-a", "111111", None, None, now())
             .expect("claim")
             .expect("vm-1 is free");
         assert_eq!(vm.hostname, "vm-1");
@@ -405,7 +406,8 @@ fn claiming_takes_one_free_vm_and_release_frees_it_after_the_next_ready_report()
             Some("vm-1".to_owned())
         );
         assert_eq!(
-            Vm::claim_free(conn, "b@example.org", "cmd-b", "222222", None, now()).expect("claim"),
+            Vm::claim_free(conn, "b@example.org", "cmd-b", "222222", None, None, now())
+                .expect("claim"),
             None,
             "an unhealthy or unreported GPU is never handed out"
         );
@@ -426,7 +428,7 @@ fn claiming_takes_one_free_vm_and_release_frees_it_after_the_next_ready_report()
         );
 
         Vm::upsert_status(conn, "vm-1", VmStatus::Running, None, now()).expect("ready");
-        let again = Vm::claim_free(conn, "b@example.org", "cmd-b", "222222", None, now())
+        let again = Vm::claim_free(conn, "b@example.org", "cmd-b", "222222", None, None, now())
             .expect("claim")
             .expect("free again");
         assert_eq!((again.hostname.as_str(), again.assignment_seq), ("vm-1", 2));
@@ -465,6 +467,7 @@ fn concurrent_claims_on_postgres_never_share_a_vm() {
                     &format!("r{i}@example.org"),
                     "cmd",
                     "123456",
+                    None,
                     None,
                     now(),
                 )
@@ -553,7 +556,7 @@ fn several_researchers_are_given_one_free_vm_each_in_one_statement() {
                 )
             })
             .collect();
-        let claimed = Vm::claim_free_many(conn, &claims, now()).expect("claim");
+        let claimed = Vm::claim_free_many(conn, &claims, None, now()).expect("claim");
         let mut given: Vec<(String, String, String, Option<String>)> = claimed
             .iter()
             .map(|vm| {
@@ -599,7 +602,7 @@ fn several_researchers_are_given_one_free_vm_each_in_one_statement() {
                 )
             })
             .collect();
-        let claimed = Vm::claim_free_many(conn, &more, now()).expect("claim");
+        let claimed = Vm::claim_free_many(conn, &more, None, now()).expect("claim");
         assert_eq!(claimed.len(), 1);
         assert_eq!(claimed[0].hostname, "vm-c");
         assert_eq!(claimed[0].user_email.as_deref(), Some("alan@example.org"));
@@ -613,7 +616,7 @@ fn several_researchers_are_given_one_free_vm_each_in_one_statement() {
             "1".to_owned(),
             None,
         )];
-        assert!(Vm::claim_free_many(conn, &again, now()).is_err());
+        assert!(Vm::claim_free_many(conn, &again, None, now()).is_err());
     });
 }
 
@@ -627,6 +630,7 @@ fn quiet_heartbeats_revert_and_reapply() {
     let database = TestDatabase::migrated();
     let mut conn = PgConnection::establish(database.url()).expect("connect");
     let newer = [
+        "20261202000012",
         "20261202000011",
         "20261202000010",
         "20261202000009",
@@ -750,6 +754,7 @@ fn the_free_vm_rule_is_one_rule() {
             &format!("claimer-{}@lab.example", claimed.len()),
             "cmd",
             "123456",
+            None,
             None,
             now(),
         )

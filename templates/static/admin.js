@@ -1,3 +1,19 @@
+// Reads a chosen roster file into its textarea, so a CSV export can be uploaded without
+// leaving the page (the form posts text, as the API takes it).
+(function () {
+  "use strict";
+  document.querySelectorAll("input[type=file][data-fills]").forEach(function (input) {
+    input.addEventListener("change", function () {
+      var target = document.getElementById(input.getAttribute("data-fills"));
+      var file = input.files && input.files[0];
+      if (!target || !file || !window.FileReader) { return; }
+      var reader = new FileReader();
+      reader.onload = function () { target.value = String(reader.result); };
+      reader.readAsText(file);
+    });
+  });
+})();
+
 // Live updates for the admin pages, through server-sent events. Every page works without
 // this script; it only saves reloading.
 (function () {

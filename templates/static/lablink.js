@@ -1,12 +1,34 @@
-// Keeps the count of free VMs on the start page current without a reload. The page works
-// without this script; it only refreshes the number.
+// Keeps the count of free VMs on the start page, and a workshop's warning on the
+// participant's pages, current without a reload. The pages work without this script; it
+// only refreshes what they show.
 (function () {
   "use strict";
+  var status = document.getElementById("workshop_status");
+  var workshop = status ? status.getAttribute("data-workshop") : null;
+  var notice = document.getElementById("workshop_notice");
+  var NOTICE_MS = 15000;
+  function refreshNotice() {
+    fetch("/api/workshops/" + encodeURIComponent(workshop) + "/notice",
+          { headers: { "Accept": "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (body) {
+        if (body && notice) {
+          notice.textContent = body.notice || "";
+          notice.hidden = !body.notice;
+        }
+      })
+      .catch(function () { /* keep what is shown; try again next time */ })
+      .then(function () { setTimeout(refreshNotice, NOTICE_MS); });
+  }
+  if (workshop && notice) { setTimeout(refreshNotice, NOTICE_MS); }
+
   var count = document.getElementById("unassigned_vms_count");
   if (!count) { return; }
   var REFRESH_MS = 5000;
+  var countUrl = "/api/unassigned_vms_count" +
+    (workshop ? "?workshop=" + encodeURIComponent(workshop) : "");
   function refresh() {
-    fetch("/api/unassigned_vms_count", { headers: { "Accept": "application/json" } })
+    fetch(countUrl, { headers: { "Accept": "application/json" } })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (body) {
         if (body && typeof body.count === "number") { count.textContent = String(body.count); }

@@ -61,8 +61,8 @@ resource "aws_iam_instance_profile" "clients" {
 resource "aws_instance" "vm" {
   for_each = var.vm_names
 
-  ami                    = var.ami_id
-  instance_type          = var.instance_type
+  ami                    = lookup(lookup(var.vm_settings, each.key, {}), "ami_id", var.ami_id)
+  instance_type          = lookup(lookup(var.vm_settings, each.key, {}), "instance_type", var.instance_type)
   subnet_id              = var.subnet_id == "" ? null : var.subnet_id
   vpc_security_group_ids = [aws_security_group.clients.id]
   iam_instance_profile   = aws_iam_instance_profile.clients.name

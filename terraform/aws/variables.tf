@@ -12,6 +12,12 @@ variable "vm_tokens" {
   sensitive   = true
 }
 
+variable "vm_settings" {
+  description = "Per-VM overrides of this module's variables (a workshop's own instance type or image), by hostname. Every existing VM is in it with the settings it was made with, so a change never touches a running VM. VMs not in it get the defaults."
+  type        = map(map(string))
+  default     = {}
+}
+
 variable "allocator_url" {
   description = "Base URL the agents use to reach the allocator, e.g. https://lablink.example.org."
   type        = string

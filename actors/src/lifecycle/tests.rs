@@ -45,6 +45,7 @@ fn vm(state: LifecycleState) -> Vm {
         state_since: t0(),
         recovery_attempts: 0,
         next_action: None,
+        workshop_id: None,
     }
 }
 

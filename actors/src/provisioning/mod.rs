@@ -19,6 +19,9 @@ pub mod terraform;
 pub struct VmSpec {
     pub hostname: String,
     pub token: Option<String>,
+    /// Provider variables of this VM's own (its workshop's), e.g. `instance_type`; empty
+    /// for the provider's defaults.
+    pub settings: std::collections::BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for VmSpec {
@@ -26,6 +29,7 @@ impl std::fmt::Debug for VmSpec {
         f.debug_struct("VmSpec")
             .field("hostname", &self.hostname)
             .field("new", &self.token.is_some())
+            .field("settings", &self.settings)
             .finish()
     }
 }

@@ -210,6 +210,18 @@ fn names_and_tokens(desired: &[VmSpec]) -> (String, String) {
     )
 }
 
+/// Each VM's own provider variables (its workshop's), for `var.vm_settings`; VMs with none
+/// are left out and get the module's defaults. Passed for every VM, existing ones too, so a
+/// converge never changes a running VM's settings.
+fn vm_settings(desired: &[VmSpec]) -> String {
+    let settings: BTreeMap<&str, &BTreeMap<String, String>> = desired
+        .iter()
+        .filter(|vm| !vm.settings.is_empty())
+        .map(|vm| (vm.hostname.as_str(), &vm.settings))
+        .collect();
+    serde_json::to_string(&settings).unwrap_or_else(|_| "{}".to_owned())
+}
+
 impl Provisioner for TerraformCli {
     fn converge(
         &self,
@@ -221,11 +233,16 @@ impl Provisioner for TerraformCli {
             this.prepare()?;
             this.init(&progress).await?;
             let (names, tokens) = names_and_tokens(&desired);
+            let settings = vm_settings(&desired);
             let _ = progress.send(ProgressLine::info("terraform apply"));
             let applied = this
                 .run(
                     &["apply", "-auto-approve", "-input=false", "-json"],
-                    &[("TF_VAR_vm_names", names), ("TF_VAR_vm_tokens", tokens)],
+                    &[
+                        ("TF_VAR_vm_names", names),
+                        ("TF_VAR_vm_tokens", tokens),
+                        ("TF_VAR_vm_settings", settings),
+                    ],
                     &progress,
                 )
                 .await;
@@ -404,13 +421,36 @@ mod tests {
             VmSpec {
                 hostname: "a".into(),
                 token: None,
+                settings: BTreeMap::new(),
             },
             VmSpec {
                 hostname: "b".into(),
                 token: Some("t".into()),
+                settings: BTreeMap::new(),
             },
         ]);
         assert_eq!(names, r#"["a","b"]"#);
         assert_eq!(tokens, r#"{"b":"t"}"#);
+    }
+
+    #[test]
+    fn each_vm_keeps_its_own_settings_and_defaults_are_left_out() {
+        let gpu = BTreeMap::from([("instance_type".to_owned(), "g5.xlarge".to_owned())]);
+        let desired = [
+            VmSpec {
+                hostname: "a".into(),
+                token: None,
+                settings: gpu,
+            },
+            VmSpec {
+                hostname: "b".into(),
+                token: Some("t".into()),
+                settings: BTreeMap::new(),
+            },
+        ];
+        assert_eq!(
+            vm_settings(&desired),
+            r#"{"a":{"instance_type":"g5.xlarge"}}"#
+        );
     }
 }

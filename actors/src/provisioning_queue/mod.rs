@@ -163,7 +163,7 @@ impl ProvisioningQueue {
             .queue
             .iter()
             .map(|(_, plan)| match plan {
-                Plan::Create { count } => *count,
+                Plan::Create { count, .. } => *count,
                 _ => 0,
             })
             .sum();
@@ -211,7 +211,7 @@ impl ProvisioningQueue {
         };
         self.busy = true;
         self.running = Some(id);
-        if let Plan::Create { count } = plan {
+        if let Plan::Create { count, .. } = plan {
             self.running_creations = count;
         }
         let runner = Runner {
@@ -344,8 +344,12 @@ fn resumed_plan(operation: &Operation) -> Option<Plan> {
     match operation.kind.parse::<OperationKind>().ok()? {
         OperationKind::Create if targets.is_empty() => Some(Plan::Create {
             count: u32::try_from(operation.requested_count?).ok()?,
+            workshop_id: operation.workshop_id,
         }),
-        OperationKind::Create => Some(Plan::CreateNamed { hostnames: targets }),
+        OperationKind::Create => Some(Plan::CreateNamed {
+            hostnames: targets,
+            workshop_id: operation.workshop_id,
+        }),
         // The admin confirmed (or nothing was assigned) when it was asked for.
         OperationKind::Destroy => Some(Plan::Destroy {
             hostnames: targets,
@@ -414,6 +418,8 @@ async fn queue_operation(
 pub struct CreateVms {
     pub count: u32,
     pub requested_by: String,
+    /// The workshop the VMs are for (`None`: the implicit one).
+    pub workshop_id: Option<i64>,
 }
 
 impl Handler<CreateVms> for ProvisioningQueue {
@@ -427,6 +433,7 @@ impl Handler<CreateVms> for ProvisioningQueue {
         );
         let queued = self.pending_creations();
         let count = msg.count;
+        let workshop_id = msg.workshop_id;
         Box::pin(
             async move {
                 if count == 0 || count > max {
@@ -446,12 +453,13 @@ impl Handler<CreateVms> for ProvisioningQueue {
                 )
                 .leased_to(lease::this_process(), lease_end());
                 new.requested_count = i32::try_from(count).ok();
+                new.workshop_id = workshop_id;
                 queue_operation(&writer, new).await
             }
             .into_actor(self)
             .map(move |result, executor, ctx| {
                 if let Ok(operation) = &result {
-                    executor.enqueue(operation, Plan::Create { count }, ctx);
+                    executor.enqueue(operation, Plan::Create { count, workshop_id }, ctx);
                 }
                 result
             }),

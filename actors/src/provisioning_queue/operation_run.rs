@@ -2,11 +2,12 @@
 //! progress streamed to subscribers, its VMs recorded as they are made or removed, and its
 //! outcome and output tail stored. Never fails: every outcome is recorded.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use actix::{Addr, Handler, Message};
 use lablink_schema::operations::OperationState;
+use lablink_schema::workshops::Workshop;
 use lablink_schema::DbPool;
 use tokio::sync::{broadcast, mpsc};
 
@@ -32,11 +33,13 @@ const OUTPUT_TAIL_LINES: usize = 200;
 pub(super) enum Plan {
     Create {
         count: u32,
+        workshop_id: Option<i64>,
     },
     /// Make these named VMs exist: an interrupted creation taken over after its names
     /// were recorded. The ones the provider has are kept; the others are made.
     CreateNamed {
         hostnames: Vec<String>,
+        workshop_id: Option<i64>,
     },
     Destroy {
         hostnames: Vec<String>,
@@ -154,8 +157,9 @@ async fn execute(
     // What the provisioner itself manages is the base of every change: a VM that registered
     // itself (not created by it) must never be created or touched by it.
     let managed = provisioner.provisioned().await?;
+    let book = SpecBook::read(pool, &vms).await.map_err(db)?;
     match plan {
-        Plan::Create { count } => {
+        Plan::Create { count, workshop_id } => {
             let taken: Vec<String> = current.iter().chain(&managed).cloned().collect();
             let names = next_names(&settings.name_prefix, &taken, *count);
             // Recorded first, so an allocator taking the run over makes these same VMs.
@@ -167,14 +171,17 @@ async fn execute(
                 },
             )
             .await?;
-            create_named(&names, &managed, runner, progress).await
+            create_named(&names, *workshop_id, &managed, &book, runner, progress).await
         }
-        Plan::CreateNamed { hostnames } => {
+        Plan::CreateNamed {
+            hostnames,
+            workshop_id,
+        } => {
             let _ = progress.send(ProgressLine::info(format!(
                 "taken over from an allocator that stopped: making {}",
                 hostnames.join(", ")
             )));
-            create_named(hostnames, &managed, runner, progress).await
+            create_named(hostnames, *workshop_id, &managed, &book, runner, progress).await
         }
         Plan::Destroy {
             hostnames,
@@ -184,10 +191,7 @@ async fn execute(
             let desired: Vec<VmSpec> = managed
                 .iter()
                 .filter(|h| !hostnames.contains(h))
-                .map(|hostname| VmSpec {
-                    hostname: hostname.clone(),
-                    token: None,
-                })
+                .map(|hostname| book.existing(hostname))
                 .collect();
             let result = provisioner.converge(desired, progress).await;
             let exist = match &result {
@@ -209,8 +213,8 @@ async fn execute(
             let result = replace(
                 hostname,
                 new_name.as_deref(),
-                &current,
-                &managed,
+                (&current, &managed),
+                &book,
                 runner,
                 progress,
             )
@@ -253,6 +257,8 @@ async fn execute(
 async fn store_with_new_tokens(
     writer: &Addr<DbWriter>,
     names: &[String],
+    workshop_id: Option<i64>,
+    book: &SpecBook,
 ) -> Result<Vec<VmSpec>, ProvisionError> {
     let minted: Vec<(String, String, String)> = names
         .iter()
@@ -269,6 +275,7 @@ async fn store_with_new_tokens(
         writer,
         AddProvisionedVms {
             vms: hashes.clone(),
+            workshop_id,
         },
     )
     .await?;
@@ -278,6 +285,7 @@ async fn store_with_new_tokens(
         .map(|(hostname, token, _)| VmSpec {
             hostname,
             token: Some(token),
+            settings: book.of_workshop(workshop_id),
         })
         .collect())
 }
@@ -296,7 +304,9 @@ async fn forget(writer: &Addr<DbWriter>, hostnames: Vec<String>) -> Result<(), P
 /// nothing half-done is left.
 async fn create_named(
     names: &[String],
+    workshop_id: Option<i64>,
     managed: &[String],
+    book: &SpecBook,
     runner: &Runner,
     progress: crate::provisioning::ProgressSender,
 ) -> Result<(), ProvisionError> {
@@ -311,14 +321,11 @@ async fn create_named(
         .filter(|name| !managed.contains(name))
         .cloned()
         .collect();
-    let new = store_with_new_tokens(writer, &missing).await?;
+    let new = store_with_new_tokens(writer, &missing, workshop_id, book).await?;
     executor.do_send(CreationsStored);
     let mut desired: Vec<VmSpec> = managed
         .iter()
-        .map(|hostname| VmSpec {
-            hostname: hostname.clone(),
-            token: None,
-        })
+        .map(|hostname| book.existing(hostname))
         .collect();
     desired.extend(new);
     let result = provisioner.converge(desired, progress).await;
@@ -341,8 +348,8 @@ async fn create_named(
 async fn replace(
     broken: &str,
     new_name: Option<&str>,
-    current: &[String],
-    managed: &[String],
+    (current, managed): (&[String], &[String]),
+    book: &SpecBook,
     runner: &Runner,
     progress: crate::provisioning::ProgressSender,
 ) -> Result<(), ProvisionError> {
@@ -371,17 +378,15 @@ async fn replace(
         },
     )
     .await?;
-    let new = store_with_new_tokens(writer, std::slice::from_ref(&name)).await?;
+    let workshop_id = book.workshop_of(broken);
+    let new = store_with_new_tokens(writer, std::slice::from_ref(&name), workshop_id, book).await?;
     let _ = progress.send(ProgressLine::info(format!(
         "replacing {broken} with {name}"
     )));
     let mut desired: Vec<VmSpec> = managed
         .iter()
         .filter(|h| h.as_str() != broken)
-        .map(|hostname| VmSpec {
-            hostname: hostname.clone(),
-            token: None,
-        })
+        .map(|hostname| book.existing(hostname))
         .collect();
     desired.extend(new);
     let result = provisioner.converge(desired, progress).await;
@@ -437,6 +442,56 @@ async fn record_failed_replacement(
     };
     if send(writer, change).await.is_err() {
         tracing::error!(%hostname, "cannot record the failed replacement on the VM");
+    }
+}
+
+/// Which workshop each VM belongs to and the provider variables each workshop's VMs get,
+/// read once per operation, so every VM keeps its own settings in every converge.
+struct SpecBook {
+    workshop_of: HashMap<String, i64>,
+    settings: HashMap<i64, BTreeMap<String, String>>,
+}
+
+impl SpecBook {
+    async fn read(
+        pool: &DbPool,
+        vms: &[lablink_schema::vms::Vm],
+    ) -> Result<Self, ProvisioningError> {
+        let workshop_of: HashMap<String, i64> = vms
+            .iter()
+            .filter_map(|vm| vm.workshop_id.map(|id| (vm.hostname.clone(), id)))
+            .collect();
+        let pool = pool.clone();
+        let workshops = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            Workshop::list(&mut conn).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| ProvisioningError::Database(e.to_string()))?
+        .map_err(ProvisioningError::Database)?;
+        Ok(SpecBook {
+            workshop_of,
+            settings: workshops.iter().map(|w| (w.id, w.vm_settings())).collect(),
+        })
+    }
+
+    fn workshop_of(&self, hostname: &str) -> Option<i64> {
+        self.workshop_of.get(hostname).copied()
+    }
+
+    fn of_workshop(&self, workshop_id: Option<i64>) -> BTreeMap<String, String> {
+        workshop_id
+            .and_then(|id| self.settings.get(&id).cloned())
+            .unwrap_or_default()
+    }
+
+    /// A VM that exists and stays as it is.
+    fn existing(&self, hostname: &str) -> VmSpec {
+        VmSpec {
+            hostname: hostname.to_owned(),
+            token: None,
+            settings: self.of_workshop(self.workshop_of(hostname)),
+        }
     }
 }
 

@@ -110,6 +110,7 @@ fn claim(i: usize) -> AssignVm {
         crd_command: "cmd".to_owned(),
         pin: "123456".to_owned(),
         claimed_by: Some(format!("browser of {}", i)),
+        workshop_id: None,
     }
 }
 

@@ -9,3 +9,4 @@
 pub mod enrollment_tokens;
 pub mod recovery;
 pub mod vms;
+pub mod workshops;

@@ -20,6 +20,7 @@ pub async fn create(state: &AppState, caller: &Caller, count: u32) -> Result<Ope
         .send(CreateVms {
             count,
             requested_by: caller.audit_name(),
+            workshop_id: None,
         })
         .await??;
     state

@@ -12,6 +12,7 @@ mod admin;
 mod database;
 mod lifecycle;
 pub mod loading;
+mod notifications;
 mod observability;
 mod provider;
 pub mod report;
@@ -19,10 +20,14 @@ pub mod secret;
 mod server;
 pub mod validation;
 mod vm_logs;
+mod workshops;
 
 pub use admin::{AdminConfig, ClientsConfig, MIN_ADMIN_PASSWORD_LEN};
 pub use database::DatabaseConfig;
 pub use lifecycle::{LifecycleConfig, ReleasePolicy};
+pub use notifications::{
+    EmailConfig, NotificationsConfig, SmtpSecurity, WebhookConfig, MIN_WEBHOOK_SECRET_LEN,
+};
 pub use observability::{LogConfig, LogFormat, MetricsConfig, MIN_METRICS_TOKEN_LEN};
 pub use provider::{
     AwsConfig, LocalProviderConfig, ProviderConfig, ProviderKind, TerraformProviderConfig,
@@ -31,6 +36,7 @@ pub use secret::Secret;
 pub use server::{RateLimitConfig, ServerConfig};
 use validation::Invalid;
 pub use vm_logs::VmLogsConfig;
+pub use workshops::WorkshopsConfig;
 
 /// Prefix of the environment variables that set configuration keys.
 pub const ENV_PREFIX: &str = "LABLINK__";
@@ -56,6 +62,8 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     pub lifecycle: LifecycleConfig,
     pub vm_logs: VmLogsConfig,
+    pub workshops: WorkshopsConfig,
+    pub notifications: NotificationsConfig,
 }
 
 impl Config {

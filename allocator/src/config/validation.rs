@@ -42,6 +42,8 @@ impl Config {
         self.metrics.validate()?;
         self.rate_limits.validate()?;
         self.vm_logs.validate()?;
+        self.workshops.validate()?;
+        self.notifications.validate()?;
         self.lifecycle.validate()
     }
 

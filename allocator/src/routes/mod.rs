@@ -11,6 +11,7 @@ mod metrics;
 mod researcher;
 mod vm_api;
 mod vm_logs;
+mod workshops;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -23,6 +24,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/unassigned_vms_count",
             web::get().to(researcher::unassigned_count),
+        )
+        .route("/w/{id}", web::get().to(researcher::workshop_home))
+        .route(
+            "/api/workshops/{id}/notice",
+            web::get().to(researcher::workshop_notice),
         )
         .route("/static/{file}", web::get().to(assets::asset))
         // VM agents (the original clients' contract).
@@ -88,6 +94,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/admin/enrollment-tokens/{id}/revoke",
             web::post().to(enrollment::revoke_token),
+        )
+        .route("/api/admin/workshops", web::post().to(workshops::create))
+        .route("/api/admin/workshops", web::get().to(workshops::list))
+        .route("/api/admin/workshops/{id}", web::get().to(workshops::show))
+        .route(
+            "/api/admin/workshops/{id}/end",
+            web::post().to(workshops::end),
+        )
+        .route(
+            "/api/admin/workshops/{id}/extend",
+            web::post().to(workshops::extend),
+        )
+        .route(
+            "/api/admin/workshops/{id}/notifications",
+            web::get().to(workshops::notifications),
+        )
+        .route(
+            "/api/admin/notifications",
+            web::get().to(workshops::all_notifications),
+        )
+        .route(
+            "/api/admin/notifications/test",
+            web::post().to(workshops::test_send),
         )
         // Admin dashboard.
         .route(
@@ -157,6 +186,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/log",
             web::get().to(dashboard::allocator_log::allocator_log_page),
+        )
+        .route(
+            "/admin/workshops",
+            web::get().to(dashboard::workshops::list),
+        )
+        .route(
+            "/admin/workshops/create",
+            web::post().to(dashboard::workshops::create),
+        )
+        .route(
+            "/admin/workshops/{id}",
+            web::get().to(dashboard::workshops::detail),
+        )
+        .route(
+            "/admin/workshops/{id}/end",
+            web::post().to(dashboard::workshops::end),
+        )
+        .route(
+            "/admin/workshops/{id}/extend",
+            web::post().to(dashboard::workshops::extend),
+        )
+        .route(
+            "/admin/notifications/test",
+            web::post().to(dashboard::workshops::test_send),
         )
         .route(
             "/admin/enrollment",

@@ -1,5 +1,7 @@
-//! The researcher's side: the start page, `POST /api/request_vm` (form `email`,
-//! `crd_command`, optional `rejoin_code`), and the live count of free VMs.
+//! The researcher's side: the start page (`/`, or `/w/{id}` for a workshop),
+//! `POST /api/request_vm` (form `email`, `crd_command`, optional `rejoin_code`, and for a
+//! workshop `workshop` and `invite_code`), the live count of free VMs, and a workshop's
+//! current notice for the participant's page.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,6 +11,7 @@ use lablink_schema::vms::Vm;
 use lablink_schema::wire::UnassignedVmCount;
 use serde::Deserialize;
 
+use crate::admin_actions::workshops::view::local;
 use crate::assignment_proof::new_pin;
 use crate::assignment_proof::{self, browser_cookie, browser_key};
 use crate::error::{retry_after_secs, ApiError};
@@ -17,6 +20,9 @@ use crate::page_error::PageError;
 use crate::pages::{AssignedPage, HomePage};
 use crate::state::AppState;
 use crate::validate;
+use crate::workshop_admission::{self, WorkshopBanner};
+use lablink_schema::wire::{Admission, WorkshopNotice};
+use lablink_schema::workshops::Workshop;
 
 /// The form on the start page. Missing fields read as empty and get a clear message.
 #[derive(Deserialize)]
@@ -27,6 +33,11 @@ pub struct RequestVmForm {
     crd_command: String,
     #[serde(default)]
     rejoin_code: String,
+    /// The workshop's id, from its start page; empty for the implicit workshop.
+    #[serde(default)]
+    workshop: String,
+    #[serde(default)]
+    invite_code: String,
 }
 
 fn is_https(request: &HttpRequest) -> bool {
@@ -38,26 +49,89 @@ pub async fn home(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, PageError> {
-    let count = state.read(Vm::count_free).await?;
+    start_page(&state, &request, None).await
+}
+
+/// `GET /w/{id}`: a workshop's start page, with its name and whether it is open.
+pub async fn workshop_home(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
+    let workshop = find_workshop(&state, *id).await?;
+    start_page(&state, &request, Some(workshop)).await
+}
+
+async fn start_page(
+    state: &AppState,
+    request: &HttpRequest,
+    workshop: Option<Workshop>,
+) -> Result<HttpResponse, PageError> {
+    let workshop_id = workshop.as_ref().map(|w| w.id);
+    let count = state
+        .read(move |conn| Vm::count_free_in(conn, workshop_id))
+        .await?;
     let mut response = render_home(
-        &state,
+        state,
         StatusCode::OK,
         HomePage {
             count,
+            workshop: workshop.as_ref().map(WorkshopBanner::of),
             ..HomePage::default()
         },
     )?;
-    let (key, new) = browser_key(&request);
+    let (key, new) = browser_key(request);
     if new {
-        let _ = response.add_cookie(&browser_cookie(&key, is_https(&request)));
+        let _ = response.add_cookie(&browser_cookie(&key, is_https(request)));
     }
     Ok(response)
 }
 
+async fn find_workshop(state: &AppState, id: i64) -> Result<Workshop, ApiError> {
+    state
+        .read(move |conn| Workshop::find(conn, id))
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(
+                "There is no such workshop. Check the link your instructor gave you.".to_owned(),
+            )
+        })
+}
+
+/// Query of `GET /api/unassigned_vms_count`.
+#[derive(Debug, Deserialize)]
+pub struct CountQuery {
+    /// Count one workshop's VMs; unset, the implicit workshop's.
+    #[serde(default)]
+    workshop: Option<i64>,
+}
+
 /// `GET /api/unassigned_vms_count`.
-pub async fn unassigned_count(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let count = state.read(Vm::count_free).await?;
+pub async fn unassigned_count(
+    state: web::Data<AppState>,
+    query: web::Query<CountQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let workshop = query.workshop;
+    let count = state
+        .read(move |conn| Vm::count_free_in(conn, workshop))
+        .await?;
     Ok(HttpResponse::Ok().json(UnassignedVmCount { count }))
+}
+
+/// `GET /api/workshops/{id}/notice`: the workshop's state, end and current warning, for the
+/// participant's page to show without a reload.
+pub async fn workshop_notice(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let workshop = find_workshop(&state, *id).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(WorkshopNotice {
+            state: workshop.state(),
+            ends_at: local(&workshop, workshop.ends_at),
+            notice: workshop.notice,
+        }))
 }
 
 /// Why the start page is shown again instead of a VM.
@@ -87,11 +161,24 @@ pub async fn request_vm(
     form: web::Form<RequestVmForm>,
 ) -> Result<HttpResponse, PageError> {
     let (key, new_key) = browser_key(&request);
-    let mut response = match claim(&state, &request, &form, &key).await {
+    let workshop = match form.workshop.trim() {
+        "" => None,
+        id => {
+            let id = id.parse::<i64>().map_err(|_| {
+                ApiError::BadRequest("The workshop field is not a workshop's number.".to_owned())
+            })?;
+            Some(find_workshop(&state, id).await?)
+        }
+    };
+    let mut response = match claim(&state, &request, &form, &key, workshop.as_ref()).await {
         Ok(response) => response,
         Err(refused) => {
             state.metrics.refused(refused.reason);
-            let count = state.read(Vm::count_free).await.unwrap_or(0);
+            let workshop_id = workshop.as_ref().map(|w| w.id);
+            let count = state
+                .read(move |conn| Vm::count_free_in(conn, workshop_id))
+                .await
+                .unwrap_or(0);
             let mut page = render_home(
                 &state,
                 refused.status,
@@ -102,6 +189,8 @@ pub async fn request_vm(
                     crd_command: &form.crd_command,
                     rejoin_code: &form.rejoin_code,
                     needs_proof: refused.reason == Refusal::NeedsProof,
+                    workshop: workshop.as_ref().map(WorkshopBanner::of),
+                    invite_code: &form.invite_code,
                 },
             )?;
             if let Some(wait) = refused.retry_after {
@@ -125,6 +214,7 @@ async fn claim(
     request: &HttpRequest,
     form: &RequestVmForm,
     key: &str,
+    workshop: Option<&Workshop>,
 ) -> Result<HttpResponse, Refused> {
     let client = state.client_addresses.of(request);
     if let Err(wait) = state.admission.admit(client) {
@@ -145,6 +235,9 @@ async fn claim(
         .map_err(|e| Refused::new(StatusCode::BAD_REQUEST, Refusal::InvalidEmail, e))?;
     let crd_command = validate::crd_command(&form.crd_command)
         .map_err(|e| Refused::new(StatusCode::BAD_REQUEST, Refusal::InvalidCommand, e))?;
+    if let Some(workshop) = workshop {
+        admit(state, workshop, &email, &form.invite_code).await?;
+    }
     let assigned = state
         .claims
         .assign(AssignVm {
@@ -152,6 +245,7 @@ async fn claim(
             crd_command,
             pin: new_pin(),
             claimed_by: Some(assignment_proof::claimed_by(key)),
+            workshop_id: workshop.map(|w| w.id),
         })
         .await;
     let (vm, newly_assigned) = match assigned {
@@ -171,7 +265,7 @@ async fn claim(
                 "Many people are asking at once; please press the button again.",
             ))
         }
-        Err(err) => return outcome_unknown(state, &email, key, err).await,
+        Err(err) => return outcome_unknown(state, &email, key, err, workshop).await,
     };
     if !newly_assigned && !assignment_proof::proves(&state.signer, &vm, key, &form.rejoin_code) {
         return Err(Refused::new(
@@ -184,7 +278,33 @@ async fn claim(
     }
     tracing::info!(hostname = %vm.hostname, new = newly_assigned, "VM assigned");
     state.metrics.assigned(newly_assigned);
-    assigned_page(state, &vm, newly_assigned)
+    assigned_page(state, &vm, newly_assigned, workshop)
+}
+
+/// Refuses a participant the workshop does not let in now.
+async fn admit(
+    state: &AppState,
+    workshop: &Workshop,
+    email: &str,
+    invite_code: &str,
+) -> Result<(), Refused> {
+    let on_roster = if workshop.admission() == Admission::Roster {
+        let (id, email) = (workshop.id, email.to_owned());
+        state
+            .read(move |conn| Workshop::on_roster(conn, id, &email))
+            .await
+            .map_err(|_| {
+                Refused::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Refusal::Contended,
+                    "The workshop's list could not be checked just now; please try again.",
+                )
+            })?
+    } else {
+        false
+    };
+    workshop_admission::check(workshop, invite_code, || on_roster)
+        .map_err(|why| Refused::new(StatusCode::FORBIDDEN, Refusal::NotAdmitted, why.message()))
 }
 
 /// A claim failed in a way that may still have committed (the connection broke around the
@@ -194,6 +314,7 @@ async fn outcome_unknown(
     email: &str,
     key: &str,
     err: WriteError,
+    workshop: Option<&Workshop>,
 ) -> Result<HttpResponse, Refused> {
     tracing::warn!(error = %err, "a claim failed; checking whether it took effect");
     let lookup = email.to_owned();
@@ -203,7 +324,7 @@ async fn outcome_unknown(
     match held {
         Ok(Some(vm)) if assignment_proof::proves(&state.signer, &vm, key, "") => {
             state.metrics.assigned(true);
-            assigned_page(state, &vm, true)
+            assigned_page(state, &vm, true, workshop)
         }
         Ok(None) => Err(Refused::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -220,13 +341,19 @@ async fn outcome_unknown(
     }
 }
 
-fn assigned_page(state: &AppState, vm: &Vm, newly_assigned: bool) -> Result<HttpResponse, Refused> {
+fn assigned_page(
+    state: &AppState,
+    vm: &Vm,
+    newly_assigned: bool,
+    workshop: Option<&Workshop>,
+) -> Result<HttpResponse, Refused> {
     let rejoin_code = newly_assigned.then(|| assignment_proof::rejoin_code(&state.signer, vm));
     let page = AssignedPage {
         hostname: &vm.hostname,
         pin: vm.pin.as_deref().unwrap_or_default(),
         existing: !newly_assigned,
         rejoin_code: rejoin_code.as_deref(),
+        workshop: workshop.map(WorkshopBanner::of),
     };
     match state.pages.render("assigned", &page) {
         Ok(html) => Ok(HttpResponse::Ok()

@@ -89,9 +89,15 @@ spelled_as_stored!(VmStatus, "initializing, running, error, unknown");
 
 mod lifecycle;
 mod logs;
+mod workshops;
 
 pub use lifecycle::{AdminVmView, LifecycleState};
 pub use logs::{LogEntry, LogLineView, VmLogBatch, VmLogs};
+pub use workshops::{
+    Admission, ExtendWorkshop, NotificationEvent, SpendView, WorkshopActionKind,
+    WorkshopActionState, WorkshopActionView, WorkshopCreated, WorkshopNotice, WorkshopRequest,
+    WorkshopState, WorkshopView, WorkshopVmCounts,
+};
 
 /// GPU health as the agent reports it through `POST /api/gpu_health`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -375,6 +381,9 @@ pub struct OperationView {
     pub created_at: chrono::NaiveDateTime,
     pub started_at: Option<chrono::NaiveDateTime>,
     pub finished_at: Option<chrono::NaiveDateTime>,
+    /// The workshop whose VMs a creation makes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workshop_id: Option<i64>,
 }
 
 /// Body of `POST /api/admin/enrollment-tokens`.

@@ -291,7 +291,11 @@ impl Provisioner for LocalAgents {
             // once the old one is gone, so the two never run side by side.
             let old = this.running().remove(&hostname);
             this.stop_agent(&hostname, old).await?;
-            this.start_agent(&VmSpec { hostname, token })
+            this.start_agent(&VmSpec {
+                hostname,
+                token,
+                settings: Default::default(),
+            })
         }))
     }
 

@@ -18,6 +18,7 @@ pub mod instances;
 pub mod logs;
 pub mod operations;
 pub mod sign_in;
+pub mod workshops;
 
 /// Operations and audit events listed.
 const LISTED: i64 = 100;
