@@ -310,6 +310,7 @@ async fn warm_up(
             )
             .for_workshop(workshop.id),
         ),
+        event_only_on_change: true,
         ..ActionEffects::default()
     };
     if need <= 0 {

@@ -157,6 +157,9 @@ pub struct ActionEffects {
     /// Set (or, with `Some(None)`, clear) what participants are told.
     pub notice: Option<Option<String>>,
     pub event: Option<NewEvent>,
+    /// Send `event` only if `state` changed the workshop's state (the first warm-up batch
+    /// announces the warm-up; later ones do not).
+    pub event_only_on_change: bool,
     pub audit: Option<NewAuditEvent>,
 }
 
@@ -189,14 +192,17 @@ impl Handler<FinishWorkshopAction> for DbWriter {
             )? {
                 return Ok(false);
             }
-            if let Some((from, to)) = &msg.effects.state {
-                Workshop::change_state(conn, workshop, from, *to, now)?;
-            }
+            let changed = match &msg.effects.state {
+                Some((from, to)) => Workshop::change_state(conn, workshop, from, *to, now)?,
+                None => false,
+            };
             if let Some(notice) = &msg.effects.notice {
                 Workshop::set_notice(conn, workshop, notice.as_deref(), now)?;
             }
             if let Some(event) = &msg.effects.event {
-                self.notify(conn, event, now)?;
+                if changed || !msg.effects.event_only_on_change {
+                    self.notify(conn, event, now)?;
+                }
             }
             if let Some(audit) = &msg.effects.audit {
                 AuditEvent::record(conn, audit)?;
