@@ -417,59 +417,78 @@ async fn spend_round(pool: DbPool, writer: Addr<DbWriter>) {
             continue;
         };
         let spent = spend_micros(seconds, workshop.price_per_vm_hour_micros);
-        let level = if spent >= cap {
+        let target = if spent >= cap {
             SpendAlert::Reached
         } else if spent.saturating_mul(100) >= cap.saturating_mul(SPEND_WARNING_PERCENT) {
             SpendAlert::Warned
         } else {
             continue;
         };
-        if level <= workshop.spend_alert() {
-            continue;
+        // A check that finds the cap passed also announces the warning, if it was not yet:
+        // admins hear of each threshold once, however fast the spend went.
+        for level in [SpendAlert::Warned, SpendAlert::Reached] {
+            if level > target || level <= workshop.spend_alert() {
+                continue;
+            }
+            raise_spend_alert(&writer, &workshop, level, spent, cap, seconds, now).await;
         }
-        let (kind, subject) = match level {
-            SpendAlert::Reached => (
-                "workshop.spend_cap_reached",
-                format!(
-                    "Workshop \"{}\" reached its spend cap: no more VMs are made{}",
-                    workshop.name,
-                    if workshop.teardown_at_cap {
-                        ", and its VMs are destroyed"
-                    } else {
-                        ""
-                    }
-                ),
+    }
+}
+
+/// Raises one spend alert, with its notification, audit record and (at the cap, if the
+/// workshop says so) a teardown.
+async fn raise_spend_alert(
+    writer: &Addr<DbWriter>,
+    workshop: &Workshop,
+    level: SpendAlert,
+    spent: i64,
+    cap: i64,
+    seconds: i64,
+    now: NaiveDateTime,
+) {
+    let id = workshop.id;
+    let (kind, subject) = match level {
+        SpendAlert::Reached => (
+            "workshop.spend_cap_reached",
+            format!(
+                "Workshop \"{}\" reached its spend cap: no more VMs are made{}",
+                workshop.name,
+                if workshop.teardown_at_cap {
+                    ", and its VMs are destroyed"
+                } else {
+                    ""
+                }
             ),
-            _ => (
-                "workshop.spend_warning",
-                format!(
-                    "Workshop \"{}\" has spent {SPEND_WARNING_PERCENT} % of its cap",
-                    workshop.name
-                ),
+        ),
+        _ => (
+            "workshop.spend_warning",
+            format!(
+                "Workshop \"{}\" has spent {SPEND_WARNING_PERCENT} % of its cap",
+                workshop.name
             ),
-        };
-        let details = serde_json::json!({
-            "spent": spent as f64 / 1e6,
-            "cap": cap as f64 / 1e6,
-            "vm_hours": seconds as f64 / 3600.0,
-        });
-        let raise = RaiseSpendAlert {
-            workshop_id: id,
-            level,
-            event: NewEvent::new(kind, subject.clone())
-                .for_workshop(id)
-                .with_details(details),
-            audit: NewAuditEvent {
-                occurred_at: now,
-                actor: "system".to_owned(),
-                action: format!("workshop.spend_{}", level.as_str()),
-                target: Some(format!("workshop {id}")),
-                detail: Some(subject),
-            },
-            teardown: level == SpendAlert::Reached && workshop.teardown_at_cap,
-        };
-        if !matches!(writer.send(raise).await, Ok(Ok(_))) {
-            tracing::error!(workshop_id = id, "cannot record the spend alert");
-        }
+        ),
+    };
+    let details = serde_json::json!({
+        "spent": spent as f64 / 1e6,
+        "cap": cap as f64 / 1e6,
+        "vm_hours": seconds as f64 / 3600.0,
+    });
+    let raise = RaiseSpendAlert {
+        workshop_id: id,
+        level,
+        event: NewEvent::new(kind, subject.clone())
+            .for_workshop(id)
+            .with_details(details),
+        audit: NewAuditEvent {
+            occurred_at: now,
+            actor: "system".to_owned(),
+            action: format!("workshop.spend_{}", level.as_str()),
+            target: Some(format!("workshop {id}")),
+            detail: Some(subject),
+        },
+        teardown: level == SpendAlert::Reached && workshop.teardown_at_cap,
+    };
+    if !matches!(writer.send(raise).await, Ok(Ok(_))) {
+        tracing::error!(workshop_id = id, "cannot record the spend alert");
     }
 }
