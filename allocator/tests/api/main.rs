@@ -17,3 +17,4 @@ mod researcher;
 mod rush;
 mod vm_api;
 mod vm_logs;
+mod workshops;

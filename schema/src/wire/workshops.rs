@@ -171,7 +171,9 @@ pub struct WorkshopRequest {
     pub name: String,
     /// RFC 3339 with an offset, e.g. `2027-03-12T09:00:00-08:00`. Times are shown in the
     /// start time's offset.
+    #[serde(deserialize_with = "rfc3339")]
     pub starts_at: DateTime<FixedOffset>,
+    #[serde(deserialize_with = "rfc3339")]
     pub ends_at: DateTime<FixedOffset>,
     /// A name for the time zone, shown beside times (e.g. `America/Los_Angeles`).
     #[serde(default)]
@@ -289,7 +291,21 @@ pub struct WorkshopCreated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendWorkshop {
+    #[serde(deserialize_with = "rfc3339")]
     pub ends_at: DateTime<FixedOffset>,
+}
+
+/// A time as RFC 3339 with an offset, refused with an example of what is wanted.
+fn rfc3339<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<DateTime<FixedOffset>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    DateTime::parse_from_rfc3339(text.trim()).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not a time with its offset; write it as RFC 3339, e.g. \
+             2027-03-12T09:00:00-08:00"
+        ))
+    })
 }
 
 /// What a participant's page shows about their workshop (`GET /api/workshops/{id}/notice`).
