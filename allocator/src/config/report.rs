@@ -9,7 +9,7 @@ use lablink_schema::connection::redact_url;
 
 /// Keys whose value is a map of free-form names (each entry is its own variable), not a
 /// section of fixed keys.
-pub const MAP_KEYS: [&str; 1] = ["provider.terraform.variables"];
+pub const MAP_KEYS: [&str; 2] = ["provider.terraform.variables", "workshops.prices"];
 
 pub use super::secret::MASK;
 
