@@ -7,6 +7,7 @@ mod admin;
 mod driver;
 mod pages;
 mod researcher;
+mod workshops;
 
 #[path = "../support/lab.rs"]
 mod lab;

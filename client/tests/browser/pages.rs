@@ -58,7 +58,7 @@ const AUDIT: &str = r#"
 })()
 "#;
 
-async fn check_page(browser: &Browser, lab: &Lab, path: &str) {
+pub async fn check_page(browser: &Browser, lab: &Lab, path: &str) {
     browser.goto(&lab.url(path)).await;
     // Let deferred scripts and styles finish loading.
     browser
