@@ -30,6 +30,7 @@ pub mod proc_stat;
 pub mod provisioning;
 pub mod provisioning_queue;
 pub mod report_batcher;
+pub mod session_limits;
 pub mod tokens;
 pub mod vm_actor;
 pub mod vm_supervisor;

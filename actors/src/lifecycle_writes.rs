@@ -151,3 +151,115 @@ impl Handler<ClearQuarantine> for DbWriter {
         })
     }
 }
+
+/// Set (or clear) the warning of the session of assignment `assignment_seq`; answers whether
+/// that assignment still holds the VM.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<bool, WriteError>")]
+pub struct SetSessionNotice {
+    pub hostname: String,
+    pub assignment_seq: i64,
+    pub notice: Option<String>,
+}
+
+impl Handler<SetSessionNotice> for DbWriter {
+    type Result = Result<bool, WriteError>;
+
+    fn handle(&mut self, msg: SetSessionNotice, _: &mut Self::Context) -> Self::Result {
+        self.in_transaction(None, |conn| {
+            Ok(Vm::set_session_notice(
+                conn,
+                &msg.hostname,
+                msg.assignment_seq,
+                msg.notice.as_deref(),
+            )?)
+        })
+    }
+}
+
+/// End a session its limits ended (idle, or its time is up), if nothing happened since it
+/// was judged (see [`Vm::release_session`]); audited and notified in the same transaction.
+/// Answers the released row, or `None` when the participant was active meanwhile.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<Vm>, WriteError>")]
+pub struct ReleaseSession {
+    pub hostname: String,
+    pub assignment_seq: i64,
+    pub last_active_at: Option<chrono::NaiveDateTime>,
+    pub why: String,
+}
+
+impl Handler<ReleaseSession> for DbWriter {
+    type Result = Result<Option<Vm>, WriteError>;
+
+    fn handle(&mut self, msg: ReleaseSession, _: &mut Self::Context) -> Self::Result {
+        self.in_transaction(Some(&msg.hostname), |conn| {
+            let now = Utc::now().naive_utc();
+            let Some(before) = Vm::find_by_hostname(conn, &msg.hostname)? else {
+                return Ok(None);
+            };
+            let Some(released) = Vm::release_session(
+                conn,
+                &msg.hostname,
+                msg.assignment_seq,
+                msg.last_active_at,
+                now,
+            )?
+            else {
+                return Ok(None);
+            };
+            let held_by = before.user_email.unwrap_or_default();
+            AuditEvent::record(
+                conn,
+                &NewAuditEvent {
+                    occurred_at: now,
+                    actor: crate::vm_actor::SUPERVISOR.to_owned(),
+                    action: "vm.release".to_owned(),
+                    target: Some(msg.hostname.clone()),
+                    detail: Some(format!("released from {held_by}: {}", msg.why)),
+                },
+            )?;
+            let mut event = NewEvent::new(
+                "vm.session_released",
+                format!(
+                    "{}: the session of {held_by} was released ({})",
+                    msg.hostname, msg.why
+                ),
+            )
+            .for_vm(&msg.hostname)
+            .with_details(serde_json::json!({ "why": msg.why }));
+            if let Some(workshop) = released.workshop_id {
+                event = event.for_workshop(workshop);
+            }
+            self.notify(conn, &event, now)?;
+            Ok(Some(released))
+        })
+    }
+}
+
+/// The participant of the browser with this claimer says they are still there: the idle
+/// clock starts again and the warning goes. Answers their VM, or `None` when they hold none.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<Vm>, WriteError>")]
+pub struct ExtendSession {
+    pub claimed_by: String,
+}
+
+impl Handler<ExtendSession> for DbWriter {
+    type Result = Result<Option<Vm>, WriteError>;
+
+    fn handle(&mut self, msg: ExtendSession, _: &mut Self::Context) -> Self::Result {
+        let extended = self.in_transaction(None, |conn| {
+            Ok(Vm::extend_session(
+                conn,
+                &msg.claimed_by,
+                Utc::now().naive_utc(),
+            )?)
+        });
+        // Its actor looks again: the release it planned is off.
+        if let Ok(Some(vm)) = &extended {
+            self.announce(&vm.hostname);
+        }
+        extended
+    }
+}

@@ -212,8 +212,8 @@ async fn carry_out(
         }),
         WorkshopActionKind::Warning => {
             let notice = format!(
-                "This workshop ends in {} minutes. Save your work now: the VMs are {} at the end.",
-                action.amount,
+                "This workshop ends in {}. Save your work now: the VMs are {} at the end.",
+                plan::minutes(u64::try_from(action.amount).unwrap_or(0)),
                 if workshop.keep_after_end_secs > 0 {
                     "kept only a little while"
                 } else {
@@ -228,8 +228,9 @@ async fn carry_out(
                         event(
                             "workshop.warning",
                             format!(
-                                "Workshop \"{}\" ends in {} minutes",
-                                workshop.name, action.amount
+                                "Workshop \"{}\" ends in {}",
+                                workshop.name,
+                                plan::minutes(u64::try_from(action.amount).unwrap_or(0))
                             ),
                         )
                         .with_details(serde_json::json!({ "minutes_left": action.amount })),

@@ -93,6 +93,7 @@ async fn a_vm_actor_that_panics_is_restarted_and_goes_on_from_the_stored_state()
             policy,
             writer,
             queue,
+            release_replaces: false,
         }))
         .start();
     let read_vm = || {

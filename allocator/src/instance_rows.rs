@@ -125,6 +125,8 @@ mod tests {
             recovery_attempts: 0,
             next_action: None,
             workshop_id: None,
+            last_active_at: None,
+            session_notice: None,
         }
     }
 

@@ -119,6 +119,8 @@ pub struct AssignedPage<'a> {
     pub rejoin_code: Option<&'a str>,
     /// The VM's workshop, whose warnings the page shows.
     pub workshop: Option<crate::workshop_admission::WorkshopBanner>,
+    /// A warning about this session (idle, or nearly over).
+    pub session_notice: Option<&'a str>,
 }
 
 impl std::fmt::Debug for AssignedPage<'_> {
@@ -173,6 +175,7 @@ mod tests {
                     rejoin_code: Some("ABCDE-12345"),
                     existing: false,
                     workshop: None,
+                    session_notice: None,
                 },
             )
             .expect("assigned");

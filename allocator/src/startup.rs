@@ -145,6 +145,13 @@ impl Application {
         )
         .with_cloud(cloud.clone())
         .start();
+        let release_policy = config
+            .lifecycle
+            .release
+            .unwrap_or(match config.provider.kind {
+                ProviderKind::Local => ReleasePolicy::Reset,
+                ProviderKind::Terraform => ReleasePolicy::Replace,
+            });
         // Every VM gets a supervising actor, which needs the writer and the queue.
         let lifecycle = config.lifecycle.policy();
         let heartbeat_interval = lifecycle.heartbeat_interval();
@@ -154,6 +161,7 @@ impl Application {
                 policy: lifecycle,
                 writer: writer.clone(),
                 queue: executor.clone(),
+                release_replaces: release_policy == ReleasePolicy::Replace,
             }));
         } else {
             tracing::warn!("lifecycle.enabled is false: no VM is supervised or recovered");
@@ -194,13 +202,7 @@ impl Application {
             )),
             session_ttl: Duration::from_secs(config.admin.session_ttl_secs),
             stopping: stopping_seen,
-            release_policy: config
-                .lifecycle
-                .release
-                .unwrap_or(match config.provider.kind {
-                    ProviderKind::Local => ReleasePolicy::Reset,
-                    ProviderKind::Terraform => ReleasePolicy::Replace,
-                }),
+            release_policy,
             can_reboot: cloud.is_some() || config.provider.kind == ProviderKind::Local,
             cloud,
             required_gpu_instance_type,

@@ -7,6 +7,9 @@ use actix::{Actor, Arbiter};
 
 use crate::allocator_client::{AllocatorClient, CallError};
 use crate::desktop::{ChromeRemoteDesktop, DesktopLauncher, LoggedDesktop, RemoteDesktop};
+use crate::desktop_activity::{
+    DesktopNotifier, InputIdle, LoggedNotices, NoDesktop, NotifySend, XPrintIdle,
+};
 use crate::gpu::{GpuMonitor, GpuProbe, HealthPolicy, NvmlProbe};
 use crate::log_shipping::{LogShipper, OwnLog, ShippingSettings};
 use crate::session_reset::SessionReset;
@@ -24,6 +27,10 @@ pub struct AgentParts {
     pub gpu_probe: Box<dyn GpuProbe>,
     pub processes: Box<dyn ProcessTable>,
     pub health_policy: HealthPolicy,
+    /// Whether the desktop was used lately.
+    pub input: Box<dyn InputIdle>,
+    /// Shows the allocator's warnings on the desktop.
+    pub notifier: Arc<dyn DesktopNotifier>,
 }
 
 impl std::fmt::Debug for AgentParts {
@@ -38,12 +45,26 @@ impl AgentParts {
     /// The real ones: Chrome Remote Desktop (or, with `LABLINK_DESKTOP=log`, a log of the
     /// sessions), NVML, `/proc`.
     pub fn real(settings: &AgentSettings) -> Self {
-        let desktop: Arc<dyn RemoteDesktop> = match settings.desktop {
-            DesktopKind::Chrome => Arc::new(ChromeRemoteDesktop::default()),
-            DesktopKind::Log => Arc::new(LoggedDesktop),
+        let (desktop, input, notifier): (
+            Arc<dyn RemoteDesktop>,
+            Box<dyn InputIdle>,
+            Arc<dyn DesktopNotifier>,
+        ) = match settings.desktop {
+            DesktopKind::Chrome => (
+                Arc::new(ChromeRemoteDesktop::default()),
+                Box::new(XPrintIdle::new(settings.x_display.clone())),
+                Arc::new(NotifySend::new(settings.x_display.clone())),
+            ),
+            DesktopKind::Log => (
+                Arc::new(LoggedDesktop),
+                Box::new(NoDesktop),
+                Arc::new(LoggedNotices),
+            ),
         };
         AgentParts {
             desktop,
+            input,
+            notifier,
             own_log: None,
             gpu_probe: Box::new(NvmlProbe::new()),
             processes: Box::new(ProcFs::default()),
@@ -92,8 +113,9 @@ impl Agent {
         let status = {
             let (client, backoff, interval) =
                 (client.clone(), backoff.clone(), settings.heartbeat_interval);
+            let notifier = parts.notifier.clone();
             StatusReporter::start_in_arbiter(&handle, move |_| {
-                StatusReporter::new(client, interval, backoff)
+                StatusReporter::new(client, interval, backoff).showing_notices(notifier)
             })
         };
         let launcher = {
@@ -108,14 +130,16 @@ impl Agent {
             })
         };
         {
-            let (client, processes, interval) = (
+            let (client, processes, input, interval) = (
                 client.clone(),
                 parts.processes,
+                parts.input,
                 settings.usage_check_interval,
             );
             let gpu = gpu.clone();
             UsageMonitor::start_in_arbiter(&handle, move |_| {
                 UsageMonitor::new(client, processes, matcher, interval, Some(gpu))
+                    .watching_input(input)
             });
         }
         {

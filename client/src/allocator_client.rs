@@ -88,6 +88,15 @@ impl std::fmt::Debug for AllocatorClient {
     }
 }
 
+/// What the allocator answers a status report with.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StatusReply {
+    /// The heartbeat interval it asks for.
+    pub interval: Option<Duration>,
+    /// A warning for whoever sits at the VM.
+    pub notice: Option<String>,
+}
+
 impl AllocatorClient {
     /// A client for the VM and allocator in `settings`. A token from the settings wins over
     /// one in the token file.
@@ -152,7 +161,7 @@ impl AllocatorClient {
     /// Reports the VM's status (registering it on first contact; the token handed out then
     /// is kept). This is also the heartbeat: the answer brings the heartbeat interval the
     /// allocator asks for, when it names one.
-    pub async fn report_status(&self, status: VmStatus) -> Result<Option<Duration>, CallError> {
+    pub async fn report_status(&self, status: VmStatus) -> Result<StatusReply, CallError> {
         let answer: VmStatusAnswer = self
             .post(
                 "/api/vm-status",
@@ -167,9 +176,12 @@ impl AllocatorClient {
             self.keep_token(token);
         }
         self.registered.send_replace(true);
-        Ok(answer
-            .heartbeat_interval_ms
-            .map(|ms| Duration::from_millis(ms).clamp(MIN_HEARTBEAT, MAX_HEARTBEAT)))
+        Ok(StatusReply {
+            interval: answer
+                .heartbeat_interval_ms
+                .map(|ms| Duration::from_millis(ms).clamp(MIN_HEARTBEAT, MAX_HEARTBEAT)),
+            notice: answer.notice,
+        })
     }
 
     /// Waits, for as long as it takes, until the VM is assigned to something other than

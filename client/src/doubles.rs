@@ -123,3 +123,43 @@ impl RemoteDesktop for RecordingDesktop {
         Ok(())
     }
 }
+
+/// A desktop whose idle time is whatever the test sets (`None`: unknown); for tests.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptedInput {
+    idle: Arc<Mutex<Option<std::time::Duration>>>,
+}
+
+impl ScriptedInput {
+    pub fn set_idle(&self, idle: Option<std::time::Duration>) {
+        if let Ok(mut current) = self.idle.lock() {
+            *current = idle;
+        }
+    }
+}
+
+impl crate::desktop_activity::InputIdle for ScriptedInput {
+    fn idle_for(&mut self) -> Option<std::time::Duration> {
+        self.idle.lock().ok().and_then(|idle| *idle)
+    }
+}
+
+/// Records every desktop notice shown; for tests.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingNotifier {
+    shown: Arc<Mutex<Vec<String>>>,
+}
+
+impl RecordingNotifier {
+    pub fn shown(&self) -> Vec<String> {
+        self.shown.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl crate::desktop_activity::DesktopNotifier for RecordingNotifier {
+    fn show(&self, text: &str) {
+        if let Ok(mut shown) = self.shown.lock() {
+            shown.push(text.to_owned());
+        }
+    }
+}

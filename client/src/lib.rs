@@ -6,11 +6,13 @@
 //! `DesktopLauncher` starts Chrome Remote Desktop, `GpuMonitor` reports GPU health,
 //! `UsageMonitor` reports whether the research software runs, `StatusReporter` sends the
 //! heartbeat, `LogShipper` ships the VM's logs. What touches the VM sits behind traits: [`desktop::RemoteDesktop`],
-//! [`gpu::GpuProbe`], [`usage::ProcessTable`].
+//! [`gpu::GpuProbe`], [`usage::ProcessTable`], [`desktop_activity::InputIdle`] and
+//! [`desktop_activity::DesktopNotifier`].
 
 pub mod agent;
 pub mod allocator_client;
 pub mod desktop;
+pub mod desktop_activity;
 #[cfg(any(test, feature = "test-support"))]
 pub mod doubles;
 pub mod gpu;

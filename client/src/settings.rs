@@ -25,6 +25,9 @@ pub const ENROLLMENT_TOKEN_FILE_ENV: &str = "LABLINK_ENROLLMENT_TOKEN_FILE";
 pub const USAGE_PATTERN_ENV: &str = "LABLINK_USAGE_PATTERN";
 /// `chrome` (default) starts Chrome Remote Desktop; `log` only logs each session.
 pub const DESKTOP_ENV: &str = "LABLINK_DESKTOP";
+/// The X display of the remote desktop session, whose idle time and notifications the agent
+/// uses (default `:20`, Chrome Remote Desktop's).
+pub const X_DISPLAY_ENV: &str = "LABLINK_X_DISPLAY";
 /// The session user's directory, emptied when a session ends (see `session_reset`).
 pub const SESSION_DIR_ENV: &str = "LABLINK_SESSION_DIR";
 /// Seconds between heartbeats.
@@ -85,6 +88,8 @@ pub struct AgentSettings {
     pub retry_initial: Duration,
     pub retry_max: Duration,
     pub desktop: DesktopKind,
+    /// The remote desktop's X display (`LABLINK_X_DISPLAY`).
+    pub x_display: String,
     /// Whether logs are shipped at all.
     pub log_shipping: bool,
     pub log_spool_dir: PathBuf,
@@ -161,6 +166,7 @@ impl AgentSettings {
             retry_initial: DEFAULT_RETRY_INITIAL,
             retry_max: DEFAULT_RETRY_MAX,
             desktop: DesktopKind::Chrome,
+            x_display: ":20".to_owned(),
             log_shipping: true,
             // Survives an agent restart; a VM image sets a directory on its disk.
             log_spool_dir: std::env::temp_dir().join(format!("lablink-log-spool-{vm_name}")),
@@ -248,6 +254,9 @@ impl AgentSettings {
         settings.heartbeat_interval = seconds(HEARTBEAT_SECS_ENV, DEFAULT_HEARTBEAT)?;
         settings.gpu_check_interval = seconds(GPU_CHECK_SECS_ENV, DEFAULT_GPU_CHECK)?;
         settings.usage_check_interval = seconds(USAGE_CHECK_SECS_ENV, DEFAULT_USAGE_CHECK)?;
+        if let Some(display) = non_empty(X_DISPLAY_ENV) {
+            settings.x_display = display;
+        }
         settings.desktop = match non_empty(DESKTOP_ENV).as_deref() {
             None | Some("chrome") => DesktopKind::Chrome,
             Some("log") => DesktopKind::Log,

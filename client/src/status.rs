@@ -11,11 +11,13 @@ use actix::{
 };
 use lablink_schema::wire::VmStatus;
 
+use std::sync::Arc;
+
 use crate::allocator_client::AllocatorClient;
+use crate::desktop_activity::DesktopNotifier;
 use lablink_schema::backoff::Backoff;
 
 /// The actor; see the module documentation.
-#[derive(Debug)]
 pub struct StatusReporter {
     client: AllocatorClient,
     interval: Duration,
@@ -29,9 +31,27 @@ pub struct StatusReporter {
     set_while_sending: bool,
     /// The timer of the periodic report.
     ticker: Option<SpawnHandle>,
+    /// Shows the allocator's warnings on the desktop, each once.
+    notifier: Option<Arc<dyn DesktopNotifier>>,
+    shown: Option<String>,
+}
+
+impl std::fmt::Debug for StatusReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusReporter")
+            .field("interval", &self.interval)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StatusReporter {
+    /// Warnings in the allocator's answers are shown through `notifier`.
+    pub fn showing_notices(mut self, notifier: Arc<dyn DesktopNotifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
     pub fn new(client: AllocatorClient, interval: Duration, backoff: Backoff) -> Self {
         StatusReporter {
             client,
@@ -41,6 +61,8 @@ impl StatusReporter {
             sending: false,
             set_while_sending: false,
             ticker: None,
+            notifier: None,
+            shown: None,
         }
     }
 
@@ -58,6 +80,17 @@ impl StatusReporter {
         self.ticker = Some(ctx.run_interval(interval, |reporter, ctx| reporter.report(ctx)));
     }
 
+    /// Shows a new warning once; a warning taken down may be shown again later.
+    fn show(&mut self, notice: Option<String>) {
+        if notice == self.shown {
+            return;
+        }
+        if let (Some(text), Some(notifier)) = (&notice, &self.notifier) {
+            notifier.show(text);
+        }
+        self.shown = notice;
+    }
+
     fn report(&mut self, ctx: &mut Context<Self>) {
         if self.sending {
             return;
@@ -71,9 +104,10 @@ impl StatusReporter {
                 .map(move |result, reporter, ctx| {
                     reporter.sending = false;
                     match result {
-                        Ok(asked) => {
+                        Ok(reply) => {
                             reporter.backoff.reset();
-                            if let Some(interval) = asked.filter(|i| *i != reporter.interval) {
+                            reporter.show(reply.notice);
+                            if let Some(interval) = reply.interval.filter(|i| *i != reporter.interval) {
                                 tracing::info!(
                                     interval_ms = interval.as_millis(),
                                     "heartbeat interval set by the allocator"

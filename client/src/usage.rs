@@ -10,6 +10,7 @@ use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
 use regex::Regex;
 
 use crate::allocator_client::AllocatorClient;
+use crate::desktop_activity::InputIdle;
 use crate::gpu::{GpuMonitor, SetInUse};
 
 #[cfg(any(test, feature = "test-support"))]
@@ -154,6 +155,8 @@ pub struct UsageMonitor {
     /// What the allocator was last told successfully.
     reported: Option<bool>,
     busy: bool,
+    /// Whether the desktop was used since the last check: reported as activity.
+    input: Option<Arc<Mutex<Box<dyn InputIdle>>>>,
 }
 
 impl std::fmt::Debug for UsageMonitor {
@@ -181,7 +184,15 @@ impl UsageMonitor {
             gpu,
             reported: None,
             busy: false,
+            input: None,
         }
+    }
+
+    /// Also reports the desktop's use: an input since the last check is sent as activity
+    /// (with the software's state unchanged), so an idle release counts it.
+    pub fn watching_input(mut self, input: Box<dyn InputIdle>) -> Self {
+        self.input = Some(Arc::new(Mutex::new(input)));
+        self
     }
 
     fn check(&mut self, ctx: &mut Context<Self>) {
@@ -193,22 +204,27 @@ impl UsageMonitor {
         let matcher = self.matcher.clone();
         let client = self.client.clone();
         let reported = self.reported;
+        let (input, interval) = (self.input.clone(), self.interval);
         let work = async move {
-            let in_use = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+            let checked = tokio::task::spawn_blocking(move || -> std::io::Result<(bool, bool)> {
                 let lines = processes
                     .lock()
                     .map_err(|_| std::io::Error::other("process table poisoned"))?
                     .command_lines()?;
-                Ok(lines.iter().any(|argv| matcher.matches(argv)))
+                let in_use = lines.iter().any(|argv| matcher.matches(argv));
+                let typed = input
+                    .and_then(|input| input.lock().ok()?.idle_for())
+                    .is_some_and(|idle| idle < interval);
+                Ok((in_use, typed))
             })
             .await
             .map_err(std::io::Error::other)
             .and_then(|r| r);
-            let in_use = match in_use {
-                Ok(in_use) => in_use,
+            let (in_use, desktop_used) = match checked {
+                Ok(checked) => checked,
                 Err(error) => return Err(format!("cannot list processes: {error}")),
             };
-            if reported == Some(in_use) {
+            if reported == Some(in_use) && !desktop_used {
                 return Ok((in_use, false));
             }
             client
@@ -221,7 +237,7 @@ impl UsageMonitor {
             monitor.busy = false;
             match outcome {
                 Ok((in_use, sent)) => {
-                    if sent {
+                    if sent && monitor.reported != Some(in_use) {
                         tracing::info!(in_use, "reported whether the research software runs");
                     }
                     monitor.reported = Some(in_use);

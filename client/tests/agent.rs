@@ -13,6 +13,8 @@ use lablink_allocator::startup::Application;
 use lablink_client::agent::{Agent, AgentParts};
 use lablink_client::allocator_client::AllocatorClient;
 use lablink_client::desktop::{DesktopCall, RecordingDesktop};
+use lablink_client::desktop_activity::{LoggedNotices, NoDesktop};
+use lablink_client::doubles::{RecordingNotifier, ScriptedInput};
 use lablink_client::gpu::{GpuReading, HealthPolicy, ProbeError, ScriptedProbe};
 use lablink_client::settings::AgentSettings;
 use lablink_client::status::{SetStatus, StatusReporter};
@@ -27,6 +29,14 @@ const ADMIN_PASSWORD: &str = "agent-test-admin-password";
 const PATIENCE: Duration = Duration::from_secs(20);
 
 async fn start_allocator(database: &TestDatabase, port: u16) -> (ServerHandle, u16) {
+    start_allocator_with(database, port, |_| {}).await
+}
+
+async fn start_allocator_with(
+    database: &TestDatabase,
+    port: u16,
+    adjust: impl FnOnce(&mut Config),
+) -> (ServerHandle, u16) {
     let mut config = Config::default();
     config.server.bind = format!("127.0.0.1:{port}").parse().expect("address");
     config.server.workers = 1;
@@ -35,6 +45,7 @@ async fn start_allocator(database: &TestDatabase, port: u16) -> (ServerHandle, u
     config.database.pool_size = 8;
     config.database.writer_threads = 2;
     config.admin.password = Some(ADMIN_PASSWORD.into());
+    adjust(&mut config);
     let app = Application::build(config).await.expect("allocator starts");
     let port = app.address().port();
     let handle = app.handle();
@@ -46,6 +57,8 @@ struct Fakes {
     desktop: RecordingDesktop,
     probe: ScriptedProbe,
     processes: ScriptedProcesses,
+    input: ScriptedInput,
+    notices: RecordingNotifier,
 }
 
 fn healthy() -> Result<Vec<GpuReading>, ProbeError> {
@@ -95,6 +108,8 @@ async fn start_agent(port: u16) -> (Agent, Fakes) {
         desktop: RecordingDesktop::new(),
         probe: ScriptedProbe::new([healthy()]),
         processes: ScriptedProcesses::new(),
+        input: ScriptedInput::default(),
+        notices: RecordingNotifier::default(),
     };
     let parts = AgentParts {
         own_log: None,
@@ -102,6 +117,8 @@ async fn start_agent(port: u16) -> (Agent, Fakes) {
         gpu_probe: Box::new(fakes.probe.clone()),
         processes: Box::new(fakes.processes.clone()),
         health_policy: HealthPolicy::default(),
+        input: Box::new(fakes.input.clone()),
+        notifier: Arc::new(fakes.notices.clone()),
     };
     (Agent::start(&settings, parts).expect("agent starts"), fakes)
 }
@@ -283,6 +300,8 @@ async fn without_nvml_the_gpu_is_reported_not_available() {
         ))])),
         processes: Box::new(ScriptedProcesses::new()),
         health_policy: HealthPolicy::default(),
+        input: Box::new(NoDesktop),
+        notifier: Arc::new(LoggedNotices),
     };
     let agent = Agent::start(&settings, parts).expect("agent");
     until_vm(&database, "GPU reported N/A", |vm| {
@@ -401,6 +420,8 @@ async fn reports_start_after_registration_and_none_is_refused() {
         gpu_probe: Box::new(ScriptedProbe::new([healthy()])),
         processes: Box::new(ScriptedProcesses::new()),
         health_policy: HealthPolicy::default(),
+        input: Box::new(NoDesktop),
+        notifier: Arc::new(LoggedNotices),
     };
     let agent = Agent::start(&settings, parts).expect("agent");
     until_vm(&database, "GPU reported at its first check", |vm| {
@@ -415,5 +436,63 @@ async fn reports_start_after_registration_and_none_is_refused() {
         assert_eq!(answered(port, route, 401).await, 0, "{route} was refused");
     }
     assert_eq!(answered(port, "/api/gpu_health", 200).await, 1);
+    agent.stop();
+}
+
+#[actix_web::test]
+async fn desktop_use_is_reported_as_activity_and_a_warning_is_shown_once() {
+    let database = TestDatabase::migrated();
+    // Heartbeats every 0.3 s: each carries the warning.
+    let (_allocator, port) = start_allocator_with(&database, 0, |config| {
+        config.lifecycle.heartbeat_timeout_secs = 0.9;
+    })
+    .await;
+    let (agent, fakes) = start_agent(port).await;
+    until_vm(&database, "ready", |vm| {
+        vm.status == "running" && vm.gpu_health.as_deref() == Some("Healthy")
+    })
+    .await;
+    researcher_asks(port, "ada@example.org", "4/0AVG7fiQdesktopuse").await;
+    let assigned = until_vm(&database, "assigned", |vm| vm.user_email.is_some()).await;
+
+    // Nobody at the desktop: no activity is reported beyond the first software check.
+    fakes.input.set_idle(Some(Duration::from_secs(600)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let quiet = until_vm(&database, "read", |_| true).await;
+    let settled = quiet.last_active_at;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        until_vm(&database, "read", |_| true).await.last_active_at,
+        settled
+    );
+
+    // Someone types: each check reports activity, the software's state unchanged.
+    fakes.input.set_idle(Some(Duration::from_millis(10)));
+    let active = until_vm(&database, "activity reported", |vm| {
+        vm.last_active_at > settled && vm.last_active_at > assigned.assigned_at
+    })
+    .await;
+    assert!(!active.in_use);
+
+    // A warning for the session reaches the desktop once, however many heartbeats carry it.
+    {
+        use diesel::prelude::*;
+        use lablink_schema::schema::vms;
+        let mut conn = database.connect();
+        diesel::update(vms::table.find("vm-1"))
+            .set(vms::session_notice.eq("Your session ends in 5 minutes: save your work now."))
+            .execute(&mut conn)
+            .expect("set the warning");
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while fakes.notices.shown().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no notice shown");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        fakes.notices.shown(),
+        ["Your session ends in 5 minutes: save your work now."]
+    );
     agent.stop();
 }

@@ -231,7 +231,7 @@ async fn a_workshop_warms_up_admits_its_roster_warns_everyone_and_is_torn_down()
         warning["delivery_key"].as_str().expect("key")
     );
     let mail = smtp
-        .wait_for("ends in 1 minutes", Duration::from_secs(10))
+        .wait_for("ends in 1 minute.", Duration::from_secs(10))
         .await;
     assert_eq!(mail.to, ["<admins@lab.example>"]);
     let notice: Value = lab
@@ -247,7 +247,7 @@ async fn a_workshop_warms_up_admits_its_roster_warns_everyone_and_is_torn_down()
         notice["notice"]
             .as_str()
             .expect("notice")
-            .contains("ends in 1 minutes"),
+            .contains("ends in 1 minute."),
         "{notice}"
     );
 
@@ -412,4 +412,229 @@ async fn the_outbox_redelivers_once_the_receiver_is_back_and_only_once() {
         .filter(|r| r.accepted && r.body["delivery_key"] == key.as_str())
         .count();
     assert_eq!(accepted, 1);
+}
+
+/// A participant's browser: its key cookie kept by hand (the test client has no cookie jar).
+struct Participant {
+    client: reqwest::Client,
+    cookie: String,
+    base: String,
+}
+
+impl Participant {
+    async fn open(lab: &Lab, id: i64) -> Participant {
+        let client = reqwest::Client::new();
+        let start = client
+            .get(lab.url(&format!("/w/{id}")))
+            .send()
+            .await
+            .expect("start page");
+        let cookie = start
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("lablink_browser="))
+            .and_then(|v| v.split(';').next())
+            .expect("the browser's key")
+            .to_owned();
+        Participant {
+            client,
+            cookie,
+            base: lab.base.clone(),
+        }
+    }
+
+    async fn ask(&self, id: i64, email: &str) -> u16 {
+        let command = format!(
+            "DISPLAY= /opt/google/chrome-remote-desktop/start-host --code=\"4/0AVG7fiQ{}xxxxxxxxxx\" \
+             --redirect-url=\"https://remotedesktop.google.com/_/oauthredirect\" --name=$(hostname)",
+            email.len()
+        );
+        self.client
+            .post(format!("{}/api/request_vm", self.base))
+            .header("cookie", &self.cookie)
+            .form(&[
+                ("email", email),
+                ("crd_command", command.as_str()),
+                ("workshop", id.to_string().as_str()),
+            ])
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    }
+
+    async fn session(&self) -> Value {
+        self.client
+            .get(format!("{}/api/session", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("session")
+            .json()
+            .await
+            .unwrap_or(Value::Null)
+    }
+
+    async fn until_warned(&self, text: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let session = self.session().await;
+            if session["session_notice"]
+                .as_str()
+                .is_some_and(|n| n.contains(text))
+            {
+                return session;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no `{text}` warning: {session}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A lab whose agents heartbeat every second, so a warning reaches the desktop at once.
+async fn lab_with_limits(prefix: &str, hook: &WebhookReceiver, limits: Value) -> (Lab, i64) {
+    let url = hook.url.clone();
+    let lab = Lab::start_with(prefix, move |config| {
+        config.lifecycle.heartbeat_timeout_secs = 3.0;
+        config.notifications.webhooks = vec![WebhookConfig {
+            name: "lab".to_owned(),
+            url,
+            secret: HOOK_SECRET.into(),
+        }];
+        config.notifications.retry_first_secs = 0.3;
+    })
+    .await;
+    let starts = Utc::now() + chrono::Duration::seconds(3);
+    let mut request = json!({
+        "name": "Limited",
+        "starts_at": rfc3339(starts),
+        "ends_at": rfc3339(starts + chrono::Duration::hours(2)),
+        "headcount": 1,
+        "spare_vms": 0,
+        "warmup_lead_secs": 3,
+        "idle_warning_secs": 8,
+    });
+    for (key, value) in limits.as_object().expect("limits") {
+        request[key] = value.clone();
+    }
+    let created = lab.admin_post("/api/admin/workshops", request).await;
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id");
+    until_state(&lab, id, "open", Duration::from_secs(15)).await;
+    lab.until("the workshop's VM is ready", |vms| {
+        vms.iter()
+            .any(|vm| vm.workshop_id == Some(id) && lab::ready(vm))
+    })
+    .await;
+    (lab, id)
+}
+
+fn release_audited(lab: &Lab, why: &str) -> bool {
+    let mut conn = lab.database.connect();
+    lablink_schema::audit_events::AuditEvent::list_recent(&mut conn, 100)
+        .expect("audit")
+        .iter()
+        .any(|e| {
+            e.action == "vm.release"
+                && e.actor == "supervisor"
+                && e.detail.as_deref().is_some_and(|d| d.contains(why))
+        })
+}
+
+#[actix_web::test]
+async fn an_idle_session_is_warned_on_the_page_and_desktop_extended_then_released() {
+    let hook = WebhookReceiver::start(HOOK_SECRET);
+    let (lab, id) =
+        lab_with_limits("lablink-vm-idle", &hook, json!({"idle_release_secs": 12})).await;
+    let participant = Participant::open(&lab, id).await;
+    assert_eq!(participant.ask(id, "ada@lab.example").await, 200);
+    let hostname = workshop_vms(&lab, id)[0].hostname.clone();
+
+    // Idle: warned on the participant's page and on the VM's desktop.
+    let warned = participant
+        .until_warned("will be released in 1 minute")
+        .await;
+    assert_eq!(warned["hostname"], hostname.as_str());
+    lab.until_logged(&hostname, "desktop notice", 1).await;
+
+    // "I am still here": the warning goes and the clock starts again.
+    let extended = participant
+        .client
+        .post(format!("{}/api/session/extend", lab.base))
+        .header("cookie", &participant.cookie)
+        .send()
+        .await
+        .expect("extend");
+    assert_eq!(extended.status(), 200);
+    let page = extended.text().await.expect("page");
+    assert!(page.contains(&hostname), "{page}");
+    let extended_at = tokio::time::Instant::now();
+    assert_eq!(participant.session().await["session_notice"], Value::Null);
+    let other = Participant::open(&lab, id).await;
+    let refused = other
+        .client
+        .post(format!("{}/api/session/extend", lab.base))
+        .header("cookie", &other.cookie)
+        .send()
+        .await
+        .expect("extend");
+    assert_eq!(
+        refused.status(),
+        404,
+        "a browser holding no VM extends nothing"
+    );
+
+    // Still idle: released 12 s after the extension, through the usual reset.
+    lab.until("the idle session is released", |vms| {
+        vms.iter()
+            .any(|vm| vm.hostname == hostname && vm.user_email.is_none())
+    })
+    .await;
+    assert!(
+        extended_at.elapsed() >= Duration::from_secs(11),
+        "released {:?} after the extension",
+        extended_at.elapsed()
+    );
+    assert!(release_audited(&lab, "idle for 1 minute"));
+    let released = hook
+        .wait_for("vm.session_released", Duration::from_secs(10))
+        .await;
+    assert_eq!(released["hostname"], hostname.as_str());
+    lab.until("the VM is ready for the next participant", |vms| {
+        vms.iter()
+            .any(|vm| vm.hostname == hostname && lab::ready(vm))
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn a_session_ends_at_its_workshop_limit_after_a_warning() {
+    let hook = WebhookReceiver::start(HOOK_SECRET);
+    let (lab, id) = lab_with_limits("lablink-vm-max", &hook, json!({"max_session_secs": 10})).await;
+    let participant = Participant::open(&lab, id).await;
+    let asked = tokio::time::Instant::now();
+    assert_eq!(participant.ask(id, "grace@lab.example").await, 200);
+    let hostname = workshop_vms(&lab, id)[0].hostname.clone();
+    participant
+        .until_warned("Your session ends in 1 minute")
+        .await;
+    lab.until("the session is over", |vms| {
+        vms.iter()
+            .any(|vm| vm.hostname == hostname && vm.user_email.is_none())
+    })
+    .await;
+    assert!(
+        asked.elapsed() >= Duration::from_secs(9),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(release_audited(&lab, "limit of 1 minute"));
 }

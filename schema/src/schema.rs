@@ -24,6 +24,8 @@ diesel::table! {
         recovery_attempts -> Integer,
         next_action -> Nullable<Text>,
         workshop_id -> Nullable<BigInt>,
+        last_active_at -> Nullable<Timestamp>,
+        session_notice -> Nullable<Text>,
     }
 }
 
@@ -162,6 +164,9 @@ diesel::table! {
         created_by -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        idle_release_secs -> Nullable<Integer>,
+        idle_warning_secs -> Integer,
+        max_session_secs -> Nullable<Integer>,
     }
 }
 

@@ -113,6 +113,8 @@ macro_rules! no_assignment {
             vms::claimed_by.eq(None::<String>),
             vms::assigned_at.eq(None::<NaiveDateTime>),
             vms::in_use.eq(false),
+            vms::last_active_at.eq(None::<NaiveDateTime>),
+            vms::session_notice.eq(None::<String>),
         )
     };
 }
@@ -176,6 +178,10 @@ pub struct Vm {
     pub next_action: Option<String>,
     /// The workshop the VM was made for; `None`: the implicit, always-open one.
     pub workshop_id: Option<i64>,
+    /// When the participant last used the VM (see `session_limits` in the actors).
+    pub last_active_at: Option<NaiveDateTime>,
+    /// The warning the participant and the desktop are shown now.
+    pub session_notice: Option<String>,
 }
 
 /// The CRD command, PIN and token hash are secrets: debug output shows only whether they are set.
@@ -495,10 +501,103 @@ impl Vm {
         now: NaiveDateTime,
     ) -> QueryResult<Option<Vm>> {
         on_backend!(conn, |c| diesel::update(vms::table.find(hostname))
-            .set((vms::in_use.eq(in_use), vms::updated_at.eq(now)))
+            .set((
+                vms::in_use.eq(in_use),
+                // Every report of the software's use is the participant's activity: the
+                // idle clock starts again.
+                vms::last_active_at.eq(now),
+                vms::updated_at.eq(now),
+            ))
             .returning(Vm::as_returning())
             .get_result(c)
             .optional())
+    }
+
+    /// Sets (or with `None` clears) the session's warning, if the VM still holds assignment
+    /// `assignment_seq`; `false` when it does not.
+    pub fn set_session_notice(
+        conn: &mut DbConnection,
+        hostname: &str,
+        assignment_seq: i64,
+        notice: Option<&str>,
+    ) -> QueryResult<bool> {
+        let changed = diesel::update(
+            vms::table
+                .filter(vms::hostname.eq(hostname))
+                .filter(vms::assignment_seq.eq(assignment_seq))
+                .filter(vms::user_email.is_not_null()),
+        )
+        .set(vms::session_notice.eq(notice))
+        .execute(conn)?;
+        Ok(changed == 1)
+    }
+
+    /// Ends the session of assignment `assignment_seq` if nothing happened since it was
+    /// judged over: still that assignment, and no activity after `last_active_at`. Returns
+    /// the released row, or `None` when the participant was active (or it ended) meanwhile.
+    pub fn release_session(
+        conn: &mut DbConnection,
+        hostname: &str,
+        assignment_seq: i64,
+        last_active_at: Option<NaiveDateTime>,
+        now: NaiveDateTime,
+    ) -> QueryResult<Option<Vm>> {
+        let target = vms::table
+            .filter(vms::hostname.eq(hostname))
+            .filter(vms::assignment_seq.eq(assignment_seq))
+            .filter(vms::user_email.is_not_null());
+        let values = (
+            no_assignment!(),
+            vms::status.eq(VmStatus::Initializing.as_str()),
+            vms::updated_at.eq(now),
+        );
+        match last_active_at {
+            Some(seen) => on_backend!(conn, |c| diesel::update(
+                target.filter(vms::last_active_at.eq(seen))
+            )
+            .set(values)
+            .returning(Vm::as_returning())
+            .get_result(c)
+            .optional()),
+            None => on_backend!(conn, |c| diesel::update(
+                target.filter(vms::last_active_at.is_null())
+            )
+            .set(values)
+            .returning(Vm::as_returning())
+            .get_result(c)
+            .optional()),
+        }
+    }
+
+    /// The VM the browser with this claimer (the SHA-256 of its key) holds, if any.
+    pub fn find_by_claimer(conn: &mut DbConnection, claimed_by: &str) -> QueryResult<Option<Vm>> {
+        vms::table
+            .filter(vms::claimed_by.eq(claimed_by))
+            .filter(vms::user_email.is_not_null())
+            .select(Vm::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// The participant is still there: the idle clock starts again and the warning goes.
+    /// Returns the row, or `None` when this browser holds no VM.
+    pub fn extend_session(
+        conn: &mut DbConnection,
+        claimed_by: &str,
+        now: NaiveDateTime,
+    ) -> QueryResult<Option<Vm>> {
+        on_backend!(conn, |c| diesel::update(
+            vms::table
+                .filter(vms::claimed_by.eq(claimed_by))
+                .filter(vms::user_email.is_not_null())
+        )
+        .set((
+            vms::last_active_at.eq(now),
+            vms::session_notice.eq(None::<String>),
+        ))
+        .returning(Vm::as_returning())
+        .get_result(c)
+        .optional())
     }
 
     /// Replaces the VM's token hash (its old token stops working).

@@ -20,7 +20,29 @@
       .catch(function () { /* keep what is shown; try again next time */ })
       .then(function () { setTimeout(refreshNotice, NOTICE_MS); });
   }
-  if (workshop && notice) { setTimeout(refreshNotice, NOTICE_MS); }
+  // The participant's own page: the session's warnings and the workshop's, together.
+  var warning = document.getElementById("session_warning");
+  var sessionNotice = document.getElementById("session_notice");
+  function refreshSession() {
+    fetch("/api/session", { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (body) {
+        if (!body) { return; }
+        sessionNotice.textContent = body.session_notice || "";
+        warning.hidden = !body.session_notice;
+        if (notice) {
+          notice.textContent = body.workshop_notice || "";
+          notice.hidden = !body.workshop_notice;
+        }
+      })
+      .catch(function () { /* keep what is shown; try again next time */ })
+      .then(function () { setTimeout(refreshSession, NOTICE_MS); });
+  }
+  if (warning && sessionNotice) {
+    setTimeout(refreshSession, NOTICE_MS);
+  } else if (workshop && notice) {
+    setTimeout(refreshNotice, NOTICE_MS);
+  }
 
   var count = document.getElementById("unassigned_vms_count");
   if (!count) { return; }

@@ -46,6 +46,8 @@ fn vm(state: LifecycleState) -> Vm {
         recovery_attempts: 0,
         next_action: None,
         workshop_id: None,
+        last_active_at: None,
+        session_notice: None,
     }
 }
 

@@ -22,12 +22,14 @@ use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle, WrapFuture,
 };
 use lablink_schema::vms::{CurrentAssignment, Vm};
+use lablink_schema::wire::SessionLimits;
+use lablink_schema::workshops::Workshop;
 use lablink_schema::DbPool;
 use tokio::sync::oneshot;
 
 mod supervision;
 
-pub use supervision::{EndNotice, Supervision};
+pub use supervision::{EndNotice, Supervision, SUPERVISOR};
 
 /// After a failed read, wait this long before trying again (the waiters stay queued).
 const READ_RETRY_DELAY: Duration = Duration::from_millis(500);
@@ -101,6 +103,8 @@ pub struct VmActor {
     changing: bool,
     /// Tells the supervisor when this actor ends, however it ends (a panic included).
     end_notice: Option<EndNotice>,
+    /// The session limits of the VM's workshop, as last read with the row.
+    limits: SessionLimits,
 }
 
 impl std::fmt::Debug for VmActor {
@@ -126,6 +130,7 @@ impl VmActor {
             recheck: None,
             changing: false,
             end_notice: None,
+            limits: SessionLimits::default(),
         }
     }
 
@@ -150,7 +155,17 @@ impl VmActor {
         let read = async move {
             tokio::task::spawn_blocking(move || {
                 let mut conn = pool.get().map_err(|err| err.to_string())?;
-                Vm::find_by_hostname(&mut conn, &hostname).map_err(|err| err.to_string())
+                let row =
+                    Vm::find_by_hostname(&mut conn, &hostname).map_err(|err| err.to_string())?;
+                // A workshop's VM: its participants' session limits come with the row.
+                let limits = match row.as_ref().and_then(|vm| vm.workshop_id) {
+                    Some(id) => Workshop::find(&mut conn, id)
+                        .map_err(|err| err.to_string())?
+                        .map(|w| w.session_limits())
+                        .unwrap_or_default(),
+                    None => SessionLimits::default(),
+                };
+                Ok::<_, String>((row, limits))
             })
             .await
             .map_err(|err| err.to_string())
@@ -159,7 +174,8 @@ impl VmActor {
         ctx.spawn(read.into_actor(self).map(move |result, actor, ctx| {
             actor.read_in_flight = false;
             match result {
-                Ok(row) => {
+                Ok((row, limits)) => {
+                    actor.limits = limits;
                     actor.answer(read_number, row.clone());
                     actor.supervise(row, ctx);
                 }

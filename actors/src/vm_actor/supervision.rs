@@ -16,8 +16,9 @@ use lablink_schema::wire::LifecycleState;
 use super::VmActor;
 use crate::db_writer::DbWriter;
 use crate::lifecycle::{decide, LifecyclePolicy, Recovery};
-use crate::lifecycle_writes::ChangeVmState;
+use crate::lifecycle_writes::{ChangeVmState, ReleaseSession, SetSessionNotice};
 use crate::provisioning_queue::{ProvisioningQueue, RebootVm, ReplaceVm};
+use crate::session_limits::{judge, SessionDecision, SessionStep};
 
 /// A deadline's timer fires this much after it, so the read that follows finds it passed.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
@@ -31,6 +32,9 @@ pub struct Supervision {
     pub policy: LifecyclePolicy,
     pub writer: Addr<DbWriter>,
     pub queue: Addr<ProvisioningQueue>,
+    /// A session that its limits end is followed by a replacement of the VM (the release
+    /// policy says so); otherwise the VM resets itself. Original agents are always replaced.
+    pub release_replaces: bool,
 }
 
 /// Dropped with the actor (also when it panics): calls `on_end` so the supervisor can start
@@ -85,17 +89,31 @@ impl VmActor {
         if self.changing {
             return; // decided again once the change in flight is written
         }
-        let decision = decide(&vm, &supervision.policy, Utc::now().naive_utc());
+        let now = Utc::now().naive_utc();
+        let decision = decide(&vm, &supervision.policy, now);
+        // The participant's session limits, once the VM's own state is settled.
+        let session = if decision.change.is_none() && self.limits.any() {
+            judge(&vm, &self.limits, now)
+        } else {
+            SessionDecision::default()
+        };
         if let Some(timer) = self.recheck.take() {
             ctx.cancel_future(timer);
         }
-        if let Some(after) = decision.recheck_in {
+        let recheck = match (decision.recheck_in, session.recheck_in) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(after) = recheck {
             self.recheck = Some(ctx.run_later(after + DEADLINE_MARGIN, |actor, ctx| {
                 actor.recheck = None;
                 actor.request_read(ctx);
             }));
         }
         let Some(change) = decision.change else {
+            if let Some(step) = session.step {
+                self.apply_session_step(&supervision, &vm, step, ctx);
+            }
             return;
         };
         if vm.state() != change.to {
@@ -131,6 +149,87 @@ impl VmActor {
                 Err(err) => {
                     tracing::warn!(hostname = %actor.hostname, error = %err, "the database writer is gone");
                 }
+            }
+            actor.request_read(ctx);
+        }));
+    }
+
+    /// Warns the participant, takes the warning down, or ends the session; each write is a
+    /// compare-and-set on the assignment (and, for a release, on the last activity), so a
+    /// participant active meanwhile keeps the VM.
+    fn apply_session_step(
+        &mut self,
+        supervision: &Arc<Supervision>,
+        vm: &Vm,
+        step: SessionStep,
+        ctx: &mut Context<Self>,
+    ) {
+        self.changing = true;
+        let hostname = vm.hostname.clone();
+        match step {
+            SessionStep::Warn(_) | SessionStep::ClearWarning => {
+                let notice = match step {
+                    SessionStep::Warn(notice) => Some(notice),
+                    _ => None,
+                };
+                let write = supervision.writer.send(SetSessionNotice {
+                    hostname,
+                    assignment_seq: vm.assignment_seq,
+                    notice,
+                });
+                ctx.spawn(write.into_actor(self).map(|_, actor, ctx| {
+                    actor.changing = false;
+                    actor.request_read(ctx);
+                }));
+            }
+            SessionStep::Release(why) => {
+                tracing::info!(%hostname, %why, "session released by its limits");
+                let write = supervision.writer.send(ReleaseSession {
+                    hostname,
+                    assignment_seq: vm.assignment_seq,
+                    last_active_at: vm.last_active_at,
+                    why: why.clone(),
+                });
+                let supervision = supervision.clone();
+                ctx.spawn(write.into_actor(self).map(move |released, actor, ctx| {
+                    actor.changing = false;
+                    if let Ok(Ok(Some(released))) = released {
+                        // An original agent cannot reset itself.
+                        if supervision.release_replaces || released.token_hash.is_none() {
+                            actor.replace_after_release(&supervision, released, why, ctx);
+                            return;
+                        }
+                    }
+                    actor.request_read(ctx);
+                }));
+            }
+        }
+    }
+
+    /// After a release, under the `replace` policy: the VM is replaced.
+    fn replace_after_release(
+        &mut self,
+        supervision: &Arc<Supervision>,
+        released: Vm,
+        why: String,
+        ctx: &mut Context<Self>,
+    ) {
+        self.changing = true;
+        let write = supervision.writer.send(ChangeVmState {
+            hostname: released.hostname.clone(),
+            read: ReadState::of(&released),
+            change: Transition {
+                to: LifecycleState::Replacing,
+                reason: format!("released ({why}); lifecycle.release is replace"),
+                recovery_attempts: released.recovery_attempts,
+                next_action: Some("create a new VM, then destroy this one".to_owned()),
+            },
+            asked_by: None,
+        });
+        ctx.spawn(write.into_actor(self).map(|written, actor, ctx| {
+            actor.changing = false;
+            if let Ok(Ok(Some(changed))) = written {
+                actor.start_recovery(Recovery::Replace, changed, ctx);
             }
             actor.request_read(ctx);
         }));

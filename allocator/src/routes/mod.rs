@@ -26,6 +26,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(researcher::unassigned_count),
         )
         .route("/w/{id}", web::get().to(researcher::workshop_home))
+        .route("/api/session", web::get().to(researcher::session))
+        .route(
+            "/api/session/extend",
+            web::post().to(researcher::extend_session),
+        )
         .route(
             "/api/workshops/{id}/notice",
             web::get().to(researcher::workshop_notice),

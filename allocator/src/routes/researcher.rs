@@ -21,7 +21,8 @@ use crate::pages::{AssignedPage, HomePage};
 use crate::state::AppState;
 use crate::validate;
 use crate::workshop_admission::{self, WorkshopBanner};
-use lablink_schema::wire::{Admission, WorkshopNotice};
+use lablink_actors::lifecycle_writes::ExtendSession;
+use lablink_schema::wire::{Admission, SessionView, WorkshopNotice};
 use lablink_schema::workshops::Workshop;
 
 /// The form on the start page. Missing fields read as empty and get a clear message.
@@ -281,6 +282,89 @@ async fn claim(
     assigned_page(state, &vm, newly_assigned, workshop)
 }
 
+/// The VM this browser holds, if any (by the key its cookie carries).
+async fn held_by_browser(state: &AppState, request: &HttpRequest) -> Result<Option<Vm>, ApiError> {
+    let (key, new) = browser_key(request);
+    if new {
+        return Ok(None);
+    }
+    let claimer = assignment_proof::claimed_by(&key);
+    state
+        .read(move |conn| Vm::find_by_claimer(conn, &claimer))
+        .await
+}
+
+/// The session as the participant's page shows it.
+async fn session_view(state: &AppState, vm: &Vm) -> Result<SessionView, ApiError> {
+    let workshop_notice = match vm.workshop_id {
+        Some(id) => state
+            .read(move |conn| Workshop::find(conn, id))
+            .await?
+            .and_then(|w| w.notice),
+        None => None,
+    };
+    Ok(SessionView {
+        hostname: vm.hostname.clone(),
+        session_notice: vm.session_notice.clone(),
+        workshop_notice,
+    })
+}
+
+/// `GET /api/session`: the warnings for the session this browser holds; 404 when it holds
+/// none.
+pub async fn session(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let vm = held_by_browser(&state, &request)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("This browser holds no VM.".to_owned()))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(session_view(&state, &vm).await?))
+}
+
+/// `POST /api/session/extend`: "I am still here": the idle clock of this browser's session
+/// starts again. Answers the VM's page again (or JSON, to a script that asks for it).
+pub async fn extend_session(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    let (key, new) = browser_key(&request);
+    let extended = if new {
+        None
+    } else {
+        state
+            .writer
+            .send(ExtendSession {
+                claimed_by: assignment_proof::claimed_by(&key),
+            })
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?
+    };
+    let vm = extended.ok_or_else(|| {
+        ApiError::NotFound(
+            "This browser holds no VM any more. Ask for one again on the start page.".to_owned(),
+        )
+    })?;
+    tracing::info!(hostname = %vm.hostname, "session extended by its participant");
+    let wants_json = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        return Ok(HttpResponse::Ok().json(session_view(&state, &vm).await?));
+    }
+    let workshop = match vm.workshop_id {
+        Some(id) => state.read(move |conn| Workshop::find(conn, id)).await?,
+        None => None,
+    };
+    assigned_page(&state, &vm, false, workshop.as_ref())
+        .map_err(|refused| PageError(ApiError::Internal(refused.message)))
+}
+
 /// Refuses a participant the workshop does not let in now.
 async fn admit(
     state: &AppState,
@@ -354,6 +438,7 @@ fn assigned_page(
         existing: !newly_assigned,
         rejoin_code: rejoin_code.as_deref(),
         workshop: workshop.map(WorkshopBanner::of),
+        session_notice: vm.session_notice.as_deref(),
     };
     match state.pages.render("assigned", &page) {
         Ok(html) => Ok(HttpResponse::Ok()

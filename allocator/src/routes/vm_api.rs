@@ -14,6 +14,7 @@ use lablink_schema::wire::{
     GpuHealthReport, InUseReport, MessageBody, VmStartupAnswer, VmStartupRequest, VmStatus,
     VmStatusAnswer, VmStatusReport, VmStatusView, VmStatuses,
 };
+use lablink_schema::workshops::Workshop;
 
 use crate::auth::{new_vm_token, AdminCaller, AuthorizedVm, Caller, VmOrAdmin, VmRegistration};
 use crate::error::ApiError;
@@ -73,6 +74,7 @@ pub async fn report_status(
 ) -> Result<HttpResponse, ApiError> {
     let VmRegistration { caller, vm, body } = request;
     let VmStatusReport { hostname, status } = body;
+    let notice = desktop_notice(&state, vm.as_ref()).await;
     let token = match (caller, vm) {
         (Caller::Enrolling { token_hash }, _) => {
             let (token, vm_token_hash) = new_vm_token();
@@ -108,7 +110,24 @@ pub async fn report_status(
         message: "VM status updated successfully.".to_owned(),
         token,
         heartbeat_interval_ms: u64::try_from(state.heartbeat_interval.as_millis()).ok(),
+        notice,
     }))
+}
+
+/// What the person at an assigned VM should be told on its desktop: the session's own
+/// warning, else its workshop's. Unassigned VMs have nobody to tell.
+async fn desktop_notice(state: &AppState, vm: Option<&Vm>) -> Option<String> {
+    let vm = vm.filter(|vm| vm.user_email.is_some())?;
+    if let Some(notice) = &vm.session_notice {
+        return Some(notice.clone());
+    }
+    let id = vm.workshop_id?;
+    state
+        .read(move |conn| Workshop::find(conn, id))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|workshop| workshop.notice)
 }
 
 /// Adds a VM that joins by itself; refusals become 401 (the token), 409 (the name), 403 (the

@@ -94,9 +94,9 @@ mod workshops;
 pub use lifecycle::{AdminVmView, LifecycleState};
 pub use logs::{LogEntry, LogLineView, VmLogBatch, VmLogs};
 pub use workshops::{
-    Admission, ExtendWorkshop, NotificationEvent, SpendView, WorkshopActionKind,
-    WorkshopActionState, WorkshopActionView, WorkshopCreated, WorkshopNotice, WorkshopRequest,
-    WorkshopState, WorkshopView, WorkshopVmCounts,
+    Admission, ExtendWorkshop, NotificationEvent, SessionLimits, SessionView, SpendView,
+    WorkshopActionKind, WorkshopActionState, WorkshopActionView, WorkshopCreated, WorkshopNotice,
+    WorkshopRequest, WorkshopState, WorkshopView, WorkshopVmCounts,
 };
 
 /// GPU health as the agent reports it through `POST /api/gpu_health`.
@@ -231,6 +231,10 @@ pub struct VmStatusAnswer {
     /// key ignore it; an agent keeps its own setting when it is absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_interval_ms: Option<u64>,
+    /// A warning for whoever sits at the VM (its session is idle or nearly over, or its
+    /// workshop ends soon): the agent shows it on the desktop once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 impl fmt::Debug for VmStatusAnswer {

@@ -209,6 +209,41 @@ pub struct WorkshopRequest {
     /// At the cap, destroy the workshop's VMs too (not only stop making them).
     #[serde(default)]
     pub teardown_at_cap: bool,
+    /// Release a session in which neither the research software nor the desktop was used
+    /// for this long (unset: never).
+    #[serde(default)]
+    pub idle_release_secs: Option<u32>,
+    /// How long before an idle release the participant is warned (default 300).
+    #[serde(default)]
+    pub idle_warning_secs: Option<u32>,
+    /// Release every session this long after it began (unset: no limit).
+    #[serde(default)]
+    pub max_session_secs: Option<u32>,
+}
+
+/// The limits of each participant's session in a workshop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionLimits {
+    pub idle_release_secs: Option<u64>,
+    pub idle_warning_secs: u64,
+    pub max_session_secs: Option<u64>,
+}
+
+impl SessionLimits {
+    /// Whether any limit applies.
+    pub fn any(&self) -> bool {
+        self.idle_release_secs.is_some() || self.max_session_secs.is_some()
+    }
+}
+
+/// What a participant's page shows about their own session (`GET /api/session`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub hostname: String,
+    /// A warning about this session (idle, or its time is nearly up).
+    pub session_notice: Option<String>,
+    /// A warning about the whole workshop.
+    pub workshop_notice: Option<String>,
 }
 
 /// A workshop's spend so far, in the configured currency.
@@ -262,6 +297,7 @@ pub struct WorkshopView {
     pub roster_size: i64,
     pub warning_minutes: Vec<u32>,
     pub keep_after_end_secs: i32,
+    pub session_limits: SessionLimits,
     /// How long a VM takes to be ready, as measured (or configured until measured).
     pub boot_estimate_secs: i64,
     /// When the last warm-up batch should be ready, by that estimate.

@@ -42,6 +42,9 @@ pub struct Workshop {
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub idle_release_secs: Option<i32>,
+    pub idle_warning_secs: i32,
+    pub max_session_secs: Option<i32>,
 }
 
 /// A workshop about to be stored.
@@ -69,6 +72,9 @@ pub struct NewWorkshop {
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub idle_release_secs: Option<i32>,
+    pub idle_warning_secs: i32,
+    pub max_session_secs: Option<i32>,
 }
 
 /// How far spend has come against the cap.
@@ -122,6 +128,16 @@ impl Workshop {
 
     pub fn warning_minutes(&self) -> Vec<u32> {
         serde_json::from_str(&self.warning_minutes).unwrap_or_default()
+    }
+
+    /// The limits of each participant's session.
+    pub fn session_limits(&self) -> crate::wire::SessionLimits {
+        let secs = |s: Option<i32>| s.and_then(|s| u64::try_from(s).ok()).filter(|s| *s > 0);
+        crate::wire::SessionLimits {
+            idle_release_secs: secs(self.idle_release_secs),
+            idle_warning_secs: u64::try_from(self.idle_warning_secs).unwrap_or(0),
+            max_session_secs: secs(self.max_session_secs),
+        }
     }
 
     pub fn vm_settings(&self) -> std::collections::BTreeMap<String, String> {

@@ -160,6 +160,15 @@ pub fn still_makes_sense(
     }
 }
 
+/// `n` minutes in words: "1 minute", "5 minutes".
+pub fn minutes(n: u64) -> String {
+    if n == 1 {
+        "1 minute".to_owned()
+    } else {
+        format!("{n} minutes")
+    }
+}
+
 /// A duration for people: "2 h 5 min", "40 s".
 pub fn describe(duration: Duration) -> String {
     let secs = duration.num_seconds().max(0);

@@ -11,6 +11,7 @@ use super::{roster, WorkshopSettings};
 
 /// Longest a workshop may last.
 const MAX_LENGTH: Duration = Duration::days(14);
+const MAX_LENGTH_SECS: u32 = 14 * 24 * 3600;
 /// Longest warm-up lead and straggler time.
 const MAX_LEAD_SECS: u32 = 7 * 24 * 3600;
 const MAX_NAME_CHARS: usize = 100;
@@ -182,6 +183,22 @@ pub fn check(request: WorkshopRequest, context: &Context<'_>) -> Result<Checked,
     if request.teardown_at_cap && spend_cap_micros.is_none() {
         return Err("teardown_at_cap: set a spend_cap too".to_owned());
     }
+    let check_limit = |name: &str, value: Option<u32>, min: u32| match value {
+        Some(secs) if !(min..=MAX_LENGTH_SECS).contains(&secs) => Err(format!(
+            "{name}: between {min} and {MAX_LENGTH_SECS} seconds, or leave it out for no limit"
+        )),
+        _ => Ok(value),
+    };
+    let idle_release_secs = check_limit("idle_release_secs", request.idle_release_secs, 10)?;
+    let max_session_secs = check_limit("max_session_secs", request.max_session_secs, 10)?;
+    let idle_warning_secs = request.idle_warning_secs.unwrap_or(300);
+    if let Some(idle) = idle_release_secs {
+        if idle_warning_secs >= idle {
+            return Err(format!(
+                "idle_warning_secs ({idle_warning_secs}) must be shorter than idle_release_secs ({idle})"
+            ));
+        }
+    }
     let instance_type = request
         .vm_settings
         .get("instance_type")
@@ -225,6 +242,9 @@ pub fn check(request: WorkshopRequest, context: &Context<'_>) -> Result<Checked,
             created_by: context.created_by.clone(),
             created_at: now,
             updated_at: now,
+            idle_release_secs: idle_release_secs.map(|s| i32::try_from(s).unwrap_or(i32::MAX)),
+            idle_warning_secs: i32::try_from(idle_warning_secs).unwrap_or(300),
+            max_session_secs: max_session_secs.map(|s| i32::try_from(s).unwrap_or(i32::MAX)),
         },
         roster,
         plan: plan::full(&input),

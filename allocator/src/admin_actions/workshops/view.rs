@@ -76,6 +76,7 @@ pub fn read(
         roster_size,
         warning_minutes: workshop.warning_minutes(),
         keep_after_end_secs: workshop.keep_after_end_secs,
+        session_limits: workshop.session_limits(),
         boot_estimate_secs: boot.num_seconds(),
         ready_estimate: local(&workshop, plan::ready_estimate(&input)),
         vms,

@@ -163,6 +163,9 @@ fn request_from_form(form: &CsrfForm) -> Result<WorkshopRequest, String> {
             .map(|m| m.saturating_mul(60)),
         spend_cap,
         teardown_at_cap: form.field("teardown_at_cap").is_some(),
+        idle_release_secs: form_number(form, "idle_release_minutes")?.map(|m| m.saturating_mul(60)),
+        idle_warning_secs: None,
+        max_session_secs: form_number(form, "max_session_minutes")?.map(|m| m.saturating_mul(60)),
     })
 }
 
