@@ -266,6 +266,10 @@ fn all_failed(claims: &[PendingClaim], reason: &str) -> Vec<Outcome> {
         .collect()
 }
 
+/// A claim to make: `(email, crd_command, pin, claimed_by)`, as [`Vm::claim_free_many`]
+/// takes it.
+type WantedClaim = (String, String, String, Option<String>);
+
 /// What each claim of a batch gets, from one look at who already holds a VM and one
 /// statement claiming VMs for the rest (the first claim of a researcher claims; later ones in
 /// the batch get the same VM, as not new).
@@ -287,8 +291,7 @@ fn claim_together(
     }
     let mut asking = HashSet::new();
     // One statement per workshop asked for: each takes only its own workshop's VMs.
-    let mut wanted: HashMap<Option<i64>, Vec<(String, String, String, Option<String>)>> =
-        HashMap::new();
+    let mut wanted: HashMap<Option<i64>, Vec<WantedClaim>> = HashMap::new();
     for r in claims.iter().map(|c| &c.request) {
         if !held.contains_key(&r.email) && asking.insert(r.email.clone()) {
             wanted.entry(r.workshop_id).or_default().push((

@@ -10,7 +10,7 @@ use lablink_schema::outbox::{Delivery, NewEvent, OutboxEvent};
 use lablink_schema::wire::{WorkshopActionKind, WorkshopActionState, WorkshopState};
 use lablink_schema::workshops::actions::WorkshopAction;
 use lablink_schema::workshops::plan::PlannedAction;
-use lablink_schema::workshops::{NewWorkshop, SpendAlert, Workshop};
+use lablink_schema::workshops::{NewWorkshop, SpendAlert, Workshop, WorkshopEdit};
 use lablink_schema::DbConnection;
 
 use crate::db_writer::{DbWriter, WriteError};
@@ -118,6 +118,59 @@ impl Handler<MoveWorkshopEnd> for DbWriter {
                     action: msg.action.clone(),
                     target: Some(format!("workshop {}", msg.id)),
                     detail: Some(format!("ends at {}", msg.ends_at)),
+                },
+            )?;
+            Ok(Workshop::find(conn, msg.id)?)
+        })
+    }
+}
+
+/// Edit a workshop: its fields, optionally its roster, and its warm-up replanned for a new
+/// headcount; audited. Answers `None` for an unknown workshop.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<Workshop>, WriteError>")]
+pub struct EditWorkshop {
+    pub id: i64,
+    pub edit: WorkshopEdit,
+    pub roster: Option<Vec<String>>,
+    /// Cancel the planned warm-up batches and plan these instead (`None`: keep them).
+    pub warm_up: Option<Vec<PlannedAction>>,
+    pub actor: String,
+    pub detail: String,
+}
+
+impl Handler<EditWorkshop> for DbWriter {
+    type Result = Result<Option<Workshop>, WriteError>;
+
+    fn handle(&mut self, msg: EditWorkshop, _: &mut Self::Context) -> Self::Result {
+        self.in_transaction(None, |conn| {
+            let now = Utc::now().naive_utc();
+            if Workshop::find(conn, msg.id)?.is_none() {
+                return Ok(None);
+            }
+            Workshop::edit(conn, msg.id, &msg.edit, now)?;
+            if let Some(roster) = &msg.roster {
+                Workshop::replace_roster(conn, msg.id, roster)?;
+            }
+            if let Some(plan) = &msg.warm_up {
+                let why = format!("replaced: {} changed the headcount", msg.actor);
+                WorkshopAction::cancel_planned(
+                    conn,
+                    msg.id,
+                    &[WorkshopActionKind::WarmUp],
+                    &why,
+                    now,
+                )?;
+                WorkshopAction::plan(conn, msg.id, plan)?;
+            }
+            AuditEvent::record(
+                conn,
+                &NewAuditEvent {
+                    occurred_at: now,
+                    actor: msg.actor.clone(),
+                    action: "workshop.edit".to_owned(),
+                    target: Some(format!("workshop {}", msg.id)),
+                    detail: Some(msg.detail.clone()),
                 },
             )?;
             Ok(Workshop::find(conn, msg.id)?)
@@ -245,22 +298,6 @@ impl Handler<RaiseSpendAlert> for DbWriter {
                 WorkshopAction::plan(conn, msg.workshop_id, &[teardown])?;
             }
             Ok(true)
-        })
-    }
-}
-
-/// Record an event in the outbox on its own (a change written elsewhere, or a test send).
-#[derive(Debug, Message)]
-#[rtype(result = "Result<i64, WriteError>")]
-pub struct RecordNotification(pub NewEvent);
-
-impl Handler<RecordNotification> for DbWriter {
-    type Result = Result<i64, WriteError>;
-
-    fn handle(&mut self, msg: RecordNotification, _: &mut Self::Context) -> Self::Result {
-        self.in_transaction(None, |conn| {
-            let now = Utc::now().naive_utc();
-            Ok(OutboxEvent::record(conn, &msg.0, &self.channels, now)?.id)
         })
     }
 }

@@ -104,6 +104,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/admin/workshops", web::get().to(workshops::list))
         .route("/api/admin/workshops/{id}", web::get().to(workshops::show))
         .route(
+            "/api/admin/workshops/{id}",
+            web::patch().to(workshops::edit),
+        )
+        .route(
             "/api/admin/workshops/{id}/end",
             web::post().to(workshops::end),
         )
@@ -203,6 +207,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/workshops/{id}",
             web::get().to(dashboard::workshops::detail),
+        )
+        .route(
+            "/admin/workshops/{id}/edit",
+            web::post().to(dashboard::workshops::edit),
         )
         .route(
             "/admin/workshops/{id}/end",

@@ -4,7 +4,7 @@
 
 use actix_web::{http::header, web, HttpResponse};
 use lablink_schema::outbox::{Delivery, OutboxEvent};
-use lablink_schema::wire::{ExtendWorkshop, WorkshopRequest};
+use lablink_schema::wire::{ExtendWorkshop, WorkshopChange, WorkshopRequest};
 use serde::Serialize;
 
 use crate::admin_actions::workshops;
@@ -43,6 +43,17 @@ pub async fn show(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(workshops::show(&state, *id).await?))
+}
+
+/// `PATCH /api/admin/workshops/{id}`: changes its name, time zone label, headcount, spare
+/// VMs or roster.
+pub async fn edit(
+    state: web::Data<AppState>,
+    AdminCaller(caller): AdminCaller,
+    id: web::Path<i64>,
+    body: web::Json<WorkshopChange>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(workshops::edit(&state, &caller, *id, body.into_inner()).await?))
 }
 
 /// `POST /api/admin/workshops/{id}/end`: ends it now.

@@ -498,3 +498,163 @@ async fn the_dashboard_plans_a_workshop_and_a_test_send_shows_an_unreachable_web
         "{shown}"
     );
 }
+
+#[actix_web::test]
+async fn a_workshop_is_edited_its_warm_up_replanned_and_bad_changes_refused() {
+    let app = app().await;
+    let mut request = good_request();
+    request["roster"] = json!("ada@lab.example\n");
+    let created: Value = app
+        .post_json_as_admin("/api/admin/workshops", &request)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_i64().expect("id");
+    let patch = |body: Value| {
+        let app = &app;
+        async move {
+            app.client
+                .patch(app.url(&format!("/api/admin/workshops/{id}")))
+                .basic_auth("admin", Some(crate::helpers::ADMIN_PASSWORD))
+                .json(&body)
+                .send()
+                .await
+                .expect("patch")
+        }
+    };
+    let edited = patch(json!({
+        "name": "SLEAP, day 2",
+        "headcount": 25,
+        "spare_vms": 0,
+        "roster": "grace@lab.example\nada@lab.example\nalan@lab.example\n",
+    }))
+    .await;
+    assert_eq!(edited.status(), 200);
+    let edited: Value = edited.json().await.expect("json");
+    assert_eq!(edited["name"], "SLEAP, day 2");
+    assert_eq!(edited["roster_size"], 3);
+    let batches: Vec<(String, i64)> = edited["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter(|a| a["kind"] == "warm_up")
+        .map(|a| {
+            (
+                a["state"].as_str().expect("state").to_owned(),
+                a["amount"].as_i64().expect("amount"),
+            )
+        })
+        .collect();
+    let planned: Vec<i64> = batches
+        .iter()
+        .filter(|(state, _)| state == "planned")
+        .map(|(_, n)| *n)
+        .collect();
+    assert_eq!(planned, [10, 20, 25], "{batches:?}");
+    assert_eq!(batches.iter().filter(|(s, _)| s == "cancelled").count(), 2);
+
+    for (body, expected) in [
+        (json!({"headcount": 60}), "above provider.max_vms"),
+        (json!({"headcount": 45, "spare_vms": 10}), "spare_vms"),
+        (json!({"roster": "x\nnot an email\n"}), "roster line 2"),
+        (json!({"name": ""}), "give the workshop a name"),
+        (json!({"starts_at": "2030-01-01T00:00:00Z"}), "starts_at"),
+    ] {
+        let refused = patch(body.clone()).await;
+        assert_eq!(refused.status(), 400, "{body}");
+        let text = refused.text().await.expect("text");
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+    let unchanged: Value = app
+        .get_as_admin(&format!("/api/admin/workshops/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(unchanged["headcount"], 25);
+    assert_eq!(unchanged["roster_size"], 3);
+
+    // The Instances page shows the workshop's state.
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let page = signed_in_page(&app, &browser, "/admin").await;
+    assert!(page.contains("SLEAP, day 2"), "{page}");
+    assert!(
+        page.contains("<strong>scheduled</strong>, 0 of 25 VMs"),
+        "{page}"
+    );
+
+    let ended = app
+        .post_json_as_admin(&format!("/api/admin/workshops/{id}/end"), &json!({}))
+        .await;
+    assert_eq!(ended.status(), 200);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let refused = patch(json!({"name": "too late"})).await;
+        if refused.status() == 409 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "an ended workshop stayed editable"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn workshops_run_on_the_embedded_database_too() {
+    let app = crate::helpers::spawn_app_on_sqlite().await;
+    let created = app
+        .post_json_as_admin(
+            "/api/admin/workshops",
+            &json!({
+                "name": "On SQLite",
+                "starts_at": at(3600),
+                "ends_at": at(7200),
+                "headcount": 1,
+                "warmup_lead_secs": 600,
+                "roster": "ada@lab.example",
+            }),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.expect("json")["id"]
+        .as_i64()
+        .expect("id");
+    let ended = app
+        .post_json_as_admin(&format!("/api/admin/workshops/{id}/end"), &json!({}))
+        .await;
+    assert_eq!(ended.status(), 200);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let shown: Value = app
+            .get_as_admin(&format!("/api/admin/workshops/{id}"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        if shown["state"] == "torn_down" {
+            let events: Value = app
+                .get_as_admin(&format!("/api/admin/workshops/{id}/notifications"))
+                .await
+                .json()
+                .await
+                .expect("json");
+            assert!(
+                events
+                    .as_array()
+                    .expect("list")
+                    .iter()
+                    .any(|e| e["event"] == "workshop.ended"),
+                "{events}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{shown:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -95,8 +95,8 @@ pub use lifecycle::{AdminVmView, LifecycleState};
 pub use logs::{LogEntry, LogLineView, VmLogBatch, VmLogs};
 pub use workshops::{
     Admission, ExtendWorkshop, NotificationEvent, SessionLimits, SessionView, SpendView,
-    WorkshopActionKind, WorkshopActionState, WorkshopActionView, WorkshopCreated, WorkshopNotice,
-    WorkshopRequest, WorkshopState, WorkshopView, WorkshopVmCounts,
+    WorkshopActionKind, WorkshopActionState, WorkshopActionView, WorkshopChange, WorkshopCreated,
+    WorkshopNotice, WorkshopRequest, WorkshopState, WorkshopView, WorkshopVmCounts,
 };
 
 /// GPU health as the agent reports it through `POST /api/gpu_health`.

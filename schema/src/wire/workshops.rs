@@ -323,6 +323,23 @@ pub struct WorkshopCreated {
     pub invite_code: Option<String>,
 }
 
+/// Body of `PATCH /api/admin/workshops/{id}`: what to change; absent fields stay.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkshopChange {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub headcount: Option<u32>,
+    #[serde(default)]
+    pub spare_vms: Option<u32>,
+    /// A new roster, replacing the old one (roster workshops only).
+    #[serde(default)]
+    pub roster: Option<String>,
+}
+
 /// Body of `POST /api/admin/workshops/{id}/extend`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -77,6 +77,15 @@ pub struct NewWorkshop {
     pub max_session_secs: Option<i32>,
 }
 
+/// The fields an edit sets (all of them, as checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkshopEdit {
+    pub name: String,
+    pub time_zone: Option<String>,
+    pub headcount: i32,
+    pub spare_vms: i32,
+}
+
 /// How far spend has come against the cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SpendAlert {
@@ -262,6 +271,45 @@ impl Workshop {
         ))
         .execute(conn)?;
         Ok(changed == 1)
+    }
+
+    /// Changes what an edit may change.
+    pub fn edit(
+        conn: &mut DbConnection,
+        id: i64,
+        edit: &WorkshopEdit,
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(workshops::table.find(id))
+            .set((
+                workshops::name.eq(&edit.name),
+                workshops::time_zone.eq(&edit.time_zone),
+                workshops::headcount.eq(edit.headcount),
+                workshops::spare_vms.eq(edit.spare_vms),
+                workshops::updated_at.eq(now),
+            ))
+            .execute(conn)
+    }
+
+    /// Replaces the workshop's roster.
+    pub fn replace_roster(conn: &mut DbConnection, id: i64, roster: &[String]) -> QueryResult<()> {
+        diesel::delete(workshop_roster::table.filter(workshop_roster::workshop_id.eq(id)))
+            .execute(conn)?;
+        for chunk in roster.chunks(500) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|email| {
+                    (
+                        workshop_roster::workshop_id.eq(id),
+                        workshop_roster::email.eq(email),
+                    )
+                })
+                .collect();
+            on_backend!(conn, |c| diesel::insert_into(workshop_roster::table)
+                .values(&rows)
+                .execute(c))?;
+        }
+        Ok(())
     }
 
     /// Moves the end (extend, or end early), clearing any notice.

@@ -6,14 +6,13 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use lablink_actors::outbox_sender::NotificationChannel;
-use lablink_actors::workshop_writes::{CreateWorkshop, MoveWorkshopEnd, RecordNotification};
-use lablink_schema::outbox::NewEvent;
+use lablink_actors::workshop_writes::{CreateWorkshop, EditWorkshop, MoveWorkshopEnd};
 use lablink_schema::wire::{
-    ExtendWorkshop, NotificationEvent, WorkshopCreated, WorkshopRequest, WorkshopState,
-    WorkshopView,
+    Admission, ExtendWorkshop, NotificationEvent, WorkshopChange, WorkshopCreated, WorkshopRequest,
+    WorkshopState, WorkshopView,
 };
 use lablink_schema::workshops::plan::{self, PlanInput};
-use lablink_schema::workshops::Workshop;
+use lablink_schema::workshops::{Workshop, WorkshopEdit};
 
 use crate::auth::Caller;
 use crate::config::WorkshopsConfig;
@@ -130,6 +129,111 @@ fn plan_input(state: &AppState, workshop: &Workshop, ends_at: chrono::NaiveDateT
         warning_minutes: workshop.warning_minutes(),
         keep_after_end: Duration::seconds(i64::from(workshop.keep_after_end_secs)),
     }
+}
+
+/// Changes a workshop's name, time zone label, headcount, spare VMs or roster. A new
+/// headcount replans the warm-up: before it began, its batches anew; once under way, one
+/// batch at once up to the new number. A lower number makes no VMs and destroys none.
+pub async fn edit(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    change: WorkshopChange,
+) -> Result<WorkshopView, ApiError> {
+    let workshop = find(state, id).await?;
+    if workshop.state().is_over() {
+        return Err(ApiError::Conflict(format!(
+            "workshop {id} has ended ({}); it can no longer be changed",
+            workshop.state()
+        )));
+    }
+    let bad = ApiError::BadRequest;
+    let name = match &change.name {
+        Some(name) => request::check_name(name).map_err(bad)?,
+        None => workshop.name.clone(),
+    };
+    let time_zone = match change.time_zone.clone() {
+        Some(zone) => request::check_time_zone(Some(zone)).map_err(bad)?,
+        None => workshop.time_zone.clone(),
+    };
+    let max = state.provider_max_vms;
+    let headcount = change
+        .headcount
+        .unwrap_or(u32::try_from(workshop.headcount).unwrap_or(0));
+    request::check_headcount(headcount, max).map_err(bad)?;
+    let spare = change
+        .spare_vms
+        .unwrap_or(u32::try_from(workshop.spare_vms).unwrap_or(0));
+    if headcount + spare > max {
+        return Err(ApiError::BadRequest(format!(
+            "spare_vms: {headcount} participants and {spare} spare VMs are above \
+             provider.max_vms ({max})"
+        )));
+    }
+    let roster = match &change.roster {
+        None => None,
+        Some(_) if workshop.admission() != Admission::Roster => {
+            return Err(ApiError::BadRequest(format!(
+                "roster: workshop {id} admits by {}, not by a roster",
+                workshop.admission().as_str()
+            )))
+        }
+        Some(text) => Some(roster::parse(text).map_err(bad)?),
+    };
+    let target = i32::try_from(headcount + spare).unwrap_or(i32::MAX);
+    let now = Utc::now().naive_utc();
+    let warm_up = if i64::from(target) == workshop.vm_target() {
+        None
+    } else if workshop.state() == WorkshopState::Scheduled {
+        let settings = state.workshops.clone();
+        let boot = state
+            .read(move |conn| view::boot_estimate(conn, &settings))
+            .await?;
+        let input = PlanInput {
+            vm_target: target,
+            boot_estimate: boot,
+            ..plan_input(state, &workshop, workshop.ends_at)
+        };
+        Some(plan::warm_up(&input))
+    } else {
+        Some(vec![plan::PlannedAction {
+            kind: lablink_schema::wire::WorkshopActionKind::WarmUp,
+            due_at: now,
+            amount: target,
+        }])
+    };
+    let mut detail: Vec<String> = Vec::new();
+    if name != workshop.name {
+        detail.push(format!("name \"{name}\""));
+    }
+    if i64::from(target) != workshop.vm_target() {
+        detail.push(format!("{headcount} participants + {spare} spare"));
+    }
+    if let Some(roster) = &roster {
+        detail.push(format!("roster of {}", roster.len()));
+    }
+    let edited = state
+        .writer
+        .send(EditWorkshop {
+            id,
+            edit: WorkshopEdit {
+                name,
+                time_zone,
+                headcount: i32::try_from(headcount).unwrap_or(i32::MAX),
+                spare_vms: i32::try_from(spare).unwrap_or(0),
+            },
+            roster,
+            warm_up,
+            actor: caller.audit_name(),
+            detail: if detail.is_empty() {
+                "no change".to_owned()
+            } else {
+                detail.join(", ")
+            },
+        })
+        .await??
+        .ok_or_else(|| ApiError::NotFound(format!("no workshop {id}")))?;
+    show_row(state, edited).await
 }
 
 /// Ends the workshop now: participants are refused from now on and its VMs are torn down
@@ -266,10 +370,4 @@ pub async fn test_send(state: &AppState, caller: &Caller) -> Result<Vec<TestSend
         )
         .await;
     Ok(results)
-}
-
-/// Records a notification in the outbox (for events that no other write carries).
-pub async fn notify(state: &AppState, event: NewEvent) -> Result<(), ApiError> {
-    state.writer.send(RecordNotification(event)).await??;
-    Ok(())
 }

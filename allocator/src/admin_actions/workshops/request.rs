@@ -46,15 +46,7 @@ fn utc(time: &DateTime<FixedOffset>) -> NaiveDateTime {
 
 /// Checks `request`; the error says what to fix.
 pub fn check(request: WorkshopRequest, context: &Context<'_>) -> Result<Checked, String> {
-    let name = request.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(format!(
-            "name: give the workshop a name of 1 to {MAX_NAME_CHARS} characters"
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err("name: must not hold control characters".to_owned());
-    }
+    let name = check_name(&request.name)?;
     let (starts_at, ends_at) = (utc(&request.starts_at), utc(&request.ends_at));
     if ends_at <= starts_at {
         return Err(format!(
@@ -72,30 +64,8 @@ pub fn check(request: WorkshopRequest, context: &Context<'_>) -> Result<Checked,
     if ends_at - starts_at > MAX_LENGTH {
         return Err("ends_at: a workshop may last at most 14 days".to_owned());
     }
-    let time_zone = request
-        .time_zone
-        .map(|zone| zone.trim().to_owned())
-        .filter(|z| !z.is_empty());
-    if let Some(zone) = &time_zone {
-        let ok = zone.len() <= 64
-            && zone
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_+-:".contains(c));
-        if !ok {
-            return Err(format!(
-                "time_zone: `{zone}` is not a time zone name such as America/Los_Angeles"
-            ));
-        }
-    }
-    if request.headcount == 0 {
-        return Err("headcount: a workshop needs at least 1 participant".to_owned());
-    }
-    if request.headcount > context.max_vms {
-        return Err(format!(
-            "headcount: {} is above provider.max_vms ({}); raise that limit or split the workshop",
-            request.headcount, context.max_vms
-        ));
-    }
+    let time_zone = check_time_zone(request.time_zone)?;
+    check_headcount(request.headcount, context.max_vms)?;
     let spare = request
         .spare_vms
         .unwrap_or(context.settings.config.default_spare_vms)
@@ -250,6 +220,53 @@ pub fn check(request: WorkshopRequest, context: &Context<'_>) -> Result<Checked,
         plan: plan::full(&input),
         invite_code,
     })
+}
+
+/// A workshop's name, trimmed, or what is wrong with it.
+pub fn check_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim().to_owned();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(format!(
+            "name: give the workshop a name of 1 to {MAX_NAME_CHARS} characters"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("name: must not hold control characters".to_owned());
+    }
+    Ok(name)
+}
+
+/// A time zone label, trimmed (`None` when empty), or what is wrong with it.
+pub fn check_time_zone(raw: Option<String>) -> Result<Option<String>, String> {
+    let zone = raw
+        .map(|zone| zone.trim().to_owned())
+        .filter(|z| !z.is_empty());
+    if let Some(zone) = &zone {
+        let ok = zone.len() <= 64
+            && zone
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_+-:".contains(c));
+        if !ok {
+            return Err(format!(
+                "time_zone: `{zone}` is not a time zone name such as America/Los_Angeles"
+            ));
+        }
+    }
+    Ok(zone)
+}
+
+/// A headcount between 1 and `provider.max_vms`.
+pub fn check_headcount(headcount: u32, max_vms: u32) -> Result<(), String> {
+    if headcount == 0 {
+        return Err("headcount: a workshop needs at least 1 participant".to_owned());
+    }
+    if headcount > max_vms {
+        return Err(format!(
+            "headcount: {headcount} is above provider.max_vms ({max_vms}); raise that limit or \
+             split the workshop"
+        ));
+    }
+    Ok(())
 }
 
 /// What is stored for an invite code: its SHA-256, hex. Codes are compared without case or

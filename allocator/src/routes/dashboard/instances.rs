@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use lablink_schema::operations::Operation;
 use lablink_schema::vms::Vm;
+use lablink_schema::workshops::Workshop;
 use serde::Serialize;
 
 use super::{html_page, page_error, redirect, render};
@@ -51,6 +52,17 @@ struct DashboardView<'a> {
     legacy: bool,
     notice: Option<&'a str>,
     error: Option<&'a str>,
+    /// Workshops not over yet, with their state.
+    workshops: Vec<WorkshopLine>,
+}
+
+/// A workshop in the dashboard's summary.
+#[derive(Debug, Serialize)]
+struct WorkshopLine {
+    id: i64,
+    name: String,
+    state: String,
+    vms: String,
 }
 
 async fn dashboard_page(
@@ -60,8 +72,14 @@ async fn dashboard_page(
     notice: Option<&str>,
     error: Option<&str>,
 ) -> HttpResponse {
-    let (vms, free) = match state
-        .read(|conn| Ok((Vm::list_all(conn)?, Vm::count_free(conn)?)))
+    let (vms, free, workshops) = match state
+        .read(|conn| {
+            Ok((
+                Vm::list_all(conn)?,
+                Vm::count_free(conn)?,
+                Workshop::list(conn)?,
+            ))
+        })
         .await
     {
         Ok(read) => read,
@@ -81,6 +99,20 @@ async fn dashboard_page(
             legacy: state.auth.legacy_unauthenticated(),
             notice,
             error,
+            workshops: workshops
+                .into_iter()
+                .filter(|w| !w.state().is_over())
+                .map(|w| WorkshopLine {
+                    vms: format!(
+                        "{} of {} VMs",
+                        vms.iter().filter(|vm| vm.workshop_id == Some(w.id)).count(),
+                        w.vm_target()
+                    ),
+                    id: w.id,
+                    state: w.state().as_str().to_owned(),
+                    name: w.name,
+                })
+                .collect(),
         },
     )
 }

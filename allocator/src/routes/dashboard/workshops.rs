@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, FixedOffset};
-use lablink_schema::wire::{Admission, ExtendWorkshop, WorkshopRequest, WorkshopView};
+use lablink_schema::wire::{
+    Admission, ExtendWorkshop, WorkshopChange, WorkshopRequest, WorkshopView,
+};
 use serde::Serialize;
 
 use super::{page_error, redirect, render};
@@ -275,6 +277,33 @@ pub async fn end(state: web::Data<AppState>, form: CsrfForm, id: web::Path<i64>)
     match workshops::end_now(&state, &Caller::Admin, *id).await {
         Ok(_) => redirect(&format!("/admin/workshops/{id}")),
         Err(ApiError::Conflict(error)) => {
+            detail_page(&state, &form.session, *id, Some(&error), None).await
+        }
+        Err(err) => page_error(err),
+    }
+}
+
+/// `POST /admin/workshops/{id}/edit`: the same change as `PATCH /api/admin/workshops/{id}`.
+pub async fn edit(state: web::Data<AppState>, form: CsrfForm, id: web::Path<i64>) -> HttpResponse {
+    let text = |name: &str| form.field(name).map(str::to_owned);
+    let change = match (
+        form_number(&form, "headcount"),
+        form_number(&form, "spare_vms"),
+    ) {
+        (Ok(headcount), Ok(spare_vms)) => WorkshopChange {
+            name: text("name"),
+            time_zone: text("time_zone"),
+            headcount,
+            spare_vms,
+            roster: text("roster").filter(|r| !r.trim().is_empty()),
+        },
+        (Err(error), _) | (_, Err(error)) => {
+            return detail_page(&state, &form.session, *id, Some(&error), None).await
+        }
+    };
+    match workshops::edit(&state, &Caller::Admin, *id, change).await {
+        Ok(_) => redirect(&format!("/admin/workshops/{id}")),
+        Err(ApiError::BadRequest(error) | ApiError::Conflict(error)) => {
             detail_page(&state, &form.session, *id, Some(&error), None).await
         }
         Err(err) => page_error(err),
