@@ -3,6 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::leases::{held, take_lease};
 use crate::schema::operations;
 use crate::DbConnection;
 
@@ -144,36 +145,22 @@ impl Operation {
             .load(conn)?;
         let mut marked = Vec::new();
         for run in unfinished {
-            let held = match (&run.lease_owner, run.lease_expires_at) {
-                (Some(owner), Some(until)) => until > now && owner_alive(owner),
-                _ => false,
-            };
-            if held {
+            let lease = (run.lease_owner.as_deref(), run.lease_expires_at);
+            if held(lease.0, lease.1, now, owner_alive) {
                 continue;
             }
             let target = operations::table
                 .filter(operations::id.eq(run.id))
                 .filter(operations::finished_at.is_null());
-            let values = (
-                operations::lease_owner.eq(owner),
-                operations::lease_expires_at.eq(until),
-            );
-            let updated: Option<Operation> = match run.lease_expires_at {
-                Some(seen) => on_backend!(conn, |c| diesel::update(
-                    target.filter(operations::lease_expires_at.eq(seen))
-                )
-                .set(values)
-                .returning(Operation::as_returning())
-                .get_result(c)
-                .optional())?,
-                None => on_backend!(conn, |c| diesel::update(
-                    target.filter(operations::lease_expires_at.is_null())
-                )
-                .set(values)
-                .returning(Operation::as_returning())
-                .get_result(c)
-                .optional())?,
-            };
+            let updated = take_lease!(
+                conn,
+                operations,
+                Operation,
+                target,
+                run.lease_expires_at,
+                owner,
+                until
+            )?;
             marked.extend(updated);
         }
         Ok(marked)

@@ -6,6 +6,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::leases::{held, take_lease};
 use crate::schema::{outbox_deliveries, outbox_events};
 use crate::wire::NotificationEvent;
 use crate::DbConnection;
@@ -190,36 +191,22 @@ impl Delivery {
             .load(conn)?;
         let mut taken = Vec::new();
         for delivery in due {
-            let held = match (&delivery.lease_owner, delivery.lease_expires_at) {
-                (Some(holder), Some(expires)) => expires > now && owner_alive(holder),
-                _ => false,
-            };
-            if held {
+            let lease = (delivery.lease_owner.as_deref(), delivery.lease_expires_at);
+            if held(lease.0, lease.1, now, owner_alive) {
                 continue;
             }
             let target = outbox_deliveries::table
                 .filter(outbox_deliveries::id.eq(delivery.id))
                 .filter(outbox_deliveries::state.eq(PENDING));
-            let values = (
-                outbox_deliveries::lease_owner.eq(owner),
-                outbox_deliveries::lease_expires_at.eq(until),
-            );
-            let updated: Option<Delivery> = match delivery.lease_expires_at {
-                Some(seen) => on_backend!(conn, |c| diesel::update(
-                    target.filter(outbox_deliveries::lease_expires_at.eq(seen))
-                )
-                .set(values)
-                .returning(Delivery::as_returning())
-                .get_result(c)
-                .optional())?,
-                None => on_backend!(conn, |c| diesel::update(
-                    target.filter(outbox_deliveries::lease_expires_at.is_null())
-                )
-                .set(values)
-                .returning(Delivery::as_returning())
-                .get_result(c)
-                .optional())?,
-            };
+            let updated = take_lease!(
+                conn,
+                outbox_deliveries,
+                Delivery,
+                target,
+                delivery.lease_expires_at,
+                owner,
+                until
+            )?;
             if let Some(delivery) = updated {
                 let event = outbox_events::table
                     .find(delivery.event_id)

@@ -7,6 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::plan::PlannedAction;
+use crate::leases::{held, take_lease};
 use crate::schema::workshop_actions;
 use crate::wire::{WorkshopActionKind, WorkshopActionState, WorkshopActionView};
 use crate::DbConnection;
@@ -131,36 +132,22 @@ impl WorkshopAction {
             .load(conn)?;
         let mut taken = Vec::new();
         for action in due {
-            let held = match (&action.lease_owner, action.lease_expires_at) {
-                (Some(holder), Some(expires)) => expires > now && owner_alive(holder),
-                _ => false,
-            };
-            if held {
+            let lease = (action.lease_owner.as_deref(), action.lease_expires_at);
+            if held(lease.0, lease.1, now, owner_alive) {
                 continue;
             }
             let target = workshop_actions::table
                 .filter(workshop_actions::id.eq(action.id))
                 .filter(workshop_actions::state.eq(WorkshopActionState::Planned.as_str()));
-            let values = (
-                workshop_actions::lease_owner.eq(owner),
-                workshop_actions::lease_expires_at.eq(until),
-            );
-            let updated: Option<WorkshopAction> = match action.lease_expires_at {
-                Some(seen) => on_backend!(conn, |c| diesel::update(
-                    target.filter(workshop_actions::lease_expires_at.eq(seen))
-                )
-                .set(values)
-                .returning(WorkshopAction::as_returning())
-                .get_result(c)
-                .optional())?,
-                None => on_backend!(conn, |c| diesel::update(
-                    target.filter(workshop_actions::lease_expires_at.is_null())
-                )
-                .set(values)
-                .returning(WorkshopAction::as_returning())
-                .get_result(c)
-                .optional())?,
-            };
+            let updated = take_lease!(
+                conn,
+                workshop_actions,
+                WorkshopAction,
+                target,
+                action.lease_expires_at,
+                owner,
+                until
+            )?;
             taken.extend(updated);
         }
         Ok(taken)
