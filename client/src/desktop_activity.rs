@@ -125,8 +125,37 @@ mod tests {
         assert_eq!(parse_idle_ms("couldn't open display"), None);
     }
 
+    /// A real X server (Xvfb, installed by `.ci/run`): its idle time is read, and it grows.
     #[test]
-    fn without_xprintidle_the_idle_time_is_unknown() {
+    fn the_idle_time_of_a_real_x_server_is_read() {
+        let display = format!(":{}", 50 + std::process::id() % 400);
+        let mut server = Command::new("Xvfb")
+            .args([display.as_str(), "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb is installed (see .ci/run)");
+        let mut probe = XPrintIdle::new(display.clone());
+        let mut first = None;
+        for _ in 0..100 {
+            first = probe.idle_for();
+            if first.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let later = probe.idle_for();
+        let _ = server.kill();
+        let _ = server.wait();
+        let first = first.unwrap_or_else(|| panic!("no idle time from the X server on {display}"));
+        let later = later.expect("read again");
+        assert!(later > first, "{first:?} then {later:?}");
+        assert!(later < Duration::from_secs(60), "{later:?}");
+    }
+
+    #[test]
+    fn without_an_x_server_the_idle_time_is_unknown() {
         // On a machine with no X server on this display the answer is "unknown", never 0.
         let mut probe = XPrintIdle::new(":987");
         assert_eq!(probe.idle_for(), None);
