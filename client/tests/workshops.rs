@@ -341,6 +341,19 @@ async fn an_invite_workshop_lets_in_only_the_right_code() {
     assert!(page.contains("invite code is not right"), "{page}");
     let (status, page) = ask(&lab, id, "ada@lab.example", &code.to_lowercase()).await;
     assert_eq!(status, 200, "{page}");
+    // A code shared too widely is replaced: the old one stops working.
+    let replaced = lab
+        .client
+        .patch(lab.url(&format!("/api/admin/workshops/{id}")))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&json!({"invite_code": "Second-Code-42"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(replaced.status(), 200);
+    let (status, page) = ask(&lab, id, "grace@lab.example", &code).await;
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("invite code is not right"), "{page}");
     // The start page outside any workshop does not hand out the workshop's VM.
     let count: Value = lab
         .client

@@ -338,6 +338,10 @@ pub struct WorkshopChange {
     /// A new roster, replacing the old one (roster workshops only).
     #[serde(default)]
     pub roster: Option<String>,
+    /// A new invite code, replacing the old one (invite workshops only): for a code that
+    /// was lost or shared too widely.
+    #[serde(default)]
+    pub invite_code: Option<String>,
 }
 
 /// Body of `POST /api/admin/workshops/{id}/extend`.

@@ -84,6 +84,8 @@ pub struct WorkshopEdit {
     pub time_zone: Option<String>,
     pub headcount: i32,
     pub spare_vms: i32,
+    /// A new invite code's hash (`None`: keep the code).
+    pub invite_code_hash: Option<String>,
 }
 
 /// How far spend has come against the cap.
@@ -288,7 +290,13 @@ impl Workshop {
                 workshops::spare_vms.eq(edit.spare_vms),
                 workshops::updated_at.eq(now),
             ))
-            .execute(conn)
+            .execute(conn)?;
+        if let Some(hash) = &edit.invite_code_hash {
+            diesel::update(workshops::table.find(id))
+                .set(workshops::invite_code_hash.eq(hash))
+                .execute(conn)?;
+        }
+        Ok(1)
     }
 
     /// Replaces the workshop's roster.

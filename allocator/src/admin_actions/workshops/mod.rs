@@ -180,6 +180,18 @@ pub async fn edit(
         }
         Some(text) => Some(roster::parse(text).map_err(bad)?),
     };
+    let invite_code_hash = match &change.invite_code {
+        None => None,
+        Some(_) if workshop.admission() != Admission::Invite => {
+            return Err(ApiError::BadRequest(format!(
+                "invite_code: workshop {id} admits by {}, not by an invite code",
+                workshop.admission().as_str()
+            )))
+        }
+        Some(code) => Some(request::invite_hash(
+            &request::check_invite_code(code).map_err(bad)?,
+        )),
+    };
     let target = i32::try_from(headcount + spare).unwrap_or(i32::MAX);
     let now = Utc::now().naive_utc();
     let warm_up = if i64::from(target) == workshop.vm_target() {
@@ -212,6 +224,9 @@ pub async fn edit(
     if let Some(roster) = &roster {
         detail.push(format!("roster of {}", roster.len()));
     }
+    if invite_code_hash.is_some() {
+        detail.push("a new invite code".to_owned());
+    }
     let edited = state
         .writer
         .send(EditWorkshop {
@@ -221,6 +236,7 @@ pub async fn edit(
                 time_zone,
                 headcount: i32::try_from(headcount).unwrap_or(i32::MAX),
                 spare_vms: i32::try_from(spare).unwrap_or(0),
+                invite_code_hash,
             },
             roster,
             warm_up,

@@ -115,14 +115,7 @@ pub fn check(request: WorkshopRequest, context: &Context<'_>) -> Result<Checked,
         (None, _) => Vec::new(),
     };
     let (invite_code_hash, invite_code) = match (request.invite_code, admission) {
-        (Some(code), Admission::Invite) => {
-            let code = code.trim().to_owned();
-            let ok = (6..=64).contains(&code.len()) && code.chars().all(|c| c.is_ascii_graphic());
-            if !ok {
-                return Err("invite_code: 6 to 64 visible characters, no spaces".to_owned());
-            }
-            (Some(invite_hash(&code)), None)
-        }
+        (Some(code), Admission::Invite) => (Some(invite_hash(&check_invite_code(&code)?)), None),
         (None, Admission::Invite) => {
             let code = new_invite_code();
             (Some(invite_hash(&code)), Some(code))
@@ -253,6 +246,17 @@ pub fn check_time_zone(raw: Option<String>) -> Result<Option<String>, String> {
         }
     }
     Ok(zone)
+}
+
+/// An invite code as given, trimmed, or what is wrong with it.
+pub fn check_invite_code(raw: &str) -> Result<String, String> {
+    let code = raw.trim().to_owned();
+    let ok = (6..=64).contains(&code.len()) && code.chars().all(|c| c.is_ascii_graphic());
+    if ok {
+        Ok(code)
+    } else {
+        Err("invite_code: 6 to 64 visible characters, no spaces".to_owned())
+    }
 }
 
 /// A headcount between 1 and `provider.max_vms`.

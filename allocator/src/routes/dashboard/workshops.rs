@@ -222,6 +222,8 @@ struct DetailView<'a> {
     notifications: Vec<NotificationView>,
     error: Option<&'a str>,
     invite_code: Option<String>,
+    /// An invite workshop (its code can be replaced).
+    invite: bool,
     /// The end, for the extend form: `datetime-local` value and offset.
     ends_local: String,
     offset: String,
@@ -254,6 +256,7 @@ async fn detail_page(
         &DetailView {
             csrf: session.csrf(),
             ends_local: workshop.ends_at.format("%Y-%m-%dT%H:%M").to_string(),
+            invite: workshop.admission == Admission::Invite,
             offset: workshop.ends_at.format("%:z").to_string(),
             workshop,
             notifications,
@@ -296,6 +299,7 @@ pub async fn edit(state: web::Data<AppState>, form: CsrfForm, id: web::Path<i64>
             headcount,
             spare_vms,
             roster: text("roster").filter(|r| !r.trim().is_empty()),
+            invite_code: text("invite_code").filter(|c| !c.trim().is_empty()),
         },
         (Err(error), _) | (_, Err(error)) => {
             return detail_page(&state, &form.session, *id, Some(&error), None).await
