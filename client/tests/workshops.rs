@@ -231,7 +231,7 @@ async fn a_workshop_warms_up_admits_its_roster_warns_everyone_and_is_torn_down()
         warning["delivery_key"].as_str().expect("key")
     );
     let mail = smtp
-        .wait_for("ends in 1 minute.", Duration::from_secs(10))
+        .wait_for("ends in 1 minute", Duration::from_secs(10))
         .await;
     assert_eq!(mail.to, ["<admins@lab.example>"]);
     let notice: Value = lab
