@@ -41,6 +41,39 @@ impl AuditEvent {
             .get_result(c))
     }
 
+    /// The events from `from` to `to` (either open), of `target` when given, oldest first, at
+    /// most `limit`.
+    pub fn list_between(
+        conn: &mut DbConnection,
+        from: Option<NaiveDateTime>,
+        to: Option<NaiveDateTime>,
+        target: Option<&str>,
+        limit: i64,
+    ) -> QueryResult<Vec<AuditEvent>> {
+        // Open ends as times both databases store.
+        let from = from.unwrap_or(chrono::DateTime::UNIX_EPOCH.naive_utc());
+        let to = to.unwrap_or_else(|| {
+            chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+                .and_then(|d| d.and_hms_opt(23, 59, 59))
+                .unwrap_or_default()
+        });
+        match target {
+            Some(target) => audit_events::table
+                .filter(audit_events::occurred_at.between(from, to))
+                .filter(audit_events::target.eq(target))
+                .order((audit_events::occurred_at, audit_events::id))
+                .limit(limit)
+                .select(AuditEvent::as_select())
+                .load(conn),
+            None => audit_events::table
+                .filter(audit_events::occurred_at.between(from, to))
+                .order((audit_events::occurred_at, audit_events::id))
+                .limit(limit)
+                .select(AuditEvent::as_select())
+                .load(conn),
+        }
+    }
+
     /// The newest events first, at most `limit`.
     pub fn list_recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<AuditEvent>> {
         audit_events::table

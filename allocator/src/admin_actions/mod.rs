@@ -7,6 +7,7 @@
 //! a new file here, and is called from both `routes/admin.rs` and the dashboard's handlers.
 
 pub mod enrollment_tokens;
+pub mod exports;
 pub mod recovery;
 pub mod vms;
 pub mod workshops;

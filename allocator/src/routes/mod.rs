@@ -6,6 +6,7 @@ mod admin;
 mod assets;
 mod dashboard;
 mod enrollment;
+mod exports;
 mod health;
 mod metrics;
 mod researcher;
@@ -118,6 +119,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/admin/workshops/{id}/notifications",
             web::get().to(workshops::notifications),
+        )
+        .route(
+            "/api/admin/export/{kind}",
+            web::get().to(exports::api_export),
+        )
+        .route(
+            "/admin/export/{kind}",
+            web::get().to(exports::dashboard_export),
         )
         .route(
             "/api/admin/notifications",

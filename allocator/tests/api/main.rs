@@ -6,6 +6,7 @@ mod auth;
 mod cloud;
 mod dashboard;
 mod enrollment;
+mod exports;
 mod hardening;
 mod health;
 mod helpers;

@@ -1,0 +1,302 @@
+//! Exports for spreadsheets and scripts: the participants (who holds which VM now), the VMs
+//! (every column the admin sees) and the audit trail, filtered by workshop and time range,
+//! as JSON or CSV. CSV is UTF-8 with a byte-order mark (so spreadsheets read it as UTF-8),
+//! every cell quoted, a header row, and times in ISO 8601 with their zone (UTC); a cell that
+//! a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a
+//! carriage return) is prefixed with `'`.
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime};
+use lablink_schema::audit_events::AuditEvent;
+use lablink_schema::vms::Vm;
+use lablink_schema::workshops::Workshop;
+use serde_json::{json, Map, Value};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Most rows one export holds.
+pub const MAX_ROWS: i64 = 100_000;
+
+/// What is exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportKind {
+    Participants,
+    Vms,
+    Audit,
+}
+
+impl ExportKind {
+    pub fn parse(name: &str) -> Result<Self, ApiError> {
+        match name {
+            "participants" => Ok(ExportKind::Participants),
+            "vms" => Ok(ExportKind::Vms),
+            "audit" => Ok(ExportKind::Audit),
+            other => Err(ApiError::NotFound(format!(
+                "there is no export `{other}`: choose participants, vms or audit"
+            ))),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ExportKind::Participants => "participants",
+            ExportKind::Vms => "vms",
+            ExportKind::Audit => "audit",
+        }
+    }
+
+    fn columns(self) -> &'static [&'static str] {
+        match self {
+            ExportKind::Participants => &[
+                "email",
+                "hostname",
+                "workshop_id",
+                "claimed_at",
+                "last_active_at",
+                "software_running",
+                "vm_state",
+            ],
+            ExportKind::Vms => &[
+                "hostname",
+                "workshop_id",
+                "state",
+                "state_reason",
+                "state_since",
+                "next_action",
+                "status",
+                "assigned_to",
+                "in_use",
+                "gpu_health",
+                "last_heartbeat_at",
+                "recovery_attempts",
+                "created_at",
+            ],
+            ExportKind::Audit => &["occurred_at", "actor", "action", "target", "detail"],
+        }
+    }
+}
+
+/// The format asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+/// What the caller asked for, checked.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    pub kind: ExportKind,
+    pub format: ExportFormat,
+    pub workshop: Option<i64>,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+}
+
+impl ExportRequest {
+    /// Checks the query's values; each error says what to fix.
+    pub fn check(
+        kind: &str,
+        format: Option<&str>,
+        workshop: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let bad = |m: String| ApiError::BadRequest(m);
+        let format = match format.unwrap_or("json") {
+            "json" => ExportFormat::Json,
+            "csv" => ExportFormat::Csv,
+            other => return Err(bad(format!("format: `{other}` is not csv or json"))),
+        };
+        let time = |name: &str, value: Option<&str>| -> Result<Option<NaiveDateTime>, ApiError> {
+            value
+                .map(|text| {
+                    DateTime::<FixedOffset>::parse_from_rfc3339(text)
+                        .map(|t| t.naive_utc())
+                        .map_err(|_| {
+                            bad(format!(
+                                "{name}: `{text}` is not a time with its offset, e.g. \
+                                 2027-03-12T09:00:00-08:00"
+                            ))
+                        })
+                })
+                .transpose()
+        };
+        let (from, to) = (time("from", from)?, time("to", to)?);
+        if let (Some(from), Some(to)) = (from, to) {
+            if to < from {
+                return Err(bad(
+                    "to: the end of the time range is before its start".to_owned()
+                ));
+            }
+        }
+        let workshop = workshop
+            .map(|id| {
+                id.parse::<i64>()
+                    .map_err(|_| bad(format!("workshop: `{id}` is not a workshop's number")))
+            })
+            .transpose()?;
+        Ok(ExportRequest {
+            kind: ExportKind::parse(kind)?,
+            format,
+            workshop,
+            from,
+            to,
+        })
+    }
+
+    /// The file name the export is offered as.
+    pub fn file_name(&self) -> String {
+        let extension = match self.format {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Json => "json",
+        };
+        match self.workshop {
+            Some(id) => format!("lablink-{}-workshop-{id}.{extension}", self.kind.name()),
+            None => format!("lablink-{}.{extension}", self.kind.name()),
+        }
+    }
+}
+
+fn iso(at: Option<NaiveDateTime>) -> Value {
+    at.map_or(Value::Null, |at| {
+        Value::String(at.and_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    })
+}
+
+fn within(at: Option<NaiveDateTime>, request: &ExportRequest) -> bool {
+    let Some(at) = at else {
+        return request.from.is_none() && request.to.is_none();
+    };
+    request.from.is_none_or(|from| at >= from) && request.to.is_none_or(|to| at <= to)
+}
+
+/// The export's rows, each an object with the kind's columns.
+pub async fn rows(state: &AppState, request: &ExportRequest) -> Result<Vec<Value>, ApiError> {
+    if let Some(id) = request.workshop {
+        let known = state.read(move |conn| Workshop::find(conn, id)).await?;
+        if known.is_none() {
+            return Err(ApiError::BadRequest(format!(
+                "workshop: there is no workshop {id}"
+            )));
+        }
+    }
+    let request = request.clone();
+    match request.kind {
+        ExportKind::Participants | ExportKind::Vms => {
+            let vms = state.read(Vm::list_all).await?;
+            let vms = vms
+                .into_iter()
+                .filter(|vm| request.workshop.is_none_or(|id| vm.workshop_id == Some(id)));
+            Ok(match request.kind {
+                ExportKind::Participants => vms
+                    .filter(|vm| vm.user_email.is_some() && within(vm.assigned_at, &request))
+                    .map(|vm| {
+                        json!({
+                            "email": vm.user_email,
+                            "hostname": vm.hostname,
+                            "workshop_id": vm.workshop_id,
+                            "claimed_at": iso(vm.assigned_at),
+                            "last_active_at": iso(vm.last_active_at),
+                            "software_running": vm.in_use,
+                            "vm_state": vm.state,
+                        })
+                    })
+                    .collect(),
+                _ => vms
+                    .filter(|vm| within(Some(vm.created_at), &request))
+                    .map(|vm| {
+                        json!({
+                            "hostname": vm.hostname,
+                            "workshop_id": vm.workshop_id,
+                            "state": vm.state,
+                            "state_reason": vm.state_reason,
+                            "state_since": iso(Some(vm.state_since)),
+                            "next_action": vm.next_action,
+                            "status": vm.status,
+                            "assigned_to": vm.user_email,
+                            "in_use": vm.in_use,
+                            "gpu_health": vm.gpu_health,
+                            "last_heartbeat_at": iso(vm.last_heartbeat_at),
+                            "recovery_attempts": vm.recovery_attempts,
+                            "created_at": iso(Some(vm.created_at)),
+                        })
+                    })
+                    .collect(),
+            })
+        }
+        ExportKind::Audit => {
+            let target = request.workshop.map(|id| format!("workshop {id}"));
+            let (from, to) = (request.from, request.to);
+            let events = state
+                .read(move |conn| {
+                    AuditEvent::list_between(conn, from, to, target.as_deref(), MAX_ROWS)
+                })
+                .await?;
+            Ok(events
+                .into_iter()
+                .map(|e| {
+                    json!({
+                        "occurred_at": iso(Some(e.occurred_at)),
+                        "actor": e.actor,
+                        "action": e.action,
+                        "target": e.target,
+                        "detail": e.detail,
+                    })
+                })
+                .collect())
+        }
+    }
+}
+
+/// A cell as a spreadsheet must see it: never a formula.
+pub fn neutralised(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The rows as CSV (see the module documentation).
+pub fn to_csv(kind: ExportKind, rows: &[Value]) -> Result<Vec<u8>, ApiError> {
+    let mut out = "\u{feff}".as_bytes().to_vec();
+    {
+        let mut writer = csv::WriterBuilder::new()
+            .quote_style(csv::QuoteStyle::Always)
+            .from_writer(&mut out);
+        let columns = kind.columns();
+        let internal = |e: csv::Error| ApiError::Internal(e.to_string());
+        writer.write_record(columns).map_err(internal)?;
+        for row in rows {
+            let empty = Map::new();
+            let cells = row.as_object().unwrap_or(&empty);
+            let record: Vec<String> = columns
+                .iter()
+                .map(|column| match cells.get(*column) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(text)) => neutralised(text),
+                    Some(other) => other.to_string(),
+                })
+                .collect();
+            writer.write_record(&record).map_err(internal)?;
+        }
+        writer
+            .flush()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_and_plain_text_is_not() {
+        for formula in ["=1+1", "+41 79", "-2", "@SUM(A1)", "\tx"] {
+            assert!(neutralised(formula).starts_with('\''), "{formula}");
+        }
+        assert_eq!(neutralised("ada@lab.example"), "ada@lab.example");
+    }
+}
