@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::QueryResult;
+use lablink_schema::journey;
 use lablink_schema::vms::Vm;
-use lablink_schema::wire::{GpuHealth, VmStatus};
+use lablink_schema::wire::{GpuHealth, SessionFigures, VmStatus};
 use lablink_schema::{Backend, DbConnection, DbPool};
 use tokio::sync::oneshot;
 
@@ -41,7 +42,13 @@ const LINGER: Linger = Linger {
 pub enum VmReport {
     /// Record the status an existing VM reports (`POST /api/vm-status`); this is also its
     /// heartbeat. Never adds a VM: joining is enrollment's job.
-    Status { hostname: String, status: VmStatus },
+    /// `session`: the figures of the session the VM serves, recorded on that session's
+    /// journey row in the same transaction (no request of its own).
+    Status {
+        hostname: String,
+        status: VmStatus,
+        session: Option<SessionFigures>,
+    },
     /// Record its GPU health (`POST /api/gpu_health`).
     GpuHealth { hostname: String, health: GpuHealth },
     /// Record whether the research software runs (`POST /api/update_inuse_status`).
@@ -61,7 +68,21 @@ impl VmReport {
     /// report may register one).
     fn write(&self, conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Option<Vm>> {
         match self {
-            VmReport::Status { hostname, status } => Vm::set_status(conn, hostname, *status, now),
+            VmReport::Status {
+                hostname,
+                status,
+                session,
+            } => {
+                let vm = Vm::set_status(conn, hostname, *status, now)?;
+                if let (Some(vm), Some(figures)) = (&vm, session) {
+                    // Figures of an earlier assignment (a heartbeat crossing the release)
+                    // are dropped: the statement matches the open session's assignment only.
+                    if vm.user_email.is_some() && vm.assignment_seq == figures.assignment_id {
+                        journey::record(conn, hostname, figures, now)?;
+                    }
+                }
+                Ok(vm)
+            }
             VmReport::GpuHealth { hostname, health } => {
                 Vm::set_gpu_health(conn, hostname, *health, now)
             }

@@ -19,6 +19,7 @@ fn status(hostname: &str, status: VmStatus) -> VmReport {
     VmReport::Status {
         hostname: hostname.to_owned(),
         status,
+        session: None,
     }
 }
 

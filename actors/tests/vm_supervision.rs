@@ -137,6 +137,7 @@ async fn a_vm_actor_that_panics_is_restarted_and_goes_on_from_the_stored_state()
         .report(VmReport::Status {
             hostname: "vm-1".to_owned(),
             status: VmStatus::Running,
+            session: None,
         })
         .await
         .expect("heartbeat");

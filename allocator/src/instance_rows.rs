@@ -44,7 +44,7 @@ fn write_row(html: &mut String, vm: &Vm, can_reboot: bool) {
     // Writing to a String cannot fail.
     let _ = write!(
         html,
-        "          <tr>\n\
+        "          <tr id=\"vm-{hostname}\">\n\
          \x20           <td><input type=\"checkbox\" name=\"hostname\" value=\"{hostname}\" aria-label=\"Select {hostname}\"></td>\n\
          \x20           <td>{hostname}</td>\n\
          \x20           <td><span class=\"status status-{state}\">{state}</span><br><small>{reason}, since {since}</small>{next}</td>\n\

@@ -5,7 +5,7 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 /// The page templates, by name.
-const TEMPLATES: [(&str, &str); 15] = [
+const TEMPLATES: [(&str, &str); 17] = [
     ("layout", include_str!("../../templates/layout.hbs")),
     ("index", include_str!("../../templates/index.hbs")),
     ("assigned", include_str!("../../templates/assigned.hbs")),
@@ -43,6 +43,14 @@ const TEMPLATES: [(&str, &str); 15] = [
     (
         "admin_workshop",
         include_str!("../../templates/admin_workshop.hbs"),
+    ),
+    (
+        "admin_participants",
+        include_str!("../../templates/admin_participants.hbs"),
+    ),
+    (
+        "admin_participants_live",
+        include_str!("../../templates/admin_participants_live.hbs"),
     ),
     (
         "admin_legacy_banner",
@@ -121,6 +129,12 @@ pub struct AssignedPage<'a> {
     pub workshop: Option<crate::workshop_admission::WorkshopBanner>,
     /// A warning about this session (idle, or nearly over).
     pub session_notice: Option<&'a str>,
+    /// Where the session is on its way to a working desktop.
+    pub journey: Option<lablink_schema::wire::JourneyView>,
+    /// The journey is not over: the page follows it (by its script, or by reloading).
+    pub live: bool,
+    /// The VM broke: the page offers another.
+    pub failed: bool,
 }
 
 impl std::fmt::Debug for AssignedPage<'_> {
@@ -176,6 +190,9 @@ mod tests {
                     existing: false,
                     workshop: None,
                     session_notice: None,
+                    journey: None,
+                    live: false,
+                    failed: false,
                 },
             )
             .expect("assigned");

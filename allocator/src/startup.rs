@@ -225,6 +225,7 @@ impl Application {
                     .map(|token| lablink_actors::tokens::sha256(token.as_bytes())),
             }),
             workshops,
+            usual_times: Arc::default(),
         });
         let (max_json_bytes, max_form_bytes) =
             (config.server.max_json_bytes, config.server.max_form_bytes);

@@ -74,6 +74,8 @@ pub struct AppState {
     pub metrics_access: Option<MetricsAccess>,
     /// Prices, warm-up defaults and notification channels, for workshops.
     pub workshops: Arc<crate::admin_actions::workshops::WorkshopSettings>,
+    /// How long each step of a participant's journey usually takes, measured.
+    pub usual_times: Arc<crate::participant_journey::UsualTimesCache>,
 }
 
 /// Who may read `GET /metrics`: the admin, or a scraper with this SHA-256 of its token.

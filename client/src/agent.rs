@@ -12,6 +12,7 @@ use crate::desktop_activity::{
 };
 use crate::gpu::{GpuMonitor, GpuProbe, HealthPolicy, NvmlProbe};
 use crate::log_shipping::{LogShipper, OwnLog, ShippingSettings};
+use crate::session_figures::SessionTally;
 use crate::session_reset::SessionReset;
 use crate::settings::{AgentSettings, DesktopKind};
 use crate::status::StatusReporter;
@@ -56,7 +57,7 @@ impl AgentParts {
                 Arc::new(NotifySend::new(settings.x_display.clone())),
             ),
             DesktopKind::Log => (
-                Arc::new(LoggedDesktop),
+                Arc::new(LoggedDesktop::default()),
                 Box::new(NoDesktop),
                 Arc::new(LoggedNotices),
             ),
@@ -110,23 +111,28 @@ impl Agent {
         let arbiter = Arbiter::new();
         let handle = arbiter.handle();
 
+        let session = Arc::new(SessionTally::default());
         let status = {
+            let session = session.clone();
             let (client, backoff, interval) =
                 (client.clone(), backoff.clone(), settings.heartbeat_interval);
             let notifier = parts.notifier.clone();
             StatusReporter::start_in_arbiter(&handle, move |_| {
-                StatusReporter::new(client, interval, backoff).showing_notices(notifier)
+                StatusReporter::new(client, interval, backoff)
+                    .showing_notices(notifier)
+                    .tallying(session)
             })
         };
         let launcher = {
-            let (desktop, name) = (parts.desktop, settings.vm_name.clone());
+            let (desktop, name) = (parts.desktop.clone(), settings.vm_name.clone());
             DesktopLauncher::start_in_arbiter(&handle, move |_| DesktopLauncher::new(desktop, name))
         };
         let gpu = {
             let (client, probe, policy) = (client.clone(), parts.gpu_probe, parts.health_policy);
             let (check, resend) = (settings.gpu_check_interval, settings.gpu_resend_interval);
+            let session = session.clone();
             GpuMonitor::start_in_arbiter(&handle, move |_| {
-                GpuMonitor::new(client, probe, policy, check, resend)
+                GpuMonitor::new(client, probe, policy, check, resend).tallying(session)
             })
         };
         {
@@ -137,15 +143,18 @@ impl Agent {
                 settings.usage_check_interval,
             );
             let gpu = gpu.clone();
+            let (session, desktop) = (session.clone(), parts.desktop);
             UsageMonitor::start_in_arbiter(&handle, move |_| {
                 UsageMonitor::new(client, processes, matcher, interval, Some(gpu))
                     .watching_input(input)
+                    .tallying(session, desktop)
             });
         }
         {
             let client = client.clone();
+            let session = session.clone();
             Subscriber::start_in_arbiter(&handle, move |_| {
-                Subscriber::new(client, launcher, status, backoff, reset)
+                Subscriber::new(client, launcher, status, backoff, reset, session)
             });
         }
         if settings.log_shipping {

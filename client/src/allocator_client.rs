@@ -6,8 +6,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use lablink_schema::wire::{
-    ErrorBody, GpuHealth, GpuHealthReport, InUseReport, MessageBody, VmLogBatch, VmStartupAnswer,
-    VmStartupRequest, VmStatus, VmStatusAnswer, VmStatusReport,
+    ErrorBody, GpuHealth, GpuHealthReport, InUseReport, MessageBody, SessionFigures, VmLogBatch,
+    VmStartupAnswer, VmStartupRequest, VmStatus, VmStatusAnswer, VmStatusReport,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -161,13 +161,18 @@ impl AllocatorClient {
     /// Reports the VM's status (registering it on first contact; the token handed out then
     /// is kept). This is also the heartbeat: the answer brings the heartbeat interval the
     /// allocator asks for, when it names one.
-    pub async fn report_status(&self, status: VmStatus) -> Result<StatusReply, CallError> {
+    pub async fn report_status(
+        &self,
+        status: VmStatus,
+        session: Option<SessionFigures>,
+    ) -> Result<StatusReply, CallError> {
         let answer: VmStatusAnswer = self
             .post(
                 "/api/vm-status",
                 &VmStatusReport {
                     hostname: self.hostname.clone(),
                     status,
+                    session,
                 },
                 Some(REPORT_TIMEOUT),
             )

@@ -55,7 +55,13 @@ pub enum DesktopError {
 pub trait RemoteDesktop: Send + Sync + 'static {
     fn start(&self, session: &DesktopSession) -> Result<(), DesktopError>;
     fn end(&self) -> Result<(), DesktopError>;
+    /// Whether the desktop's host runs, judged from the command lines of the running
+    /// processes (the participant's journey: "remote desktop is up").
+    fn host_up(&self, processes: &[Vec<String>]) -> bool;
 }
+
+/// The programs of a running Chrome Remote Desktop host, by file name.
+const CRD_HOST_PROGRAMS: [&str; 2] = ["chrome-remote-desktop-host", "remoting_me2me_host"];
 
 /// The real Chrome Remote Desktop on the VM image.
 #[derive(Debug, Clone)]
@@ -137,6 +143,15 @@ impl RemoteDesktop for ChromeRemoteDesktop {
         })
     }
 
+    fn host_up(&self, processes: &[Vec<String>]) -> bool {
+        processes.iter().any(|argv| {
+            argv.first()
+                .and_then(|program| std::path::Path::new(program).file_name())
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| CRD_HOST_PROGRAMS.contains(&name))
+        })
+    }
+
     fn end(&self) -> Result<(), DesktopError> {
         if self.control.exists() {
             let status = Command::new(&self.control)
@@ -167,8 +182,11 @@ impl RemoteDesktop for ChromeRemoteDesktop {
 /// Logs sessions instead of starting Chrome Remote Desktop (`LABLINK_DESKTOP=log`): for a
 /// machine without it, such as the local provider's agents on a developer machine. It
 /// never logs the code or the PIN.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LoggedDesktop;
+/// Its host counts as up from a started session until it ends.
+#[derive(Debug, Default)]
+pub struct LoggedDesktop {
+    started: std::sync::atomic::AtomicBool,
+}
 
 impl RemoteDesktop for LoggedDesktop {
     fn start(&self, session: &DesktopSession) -> Result<(), DesktopError> {
@@ -176,12 +194,20 @@ impl RemoteDesktop for LoggedDesktop {
             display_name = %session.display_name,
             "LABLINK_DESKTOP=log: Chrome Remote Desktop would start now"
         );
+        self.started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 
     fn end(&self) -> Result<(), DesktopError> {
         tracing::info!("LABLINK_DESKTOP=log: the Chrome Remote Desktop session would end now");
+        self.started
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         Ok(())
+    }
+
+    fn host_up(&self, _: &[Vec<String>]) -> bool {
+        self.started.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

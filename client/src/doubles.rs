@@ -122,6 +122,15 @@ impl RemoteDesktop for RecordingDesktop {
         }
         Ok(())
     }
+
+    /// Up after a start until the next end, like a host would be.
+    fn host_up(&self, _: &[Vec<String>]) -> bool {
+        self.calls
+            .lock()
+            .ok()
+            .and_then(|calls| calls.last().cloned())
+            .is_some_and(|call| matches!(call, DesktopCall::Started { .. }))
+    }
 }
 
 /// A desktop whose idle time is whatever the test sets (`None`: unknown); for tests.

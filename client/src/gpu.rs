@@ -12,6 +12,7 @@ use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Nvml;
 
 use crate::allocator_client::AllocatorClient;
+use crate::session_figures::SessionTally;
 
 #[cfg(any(test, feature = "test-support"))]
 pub use crate::doubles::ScriptedProbe;
@@ -24,6 +25,8 @@ pub struct GpuReading {
     pub uncorrected_ecc_errors: u64,
     /// Percent of the last sample period a kernel was running.
     pub utilization_percent: u32,
+    /// GPU memory in use, in MiB (0 where the GPU does not say).
+    pub memory_used_mib: u64,
 }
 
 /// Why a sample could not be taken.
@@ -115,6 +118,10 @@ impl GpuProbe for NvmlProbe {
                     )?,
                     utilization_percent: or_unsupported(
                         device.utilization_rates().map(|u| u.gpu),
+                        0,
+                    )?,
+                    memory_used_mib: or_unsupported(
+                        device.memory_info().map(|m| m.used / (1024 * 1024)),
                         0,
                     )?,
                 })
@@ -245,6 +252,8 @@ pub struct GpuMonitor {
     last_sent: Option<(GpuHealth, Instant)>,
     sampling: bool,
     explained_no_nvml: bool,
+    /// The session's GPU figures, from the same samples.
+    session: Option<Arc<SessionTally>>,
 }
 
 impl std::fmt::Debug for GpuMonitor {
@@ -273,7 +282,14 @@ impl GpuMonitor {
             last_sent: None,
             sampling: false,
             explained_no_nvml: false,
+            session: None,
         }
+    }
+
+    /// Also adds each sample to the session's figures.
+    pub fn tallying(mut self, session: Arc<SessionTally>) -> Self {
+        self.session = Some(session);
+        self
     }
 
     fn check(&mut self, ctx: &mut Context<Self>) {
@@ -299,6 +315,9 @@ impl GpuMonitor {
                     tracing::info!(%reason, "no NVML on this VM; reporting GPU health as N/A");
                     monitor.explained_no_nvml = true;
                 }
+            }
+            if let Some(session) = &monitor.session {
+                session.gpu_sampled(&sample);
             }
             if let Some(health) = monitor.tracker.observe(&sample, monitor.in_use) {
                 monitor.report_if_due(health, ctx);
@@ -366,6 +385,7 @@ mod tests {
             temperature_c,
             uncorrected_ecc_errors: ecc,
             utilization_percent: utilization,
+            memory_used_mib: 0,
         }
     }
 
@@ -519,6 +539,15 @@ mod tests {
             assert!((1..=120).contains(&reading.temperature_c), "{reading:?}");
             assert!(reading.utilization_percent <= 100, "{reading:?}");
         }
+        // The session figures take the same sample: measured, with memory in use counted.
+        let tally = SessionTally::default();
+        tally.begin(1);
+        tally.gpu_sampled(&Ok(readings.clone()));
+        let gpu = tally
+            .figures()
+            .and_then(|f| f.gpu)
+            .expect("measured on a GPU host");
+        assert!(gpu.peak_utilization <= 100, "{gpu:?}");
         let mut tracker = HealthTracker::new(HealthPolicy::default());
         assert_eq!(
             tracker.observe(&Ok(readings), false),

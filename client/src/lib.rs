@@ -17,6 +17,7 @@ pub mod desktop_activity;
 pub mod doubles;
 pub mod gpu;
 pub mod log_shipping;
+pub mod session_figures;
 pub mod session_reset;
 pub mod settings;
 pub mod status;

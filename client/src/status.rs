@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use crate::allocator_client::AllocatorClient;
 use crate::desktop_activity::DesktopNotifier;
+use crate::session_figures::SessionTally;
 use lablink_schema::backoff::Backoff;
+use tokio::sync::watch;
 
 /// The actor; see the module documentation.
 pub struct StatusReporter {
@@ -34,6 +36,8 @@ pub struct StatusReporter {
     /// Shows the allocator's warnings on the desktop, each once.
     notifier: Option<Arc<dyn DesktopNotifier>>,
     shown: Option<String>,
+    /// The session's figures, sent with every report; a step reached is reported at once.
+    session: Option<Arc<SessionTally>>,
 }
 
 impl std::fmt::Debug for StatusReporter {
@@ -63,6 +67,40 @@ impl StatusReporter {
             ticker: None,
             notifier: None,
             shown: None,
+            session: None,
+        }
+    }
+
+    /// Sends the session's figures with every report, and reports at once when the session
+    /// reaches a step.
+    pub fn tallying(mut self, session: Arc<SessionTally>) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// Reports whenever the session reaches a step, until the tally is gone.
+    fn follow_steps(&mut self, mut steps: watch::Receiver<u64>, ctx: &mut Context<Self>) {
+        ctx.spawn(
+            async move {
+                let alive = steps.changed().await.is_ok();
+                (alive, steps)
+            }
+            .into_actor(self)
+            .map(|(alive, steps), reporter, ctx| {
+                if alive {
+                    reporter.report_soon(ctx);
+                    reporter.follow_steps(steps, ctx);
+                }
+            }),
+        );
+    }
+
+    /// Reports now, or right after the report on its way.
+    fn report_soon(&mut self, ctx: &mut Context<Self>) {
+        if self.sending {
+            self.set_while_sending = true;
+        } else {
+            self.report(ctx);
         }
     }
 
@@ -98,8 +136,9 @@ impl StatusReporter {
         self.sending = true;
         let status = self.status;
         let client = self.client.clone();
+        let figures = self.session.as_ref().and_then(|session| session.figures());
         ctx.spawn(
-            async move { client.report_status(status).await }
+            async move { client.report_status(status, figures).await }
                 .into_actor(self)
                 .map(move |result, reporter, ctx| {
                     reporter.sending = false;
@@ -137,6 +176,9 @@ impl Actor for StatusReporter {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.report(ctx);
         self.tick_every(self.interval, ctx);
+        if let Some(steps) = self.session.as_ref().map(|session| session.step_changes()) {
+            self.follow_steps(steps, ctx);
+        }
     }
 }
 

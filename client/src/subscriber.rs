@@ -10,6 +10,7 @@ use lablink_schema::wire::VmStatus;
 
 use crate::allocator_client::{AllocatorClient, StartupAnswer};
 use crate::desktop::{DesktopLauncher, EndSession, StartSession};
+use crate::session_figures::SessionTally;
 use crate::session_reset::SessionReset;
 use crate::status::{SetStatus, StatusReporter};
 use lablink_schema::backoff::Backoff;
@@ -22,6 +23,7 @@ pub struct Subscriber {
     status: Addr<StatusReporter>,
     backoff: Backoff,
     reset: Arc<SessionReset>,
+    session: Arc<SessionTally>,
 }
 
 impl Subscriber {
@@ -31,6 +33,7 @@ impl Subscriber {
         status: Addr<StatusReporter>,
         backoff: Backoff,
         reset: SessionReset,
+        session: Arc<SessionTally>,
     ) -> Self {
         Subscriber {
             client,
@@ -38,6 +41,7 @@ impl Subscriber {
             status,
             backoff,
             reset: Arc::new(reset),
+            session,
         }
     }
 }
@@ -52,6 +56,7 @@ impl Actor for Subscriber {
             self.status.clone(),
             self.backoff.clone(),
             self.reset.clone(),
+            self.session.clone(),
         );
         ctx.spawn(subscribing.into_actor(self));
     }
@@ -63,6 +68,7 @@ async fn subscribe_forever(
     status: Addr<StatusReporter>,
     mut backoff: Backoff,
     reset: Arc<SessionReset>,
+    session: Arc<SessionTally>,
 ) {
     // The assignment whose session is running, if any.
     let mut held: Option<i64> = None;
@@ -76,8 +82,11 @@ async fn subscribe_forever(
                 backoff.reset();
                 if held.is_some() {
                     // Reassigned without our seeing the release: clean up first.
+                    session.end();
                     end_session(&launcher, &status, &reset).await;
                 }
+                // The participant's journey: the VM has the command (reported at once).
+                session.begin(assignment_id);
                 match launcher.send(StartSession { command, pin }).await {
                     Ok(Ok(())) => tracing::info!(assignment_id, "remote desktop started"),
                     Ok(Err(error)) => {
@@ -89,6 +98,7 @@ async fn subscribe_forever(
             }
             Ok(StartupAnswer::Released) => {
                 tracing::info!(assignment_id = held, "session released");
+                session.end();
                 end_session(&launcher, &status, &reset).await;
                 held = None;
                 backoff.reset();

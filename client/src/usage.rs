@@ -10,8 +10,10 @@ use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
 use regex::Regex;
 
 use crate::allocator_client::AllocatorClient;
+use crate::desktop::RemoteDesktop;
 use crate::desktop_activity::InputIdle;
 use crate::gpu::{GpuMonitor, SetInUse};
+use crate::session_figures::SessionTally;
 
 #[cfg(any(test, feature = "test-support"))]
 pub use crate::doubles::ScriptedProcesses;
@@ -157,6 +159,9 @@ pub struct UsageMonitor {
     busy: bool,
     /// Whether the desktop was used since the last check: reported as activity.
     input: Option<Arc<Mutex<Box<dyn InputIdle>>>>,
+    /// Where each check's findings go for the heartbeat's session figures, with the desktop
+    /// that says from the same process list whether its host runs.
+    session: Option<(Arc<SessionTally>, Arc<dyn RemoteDesktop>)>,
 }
 
 impl std::fmt::Debug for UsageMonitor {
@@ -185,7 +190,15 @@ impl UsageMonitor {
             reported: None,
             busy: false,
             input: None,
+            session: None,
         }
+    }
+
+    /// Also records, at each check, what the session's figures need: the software's run
+    /// time, the desktop's host, the participant's activity.
+    pub fn tallying(mut self, session: Arc<SessionTally>, desktop: Arc<dyn RemoteDesktop>) -> Self {
+        self.session = Some((session, desktop));
+        self
     }
 
     /// Also reports the desktop's use: an input since the last check is sent as activity
@@ -205,6 +218,7 @@ impl UsageMonitor {
         let client = self.client.clone();
         let reported = self.reported;
         let (input, interval) = (self.input.clone(), self.interval);
+        let session = self.session.clone();
         let work = async move {
             let checked = tokio::task::spawn_blocking(move || -> std::io::Result<(bool, bool)> {
                 let lines = processes
@@ -215,6 +229,13 @@ impl UsageMonitor {
                 let typed = input
                     .and_then(|input| input.lock().ok()?.idle_for())
                     .is_some_and(|idle| idle < interval);
+                if let Some((tally, desktop)) = session {
+                    tally.desktop_seen(desktop.host_up(&lines));
+                    tally.software_seen(in_use);
+                    if typed {
+                        tally.input_seen();
+                    }
+                }
                 Ok((in_use, typed))
             })
             .await

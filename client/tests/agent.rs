@@ -66,6 +66,7 @@ fn healthy() -> Result<Vec<GpuReading>, ProbeError> {
         temperature_c: 45,
         uncorrected_ecc_errors: 0,
         utilization_percent: 0,
+        memory_used_mib: 0,
     }])
 }
 

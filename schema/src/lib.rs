@@ -33,6 +33,8 @@ pub mod connection;
 #[cfg(feature = "db")]
 pub mod enrollment;
 #[cfg(feature = "db")]
+pub mod journey;
+#[cfg(feature = "db")]
 pub mod leases;
 #[cfg(feature = "db")]
 pub mod migrations;

@@ -207,6 +207,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Each participant's session: its steps' times and usage figures.
+    participant_sessions (id) {
+        id -> BigInt,
+        hostname -> Text,
+        assignment_seq -> BigInt,
+        email -> Text,
+        workshop_id -> Nullable<BigInt>,
+        claimed_at -> Timestamp,
+        command_received_at -> Nullable<Timestamp>,
+        desktop_up_at -> Nullable<Timestamp>,
+        software_first_used_at -> Nullable<Timestamp>,
+        ended_at -> Nullable<Timestamp>,
+        end_reason -> Nullable<Text>,
+        software_secs -> BigInt,
+        gpu_measured -> Bool,
+        gpu_active_secs -> BigInt,
+        gpu_peak_utilization -> Integer,
+        gpu_peak_memory_mib -> BigInt,
+        last_activity_at -> Nullable<Timestamp>,
+        step_changed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     /// Notifications written with the change that causes them.
     outbox_events (id) {
         id -> BigInt,
@@ -241,6 +265,7 @@ diesel::joinable!(workshop_roster -> workshops (workshop_id));
 diesel::joinable!(workshop_actions -> workshops (workshop_id));
 diesel::joinable!(vms -> workshops (workshop_id));
 diesel::joinable!(outbox_deliveries -> outbox_events (event_id));
+diesel::joinable!(participant_sessions -> workshops (workshop_id));
 diesel::allow_tables_to_appear_in_same_query!(
     vms,
     vm_logs,
@@ -257,5 +282,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     workshop_actions,
     vm_usage,
     outbox_events,
-    outbox_deliveries
+    outbox_deliveries,
+    participant_sessions
 );

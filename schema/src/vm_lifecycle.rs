@@ -113,7 +113,7 @@ impl Vm {
             "{}; its participant {email} was given another VM",
             vm.state_reason
         );
-        on_backend!(conn, |c| diesel::update(target)
+        let released = on_backend!(conn, |c| diesel::update(target)
             .set((
                 no_assignment!(),
                 vms::state_reason.eq(reason),
@@ -121,7 +121,12 @@ impl Vm {
             ))
             .returning(Vm::as_returning())
             .get_result(c)
-            .optional())
+            .optional())?;
+        if released.is_some() {
+            let hostnames = [vm.hostname.clone()];
+            crate::journey::close(conn, &hostnames, crate::journey::end_reason::VM_FAILED, now)?;
+        }
+        Ok(released)
     }
 
     /// The VM as the admin API shows it.

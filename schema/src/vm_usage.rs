@@ -110,3 +110,13 @@ pub fn live_count(conn: &mut DbConnection, workshop_id: i64) -> QueryResult<i64>
         .count()
         .get_result(conn)
 }
+
+/// The boot of every VM that is not gone: `(hostname, made, first ready)`.
+pub fn live_boots(
+    conn: &mut DbConnection,
+) -> QueryResult<Vec<(String, NaiveDateTime, Option<NaiveDateTime>)>> {
+    vm_usage::table
+        .filter(vm_usage::destroyed_at.is_null())
+        .select((vm_usage::hostname, vm_usage::created_at, vm_usage::ready_at))
+        .load(conn)
+}

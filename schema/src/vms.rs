@@ -6,6 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 
+use crate::journey;
 use crate::schema::vms;
 use crate::wire::{GpuHealth, LifecycleState, VmStatus};
 use crate::DbConnection;
@@ -336,7 +337,7 @@ impl Vm {
         now: NaiveDateTime,
     ) -> QueryResult<Option<Vm>> {
         use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
-        match conn {
+        let claimed: Option<Vm> = match conn {
             DbConnection::Pg(c) => diesel::sql_query(CLAIM_FREE_POSTGRES)
                 .bind::<Text, _>(email)
                 .bind::<Text, _>(crd_command)
@@ -345,7 +346,7 @@ impl Vm {
                 .bind::<Nullable<Text>, _>(claimed_by)
                 .bind::<Nullable<BigInt>, _>(workshop_id)
                 .get_result(c)
-                .optional(),
+                .optional()?,
             DbConnection::Sqlite(c) => diesel::sql_query(CLAIM_FREE_SQLITE)
                 .bind::<Text, _>(email)
                 .bind::<Text, _>(crd_command)
@@ -354,8 +355,13 @@ impl Vm {
                 .bind::<Nullable<Text>, _>(claimed_by)
                 .bind::<Nullable<BigInt>, _>(workshop_id)
                 .get_result(c)
-                .optional(),
+                .optional()?,
+        };
+        // The participant's journey starts with the claim, in its transaction.
+        if let Some(vm) = &claimed {
+            journey::opened(conn, std::slice::from_ref(vm), now)?;
         }
+        Ok(claimed)
     }
 
     /// The VMs held by any of these (normalised) emails.
@@ -384,7 +390,7 @@ impl Vm {
                 let commands: Vec<&str> = claims.iter().map(|c| c.1.as_str()).collect();
                 let pins: Vec<&str> = claims.iter().map(|c| c.2.as_str()).collect();
                 let claimers: Vec<Option<&str>> = claims.iter().map(|c| c.3.as_deref()).collect();
-                diesel::sql_query(CLAIM_MANY_POSTGRES)
+                let claimed: Vec<Vm> = diesel::sql_query(CLAIM_MANY_POSTGRES)
                     .bind::<Array<Text>, _>(emails)
                     .bind::<Array<Text>, _>(commands)
                     .bind::<Array<Text>, _>(pins)
@@ -392,7 +398,9 @@ impl Vm {
                     .bind::<Timestamp, _>(now)
                     .bind::<Array<Nullable<Text>>, _>(claimers)
                     .bind::<Nullable<BigInt>, _>(workshop_id)
-                    .load(c)
+                    .load(c)?;
+                journey::opened(conn, &claimed, now)?;
+                Ok(claimed)
             }
             DbConnection::Sqlite(_) => {
                 let mut claimed = Vec::new();
@@ -416,15 +424,24 @@ impl Vm {
         hostname: &str,
         now: NaiveDateTime,
     ) -> QueryResult<Option<Vm>> {
-        on_backend!(conn, |c| diesel::update(vms::table.find(hostname))
-            .set((
-                no_assignment!(),
-                vms::status.eq(VmStatus::Initializing.as_str()),
-                vms::updated_at.eq(now),
-            ))
-            .returning(Vm::as_returning())
-            .get_result(c)
-            .optional())
+        conn.transaction(|conn| {
+            let released = on_backend!(conn, |c| diesel::update(vms::table.find(hostname))
+                .set((
+                    no_assignment!(),
+                    vms::status.eq(VmStatus::Initializing.as_str()),
+                    vms::updated_at.eq(now),
+                ))
+                .returning(Vm::as_returning())
+                .get_result(c)
+                .optional())?;
+            journey::close(
+                conn,
+                &[hostname.to_owned()],
+                journey::end_reason::RELEASED,
+                now,
+            )?;
+            Ok(released)
+        })
     }
 
     /// Registers the VM if it is new, else records its new status (the original
@@ -551,22 +568,29 @@ impl Vm {
             vms::status.eq(VmStatus::Initializing.as_str()),
             vms::updated_at.eq(now),
         );
-        match last_active_at {
-            Some(seen) => on_backend!(conn, |c| diesel::update(
-                target.filter(vms::last_active_at.eq(seen))
-            )
-            .set(values)
-            .returning(Vm::as_returning())
-            .get_result(c)
-            .optional()),
-            None => on_backend!(conn, |c| diesel::update(
-                target.filter(vms::last_active_at.is_null())
-            )
-            .set(values)
-            .returning(Vm::as_returning())
-            .get_result(c)
-            .optional()),
-        }
+        conn.transaction(|conn| {
+            let released = match last_active_at {
+                Some(seen) => on_backend!(conn, |c| diesel::update(
+                    target.filter(vms::last_active_at.eq(seen))
+                )
+                .set(values)
+                .returning(Vm::as_returning())
+                .get_result(c)
+                .optional())?,
+                None => on_backend!(conn, |c| diesel::update(
+                    target.filter(vms::last_active_at.is_null())
+                )
+                .set(values)
+                .returning(Vm::as_returning())
+                .get_result(c)
+                .optional())?,
+            };
+            if released.is_some() {
+                let hostnames = [hostname.to_owned()];
+                journey::close(conn, &hostnames, journey::end_reason::RELEASED, now)?;
+            }
+            Ok(released)
+        })
     }
 
     /// The VM the browser with this claimer (the SHA-256 of its key) holds, if any.
@@ -624,8 +648,13 @@ impl Vm {
 
     /// Removes the VM and, through the foreign key, its log lines. Returns whether it existed.
     pub fn delete(conn: &mut DbConnection, hostname: &str) -> QueryResult<bool> {
-        diesel::delete(vms::table.find(hostname))
-            .execute(conn)
-            .map(|rows| rows > 0)
+        conn.transaction(|conn| {
+            let now = chrono::Utc::now().naive_utc();
+            let hostnames = [hostname.to_owned()];
+            journey::close(conn, &hostnames, journey::end_reason::DESTROYED, now)?;
+            diesel::delete(vms::table.find(hostname))
+                .execute(conn)
+                .map(|rows| rows > 0)
+        })
     }
 }

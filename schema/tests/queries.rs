@@ -630,6 +630,7 @@ fn quiet_heartbeats_revert_and_reapply() {
     let database = TestDatabase::migrated();
     let mut conn = PgConnection::establish(database.url()).expect("connect");
     let newer = [
+        "20261202000014",
         "20261202000013",
         "20261202000012",
         "20261202000011",
@@ -865,5 +866,90 @@ fn a_lifecycle_change_applies_once_for_the_state_it_was_decided_on() {
             Vm::transition(conn, "nope", read, &unreachable, now()).expect("unknown"),
             None
         );
+    });
+}
+
+/// A participant's session opens with the claim, takes a heartbeat's figures only for its own
+/// assignment (steps once, counters and peaks never going down), and closes with the release,
+/// saying why; the row stays.
+#[test]
+fn a_participant_session_follows_its_assignment() {
+    use lablink_schema::journey;
+    use lablink_schema::wire::{GpuFigures, SessionFigures};
+    on_both_backends(|conn| {
+        make_free(conn, "vm-1", GpuHealth::Healthy);
+        let vm = Vm::claim_free(conn, "a@example.org", "cmd-a", "111111", None, None, now())
+            .expect("claim")
+            .expect("vm-1 is free");
+        let session = journey::of_assignment(conn, "vm-1", vm.assignment_seq)
+            .expect("read")
+            .expect("opened with the claim");
+        assert_eq!(session.email, "a@example.org");
+        assert_eq!(session.command_received_at, None);
+
+        let mut figures = SessionFigures {
+            assignment_id: vm.assignment_seq,
+            command_received: true,
+            desktop_up: false,
+            software_used: true,
+            software_secs: 120,
+            gpu: Some(GpuFigures {
+                active_secs: 60,
+                peak_utilization: 90,
+                peak_memory_mib: 2048,
+            }),
+            idle_secs: Some(5),
+        };
+        assert!(journey::record(conn, "vm-1", &figures, now()).expect("record"));
+        let first = journey::of_assignment(conn, "vm-1", vm.assignment_seq)
+            .expect("read")
+            .expect("row");
+        assert!(first.command_received_at.is_some() && first.software_first_used_at.is_some());
+        assert_eq!(first.desktop_up_at, None);
+        // A late, smaller heartbeat lowers nothing and moves no step's time.
+        figures.software_secs = 10;
+        figures.gpu = Some(GpuFigures {
+            active_secs: 1,
+            peak_utilization: 5,
+            peak_memory_mib: 1,
+        });
+        figures.desktop_up = true;
+        let later = now() + chrono::Duration::seconds(30);
+        assert!(journey::record(conn, "vm-1", &figures, later).expect("record"));
+        let second = journey::of_assignment(conn, "vm-1", vm.assignment_seq)
+            .expect("read")
+            .expect("row");
+        assert_eq!(second.command_received_at, first.command_received_at);
+        let desktop = second.desktop_up_at.expect("the desktop step");
+        assert!(
+            (desktop - later).num_milliseconds().abs() < 1,
+            "{desktop} vs {later}"
+        );
+        assert_eq!(
+            (
+                second.software_secs,
+                second.gpu_active_secs,
+                second.gpu_peak_utilization,
+                second.gpu_peak_memory_mib
+            ),
+            (120, 60, 90, 2048)
+        );
+        assert!(second.gpu_measured);
+        figures.assignment_id += 1;
+        assert!(
+            !journey::record(conn, "vm-1", &figures, now()).expect("record"),
+            "another assignment's figures are not this session's"
+        );
+
+        Vm::release(conn, "vm-1", now()).expect("release");
+        let ended = journey::of_assignment(conn, "vm-1", vm.assignment_seq)
+            .expect("read")
+            .expect("kept");
+        assert!(ended.ended_at.is_some());
+        assert_eq!(
+            ended.end_reason.as_deref(),
+            Some(journey::end_reason::RELEASED)
+        );
+        assert_eq!(journey::of_workshop(conn, None).expect("list").len(), 1);
     });
 }

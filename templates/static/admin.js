@@ -56,6 +56,24 @@
     });
   }
 
+  // The instructor's view: the funnel and table are drawn again on the server whenever a
+  // participant moves on.
+  var participants = document.getElementById("participants");
+  if (participants) {
+    var base = "/admin/workshops/" + encodeURIComponent(participants.getAttribute("data-workshop")) + "/participants";
+    var waiting = null;
+    var redraw = function () {
+      waiting = null;
+      fetch(base + "/live", { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) { if (html !== null) { participants.innerHTML = html; } })
+        .catch(function () {});
+    };
+    new EventSource(base + "/events").addEventListener("participants", function () {
+      if (!waiting) { waiting = setTimeout(redraw, 250); }
+    });
+  }
+
   var log = document.getElementById("log");
   if (log && log.dataset.live) {
     var url = "/admin/logs/" + encodeURIComponent(log.dataset.hostname) + "/stream?after=" + encodeURIComponent(log.dataset.after || "0");

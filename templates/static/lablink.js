@@ -44,6 +44,36 @@
     setTimeout(refreshNotice, NOTICE_MS);
   }
 
+  // The participant's journey after the claim: each step as it happens, from the server's
+  // event stream. Without this script the page reloads itself (see its <noscript>).
+  var journey = document.getElementById("journey");
+  if (journey && journey.getAttribute("data-live") && window.EventSource) {
+    var showJourney = function (view) {
+      view.steps.forEach(function (step) {
+        var item = journey.querySelector('[data-step="' + step.step + '"]');
+        if (!item) { return; }
+        item.className = "journey-step" + (step.done ? " done" : "") + (step.waiting ? " waiting" : "");
+        var time = item.querySelector(".journey-time");
+        if (!time) { return; }
+        time.textContent = step.at ? step.at :
+          (step.waiting ? "in progress" + (step.usual_secs ? ", usually " + step.usual_secs + " s" : "") : "");
+      });
+      document.getElementById("journey_next").textContent = view.next;
+      var slow = document.getElementById("journey_slow");
+      slow.textContent = view.slow || "";
+      slow.hidden = !view.slow;
+      document.getElementById("journey_failure").textContent = view.failure || "";
+      document.getElementById("journey_failed").hidden = view.step !== "failed";
+    };
+    var stream = new EventSource("/api/session/journey/events");
+    stream.onmessage = function (e) {
+      var view = JSON.parse(e.data);
+      showJourney(view);
+      if (view.step === "ended") { stream.close(); }
+    };
+    stream.addEventListener("gone", function () { stream.close(); location.href = "/session"; });
+  }
+
   var count = document.getElementById("unassigned_vms_count");
   if (!count) { return; }
   var REFRESH_MS = 5000;

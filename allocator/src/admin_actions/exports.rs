@@ -1,5 +1,5 @@
-//! Exports for spreadsheets and scripts: the participants (who holds which VM now), the VMs
-//! (every column the admin sees) and the audit trail, filtered by workshop and time range,
+//! Exports for spreadsheets and scripts: the participants (every session, with each step's
+//! time and the usage figures), the VMs (every column the admin sees, with boot times) and the audit trail, filtered by workshop and time range,
 //! as JSON or CSV. CSV is UTF-8 with a byte-order mark (so spreadsheets read it as UTF-8),
 //! every cell quoted, a header row, and times in ISO 8601 with their zone (UTC); a cell that
 //! a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a
@@ -7,10 +7,12 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime};
 use lablink_schema::audit_events::AuditEvent;
+use lablink_schema::vm_usage;
 use lablink_schema::vms::Vm;
 use lablink_schema::workshops::Workshop;
 use serde_json::{json, Map, Value};
 
+use crate::admin_actions::participants;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -51,9 +53,20 @@ impl ExportKind {
                 "email",
                 "hostname",
                 "workshop_id",
+                "step",
+                "stuck",
                 "claimed_at",
-                "last_active_at",
-                "software_running",
+                "command_received_at",
+                "desktop_up_at",
+                "software_first_used_at",
+                "ended_at",
+                "end_reason",
+                "software_secs",
+                "gpu_measured",
+                "gpu_active_secs",
+                "gpu_peak_utilization",
+                "gpu_peak_memory_mib",
+                "last_activity_at",
                 "vm_state",
             ],
             ExportKind::Vms => &[
@@ -70,6 +83,8 @@ impl ExportKind {
                 "last_heartbeat_at",
                 "recovery_attempts",
                 "created_at",
+                "ready_at",
+                "boot_secs",
             ],
             ExportKind::Audit => &["occurred_at", "actor", "action", "target", "detail"],
         }
@@ -183,30 +198,58 @@ pub async fn rows(state: &AppState, request: &ExportRequest) -> Result<Vec<Value
     }
     let request = request.clone();
     match request.kind {
-        ExportKind::Participants | ExportKind::Vms => {
-            let vms = state.read(Vm::list_all).await?;
+        ExportKind::Participants => {
+            let rows =
+                participants::sessions_between(state, request.workshop, request.from, request.to)
+                    .await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    json!({
+                        "email": r.email,
+                        "hostname": r.hostname,
+                        "workshop_id": r.workshop_id,
+                        "step": r.step,
+                        "stuck": r.stuck,
+                        "claimed_at": r.claimed_at,
+                        "command_received_at": r.command_received_at,
+                        "desktop_up_at": r.desktop_up_at,
+                        "software_first_used_at": r.software_first_used_at,
+                        "ended_at": r.ended_at,
+                        "end_reason": r.end_reason,
+                        "software_secs": r.software_secs,
+                        "gpu_measured": r.gpu.is_some(),
+                        "gpu_active_secs": r.gpu.map(|g| g.active_secs),
+                        "gpu_peak_utilization": r.gpu.map(|g| g.peak_utilization),
+                        "gpu_peak_memory_mib": r.gpu.map(|g| g.peak_memory_mib),
+                        "last_activity_at": r.last_activity_at,
+                        "vm_state": r.vm_state,
+                    })
+                })
+                .collect())
+        }
+        ExportKind::Vms => {
+            let (vms, boots) = state
+                .read(|conn| Ok((Vm::list_all(conn)?, vm_usage::live_boots(conn)?)))
+                .await?;
+            let boots: std::collections::HashMap<String, (NaiveDateTime, Option<NaiveDateTime>)> =
+                boots
+                    .into_iter()
+                    .map(|(hostname, made, ready)| (hostname, (made, ready)))
+                    .collect();
             let vms = vms
                 .into_iter()
                 .filter(|vm| request.workshop.is_none_or(|id| vm.workshop_id == Some(id)));
-            Ok(match request.kind {
-                ExportKind::Participants => vms
-                    .filter(|vm| vm.user_email.is_some() && within(vm.assigned_at, &request))
+            Ok({
+                vms.filter(|vm| within(Some(vm.created_at), &request))
                     .map(|vm| {
+                        let ready = boots.get(&vm.hostname).and_then(|(_, ready)| *ready);
+                        let boot_secs = boots.get(&vm.hostname).and_then(|(made, ready)| {
+                            ready.map(|ready| (ready - *made).num_seconds().max(0))
+                        });
                         json!({
-                            "email": vm.user_email,
-                            "hostname": vm.hostname,
-                            "workshop_id": vm.workshop_id,
-                            "claimed_at": iso(vm.assigned_at),
-                            "last_active_at": iso(vm.last_active_at),
-                            "software_running": vm.in_use,
-                            "vm_state": vm.state,
-                        })
-                    })
-                    .collect(),
-                _ => vms
-                    .filter(|vm| within(Some(vm.created_at), &request))
-                    .map(|vm| {
-                        json!({
+                            "ready_at": iso(ready),
+                            "boot_secs": boot_secs,
                             "hostname": vm.hostname,
                             "workshop_id": vm.workshop_id,
                             "state": vm.state,
@@ -222,7 +265,7 @@ pub async fn rows(state: &AppState, request: &ExportRequest) -> Result<Vec<Value
                             "created_at": iso(Some(vm.created_at)),
                         })
                     })
-                    .collect(),
+                    .collect()
             })
         }
         ExportKind::Audit => {

@@ -8,6 +8,7 @@
 
 pub mod enrollment_tokens;
 pub mod exports;
+pub mod participants;
 pub mod recovery;
 pub mod vms;
 pub mod workshops;

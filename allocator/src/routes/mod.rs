@@ -9,6 +9,7 @@ mod enrollment;
 mod exports;
 mod health;
 mod metrics;
+mod participant_session;
 mod researcher;
 mod vm_api;
 mod vm_logs;
@@ -31,6 +32,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/session/extend",
             web::post().to(researcher::extend_session),
+        )
+        .route("/session", web::get().to(participant_session::session_page))
+        .route(
+            "/api/session/journey",
+            web::get().to(participant_session::journey),
+        )
+        .route(
+            "/api/session/journey/events",
+            web::get().to(participant_session::journey_events),
+        )
+        .route(
+            "/api/session/new_vm",
+            web::post().to(participant_session::new_vm),
         )
         .route(
             "/api/workshops/{id}/notice",
@@ -115,6 +129,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/admin/workshops/{id}/extend",
             web::post().to(workshops::extend),
+        )
+        .route(
+            "/api/admin/workshops/{id}/participants",
+            web::get().to(workshops::participants),
         )
         .route(
             "/api/admin/workshops/{id}/notifications",
@@ -216,6 +234,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/workshops/{id}",
             web::get().to(dashboard::workshops::detail),
+        )
+        .route(
+            "/admin/workshops/{id}/participants",
+            web::get().to(dashboard::participants::page),
+        )
+        .route(
+            "/admin/workshops/{id}/participants/live",
+            web::get().to(dashboard::participants::live),
+        )
+        .route(
+            "/admin/workshops/{id}/participants/events",
+            web::get().to(dashboard::participants::events),
         )
         .route(
             "/admin/workshops/{id}/edit",

@@ -18,10 +18,12 @@ use crate::error::{retry_after_secs, ApiError};
 use crate::metrics::Refusal;
 use crate::page_error::PageError;
 use crate::pages::{AssignedPage, HomePage};
+use crate::participant_journey;
 use crate::state::AppState;
 use crate::validate;
 use crate::workshop_admission::{self, WorkshopBanner};
 use lablink_actors::lifecycle_writes::ExtendSession;
+use lablink_schema::wire::JourneyStep;
 use lablink_schema::wire::{Admission, SessionView, WorkshopNotice};
 use lablink_schema::workshops::Workshop;
 
@@ -136,10 +138,10 @@ pub async fn workshop_notice(
 }
 
 /// Why the start page is shown again instead of a VM.
-struct Refused {
+pub(super) struct Refused {
     status: StatusCode,
     reason: Refusal,
-    message: String,
+    pub(super) message: String,
     retry_after: Option<std::time::Duration>,
 }
 
@@ -279,11 +281,14 @@ async fn claim(
     }
     tracing::info!(hostname = %vm.hostname, new = newly_assigned, "VM assigned");
     state.metrics.assigned(newly_assigned);
-    assigned_page(state, &vm, newly_assigned, workshop)
+    assigned_page(state, &vm, newly_assigned, workshop).await
 }
 
 /// The VM this browser holds, if any (by the key its cookie carries).
-async fn held_by_browser(state: &AppState, request: &HttpRequest) -> Result<Option<Vm>, ApiError> {
+pub(super) async fn held_by_browser(
+    state: &AppState,
+    request: &HttpRequest,
+) -> Result<Option<Vm>, ApiError> {
     let (key, new) = browser_key(request);
     if new {
         return Ok(None);
@@ -362,6 +367,7 @@ pub async fn extend_session(
         None => None,
     };
     assigned_page(&state, &vm, false, workshop.as_ref())
+        .await
         .map_err(|refused| PageError(ApiError::Internal(refused.message)))
 }
 
@@ -408,7 +414,7 @@ async fn outcome_unknown(
     match held {
         Ok(Some(vm)) if assignment_proof::proves(&state.signer, &vm, key, "") => {
             state.metrics.assigned(true);
-            assigned_page(state, &vm, true, workshop)
+            assigned_page(state, &vm, true, workshop).await
         }
         Ok(None) => Err(Refused::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -425,13 +431,21 @@ async fn outcome_unknown(
     }
 }
 
-fn assigned_page(
+pub(super) async fn assigned_page(
     state: &AppState,
     vm: &Vm,
     newly_assigned: bool,
     workshop: Option<&Workshop>,
 ) -> Result<HttpResponse, Refused> {
     let rejoin_code = newly_assigned.then(|| assignment_proof::rejoin_code(&state.signer, vm));
+    // The page shows the VM even when its journey cannot be read just now.
+    let journey = participant_journey::of_vm(state, vm)
+        .await
+        .unwrap_or_else(|err| {
+            tracing::warn!(error = %err, hostname = %vm.hostname, "cannot read the journey");
+            None
+        });
+    let step = journey.as_ref().map(|j| j.step);
     let page = AssignedPage {
         hostname: &vm.hostname,
         pin: vm.pin.as_deref().unwrap_or_default(),
@@ -439,6 +453,9 @@ fn assigned_page(
         rejoin_code: rejoin_code.as_deref(),
         workshop: workshop.map(WorkshopBanner::of),
         session_notice: vm.session_notice.as_deref(),
+        live: step.is_some_and(|s| s != JourneyStep::Ended),
+        failed: step == Some(JourneyStep::Failed),
+        journey,
     };
     match state.pages.render("assigned", &page) {
         Ok(html) => Ok(HttpResponse::Ok()

@@ -73,7 +73,11 @@ pub async fn report_status(
     request: VmRegistration<VmStatusReport>,
 ) -> Result<HttpResponse, ApiError> {
     let VmRegistration { caller, vm, body } = request;
-    let VmStatusReport { hostname, status } = body;
+    let VmStatusReport {
+        hostname,
+        status,
+        session,
+    } = body;
     let notice = desktop_notice(&state, vm.as_ref()).await;
     let token = match (caller, vm) {
         (Caller::Enrolling { token_hash }, _) => {
@@ -101,6 +105,7 @@ pub async fn report_status(
                 .report(VmReport::Status {
                     hostname: hostname.clone(),
                     status,
+                    session,
                 })
                 .await?;
             None

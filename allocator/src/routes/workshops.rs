@@ -45,6 +45,18 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(workshops::show(&state, *id).await?))
 }
 
+/// `GET /api/admin/workshops/{id}/participants`: the instructor's view: the funnel now and
+/// each participant's step, the stuck first.
+pub async fn participants(
+    state: web::Data<AppState>,
+    AdminCaller(_): AdminCaller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(crate::admin_actions::participants::of_workshop(&state, *id).await?))
+}
+
 /// `PATCH /api/admin/workshops/{id}`: changes its name, time zone label, headcount, spare
 /// VMs or roster.
 pub async fn edit(

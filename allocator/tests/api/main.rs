@@ -10,6 +10,7 @@ mod exports;
 mod hardening;
 mod health;
 mod helpers;
+mod journey;
 mod lifecycle;
 mod long_poll;
 mod metrics;

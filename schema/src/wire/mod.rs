@@ -87,10 +87,15 @@ macro_rules! spelled_as_stored {
 
 spelled_as_stored!(VmStatus, "initializing, running, error, unknown");
 
+mod journey;
 mod lifecycle;
 mod logs;
 mod workshops;
 
+pub use journey::{
+    FunnelCount, GpuFigures, JourneyStep, JourneyView, ParticipantRow, ParticipantsView,
+    SessionFigures, StepView,
+};
 pub use lifecycle::{AdminVmView, LifecycleState};
 pub use logs::{LogEntry, LogLineView, VmLogBatch, VmLogs};
 pub use workshops::{
@@ -150,6 +155,10 @@ spelled_as_stored!(GpuHealth, "Healthy, Unhealthy, N/A");
 pub struct VmStatusReport {
     pub hostname: String,
     pub status: VmStatus,
+    /// The session the VM serves, as its agent sees it (an extension: the original clients
+    /// never send it, and it is absent while the VM is free).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionFigures>,
 }
 
 /// Body of `POST /vm_startup`: the agent waits for its VM's assignment.

@@ -17,6 +17,7 @@ pub mod enrollment;
 pub mod instances;
 pub mod logs;
 pub mod operations;
+pub mod participants;
 pub mod sign_in;
 pub mod workshops;
 
