@@ -497,3 +497,113 @@ async fn desktop_use_is_reported_as_activity_and_a_warning_is_shown_once() {
     );
     agent.stop();
 }
+
+/// Waits until `check` holds of vm-1's latest participant session.
+async fn until_session(
+    database: &TestDatabase,
+    what: &str,
+    check: impl Fn(&lablink_schema::journey::ParticipantSession) -> bool,
+) -> lablink_schema::journey::ParticipantSession {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let mut conn = database.connect();
+        let latest = lablink_schema::journey::of_workshop(&mut conn, None)
+            .expect("query")
+            .pop();
+        if let Some(session) = latest.as_ref().filter(|s| check(s)) {
+            return session.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}: {latest:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn the_session_figures_come_from_a_real_process_and_the_gpu_probe_in_the_heartbeats() {
+    let database = TestDatabase::migrated();
+    // Heartbeats every 0.3 s: the counters ride on them.
+    let (_allocator, port) = start_allocator_with(&database, 0, |config| {
+        config.lifecycle.heartbeat_timeout_secs = 0.9;
+    })
+    .await;
+    let mut settings = enrolling(port).await;
+    settings.heartbeat_interval = Duration::from_millis(300);
+    settings.gpu_check_interval = Duration::from_millis(100);
+    settings.usage_check_interval = Duration::from_millis(100);
+    settings.subject_software = "sleap".to_owned();
+    let desktop = RecordingDesktop::new();
+    let busy_gpu = Ok(vec![GpuReading {
+        temperature_c: 60,
+        uncorrected_ecc_errors: 0,
+        utilization_percent: 70,
+        memory_used_mib: 3000,
+    }]);
+    let parts = AgentParts {
+        own_log: None,
+        desktop: Arc::new(desktop.clone()),
+        gpu_probe: Box::new(ScriptedProbe::new([busy_gpu])),
+        // The real process table: the research software is a real process started below.
+        processes: Box::new(lablink_client::usage::ProcFs::default()),
+        health_policy: HealthPolicy::default(),
+        input: Box::new(NoDesktop),
+        notifier: Arc::new(LoggedNotices),
+    };
+    let agent = Agent::start(&settings, parts).expect("agent starts");
+    until_vm(&database, "ready", |vm| vm.status == "running").await;
+    researcher_asks(port, "ada@example.org", "4/0AVG7fiQjourneyfigures").await;
+
+    // The command arrives and the desktop's host starts: both steps recorded, nothing else.
+    let up = until_session(&database, "the desktop is up", |s| {
+        s.command_received_at.is_some() && s.desktop_up_at.is_some()
+    })
+    .await;
+    assert_eq!(up.software_first_used_at, None);
+    assert_eq!(up.software_secs, 0);
+
+    // The research software: a real program named like SLEAP's (a copy of `sleep`).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let program = dir.path().join("sleap-label");
+    std::fs::copy("/bin/sleep", &program).expect("copy sleep");
+    // A copy just written can be briefly "busy" while another test's fork still holds it.
+    let mut tries = 0;
+    let mut software = loop {
+        match std::process::Command::new(&program).arg("30").spawn() {
+            Ok(child) => break child,
+            Err(err) if err.raw_os_error() == Some(26) && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("start the stand-in software: {err}"),
+        }
+    };
+    let used = until_session(&database, "the software ran for a while", |s| {
+        s.software_first_used_at.is_some() && s.software_secs >= 1 && s.gpu_active_secs >= 1
+    })
+    .await;
+    assert!(used.gpu_measured);
+    assert_eq!(
+        (used.gpu_peak_utilization, used.gpu_peak_memory_mib),
+        (70, 3000)
+    );
+    assert!(used.last_activity_at.is_some());
+    let _ = software.kill();
+    let _ = software.wait();
+
+    // Once it stops, its time stops growing.
+    until_vm(&database, "the software stopped", |vm| !vm.in_use).await;
+    let stopped = until_session(&database, "read", |_| true)
+        .await
+        .software_secs;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let later = until_session(&database, "read", |_| true).await;
+    assert!(
+        later.software_secs <= stopped + 1,
+        "{} then {}",
+        stopped,
+        later.software_secs
+    );
+    agent.stop();
+}
