@@ -89,7 +89,8 @@ pub fn provisioner(config: &Config) -> (Arc<dyn Provisioner>, Option<LocalAgents
                     config.database.data_dir.join("agents"),
                     allocator_url,
                 )
-                .outliving_the_allocator(!stop),
+                .outliving_the_allocator(!stop)
+                .counting_as_software(config.provider.local.software_pattern.clone()),
             );
             let at_stop = LocalAgentsAtStop {
                 agents: agents.clone(),

@@ -103,6 +103,10 @@ pub struct LocalProviderConfig {
     /// adopts them (as it always does after a crash).
     #[serde(deserialize_with = "figment::util::bool_from_str_or_int")]
     pub stop_agents_on_exit: bool,
+    /// Which programs the local agents count as the research software: a regular expression
+    /// over a program's file name (the agents' `LABLINK_USAGE_PATTERN`). Unset: the agents'
+    /// own setting (`SUBJECT_SOFTWARE`).
+    pub software_pattern: Option<String>,
 }
 
 impl Default for LocalProviderConfig {
@@ -110,6 +114,7 @@ impl Default for LocalProviderConfig {
         LocalProviderConfig {
             agent_binary: None,
             stop_agents_on_exit: true,
+            software_pattern: None,
         }
     }
 }
@@ -161,6 +166,14 @@ impl ProviderConfig {
                 "provider.name_prefix",
                 "use letters, digits and `-` only",
             ));
+        }
+        if let Some(pattern) = &self.local.software_pattern {
+            if let Err(err) = regex::Regex::new(pattern) {
+                return Err(Invalid::new(
+                    "provider.local.software_pattern",
+                    format!("not a regular expression: {err}"),
+                ));
+            }
         }
         if let Some(url) = &self.allocator_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {

@@ -5,6 +5,7 @@
 
 mod admin;
 mod driver;
+mod journey;
 mod pages;
 mod researcher;
 mod workshops;

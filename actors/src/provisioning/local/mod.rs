@@ -43,6 +43,8 @@ pub struct LocalAgents {
     tokens: Arc<Mutex<BTreeMap<String, Option<String>>>>,
     /// Whether agents keep running when this process ends.
     outlive_allocator: bool,
+    /// The agents' `LABLINK_USAGE_PATTERN`, when set.
+    software_pattern: Option<String>,
 }
 
 impl LocalAgents {
@@ -54,7 +56,16 @@ impl LocalAgents {
             children: Arc::default(),
             tokens: Arc::default(),
             outlive_allocator: false,
+            software_pattern: None,
         }
+    }
+
+    /// Agents started from now on count programs matching `pattern` (over the program's
+    /// file name) as the research software.
+    #[must_use]
+    pub fn counting_as_software(mut self, pattern: Option<String>) -> Self {
+        self.software_pattern = pattern;
+        self
     }
 
     /// Agents started from now on keep running when this process ends, however it ends
@@ -118,6 +129,9 @@ impl LocalAgents {
             .kill_on_drop(!self.outlive_allocator);
         if let Some(token) = &vm.token {
             command.env("LABLINK_VM_TOKEN", token);
+        }
+        if let Some(pattern) = &self.software_pattern {
+            command.env("LABLINK_USAGE_PATTERN", pattern);
         }
         let child = command.spawn().map_err(|err| {
             ProvisionError(format!(
