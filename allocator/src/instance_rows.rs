@@ -138,7 +138,10 @@ mod tests {
         ];
         let html = instance_rows(&vms, false);
         assert_eq!(html.matches("<tr id=\"vm-").count(), 2);
-        assert!(html.contains("<tr id=\"vm-lab-vm-2\">"), "a row the participants view links to");
+        assert!(
+            html.contains("<tr id=\"vm-lab-vm-2\">"),
+            "a row the participants view links to"
+        );
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;@example.org"));
         assert!(!html.contains("<script>"));
         assert!(html.contains("<td>2026-11-30 12:00:05</td>"));

@@ -1,5 +1,6 @@
 //! Scenarios of agents: waiting for their assignment (`delivery`), reporting status flat
-//! out (`status`), and reporting every 30 seconds as 10,000 agents would (`heartbeats`).
+//! out (`status`), and reporting every 30 seconds as 10,000 agents would (`heartbeats`), also
+//! with every VM serving a participant whose figures ride on each heartbeat.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -296,11 +297,48 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// `agents` VMs each reporting once per [`HEARTBEAT_INTERVAL`], spread evenly, for one
 /// interval: what that costs PostgreSQL and the allocator, in CPU.
-pub(crate) async fn heartbeats(agents: usize) {
+/// Gives every VM to a participant straight in the database (with their journey's session
+/// rows, as a claim opens them); returns each VM's assignment id.
+pub(crate) fn assign_all(
+    database: &TestDatabase,
+    count: usize,
+    workshop_id: Option<i64>,
+) -> HashMap<String, i64> {
+    let mut conn = database.connect();
+    let now = chrono::Utc::now().naive_utc();
+    let mut assigned = HashMap::new();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
+        let claims: Vec<(String, String, String, Option<String>)> = chunk
+            .iter()
+            .map(|i| {
+                (
+                    format!("participant-{i:05}@lab.example"),
+                    "benchmark command".to_owned(),
+                    "123456".to_owned(),
+                    None,
+                )
+            })
+            .collect();
+        for vm in Vm::claim_free_many(&mut conn, &claims, workshop_id, now).expect("claims") {
+            assigned.insert(vm.hostname, vm.assignment_seq);
+        }
+    }
+    assert_eq!(assigned.len(), count, "every VM assigned");
+    assigned
+}
+
+/// `agents` agents heartbeating every 30 s. `with_sessions`: every VM serves a participant
+/// and each heartbeat carries the session's figures (steps, software time, GPU, activity).
+pub(crate) async fn heartbeats(agents: usize, with_sessions: bool) {
     let database = TestDatabase::migrated();
     let allocator = Allocator::start(&database);
     let client = reqwest::Client::new();
     let registered = Arc::new(free_vms(&client, &allocator.base, agents).await);
+    let sessions = Arc::new(if with_sessions {
+        assign_all(&database, agents, None)
+    } else {
+        HashMap::new()
+    });
     let gap = HEARTBEAT_INTERVAL / agents as u32;
     let (pg_before, cpu_before) = (postgres_cpu_secs(), allocator.cpu_secs());
     let flushes_before = wal_flushes(&database);
@@ -313,13 +351,30 @@ pub(crate) async fn heartbeats(agents: usize) {
         let client = client.clone();
         let base = allocator.base.clone();
         let registered = registered.clone();
+        let sessions = sessions.clone();
         reports.push(tokio::spawn(async move {
             let (hostname, token) = &registered[n];
+            let body = match sessions.get(hostname) {
+                Some(assignment_id) => json!({
+                    "hostname": hostname,
+                    "status": "running",
+                    "session": {
+                        "assignment_id": assignment_id,
+                        "command_received": true,
+                        "desktop_up": true,
+                        "software_used": n % 2 == 0,
+                        "software_secs": n % 600,
+                        "gpu": {"active_secs": n % 300, "peak_utilization": n % 100, "peak_memory_mib": 4096},
+                        "idle_secs": n % 60,
+                    },
+                }),
+                None => json!({"hostname": hostname, "status": "running"}),
+            };
             let sent = Instant::now();
             let ok = client
                 .post(format!("{base}/api/vm-status"))
                 .bearer_auth(token)
-                .json(&json!({"hostname": hostname, "status": "running"}))
+                .json(&body)
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success());
@@ -339,8 +394,13 @@ pub(crate) async fn heartbeats(agents: usize) {
     let own = (allocator.cpu_secs() - cpu_before) / wall;
     let flushes = wal_flushes(&database) - flushes_before;
     println!(
-        "heartbeats: {agents} agents every {}s ({:.0} reports/s) for {wall:.1} s: {}, errors {errors}; \
+        "heartbeats{}: {agents} agents every {}s ({:.0} reports/s) for {wall:.1} s: {}, errors {errors}; \
          PostgreSQL {:.1}% of one core ({}), allocator {:.1}%; {:.2} WAL flushes per report",
+        if with_sessions {
+            " with session figures"
+        } else {
+            ""
+        },
         HEARTBEAT_INTERVAL.as_secs(),
         agents as f64 / HEARTBEAT_INTERVAL.as_secs_f64(),
         summary(latencies),

@@ -11,14 +11,17 @@
 //!   researchers at a time) and at a steady 100 a second; how long from each researcher's
 //!   request, and from the assignment, until that VM's agent has its command;
 //! - `status`: agents reporting status flat out;
-//! - `heartbeats`: 10,000 agents reporting every 30 s, and what that costs PostgreSQL;
+//! - `heartbeats`: 10,000 agents reporting every 30 s, and what that costs PostgreSQL, also
+//!   with every VM serving a participant whose session figures ride on the heartbeats;
 //! - `supervision`: the same 10,000 agents with supervision off and on: the allocator's CPU
 //!   and memory per supervised VM, and, for 1,000 agents that go silent, how long after their
 //!   deadline they are marked unreachable;
 //! - `ceiling` / `claims`: pgbench's one-commit-per-claim ceiling beside the batched claim path;
 //! - `logs`: 100 agents posting log batches flat out (lines per second, PostgreSQL CPU per
 //!   line), then one VM's log page with 100,000 kept lines;
-//! - `admin`: the instances page with 1,000 VMs, and the admin API with Basic credentials;
+//! - `admin`: the instances page with 1,000 VMs, the admin API with Basic credentials, and
+//!   the instructor's view of a workshop with 1,000 participants;
+//! - `journey`: the session-figure heartbeats and the instructor's view alone;
 //! - `startup`: cold start to ready, and idle memory;
 //! - `agent-start`: from starting a real `lablink-client` (build it first with `cargo build
 //!   --release -p lablink-client`) on an enrolled machine until its GPU health is stored.
@@ -442,7 +445,10 @@ fn main() {
             agents::status_reports(1_000).await;
         }
         if wanted("heartbeats") {
-            agents::heartbeats(10_000).await;
+            agents::heartbeats(10_000, false).await;
+        }
+        if wanted("heartbeats") || wanted("journey") {
+            agents::heartbeats(10_000, true).await;
         }
         if wanted("supervision") {
             supervision::supervision(10_000).await;
@@ -452,6 +458,9 @@ fn main() {
         }
         if wanted("admin") {
             pages::admin_pages(1_000).await;
+        }
+        if wanted("admin") || wanted("journey") {
+            pages::instructor_view(1_000).await;
         }
         if wanted("startup") {
             pages::startup().await;

@@ -97,6 +97,106 @@ pub async fn admin_pages(vms: usize) {
     );
 }
 
+/// The instructor's view of a workshop with `participants` participants at mixed steps:
+/// the page, its live part and the JSON API.
+pub async fn instructor_view(participants: usize) {
+    use diesel::prelude::*;
+    use lablink_schema::schema::participant_sessions;
+    let database = TestDatabase::migrated();
+    let allocator = Allocator::start(&database);
+    let client = reqwest::Client::new();
+    let vms = free_vms(&client, &allocator.base, participants).await;
+    let at = |secs: i64| {
+        (chrono::Utc::now() + chrono::Duration::seconds(secs))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let created: serde_json::Value = client
+        .post(format!("{}/api/admin/workshops", allocator.base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&serde_json::json!({
+            "name": "Benchmark workshop",
+            "starts_at": at(5),
+            "ends_at": at(3600),
+            "headcount": participants,
+            "spare_vms": 0,
+            "warmup_lead_secs": 0,
+        }))
+        .send()
+        .await
+        .expect("workshop")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_i64().expect("id");
+    {
+        // Its VMs are the free ones (so the warm-up makes none), all given out.
+        let mut conn = database.connect();
+        for (hostname, _) in &vms {
+            lablink_schema::vms::Vm::set_workshop(&mut conn, hostname, Some(id)).expect("move");
+        }
+    }
+    crate::agents::assign_all(&database, participants, Some(id));
+    {
+        // A quarter at each step; some claimed long ago without a desktop: stuck.
+        let mut conn = database.connect();
+        let now = chrono::Utc::now().naive_utc();
+        let ids: Vec<i64> = participant_sessions::table
+            .select(participant_sessions::id)
+            .load(&mut conn)
+            .expect("sessions");
+        for (n, session) in ids.iter().enumerate() {
+            let row = participant_sessions::table.find(*session);
+            let update = diesel::update(row);
+            match n % 4 {
+                0 => update
+                    .set(participant_sessions::claimed_at.eq(now - chrono::Duration::minutes(20)))
+                    .execute(&mut conn),
+                1 => update
+                    .set(participant_sessions::command_received_at.eq(now))
+                    .execute(&mut conn),
+                2 => update
+                    .set((
+                        participant_sessions::command_received_at.eq(now),
+                        participant_sessions::desktop_up_at.eq(now),
+                    ))
+                    .execute(&mut conn),
+                _ => update
+                    .set((
+                        participant_sessions::command_received_at.eq(now),
+                        participant_sessions::desktop_up_at.eq(now),
+                        participant_sessions::software_first_used_at.eq(now),
+                        participant_sessions::gpu_measured.eq(true),
+                    ))
+                    .execute(&mut conn),
+            }
+            .expect("step");
+        }
+    }
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    sign_in(&browser, &allocator.base).await;
+    let path = format!("{}/admin/workshops/{id}/participants", allocator.base);
+    let page = time_loads(&browser, &path, false).await;
+    let live = time_loads(&browser, &format!("{path}/live"), false).await;
+    let api = time_loads(
+        &client,
+        &format!("{}/api/admin/workshops/{id}/participants", allocator.base),
+        true,
+    )
+    .await;
+    let page_p50 = quantile_ms(&page, 0.5);
+    println!(
+        "instructor's view with {participants} participants: page {} ({} at p50); live part {}; \
+         JSON {}",
+        summary(page),
+        against_goal(page_p50, 50.0, "ms"),
+        summary(live),
+        summary(api),
+    );
+}
+
 /// From starting the binary to `/readyz` answering 200, on PostgreSQL and on SQLite; then
 /// the idle allocator's memory.
 pub async fn startup() {
