@@ -319,8 +319,24 @@ pub(crate) fn assign_all(
                 )
             })
             .collect();
-        for vm in Vm::claim_free_many(&mut conn, &claims, workshop_id, now).expect("claims") {
-            assigned.insert(vm.hostname, vm.assignment_seq);
+        // Rows the supervisors are writing just now are skipped (SKIP LOCKED): ask again for
+        // the participants left without a VM.
+        let mut waiting = claims;
+        for _ in 0..100 {
+            if waiting.is_empty() {
+                break;
+            }
+            let claimed =
+                Vm::claim_free_many(&mut conn, &waiting, workshop_id, now).expect("claims");
+            let got: std::collections::HashSet<String> = claimed
+                .iter()
+                .filter_map(|vm| vm.user_email.clone())
+                .collect();
+            for vm in claimed {
+                assigned.insert(vm.hostname, vm.assignment_seq);
+            }
+            waiting.retain(|claim| !got.contains(&claim.0));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
     assert_eq!(assigned.len(), count, "every VM assigned");
