@@ -80,7 +80,7 @@ pub fn view(
             StepView {
                 step: s,
                 label: s.label().to_owned(),
-                at: at.map(|at| at.and_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                at: at.map(lablink_schema::wire::utc_iso8601),
                 done: at.is_some(),
                 waiting: matches!(
                     step,

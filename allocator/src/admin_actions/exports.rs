@@ -175,7 +175,7 @@ impl ExportRequest {
 
 fn iso(at: Option<NaiveDateTime>) -> Value {
     at.map_or(Value::Null, |at| {
-        Value::String(at.and_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        Value::String(lablink_schema::wire::utc_iso8601(at))
     })
 }
 

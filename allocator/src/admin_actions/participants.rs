@@ -8,7 +8,8 @@ use chrono::{NaiveDateTime, Utc};
 use lablink_schema::journey::steps::{self, UsualTimes};
 use lablink_schema::journey::{self, ParticipantSession};
 use lablink_schema::wire::{
-    FunnelCount, GpuFigures, JourneyStep, LifecycleState, ParticipantRow, ParticipantsView,
+    utc_iso8601 as iso, FunnelCount, GpuFigures, JourneyStep, LifecycleState, ParticipantRow,
+    ParticipantsView,
 };
 use lablink_schema::workshops::Workshop;
 
@@ -24,10 +25,6 @@ pub const FUNNEL_STEPS: [JourneyStep; 6] = [
     JourneyStep::Failed,
     JourneyStep::Ended,
 ];
-
-fn iso(at: NaiveDateTime) -> String {
-    at.and_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
 
 /// One session's row; `vm_state` is its VM's lifecycle state while the session is open.
 pub fn row(
@@ -80,14 +77,7 @@ pub fn build(
         .iter()
         .rev()
         .filter(|s| seen.insert(s.email.as_str()))
-        .map(|s| {
-            let state = s
-                .ended_at
-                .is_none()
-                .then(|| vm_states.get(&s.hostname).copied())
-                .flatten();
-            row(s, state, usual, now)
-        })
+        .map(|s| row(s, vm_state_of(s, vm_states), usual, now))
         .collect();
     // The stuck first, the longest stuck on top; then by step, the furthest behind first.
     rows.sort_by(|a, b| {
@@ -114,6 +104,17 @@ pub fn build(
     }
 }
 
+/// The state of `session`'s VM while the session is open; an ended session has none.
+fn vm_state_of(
+    session: &ParticipantSession,
+    vm_states: &HashMap<String, LifecycleState>,
+) -> Option<LifecycleState> {
+    if session.ended_at.is_some() {
+        return None;
+    }
+    vm_states.get(&session.hostname).copied()
+}
+
 /// The lifecycle states of the VMs of the open sessions among `sessions`.
 fn open_vm_states(
     conn: &mut lablink_schema::DbConnection,
@@ -130,28 +131,27 @@ fn open_vm_states(
         .collect())
 }
 
-/// The instructor's view of workshop `id`; 404 for an unknown workshop.
-pub async fn of_workshop(state: &AppState, id: i64) -> Result<ParticipantsView, ApiError> {
+/// The instructor's view of workshop `id`, with the workshop's row (the page needs its name,
+/// and one read gives both); 404 for an unknown workshop.
+pub async fn of_workshop(
+    state: &AppState,
+    id: i64,
+) -> Result<(Workshop, ParticipantsView), ApiError> {
     let usual = state.usual_times.get(state).await?;
     let found = state
         .read(move |conn| {
-            let Some(_) = Workshop::find(conn, id)? else {
+            let Some(workshop) = Workshop::find(conn, id)? else {
                 return Ok(None);
             };
             let sessions = journey::of_workshop(conn, Some(id))?;
             let states = open_vm_states(conn, &sessions)?;
-            Ok(Some((sessions, states)))
+            Ok(Some((workshop, sessions, states)))
         })
         .await?;
-    let (sessions, states) =
+    let (workshop, sessions, states) =
         found.ok_or_else(|| ApiError::NotFound(format!("there is no workshop {id}")))?;
-    Ok(build(
-        Some(id),
-        &sessions,
-        &states,
-        &usual,
-        Utc::now().naive_utc(),
-    ))
+    let view = build(Some(id), &sessions, &states, &usual, Utc::now().naive_utc());
+    Ok((workshop, view))
 }
 
 /// Every session claimed in the range, of one workshop or all, as export rows.
@@ -172,13 +172,6 @@ pub async fn sessions_between(
     let now = Utc::now().naive_utc();
     Ok(sessions
         .iter()
-        .map(|s| {
-            let vm_state = s
-                .ended_at
-                .is_none()
-                .then(|| states.get(&s.hostname).copied())
-                .flatten();
-            row(s, vm_state, &usual, now)
-        })
+        .map(|s| row(s, vm_state_of(s, &states), &usual, now))
         .collect())
 }

@@ -54,7 +54,11 @@ pub async fn participants(
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(crate::admin_actions::participants::of_workshop(&state, *id).await?))
+        .json(
+            crate::admin_actions::participants::of_workshop(&state, *id)
+                .await?
+                .1,
+        ))
 }
 
 /// `PATCH /api/admin/workshops/{id}`: changes its name, time zone label, headcount, spare

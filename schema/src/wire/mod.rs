@@ -87,6 +87,12 @@ macro_rules! spelled_as_stored {
 
 spelled_as_stored!(VmStatus, "initializing, running, error, unknown");
 
+/// A stored UTC time as the API, the pages and the exports write it: ISO 8601 with its zone,
+/// to the second (`2026-12-01T09:30:00Z`), which spreadsheets and `chrono` both read back.
+pub fn utc_iso8601(at: chrono::NaiveDateTime) -> String {
+    at.and_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 mod journey;
 mod lifecycle;
 mod logs;

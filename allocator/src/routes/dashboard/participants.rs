@@ -13,11 +13,10 @@ use serde::Serialize;
 
 use super::{page_error, render};
 use crate::admin_actions::participants;
-use crate::admin_actions::workshops;
 use crate::auth::SignedIn;
 use crate::funnel_chart;
 use crate::state::AppState;
-use lablink_schema::wire::{ParticipantsView, WorkshopView};
+use lablink_schema::wire::ParticipantsView;
 
 /// How often an open instructor's view looks for changed steps.
 const CHANGE_POLL: Duration = Duration::from_secs(2);
@@ -29,18 +28,33 @@ struct LiveView {
     funnel_svg: String,
 }
 
+/// What the page shows of the workshop itself.
+#[derive(Debug, Serialize)]
+struct WorkshopHeading {
+    id: i64,
+    name: String,
+}
+
 #[derive(Debug, Serialize)]
 struct PageView {
-    workshop: WorkshopView,
+    workshop: WorkshopHeading,
     live: LiveView,
 }
 
-async fn live_view(state: &AppState, id: i64) -> Result<LiveView, crate::error::ApiError> {
-    let view = participants::of_workshop(state, id).await?;
-    Ok(LiveView {
+async fn live_view(
+    state: &AppState,
+    id: i64,
+) -> Result<(WorkshopHeading, LiveView), crate::error::ApiError> {
+    let (workshop, view) = participants::of_workshop(state, id).await?;
+    let heading = WorkshopHeading {
+        id: workshop.id,
+        name: workshop.name,
+    };
+    let live = LiveView {
         funnel_svg: funnel_chart::svg(&view.funnel),
         view,
-    })
+    };
+    Ok((heading, live))
 }
 
 /// `GET /admin/workshops/{id}/participants`.
@@ -49,13 +63,8 @@ pub async fn page(
     _session: SignedIn,
     id: web::Path<i64>,
 ) -> HttpResponse {
-    let id = id.into_inner();
-    let workshop = match workshops::show(&state, id).await {
-        Ok(workshop) => workshop,
-        Err(err) => return page_error(err),
-    };
-    match live_view(&state, id).await {
-        Ok(live) => render(
+    match live_view(&state, id.into_inner()).await {
+        Ok((workshop, live)) => render(
             &state,
             StatusCode::OK,
             "admin_participants",
@@ -72,7 +81,7 @@ pub async fn live(
     id: web::Path<i64>,
 ) -> HttpResponse {
     match live_view(&state, id.into_inner()).await {
-        Ok(live) => render(&state, StatusCode::OK, "admin_participants_live", &live),
+        Ok((_, live)) => render(&state, StatusCode::OK, "admin_participants_live", &live),
         Err(err) => page_error(err),
     }
 }
