@@ -21,6 +21,10 @@ pub async fn limit_body_time(
     mut request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if is_websocket_upgrade(&request) {
+        // A WebSocket's body is its frames, for as long as the socket stays open.
+        return next.call(request).await;
+    }
     let limit = request
         .app_data::<BodyTimeout>()
         .map(|t| t.0)
@@ -39,6 +43,14 @@ pub async fn limit_body_time(
     let timed: std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>> = Box::pin(timed);
     request.set_payload(Payload::from(timed));
     next.call(request).await
+}
+
+fn is_websocket_upgrade(request: &ServiceRequest) -> bool {
+    request
+        .headers()
+        .get(actix_web::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 fn timed_out() -> PayloadError {

@@ -34,6 +34,13 @@ pub async fn refuse_cross_site(
         .map(ServiceResponse::map_into_left_body)
 }
 
+/// Whether a request's `Origin` is this allocator, as the request reached it (`host`, with
+/// the port; behind a trusted proxy, the host the browser asked for).
+pub fn is_own_origin(origin: &str, host: &str) -> bool {
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    origin != "null" && origin_host.eq_ignore_ascii_case(host)
+}
+
 fn cross_site_reason(request: &ServiceRequest) -> Option<&'static str> {
     let changes_state = !matches!(
         *request.method(),
@@ -52,9 +59,7 @@ fn cross_site_reason(request: &ServiceRequest) -> Option<&'static str> {
         }
     }
     if let Some(origin) = text(header::ORIGIN) {
-        let host = request.connection_info().host().to_owned();
-        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-        if origin == "null" || !origin_host.eq_ignore_ascii_case(&host) {
+        if !is_own_origin(origin, request.connection_info().host()) {
             return Some("its Origin is another site");
         }
     }

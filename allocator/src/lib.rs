@@ -10,6 +10,7 @@ pub mod body_timeout;
 pub mod client_address;
 pub mod config;
 pub mod cross_site;
+pub mod desktop;
 pub mod error;
 pub mod funnel_chart;
 pub mod instance_rows;

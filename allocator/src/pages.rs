@@ -5,10 +5,11 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 /// The page templates, by name.
-const TEMPLATES: [(&str, &str); 17] = [
+const TEMPLATES: [(&str, &str); 18] = [
     ("layout", include_str!("../../templates/layout.hbs")),
     ("index", include_str!("../../templates/index.hbs")),
     ("assigned", include_str!("../../templates/assigned.hbs")),
+    ("desktop", include_str!("../../templates/desktop.hbs")),
     ("admin_nav", include_str!("../../templates/admin_nav.hbs")),
     (
         "admin_login",
@@ -62,6 +63,7 @@ const TEMPLATES: [(&str, &str); 17] = [
 pub const STYLESHEET: &str = include_str!("../../templates/static/lablink.css");
 pub const SCRIPT: &str = include_str!("../../templates/static/lablink.js");
 pub const ADMIN_SCRIPT: &str = include_str!("../../templates/static/admin.js");
+pub const DESKTOP_SCRIPT: &str = include_str!("../../templates/static/desktop.js");
 
 /// The registered templates.
 #[derive(Debug)]
@@ -113,6 +115,8 @@ pub struct HomePage<'a> {
     /// The workshop this start page is for (`None`: the implicit, always-open one).
     pub workshop: Option<crate::workshop_admission::WorkshopBanner>,
     pub invite_code: &'a str,
+    /// `desktop.mode` is `browser`: no Chrome Remote Desktop command is asked for.
+    pub browser_desktop: bool,
 }
 
 /// The page showing the researcher's VM.
@@ -171,6 +175,7 @@ mod tests {
                         notice: None,
                     }),
                     invite_code: "\"><u>",
+                    browser_desktop: false,
                 },
             )
             .expect("index");

@@ -90,7 +90,8 @@ pub fn provisioner(config: &Config) -> (Arc<dyn Provisioner>, Option<LocalAgents
                     allocator_url,
                 )
                 .outliving_the_allocator(!stop)
-                .counting_as_software(config.provider.local.software_pattern.clone()),
+                .counting_as_software(config.provider.local.software_pattern.clone())
+                .with_vnc_at(config.provider.local.vnc_addr.clone()),
             );
             let at_stop = LocalAgentsAtStop {
                 agents: agents.clone(),

@@ -226,6 +226,8 @@ impl Application {
             }),
             workshops,
             usual_times: Arc::default(),
+            desktop_mode: config.desktop.mode,
+            desktops: Arc::default(),
         });
         let (max_json_bytes, max_form_bytes) =
             (config.server.max_json_bytes, config.server.max_form_bytes);

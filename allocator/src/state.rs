@@ -76,6 +76,10 @@ pub struct AppState {
     pub workshops: Arc<crate::admin_actions::workshops::WorkshopSettings>,
     /// How long each step of a participant's journey usually takes, measured.
     pub usual_times: Arc<crate::participant_journey::UsualTimesCache>,
+    /// How participants reach their desktop (`desktop.mode`).
+    pub desktop_mode: crate::config::DesktopMode,
+    /// The agents' desktop tunnels to this allocator, and the streams asked of them.
+    pub desktops: Arc<crate::desktop::DesktopLinks>,
 }
 
 /// Who may read `GET /metrics`: the admin, or a scraper with this SHA-256 of its token.

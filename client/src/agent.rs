@@ -10,6 +10,7 @@ use crate::desktop::{ChromeRemoteDesktop, DesktopLauncher, LoggedDesktop, Remote
 use crate::desktop_activity::{
     DesktopNotifier, InputIdle, LoggedNotices, NoDesktop, NotifySend, XPrintIdle,
 };
+use crate::desktop_tunnel::DesktopTunnel;
 use crate::gpu::{GpuMonitor, GpuProbe, HealthPolicy, NvmlProbe};
 use crate::log_shipping::{LogShipper, OwnLog, ShippingSettings};
 use crate::session_figures::SessionTally;
@@ -181,6 +182,15 @@ impl Agent {
             })?;
             LogShipper::start_in_arbiter(&handle, move |_| shipper);
         }
+        handle.spawn(
+            DesktopTunnel::new(
+                client.clone(),
+                settings.vnc_addr,
+                Backoff::new(settings.retry_initial, settings.retry_max),
+            )
+            .tallying(session.clone())
+            .run(),
+        );
         tracing::info!(vm = %settings.vm_name, allocator = %settings.allocator_url, "agent started");
         Ok(Agent { arbiter, client })
     }

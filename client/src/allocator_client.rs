@@ -142,6 +142,52 @@ impl AllocatorClient {
         Ok(())
     }
 
+    /// Opens a WebSocket to `path` with the VM's token, through the same HTTP client (and so
+    /// the same TLS settings) as every other call: the upgraded connection, ready for
+    /// WebSocket frames.
+    pub async fn open_websocket(&self, path: &str) -> Result<reqwest::Upgraded, CallError> {
+        use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+        use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+        let token = self
+            .token
+            .read()
+            .ok()
+            .and_then(|t| t.clone())
+            .ok_or_else(|| CallError::Unexpected("this VM has no token yet".to_owned()))?;
+        let key = generate_key();
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header(reqwest::header::CONNECTION, "Upgrade")
+            .header(reqwest::header::UPGRADE, "websocket")
+            .header(reqwest::header::SEC_WEBSOCKET_VERSION, "13")
+            .header(reqwest::header::SEC_WEBSOCKET_KEY, &key)
+            .send()
+            .await?;
+        let status = response.status();
+        if status != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+            let message = response
+                .json::<ErrorBody>()
+                .await
+                .map_or_else(|_| "no reason given".to_owned(), |body| body.error);
+            return Err(CallError::Refused {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        let accepted = response
+            .headers()
+            .get(reqwest::header::SEC_WEBSOCKET_ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        if accepted != Some(derive_accept_key(key.as_bytes()).as_str()) {
+            return Err(CallError::Unexpected(
+                "the allocator's WebSocket handshake does not match the request".to_owned(),
+            ));
+        }
+        Ok(response.upgrade().await?)
+    }
+
     /// This VM's hostname as the allocator knows it.
     pub fn hostname(&self) -> &str {
         &self.hostname

@@ -259,6 +259,12 @@ impl Handler<StartSession> for DesktopLauncher {
         let desktop = self.desktop.clone();
         let display_name = self.display_name.clone();
         Box::pin(async move {
+            if msg.command.is_empty() {
+                // A browser-desktop assignment: the desktop is the VM's VNC server, reached
+                // through the tunnel; there is no host to start.
+                tracing::info!("browser desktop session: nothing to start");
+                return Ok(());
+            }
             let command =
                 CrdCommand::parse(&msg.command).map_err(|_| DesktopError::InvalidCommand)?;
             let session = DesktopSession {

@@ -13,6 +13,7 @@ pub mod agent;
 pub mod allocator_client;
 pub mod desktop;
 pub mod desktop_activity;
+pub mod desktop_tunnel;
 #[cfg(any(test, feature = "test-support"))]
 pub mod doubles;
 pub mod gpu;

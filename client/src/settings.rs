@@ -28,6 +28,9 @@ pub const DESKTOP_ENV: &str = "LABLINK_DESKTOP";
 /// The X display of the remote desktop session, whose idle time and notifications the agent
 /// uses (default `:20`, Chrome Remote Desktop's).
 pub const X_DISPLAY_ENV: &str = "LABLINK_X_DISPLAY";
+/// The VM's VNC server, which the browser desktop's streams are joined to; a loopback
+/// address only (default `127.0.0.1:5901`).
+pub const VNC_ADDR_ENV: &str = "LABLINK_VNC_ADDR";
 /// The session user's directory, emptied when a session ends (see `session_reset`).
 pub const SESSION_DIR_ENV: &str = "LABLINK_SESSION_DIR";
 /// Seconds between heartbeats.
@@ -90,6 +93,8 @@ pub struct AgentSettings {
     pub desktop: DesktopKind,
     /// The remote desktop's X display (`LABLINK_X_DISPLAY`).
     pub x_display: String,
+    /// The VNC server on the VM's loopback (`LABLINK_VNC_ADDR`).
+    pub vnc_addr: std::net::SocketAddr,
     /// Whether logs are shipped at all.
     pub log_shipping: bool,
     pub log_spool_dir: PathBuf,
@@ -167,6 +172,7 @@ impl AgentSettings {
             retry_max: DEFAULT_RETRY_MAX,
             desktop: DesktopKind::Chrome,
             x_display: ":20".to_owned(),
+            vnc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 5901)),
             log_shipping: true,
             // Survives an agent restart; a VM image sets a directory on its disk.
             log_spool_dir: std::env::temp_dir().join(format!("lablink-log-spool-{vm_name}")),
@@ -256,6 +262,28 @@ impl AgentSettings {
         settings.usage_check_interval = seconds(USAGE_CHECK_SECS_ENV, DEFAULT_USAGE_CHECK)?;
         if let Some(display) = non_empty(X_DISPLAY_ENV) {
             settings.x_display = display;
+        }
+        if let Some(addr) = non_empty(VNC_ADDR_ENV) {
+            settings.vnc_addr = match addr.parse::<std::net::SocketAddr>() {
+                Ok(addr) if addr.ip().is_loopback() => addr,
+                Ok(_) => {
+                    return Err(SettingsError {
+                        variable: VNC_ADDR_ENV,
+                        reason: format!(
+                            "`{addr}` is not on the loopback: the VNC server must listen on \
+                             127.0.0.1 (or [::1]) only, where nothing outside the VM reaches it"
+                        ),
+                    })
+                }
+                Err(_) => {
+                    return Err(SettingsError {
+                        variable: VNC_ADDR_ENV,
+                        reason: format!(
+                            "`{addr}` is not an address with a port, such as 127.0.0.1:5901"
+                        ),
+                    })
+                }
+            };
         }
         settings.desktop = match non_empty(DESKTOP_ENV).as_deref() {
             None | Some("chrome") => DesktopKind::Chrome,
@@ -489,6 +517,20 @@ mod tests {
         ]))
         .expect_err("unknown desktop");
         assert_eq!(err.variable, DESKTOP_ENV);
+        let err = AgentSettings::from_lookup(lookup(&[
+            ("ALLOCATOR_URL", "http://a"),
+            ("VM_NAME", "vm"),
+            ("LABLINK_VNC_ADDR", "0.0.0.0:5901"),
+        ]))
+        .expect_err("VNC on the network");
+        assert_eq!(err.variable, VNC_ADDR_ENV);
+        let err = AgentSettings::from_lookup(lookup(&[
+            ("ALLOCATOR_URL", "http://a"),
+            ("VM_NAME", "vm"),
+            ("LABLINK_VNC_ADDR", "localhost"),
+        ]))
+        .expect_err("no port");
+        assert_eq!(err.variable, VNC_ADDR_ENV);
     }
 
     #[test]

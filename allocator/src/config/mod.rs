@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 mod admin;
 mod database;
+mod desktop;
 mod lifecycle;
 pub mod loading;
 mod notifications;
@@ -24,6 +25,7 @@ mod workshops;
 
 pub use admin::{AdminConfig, ClientsConfig, MIN_ADMIN_PASSWORD_LEN};
 pub use database::DatabaseConfig;
+pub use desktop::{DesktopConfig, DesktopMode};
 pub use lifecycle::{LifecycleConfig, ReleasePolicy};
 pub use notifications::{
     EmailConfig, NotificationsConfig, SmtpSecurity, WebhookConfig, MIN_WEBHOOK_SECRET_LEN,
@@ -64,6 +66,7 @@ pub struct Config {
     pub vm_logs: VmLogsConfig,
     pub workshops: WorkshopsConfig,
     pub notifications: NotificationsConfig,
+    pub desktop: DesktopConfig,
 }
 
 impl Config {

@@ -107,6 +107,9 @@ pub struct LocalProviderConfig {
     /// over a program's file name (the agents' `LABLINK_USAGE_PATTERN`). Unset: the agents'
     /// own setting (`SUBJECT_SOFTWARE`).
     pub software_pattern: Option<String>,
+    /// The VNC server the local agents join browser desktops to (their `LABLINK_VNC_ADDR`), a
+    /// loopback address with its port. Unset: the agents' default, `127.0.0.1:5901`.
+    pub vnc_addr: Option<String>,
 }
 
 impl Default for LocalProviderConfig {
@@ -115,6 +118,7 @@ impl Default for LocalProviderConfig {
             agent_binary: None,
             stop_agents_on_exit: true,
             software_pattern: None,
+            vnc_addr: None,
         }
     }
 }
@@ -166,6 +170,17 @@ impl ProviderConfig {
                 "provider.name_prefix",
                 "use letters, digits and `-` only",
             ));
+        }
+        if let Some(addr) = &self.local.vnc_addr {
+            if !addr
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|addr| addr.ip().is_loopback())
+            {
+                return Err(Invalid::new(
+                    "provider.local.vnc_addr",
+                    "must be a loopback address with its port, such as 127.0.0.1:5901",
+                ));
+            }
         }
         if let Some(pattern) = &self.local.software_pattern {
             if let Err(err) = regex::Regex::new(pattern) {

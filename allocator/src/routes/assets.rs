@@ -1,9 +1,9 @@
-//! `GET /static/{file}`: the stylesheet and script, served from the binary.
+//! `GET /static/{file}`: the stylesheet and scripts, served from the binary.
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
-use crate::pages::{ADMIN_SCRIPT, SCRIPT, STYLESHEET};
+use crate::pages::{ADMIN_SCRIPT, DESKTOP_SCRIPT, SCRIPT, STYLESHEET};
 
 /// How long browsers may cache the assets, in seconds.
 const ASSET_MAX_AGE_SECS: u32 = 3600;
@@ -13,6 +13,7 @@ pub async fn asset(file: web::Path<String>) -> HttpResponse {
         "lablink.css" => (STYLESHEET, "text/css; charset=utf-8"),
         "lablink.js" => (SCRIPT, "text/javascript; charset=utf-8"),
         "admin.js" => (ADMIN_SCRIPT, "text/javascript; charset=utf-8"),
+        "desktop.js" => (DESKTOP_SCRIPT, "text/javascript; charset=utf-8"),
         _ => return HttpResponse::NotFound().finish(),
     };
     HttpResponse::Ok()

@@ -5,6 +5,7 @@ use actix_web::web;
 mod admin;
 mod assets;
 mod dashboard;
+mod desktop;
 mod enrollment;
 mod exports;
 mod health;
@@ -17,6 +18,7 @@ mod workshops;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    desktop::configure(cfg);
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::admin_actions::workshops::view::local;
 use crate::assignment_proof::new_pin;
 use crate::assignment_proof::{self, browser_cookie, browser_key};
+use crate::config::DesktopMode;
 use crate::error::{retry_after_secs, ApiError};
 use crate::metrics::Refusal;
 use crate::page_error::PageError;
@@ -43,7 +44,7 @@ pub struct RequestVmForm {
     invite_code: String,
 }
 
-fn is_https(request: &HttpRequest) -> bool {
+pub(super) fn is_https(request: &HttpRequest) -> bool {
     request.connection_info().scheme() == "https"
 }
 
@@ -80,6 +81,7 @@ async fn start_page(
         HomePage {
             count,
             workshop: workshop.as_ref().map(WorkshopBanner::of),
+            browser_desktop: state.desktop_mode == DesktopMode::Browser,
             ..HomePage::default()
         },
     )?;
@@ -194,6 +196,7 @@ pub async fn request_vm(
                     needs_proof: refused.reason == Refusal::NeedsProof,
                     workshop: workshop.as_ref().map(WorkshopBanner::of),
                     invite_code: &form.invite_code,
+                    browser_desktop: state.desktop_mode == DesktopMode::Browser,
                 },
             )?;
             if let Some(wait) = refused.retry_after {
@@ -236,8 +239,12 @@ async fn claim(
     }
     let email = validate::email(&form.email)
         .map_err(|e| Refused::new(StatusCode::BAD_REQUEST, Refusal::InvalidEmail, e))?;
-    let crd_command = validate::crd_command(&form.crd_command)
-        .map_err(|e| Refused::new(StatusCode::BAD_REQUEST, Refusal::InvalidCommand, e))?;
+    // A browser desktop needs nothing from Google: the assignment carries no command.
+    let crd_command = match state.desktop_mode {
+        DesktopMode::Browser => String::new(),
+        DesktopMode::Crd => validate::crd_command(&form.crd_command)
+            .map_err(|e| Refused::new(StatusCode::BAD_REQUEST, Refusal::InvalidCommand, e))?,
+    };
     if let Some(workshop) = workshop {
         admit(state, workshop, &email, &form.invite_code).await?;
     }
@@ -281,6 +288,9 @@ async fn claim(
     }
     tracing::info!(hostname = %vm.hostname, new = newly_assigned, "VM assigned");
     state.metrics.assigned(newly_assigned);
+    if state.desktop_mode == DesktopMode::Browser {
+        return Ok(super::desktop::to_desktop(state, request, &vm));
+    }
     assigned_page(state, &vm, newly_assigned, workshop).await
 }
 

@@ -96,6 +96,7 @@ pub fn utc_iso8601(at: chrono::NaiveDateTime) -> String {
 mod journey;
 mod lifecycle;
 mod logs;
+mod tunnel;
 mod workshops;
 
 pub use journey::{
@@ -104,6 +105,7 @@ pub use journey::{
 };
 pub use lifecycle::{AdminVmView, LifecycleState};
 pub use logs::{LogEntry, LogLineView, VmLogBatch, VmLogs};
+pub use tunnel::TunnelCommand;
 pub use workshops::{
     Admission, ExtendWorkshop, NotificationEvent, SessionLimits, SessionView, SpendView,
     WorkshopActionKind, WorkshopActionState, WorkshopActionView, WorkshopChange, WorkshopCreated,

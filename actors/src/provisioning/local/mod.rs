@@ -45,6 +45,8 @@ pub struct LocalAgents {
     outlive_allocator: bool,
     /// The agents' `LABLINK_USAGE_PATTERN`, when set.
     software_pattern: Option<String>,
+    /// The agents' `LABLINK_VNC_ADDR`, when set.
+    vnc_addr: Option<String>,
 }
 
 impl LocalAgents {
@@ -57,6 +59,7 @@ impl LocalAgents {
             tokens: Arc::default(),
             outlive_allocator: false,
             software_pattern: None,
+            vnc_addr: None,
         }
     }
 
@@ -65,6 +68,14 @@ impl LocalAgents {
     #[must_use]
     pub fn counting_as_software(mut self, pattern: Option<String>) -> Self {
         self.software_pattern = pattern;
+        self
+    }
+
+    /// Agents started from now on join browser desktops to the VNC server at `addr` (on this
+    /// machine's loopback).
+    #[must_use]
+    pub fn with_vnc_at(mut self, addr: Option<String>) -> Self {
+        self.vnc_addr = addr;
         self
     }
 
@@ -132,6 +143,9 @@ impl LocalAgents {
         }
         if let Some(pattern) = &self.software_pattern {
             command.env("LABLINK_USAGE_PATTERN", pattern);
+        }
+        if let Some(addr) = &self.vnc_addr {
+            command.env("LABLINK_VNC_ADDR", addr);
         }
         let child = command.spawn().map_err(|err| {
             ProvisionError(format!(

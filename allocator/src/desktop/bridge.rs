@@ -1,0 +1,76 @@
+//! Joins one WebSocket, a browser's or an agent's, to its side of a desktop stream: binary
+//! frames in go to the other side, the other side's bytes go out as binary frames, exactly as
+//! websockify carries RFB. Each direction is its own loop, so a side that is slow to read
+//! holds back only what is sent to it. Either side ending, or `stop`, ends both.
+
+use std::future::Future;
+
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, Session};
+
+use super::StreamEnds;
+
+/// The largest frame accepted from either side. noVNC's frames are small; the agent sends
+/// what one read of the VNC socket gives, at most 16 KiB.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// How a bridged socket ended, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// This side closed or dropped its socket.
+    ThisSide,
+    /// The other side went away.
+    OtherSide,
+    /// `stop` fired (the assignment ended).
+    Stopped,
+}
+
+/// Runs the bridge until the stream ends, then closes the socket.
+pub async fn run(
+    session: Session,
+    messages: AggregatedMessageStream,
+    ends: StreamEnds,
+    stop: impl Future<Output = ()>,
+) -> Ended {
+    let StreamEnds {
+        mut incoming,
+        outgoing,
+    } = ends;
+    let mut messages = messages;
+    let mut replies = session.clone();
+    let inbound = async move {
+        while let Some(Ok(message)) = messages.recv().await {
+            match message {
+                AggregatedMessage::Binary(bytes) => {
+                    if outgoing.send(bytes).await.is_err() {
+                        return Ended::OtherSide;
+                    }
+                }
+                AggregatedMessage::Ping(bytes) => {
+                    if replies.pong(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                AggregatedMessage::Close(_) => break,
+                // RFB travels in binary frames only; anything else is not part of it.
+                AggregatedMessage::Text(_) | AggregatedMessage::Pong(_) => {}
+            }
+        }
+        Ended::ThisSide
+    };
+    let mut sender = session.clone();
+    let outbound = async move {
+        while let Some(bytes) = incoming.recv().await {
+            if sender.binary(bytes).await.is_err() {
+                return Ended::ThisSide;
+            }
+        }
+        Ended::OtherSide
+    };
+    let ended = tokio::select! {
+        ended = inbound => ended,
+        ended = outbound => ended,
+        () = stop => Ended::Stopped,
+    };
+    let _ = session.close(None).await;
+    ended
+}

@@ -1,0 +1,241 @@
+//! Which agents hold a tunnel to this allocator, and the desktop streams asked of them that
+//! they have not dialled back yet. A stream is a pair of small bounded queues, one each way,
+//! so a slow browser or agent holds the other side back instead of filling memory.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use lablink_schema::wire::TunnelCommand;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::auth::random_token;
+
+/// How long an agent has to dial a stream back once asked.
+pub const STREAM_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames queued each way per stream. Frames are at most [`crate::desktop::bridge::MAX_FRAME`]
+/// bytes, so one stream never holds more than twice this many of them.
+const STREAM_QUEUE_FRAMES: usize = 2;
+/// Commands queued for one agent's tunnel.
+const COMMAND_QUEUE: usize = 16;
+
+/// One side's view of a stream: what the other side sent, and where to send to it.
+#[derive(Debug)]
+pub struct StreamEnds {
+    pub incoming: mpsc::Receiver<Bytes>,
+    pub outgoing: mpsc::Sender<Bytes>,
+}
+
+/// The two sides of a new stream.
+fn stream_pair() -> (StreamEnds, StreamEnds) {
+    let (to_agent, from_browser) = mpsc::channel(STREAM_QUEUE_FRAMES);
+    let (to_browser, from_agent) = mpsc::channel(STREAM_QUEUE_FRAMES);
+    (
+        StreamEnds {
+            incoming: from_agent,
+            outgoing: to_agent,
+        },
+        StreamEnds {
+            incoming: from_browser,
+            outgoing: to_browser,
+        },
+    )
+}
+
+/// Why a browser's stream could not be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    #[error("the VM's agent is not connected to the allocator")]
+    AgentAway,
+    #[error("the VM's agent did not answer in time")]
+    AgentSilent,
+}
+
+#[derive(Debug)]
+struct AgentLink {
+    id: u64,
+    commands: mpsc::Sender<TunnelCommand>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    hostname: String,
+    agent_ends: StreamEnds,
+    dialled: oneshot::Sender<()>,
+}
+
+/// The tunnels and pending streams of this allocator.
+#[derive(Debug, Default)]
+pub struct DesktopLinks {
+    agents: Mutex<HashMap<String, AgentLink>>,
+    pending: Mutex<HashMap<String, Pending>>,
+    next_link: AtomicU64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each map stays valid whatever a panicking holder did.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl DesktopLinks {
+    /// An agent's tunnel is up: its id and the commands to send on it. A tunnel the VM held
+    /// before is replaced (its queue closes, so its socket ends).
+    pub fn agent_connected(&self, hostname: &str) -> (u64, mpsc::Receiver<TunnelCommand>) {
+        let id = self.next_link.fetch_add(1, Ordering::Relaxed);
+        let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+        lock(&self.agents).insert(hostname.to_owned(), AgentLink { id, commands });
+        (id, receiver)
+    }
+
+    /// Tunnel `id` of `hostname` ended; a newer one of the same VM stays.
+    pub fn agent_gone(&self, hostname: &str, id: u64) {
+        let mut agents = lock(&self.agents);
+        if agents.get(hostname).is_some_and(|link| link.id == id) {
+            agents.remove(hostname);
+        }
+    }
+
+    /// Whether `hostname`'s agent holds a tunnel to this allocator now.
+    pub fn is_connected(&self, hostname: &str) -> bool {
+        lock(&self.agents)
+            .get(hostname)
+            .is_some_and(|link| !link.commands.is_closed())
+    }
+
+    /// How many tunnels are up.
+    pub fn tunnels(&self) -> usize {
+        lock(&self.agents).len()
+    }
+
+    /// Asks `hostname`'s agent for a stream and waits until it has dialled it back: the
+    /// browser's ends of it.
+    pub async fn open(&self, hostname: &str) -> Result<StreamEnds, OpenError> {
+        self.open_within(hostname, STREAM_DIAL_TIMEOUT).await
+    }
+
+    async fn open_within(
+        &self,
+        hostname: &str,
+        timeout: Duration,
+    ) -> Result<StreamEnds, OpenError> {
+        let commands = lock(&self.agents)
+            .get(hostname)
+            .map(|link| link.commands.clone())
+            .ok_or(OpenError::AgentAway)?;
+        let stream = random_token();
+        let (browser_ends, agent_ends) = stream_pair();
+        let (dialled, answered) = oneshot::channel();
+        lock(&self.pending).insert(
+            stream.clone(),
+            Pending {
+                hostname: hostname.to_owned(),
+                agent_ends,
+                dialled,
+            },
+        );
+        let asked = commands
+            .send_timeout(
+                TunnelCommand::OpenStream {
+                    stream: stream.clone(),
+                },
+                timeout,
+            )
+            .await;
+        let outcome = match asked {
+            Err(_) => Err(OpenError::AgentAway),
+            Ok(()) => match tokio::time::timeout(timeout, answered).await {
+                Ok(Ok(())) => Ok(browser_ends),
+                _ => Err(OpenError::AgentSilent),
+            },
+        };
+        if outcome.is_err() {
+            lock(&self.pending).remove(&stream);
+        }
+        outcome
+    }
+
+    /// The agent of `hostname` dialled `stream`: its ends, if that stream was asked of it.
+    pub fn dialled(&self, hostname: &str, stream: &str) -> Option<StreamEnds> {
+        let mut pending = lock(&self.pending);
+        if pending.get(stream)?.hostname != hostname {
+            return None;
+        }
+        let Pending {
+            agent_ends,
+            dialled,
+            ..
+        } = pending.remove(stream)?;
+        // The browser's side gave up already: the stream is of no use.
+        dialled.send(()).ok()?;
+        Some(agent_ends)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stream_joins_the_browser_to_the_agent_that_was_asked() {
+        let links = std::sync::Arc::new(DesktopLinks::default());
+        assert_eq!(
+            links.open("vm-1").await.err(),
+            Some(OpenError::AgentAway),
+            "no tunnel, no stream"
+        );
+        let (_, mut commands) = links.agent_connected("vm-1");
+        let opening = tokio::spawn({
+            let links = links.clone();
+            async move { links.open("vm-1").await }
+        });
+        let Some(TunnelCommand::OpenStream { stream }) = commands.recv().await else {
+            panic!("no command");
+        };
+        assert!(
+            links.dialled("vm-2", &stream).is_none(),
+            "another VM cannot take the stream"
+        );
+        let mut agent = links.dialled("vm-1", &stream).expect("dialled");
+        assert!(links.dialled("vm-1", &stream).is_none(), "taken once");
+        let mut browser = opening.await.expect("join").expect("open");
+        browser
+            .outgoing
+            .send(Bytes::from_static(b"to agent"))
+            .await
+            .expect("send");
+        assert_eq!(
+            agent.incoming.recv().await.as_deref(),
+            Some(&b"to agent"[..])
+        );
+        agent
+            .outgoing
+            .send(Bytes::from_static(b"to browser"))
+            .await
+            .expect("send");
+        assert_eq!(
+            browser.incoming.recv().await.as_deref(),
+            Some(&b"to browser"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replaced_tunnel_does_not_remove_its_successor() {
+        let links = DesktopLinks::default();
+        let (old, old_commands) = links.agent_connected("vm-1");
+        let (_new, _commands) = links.agent_connected("vm-1");
+        drop(old_commands);
+        links.agent_gone("vm-1", old);
+        assert!(links.is_connected("vm-1"));
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_never_dials_back_fails_the_open_in_time() {
+        let links = DesktopLinks::default();
+        let (_, _commands) = links.agent_connected("vm-1");
+        let opened = links.open_within("vm-1", Duration::from_millis(50)).await;
+        assert_eq!(opened.err(), Some(OpenError::AgentSilent));
+        assert!(lock(&links.pending).is_empty(), "nothing left behind");
+    }
+}

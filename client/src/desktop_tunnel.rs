@@ -1,0 +1,184 @@
+//! The agent's desktop tunnel: a WebSocket it keeps open to the allocator with its own token,
+//! reconnecting with backoff, on which the allocator asks for desktop streams. Each stream is
+//! dialled out as a WebSocket of its own and joined to the VNC server on the VM's loopback,
+//! so no port of the VM is ever opened for the desktop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use lablink_schema::backoff::Backoff;
+use lablink_schema::wire::TunnelCommand;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::allocator_client::{AllocatorClient, CallError};
+use crate::session_figures::SessionTally;
+
+/// Bytes read from the VNC server per frame sent: large enough for full speed, small enough
+/// that the allocator holds little of a stream at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Why the tunnel or a stream ended.
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    #[error("{0}")]
+    Call(#[from] CallError),
+    #[error("the WebSocket failed: {0}")]
+    Socket(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("the VNC server at {addr}: {source}")]
+    Vnc {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Keeps the tunnel up for as long as the agent runs.
+#[derive(Debug, Clone)]
+pub struct DesktopTunnel {
+    client: AllocatorClient,
+    vnc_addr: SocketAddr,
+    backoff: Backoff,
+    /// The participant's journey: a browser desktop that opens is the desktop being up.
+    session: Option<Arc<SessionTally>>,
+}
+
+impl DesktopTunnel {
+    pub fn new(client: AllocatorClient, vnc_addr: SocketAddr, backoff: Backoff) -> Self {
+        DesktopTunnel {
+            client,
+            vnc_addr,
+            backoff,
+            session: None,
+        }
+    }
+
+    /// Counts each opened stream as the session's desktop being up.
+    pub fn tallying(mut self, session: Arc<SessionTally>) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// Runs forever: waits for the VM's token, then holds the tunnel, reconnecting after
+    /// every loss with backoff (reset once a tunnel was up).
+    pub async fn run(mut self) {
+        self.client.until_registered().await;
+        loop {
+            match self.hold().await {
+                Ok(()) => {
+                    tracing::info!("desktop tunnel closed by the allocator; reconnecting");
+                    self.backoff.reset();
+                }
+                Err(err) => tracing::warn!(%err, "desktop tunnel lost"),
+            }
+            tokio::time::sleep(self.backoff.next_delay()).await;
+        }
+    }
+
+    /// One tunnel, until it ends.
+    async fn hold(&mut self) -> Result<(), TunnelError> {
+        let path = TunnelCommand::tunnel_path(self.client.hostname());
+        let upgraded = self.client.open_websocket(&path).await?;
+        let mut socket = WebSocketStream::from_raw_socket(upgraded, Role::Client, None).await;
+        tracing::info!("desktop tunnel up");
+        self.backoff.reset();
+        while let Some(message) = socket.next().await {
+            match message? {
+                Message::Text(text) => match serde_json::from_str::<TunnelCommand>(&text) {
+                    Ok(TunnelCommand::OpenStream { stream }) => {
+                        let (client, vnc_addr) = (self.client.clone(), self.vnc_addr);
+                        let session = self.session.clone();
+                        tokio::spawn(async move {
+                            let opened = join_stream(client, vnc_addr, &stream, session);
+                            if let Err(err) = opened.await {
+                                tracing::warn!(%err, "desktop stream failed");
+                            }
+                        });
+                    }
+                    Err(err) => tracing::warn!(%err, "unknown command on the desktop tunnel"),
+                },
+                Message::Ping(bytes) => socket.send(Message::Pong(bytes)).await?,
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Connects the VNC server first (no server, no stream), then dials the stream and joins
+/// the two until either ends.
+async fn join_stream(
+    client: AllocatorClient,
+    vnc_addr: SocketAddr,
+    stream: &str,
+    session: Option<Arc<SessionTally>>,
+) -> Result<(), TunnelError> {
+    let vnc = TcpStream::connect(vnc_addr)
+        .await
+        .map_err(|source| TunnelError::Vnc {
+            addr: vnc_addr,
+            source,
+        })?;
+    vnc.set_nodelay(true).ok();
+    let upgraded = client
+        .open_websocket(&TunnelCommand::stream_path(client.hostname(), stream))
+        .await?;
+    let socket = WebSocketStream::from_raw_socket(upgraded, Role::Client, None).await;
+    tracing::info!("desktop stream open");
+    if let Some(session) = session {
+        session.desktop_seen(true);
+    }
+    relay(socket, vnc, vnc_addr).await
+}
+
+/// Bytes both ways between the stream's WebSocket and the VNC connection.
+async fn relay<S>(
+    socket: WebSocketStream<S>,
+    vnc: TcpStream,
+    vnc_addr: SocketAddr,
+) -> Result<(), TunnelError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let vnc_error = |source| TunnelError::Vnc {
+        addr: vnc_addr,
+        source,
+    };
+    let (mut to_allocator, mut from_allocator) = socket.split();
+    let (mut from_vnc, mut to_vnc) = vnc.into_split();
+    let upstream = async {
+        let mut buffer = vec![0u8; READ_CHUNK];
+        loop {
+            let read = from_vnc.read(&mut buffer).await.map_err(vnc_error)?;
+            if read == 0 {
+                break;
+            }
+            to_allocator
+                .send(Message::binary(buffer[..read].to_vec()))
+                .await?;
+        }
+        to_allocator.close().await?;
+        Ok::<(), TunnelError>(())
+    };
+    let downstream = async {
+        while let Some(message) = from_allocator.next().await {
+            match message? {
+                Message::Binary(bytes) => to_vnc.write_all(&bytes).await.map_err(vnc_error)?,
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        to_vnc.shutdown().await.map_err(vnc_error)?;
+        Ok::<(), TunnelError>(())
+    };
+    let ended = tokio::select! {
+        ended = upstream => ended,
+        ended = downstream => ended,
+    };
+    tracing::info!("desktop stream closed");
+    ended
+}

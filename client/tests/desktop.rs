@@ -1,0 +1,256 @@
+//! The browser desktop end to end, below the browser: a real X display with a real VNC server
+//! on the VM's loopback (x11vnc on Xvfb), the real agent dialling out its tunnel, and the
+//! allocator relaying a participant's WebSocket to it. The RFB spoken here is the real
+//! protocol: the test reads the root window's colour back through the relay.
+
+#[path = "support/lab.rs"]
+mod lab;
+#[path = "support/vnc_desktop.rs"]
+mod vnc_desktop;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use lab::{Lab, PATIENCE};
+use lablink_allocator::config::DesktopMode;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+use vnc_desktop::{VncDesktop, HEIGHT, ROOT_RGB, WIDTH};
+
+type Socket = WebSocketStream<TcpStream>;
+
+async fn browser_lab(desktop: &VncDesktop) -> Lab {
+    let addr = desktop.addr.to_string();
+    Lab::start_with("desk", move |config| {
+        config.desktop.mode = DesktopMode::Browser;
+        config.provider.local.vnc_addr = Some(addr);
+    })
+    .await
+}
+
+/// Claims a VM with only an email, as a participant's browser does: the desktop cookie.
+async fn claim(lab: &Lab, email: &str) -> String {
+    let participant = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let answer = participant
+        .post(lab.url("/api/request_vm"))
+        .form(&[("email", email)])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answer.status(), 303, "{:?}", answer.text().await);
+    assert_eq!(answer.headers()[header::LOCATION], "/desktop");
+    answer
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("lablink_desktop="))
+        .and_then(|v| v.split(';').next())
+        .expect("the desktop cookie")
+        .to_owned()
+}
+
+/// Opens `/desktop/websockify` as a browser would; the HTTP status when refused.
+async fn open_desktop(
+    lab: &Lab,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Socket, u16> {
+    let host = lab.base.trim_start_matches("http://").to_owned();
+    let mut request = format!("ws://{host}/desktop/websockify")
+        .into_client_request()
+        .expect("request");
+    if let Some(cookie) = cookie {
+        request
+            .headers_mut()
+            .insert(header::COOKIE, cookie.parse().expect("header"));
+    }
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert(header::ORIGIN, origin.parse().expect("header"));
+    }
+    let tcp = TcpStream::connect(&host).await.expect("connect");
+    match tokio_tungstenite::client_async(request, tcp).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(WsError::Http(response)) => Err(response.status().as_u16()),
+        Err(err) => panic!("handshake: {err}"),
+    }
+}
+
+/// RFB over the desktop's WebSocket, from the client's side.
+struct Rfb {
+    socket: Socket,
+    received: Vec<u8>,
+}
+
+impl Rfb {
+    async fn read(&mut self, count: usize) -> Vec<u8> {
+        while self.received.len() < count {
+            let message = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("the desktop answers in time");
+            match message {
+                Some(Ok(Message::Binary(bytes))) => self.received.extend_from_slice(&bytes),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("the desktop's stream ended: {other:?}"),
+            }
+        }
+        self.received.drain(..count).collect()
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.socket
+            .send(Message::binary(bytes.to_vec()))
+            .await
+            .expect("send");
+    }
+
+    /// Version, no security (x11vnc runs `-nopw` on the loopback), shared init: the size.
+    async fn handshake(&mut self) -> (u16, u16) {
+        let version = self.read(12).await;
+        assert!(version.starts_with(b"RFB 003."), "{version:?}");
+        self.send(b"RFB 003.008\n").await;
+        let count = self.read(1).await[0] as usize;
+        let types = self.read(count).await;
+        assert!(types.contains(&1), "no 'None' security offered: {types:?}");
+        self.send(&[1]).await;
+        assert_eq!(self.read(4).await, [0, 0, 0, 0], "security result");
+        self.send(&[1]).await;
+        let init = self.read(24).await;
+        let name_len = u32::from_be_bytes([init[20], init[21], init[22], init[23]]) as usize;
+        self.read(name_len).await;
+        (
+            u16::from_be_bytes([init[0], init[1]]),
+            u16::from_be_bytes([init[2], init[3]]),
+        )
+    }
+
+    /// The RGB of the pixel at (`x`, `y`), asked for raw in 32-bit true colour.
+    async fn pixel(&mut self, x: u16, y: u16) -> [u8; 3] {
+        // SetPixelFormat: 32 bpp, depth 24, little-endian, true colour, 8 bits a channel at
+        // shifts 16, 8, 0. SetEncodings: raw only.
+        self.send(&[
+            0, 0, 0, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0,
+        ])
+        .await;
+        self.send(&[2, 0, 0, 1, 0, 0, 0, 0]).await;
+        let mut request = vec![3, 0];
+        for value in [x, y, 1, 1] {
+            request.extend_from_slice(&value.to_be_bytes());
+        }
+        self.send(&request).await;
+        loop {
+            let kind = self.read(1).await[0];
+            assert_eq!(
+                kind, 0,
+                "expected a framebuffer update, got message type {kind}"
+            );
+            let header = self.read(3).await;
+            let rects = u16::from_be_bytes([header[1], header[2]]);
+            let mut found = None;
+            for _ in 0..rects {
+                let rect = self.read(12).await;
+                let field = |at: usize| u16::from_be_bytes([rect[at], rect[at + 1]]);
+                let (rx, ry, w, h) = (field(0), field(2), field(4), field(6));
+                let encoding = i32::from_be_bytes([rect[8], rect[9], rect[10], rect[11]]);
+                assert_eq!(encoding, 0, "raw encoding");
+                let pixels = self.read(usize::from(w) * usize::from(h) * 4).await;
+                // The server may send more than was asked (the cursor's area, say): only the
+                // rectangle holding the pixel counts.
+                if (rx..rx + w).contains(&x) && (ry..ry + h).contains(&y) {
+                    let at = (usize::from(y - ry) * usize::from(w) + usize::from(x - rx)) * 4;
+                    found = Some([pixels[at + 2], pixels[at + 1], pixels[at]]);
+                }
+            }
+            if let Some(rgb) = found {
+                return rgb;
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_participant_reaches_the_vms_own_vnc_server_through_the_agents_tunnel() {
+    let desktop = VncDesktop::start();
+    let lab = browser_lab(&desktop).await;
+    let vm = lab.create_ready_vms(1).await.remove(0);
+    lab.until_logged(&vm.hostname, "desktop tunnel up", 1).await;
+    let own_origin = lab.base.clone();
+
+    // Nothing reaches the agent without the cookie of a live assignment, from this origin.
+    assert_eq!(
+        open_desktop(&lab, None, Some(&own_origin)).await.err(),
+        Some(403)
+    );
+    let cookie = claim(&lab, "ada@example.org").await;
+    assert_eq!(
+        open_desktop(&lab, Some(&cookie), Some("http://evil.example"))
+            .await
+            .err(),
+        Some(403),
+        "a foreign origin is refused"
+    );
+    assert_eq!(
+        open_desktop(&lab, Some(&cookie), None).await.err(),
+        Some(403)
+    );
+    let forged = cookie.replace("desk-1:", "desk-2:");
+    assert_eq!(
+        open_desktop(&lab, Some(&forged), Some(&own_origin))
+            .await
+            .err(),
+        Some(403),
+        "an altered cookie is refused"
+    );
+    assert!(
+        !lab.agent_log(&vm.hostname).contains("desktop stream open"),
+        "no refused socket reached the agent"
+    );
+
+    // The real VNC server answers, and its pixels are the display's.
+    let socket = open_desktop(&lab, Some(&cookie), Some(&own_origin))
+        .await
+        .expect("the desktop opens");
+    let mut rfb = Rfb {
+        socket,
+        received: Vec::new(),
+    };
+    assert_eq!(rfb.handshake().await, (WIDTH, HEIGHT));
+    assert_eq!(rfb.pixel(10, 10).await, ROOT_RGB);
+    lab.until_logged(&vm.hostname, "desktop stream open", 1)
+        .await;
+
+    // Release closes the stream at once, and the cookie opens nothing any more.
+    let released = lab
+        .admin_post(
+            &format!("/api/admin/vms/{}/release", vm.hostname),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(released.status(), 200);
+    let closed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match rfb.socket.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the stream outlived the release");
+    assert_eq!(
+        open_desktop(&lab, Some(&cookie), Some(&own_origin))
+            .await
+            .err(),
+        Some(403),
+        "the ended assignment's cookie is refused"
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

@@ -1,0 +1,123 @@
+//! A real desktop for the browser-desktop tests: an X display (Xvfb) whose root window is
+//! painted a known colour, and a real VNC server (x11vnc) serving it on the loopback only, as
+//! on a VM. Everything is installed by `.ci/run`; the processes end with the value.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The root window's colour, as `xsetroot` is given it and as RGB.
+pub const ROOT_COLOUR: &str = "#3366cc";
+pub const ROOT_RGB: [u8; 3] = [0x33, 0x66, 0xcc];
+pub const WIDTH: u16 = 1024;
+pub const HEIGHT: u16 = 768;
+
+pub struct VncDesktop {
+    pub display: String,
+    /// Where the VNC server listens (127.0.0.1).
+    pub addr: SocketAddr,
+    processes: Vec<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[allow(dead_code)]
+impl VncDesktop {
+    pub fn start() -> VncDesktop {
+        // A display number no other test (or process) holds.
+        let number = (0..400)
+            .map(|n| 100 + (std::process::id() + n) % 400)
+            .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists())
+            .expect("a free X display");
+        let display = format!(":{number}");
+        let mut processes = vec![Command::new("Xvfb")
+            .args([
+                display.as_str(),
+                "-screen",
+                "0",
+                &format!("{WIDTH}x{HEIGHT}x24"),
+                "-nolisten",
+                "tcp",
+                // Without it the server resets when its last client leaves, and the root
+                // window loses its colour as soon as xsetroot exits.
+                "-noreset",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb is installed (see .ci/run)")];
+        let socket = format!("/tmp/.X11-unix/X{number}");
+        until("the X display is up", || Path::new(&socket).exists());
+        until("the root window is painted", || {
+            Command::new("xsetroot")
+                .args(["-display", &display, "-solid", ROOT_COLOUR])
+                .status()
+                .expect("xsetroot is installed (see .ci/run)")
+                .success()
+        });
+        let port = free_port();
+        processes.push(
+            Command::new("x11vnc")
+                .args([
+                    "-display",
+                    &display,
+                    "-localhost",
+                    "-rfbport",
+                    &port.to_string(),
+                    "-nopw",
+                    "-forever",
+                    "-shared",
+                    "-quiet",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("x11vnc is installed (see .ci/run)"),
+        );
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        until("the VNC server listens", || {
+            TcpStream::connect(addr).is_ok()
+        });
+        VncDesktop {
+            display,
+            addr,
+            processes,
+        }
+    }
+
+    /// Starts an X client on the display; it ends with the desktop.
+    pub fn run(&mut self, program: &str, args: &[&str]) -> &mut Child {
+        let child = Command::new(program)
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        self.processes.push(child);
+        self.processes.last_mut().expect("just pushed")
+    }
+}
+
+impl Drop for VncDesktop {
+    fn drop(&mut self) {
+        for process in self.processes.iter_mut().rev() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+}

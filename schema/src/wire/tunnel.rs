@@ -1,0 +1,44 @@
+//! The agent's desktop tunnel: what the allocator tells an agent over the WebSocket the agent
+//! keeps open to `/api/agent/{hostname}/tunnel`. Bytes of a desktop never travel on it; each
+//! desktop stream is a WebSocket of its own that the agent dials out when asked.
+
+use serde::{Deserialize, Serialize};
+
+/// A text frame from the allocator on the agent's tunnel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TunnelCommand {
+    /// A browser opened the desktop: dial `/api/agent/{hostname}/tunnel/{stream}` and join it
+    /// to the VNC server on the VM's loopback.
+    OpenStream { stream: String },
+}
+
+impl TunnelCommand {
+    /// The path under the allocator's base where the agent dials stream `stream`.
+    pub fn stream_path(hostname: &str, stream: &str) -> String {
+        format!("/api/agent/{hostname}/tunnel/{stream}")
+    }
+
+    /// The path of the tunnel itself.
+    pub fn tunnel_path(hostname: &str) -> String {
+        format!("/api/agent/{hostname}/tunnel")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_tagged_json() {
+        let open = TunnelCommand::OpenStream {
+            stream: "abc".to_owned(),
+        };
+        let text = serde_json::to_string(&open).expect("json");
+        assert_eq!(text, r#"{"type":"open_stream","stream":"abc"}"#);
+        assert_eq!(
+            serde_json::from_str::<TunnelCommand>(&text).expect("parse"),
+            open
+        );
+    }
+}

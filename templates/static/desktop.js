@@ -1,0 +1,77 @@
+// The browser desktop: noVNC's RFB client, served by this allocator, on /desktop/websockify.
+// When the connection drops the page asks /desktop/state why, says so, and connects again
+// for as long as the session lasts. `data-desktop` on <body> tells tests (and styles) where
+// it stands: connecting, connected, waiting, ended.
+import RFB from "/desktop/novnc/core/rfb.js";
+
+const screen = document.getElementById("desktop_screen");
+const statusLine = document.getElementById("desktop_status");
+const clipboardDialog = document.getElementById("clipboard_dialog");
+const clipboardText = document.getElementById("clipboard_text");
+const RETRY_MS = 3000;
+let rfb = null;
+
+function show(stage, text, problem) {
+  document.body.dataset.desktop = stage;
+  statusLine.textContent = text;
+  statusLine.classList.toggle("problem", Boolean(problem));
+}
+
+function socketUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/desktop/websockify`;
+}
+
+async function sessionState() {
+  try {
+    const answer = await fetch("/desktop/state", { cache: "no-store" });
+    return await answer.json();
+  } catch (_) {
+    return { state: "waiting", message: "The allocator cannot be reached just now; trying again…" };
+  }
+}
+
+function connect() {
+  show("connecting", "Connecting to your desktop…", false);
+  rfb = new RFB(screen, socketUrl());
+  rfb.scaleViewport = true;
+  rfb.addEventListener("connect", () => {
+    show("connected", "Connected: this is your lab VM's desktop.", false);
+    rfb.focus();
+  });
+  rfb.addEventListener("disconnect", async () => {
+    rfb = null;
+    const answer = await sessionState();
+    if (answer.state === "ended") {
+      show("ended", answer.message, true);
+      return;
+    }
+    show("waiting", answer.message, true);
+    setTimeout(connect, RETRY_MS);
+  });
+  rfb.addEventListener("clipboard", (event) => {
+    clipboardText.value = event.detail.text;
+  });
+  rfb.addEventListener("credentialsrequired", () => {
+    show("waiting", "The VM's desktop asks for a password; please ask your instructor.", true);
+  });
+}
+
+document.getElementById("desktop_fullscreen").addEventListener("click", () => {
+  if (document.fullscreenElement) {
+    document.exitFullscreen();
+  } else {
+    document.documentElement.requestFullscreen();
+  }
+});
+document.getElementById("desktop_clipboard").addEventListener("click", () => {
+  clipboardDialog.showModal();
+});
+document.getElementById("clipboard_send").addEventListener("click", () => {
+  if (rfb) {
+    rfb.clipboardPasteFrom(clipboardText.value);
+  }
+  clipboardDialog.close();
+});
+
+connect();
