@@ -60,6 +60,16 @@ impl std::fmt::Debug for StartupAnswer {
     }
 }
 
+/// The refusal an answer carries: its status and the reason in its error body.
+async fn refused(response: reqwest::Response) -> CallError {
+    let status = response.status().as_u16();
+    let message = response
+        .json::<ErrorBody>()
+        .await
+        .map_or_else(|_| "no reason given".to_owned(), |body| body.error);
+    CallError::Refused { status, message }
+}
+
 /// The allocator's API for one VM. Cheap to clone; clones share the token.
 #[derive(Clone)]
 pub struct AllocatorClient {
@@ -165,16 +175,8 @@ impl AllocatorClient {
             .header(reqwest::header::SEC_WEBSOCKET_KEY, &key)
             .send()
             .await?;
-        let status = response.status();
-        if status != reqwest::StatusCode::SWITCHING_PROTOCOLS {
-            let message = response
-                .json::<ErrorBody>()
-                .await
-                .map_or_else(|_| "no reason given".to_owned(), |body| body.error);
-            return Err(CallError::Refused {
-                status: status.as_u16(),
-                message,
-            });
+        if response.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+            return Err(refused(response).await);
         }
         let accepted = response
             .headers()
@@ -318,16 +320,8 @@ impl AllocatorClient {
             (None, _) => {}
         }
         let response = request.send().await?;
-        let status = response.status();
-        if !status.is_success() {
-            let message = response
-                .json::<ErrorBody>()
-                .await
-                .map_or_else(|_| "no reason given".to_owned(), |body| body.error);
-            return Err(CallError::Refused {
-                status: status.as_u16(),
-                message,
-            });
+        if !response.status().is_success() {
+            return Err(refused(response).await);
         }
         response
             .json()

@@ -37,6 +37,15 @@ fn upgrade(
         .map_err(|err| ApiError::BadRequest(format!("a WebSocket handshake is expected: {err}")))
 }
 
+/// A desktop stream's incoming frames, each at most [`MAX_FRAME`] bytes, also when sent in
+/// pieces.
+fn stream_frames(messages: actix_ws::MessageStream) -> actix_ws::AggregatedMessageStream {
+    messages
+        .max_frame_size(MAX_FRAME)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_FRAME)
+}
+
 /// The answer to a claim in browser mode: to the desktop page, with the cookie that opens it.
 pub fn to_desktop(state: &AppState, request: &HttpRequest, vm: &Vm) -> HttpResponse {
     HttpResponse::SeeOther()
@@ -169,10 +178,7 @@ pub async fn websockify(
         )
     })?;
     let (response, session, messages) = upgrade(&request, body)?;
-    let messages = messages
-        .max_frame_size(MAX_FRAME)
-        .aggregate_continuations()
-        .max_continuation_size(MAX_FRAME);
+    let messages = stream_frames(messages);
     let watcher = state.get_ref().clone();
     actix_web::rt::spawn(async move {
         let hostname = grant.hostname.clone();
@@ -310,10 +316,7 @@ pub async fn agent_stream(
         ApiError::NotFound(format!("no desktop stream `{stream}` waits for this VM"))
     })?;
     let (response, session, messages) = upgrade(&request, body)?;
-    let messages = messages
-        .max_frame_size(MAX_FRAME)
-        .aggregate_continuations()
-        .max_continuation_size(MAX_FRAME);
+    let messages = stream_frames(messages);
     actix_web::rt::spawn(async move {
         bridge::run(session, messages, ends, std::future::pending::<()>()).await;
     });
