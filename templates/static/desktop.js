@@ -44,6 +44,7 @@ function connect() {
     const answer = await sessionState();
     if (answer.state === "ended") {
       show("ended", answer.message, true);
+      document.getElementById("desktop_back").hidden = false;
       return;
     }
     show("waiting", answer.message, true);

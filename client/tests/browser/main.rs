@@ -4,6 +4,7 @@
 //! the guides in docs/ show the current ones.
 
 mod admin;
+mod desktop;
 mod driver;
 mod journey;
 mod pages;
@@ -12,6 +13,8 @@ mod workshops;
 
 #[path = "../support/lab.rs"]
 mod lab;
+#[path = "../support/vnc_desktop.rs"]
+mod vnc_desktop;
 
 /// A genuine-looking Chrome Remote Desktop command with a code derived from `seed`.
 pub fn crd_command(seed: &str) -> String {

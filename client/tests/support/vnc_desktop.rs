@@ -99,17 +99,18 @@ impl VncDesktop {
         }
     }
 
-    /// Starts an X client on the display; it ends with the desktop.
-    pub fn run(&mut self, program: &str, args: &[&str]) -> &mut Child {
+    /// Starts an X client on the display, its output going to `log`; it ends with the
+    /// desktop.
+    pub fn run_logged(&mut self, program: &str, args: &[&str], log: &Path) {
+        let output = std::fs::File::create(log).expect("log file");
         let child = Command::new(program)
             .args(args)
             .env("DISPLAY", &self.display)
-            .stdout(Stdio::piped())
+            .stdout(output)
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("{program}: {e}"));
+            .unwrap_or_else(|e| panic!("{program} (see .ci/run): {e}"));
         self.processes.push(child);
-        self.processes.last_mut().expect("just pushed")
     }
 }
 

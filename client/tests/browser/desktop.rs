@@ -1,0 +1,107 @@
+//! The browser desktop in a real browser: a participant gives only an email and the VM's
+//! desktop opens in the page, through the allocator and the agent's tunnel, from a real VNC
+//! server (x11vnc on Xvfb). The canvas shows the X display's own pixels, keys typed in the
+//! browser reach an X client on the display, and a release ends the page's session.
+
+use std::time::Duration;
+
+use lablink_allocator::config::DesktopMode;
+
+use crate::driver::Browser;
+use crate::lab::Lab;
+use crate::vnc_desktop::{VncDesktop, ROOT_RGB};
+
+/// The canvas pixel at (`x`, `y`) as `[r, g, b]`, or `null` before noVNC drew anything.
+fn canvas_pixel(x: u32, y: u32) -> String {
+    format!(
+        "(() => {{ const c = document.querySelector('#desktop_screen canvas'); \
+         if (!c || c.width < {x} + 1) return null; \
+         return Array.from(c.getContext('2d').getImageData({x}, {y}, 1, 1).data).slice(0, 3); }})()"
+    )
+}
+
+#[actix_web::test]
+async fn the_vms_desktop_opens_in_the_page_and_takes_the_keyboard() {
+    let mut desktop = VncDesktop::start();
+    let addr = desktop.addr.to_string();
+    let lab = Lab::start_with("lablink-desktop", move |config| {
+        config.desktop.mode = DesktopMode::Browser;
+        config.provider.local.vnc_addr = Some(addr);
+    })
+    .await;
+    let vm = lab.create_ready_vms(1).await.remove(0);
+    lab.until_logged(&vm.hostname, "desktop tunnel up", 1).await;
+
+    let browser = Browser::start().await;
+    browser.goto(&lab.url("/")).await;
+    assert_eq!(
+        browser
+            .eval("document.querySelector('#crd_command') === null")
+            .await,
+        true,
+        "no Chrome Remote Desktop command is asked for"
+    );
+    browser.screenshots("researcher-browser-start").await;
+    browser.fill("#email", "grace@lab.example").await;
+    browser.click_and_load("form button[type=submit]").await;
+    browser.wait_for_path("/desktop").await;
+    browser
+        .wait_until(
+            "the desktop connected",
+            "document.body.dataset.desktop === 'connected'",
+        )
+        .await;
+    let [r, g, b] = ROOT_RGB;
+    browser
+        .wait_until(
+            "the canvas shows the display's root window",
+            &format!("JSON.stringify({}) === '[{r},{g},{b}]'", canvas_pixel(40, 40)),
+        )
+        .await;
+    browser.screenshots("researcher-browser-desktop").await;
+
+    // Keys typed in the page reach an X client on the VM's display.
+    let keys_log = lab.data_dir.path().join("xev.log");
+    desktop.run_logged("xev", &["-geometry", "1024x768+0+0"], &keys_log);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let canvas = browser.find("#desktop_screen canvas").await;
+    canvas.click().await.expect("focus the desktop");
+    canvas.send_keys("lab").await.expect("type");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = std::fs::read_to_string(&keys_log).unwrap_or_default();
+        if ["l", "a", "b"]
+            .iter()
+            .all(|key| seen.contains(&format!(", {key}), same_screen")))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the X client never saw the keys typed; it logged:\n{}",
+            seen.lines()
+                .filter(|l| l.contains("keysym"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A release ends the session: the page says so and stops connecting.
+    let released = lab
+        .admin_post(
+            &format!("/api/admin/vms/{}/release", vm.hostname),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(released.status(), 200);
+    browser
+        .wait_until(
+            "the page says the session ended",
+            "document.body.dataset.desktop === 'ended'",
+        )
+        .await;
+    assert!(browser.text("#desktop_status").await.contains("ended"));
+    browser.screenshots("researcher-browser-ended").await;
+    browser.quit().await;
+}
