@@ -1,7 +1,8 @@
 // The browser desktop: noVNC's RFB client, served by this allocator, on /desktop/websockify.
 // When the connection drops the page asks /desktop/state why, says so, and connects again
 // for as long as the session lasts. `data-desktop` on <body> tells tests (and styles) where
-// it stands: connecting, connected, waiting, ended.
+// it stands: connecting, connected, waiting, ended; `data-connections` counts the connections
+// made, reconnections included.
 import RFB from "/desktop/novnc/core/rfb.js";
 
 const screen = document.getElementById("desktop_screen");
@@ -10,6 +11,7 @@ const clipboardDialog = document.getElementById("clipboard_dialog");
 const clipboardText = document.getElementById("clipboard_text");
 const RETRY_MS = 3000;
 let rfb = null;
+let connections = 0;
 
 function show(stage, text, problem) {
   document.body.dataset.desktop = stage;
@@ -36,6 +38,8 @@ function connect() {
   rfb = new RFB(screen, socketUrl());
   rfb.scaleViewport = true;
   rfb.addEventListener("connect", () => {
+    connections += 1;
+    document.body.dataset.connections = String(connections);
     show("connected", "Connected: this is your lab VM's desktop.", false);
     rfb.focus();
   });

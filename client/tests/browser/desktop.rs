@@ -87,6 +87,34 @@ async fn the_vms_desktop_opens_in_the_page_and_takes_the_keyboard() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // The agent restarted mid-session (the local provider's reboot restarts its process):
+    // the page says the VM is away, and connects again by itself once the agent is back.
+    let rebooted = lab
+        .admin_post(
+            &format!("/api/admin/vms/{}/reboot", vm.hostname),
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(rebooted.status().is_success(), "{:?}", rebooted.text().await);
+    browser
+        .wait_until(
+            "the page noticed the agent went away",
+            "document.body.dataset.desktop !== 'connected'",
+        )
+        .await;
+    browser
+        .wait_until(
+            "the page connected again",
+            "document.body.dataset.desktop === 'connected' && document.body.dataset.connections === '2'",
+        )
+        .await;
+    browser
+        .wait_until(
+            "the canvas shows the display again",
+            &format!("JSON.stringify({}) !== null", canvas_pixel(40, 40)),
+        )
+        .await;
+
     // A release ends the session: the page says so and stops connecting.
     let released = lab
         .admin_post(
