@@ -254,3 +254,172 @@ async fn a_participant_reaches_the_vms_own_vnc_server_through_the_agents_tunnel(
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+/// Signs in to the dashboard; the cookies a signed-in admin's browser holds.
+async fn admin_cookies(lab: &Lab) -> String {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let admin = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .build()
+        .expect("client");
+    let form = admin
+        .get(lab.url("/admin/login"))
+        .send()
+        .await
+        .expect("login page")
+        .text()
+        .await
+        .expect("html");
+    let marker = r#"name="login_nonce" value=""#;
+    let start = form.find(marker).expect("nonce field") + marker.len();
+    let nonce = &form[start..start + form[start..].find('"').expect("end")];
+    let signed_in = admin
+        .post(lab.url("/admin/login"))
+        .form(&[
+            ("user", "admin"),
+            ("password", lab::ADMIN_PASSWORD),
+            ("login_nonce", nonce),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert!(signed_in.status().is_success(), "{}", signed_in.status());
+    use reqwest::cookie::CookieStore;
+    let url = lab.url("/admin").parse().expect("url");
+    jar.cookies(&url)
+        .expect("session cookie")
+        .to_str()
+        .expect("text")
+        .to_owned()
+}
+
+/// Opens `path` as a WebSocket with these cookies, from the allocator's own origin.
+async fn open_socket(lab: &Lab, path: &str, cookies: &str) -> Result<Socket, u16> {
+    let host = lab.base.trim_start_matches("http://").to_owned();
+    let mut request = format!("ws://{host}{path}")
+        .into_client_request()
+        .expect("request");
+    let headers = request.headers_mut();
+    headers.insert(header::COOKIE, cookies.parse().expect("header"));
+    headers.insert(header::ORIGIN, lab.base.parse().expect("header"));
+    let tcp = TcpStream::connect(&host).await.expect("connect");
+    match tokio_tungstenite::client_async(request, tcp).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(WsError::Http(response)) => Err(response.status().as_u16()),
+        Err(err) => panic!("handshake: {err}"),
+    }
+}
+
+#[actix_web::test]
+async fn an_instructors_view_drops_input_whatever_the_viewer_sends() {
+    let mut desktop = VncDesktop::start();
+    let lab = browser_lab(&desktop).await;
+    let vm = lab.create_ready_vms(1).await.remove(0);
+    lab.until_logged(&vm.hostname, "desktop tunnel up", 1).await;
+    let participant = claim(&lab, "ada@example.org").await;
+    let keys_log = lab.data_dir.path().join("xev.log");
+    desktop.run_logged("xev", &["-geometry", "1024x768+0+0"], &keys_log);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let assignment = {
+        let mut conn = lab.database.connect();
+        lablink_schema::vms::Vm::find_by_hostname(&mut conn, &vm.hostname)
+            .expect("read")
+            .expect("vm")
+            .assignment_seq
+    };
+    let path = format!(
+        "/admin/vms/{}/desktop/websockify?assignment={assignment}",
+        vm.hostname
+    );
+    // Not signed in: the dashboard's sign-in answers, nothing is opened.
+    assert_eq!(open_socket(&lab, &path, "").await.err(), Some(303));
+    let admin = admin_cookies(&lab).await;
+    let stale = path.replace(
+        &format!("assignment={assignment}"),
+        &format!("assignment={}", assignment - 1),
+    );
+    assert_eq!(
+        open_socket(&lab, &stale, &admin).await.err(),
+        Some(409),
+        "a view of an earlier session"
+    );
+
+    let mut view = Rfb {
+        socket: open_socket(&lab, &path, &admin)
+            .await
+            .expect("the view opens"),
+        received: Vec::new(),
+    };
+    assert_eq!(view.handshake().await, (WIDTH, HEIGHT));
+    // A viewer that ignores view-only: keys (x, then y) and a click.
+    for keysym in [0x78u8, 0x79] {
+        view.send(&[4, 1, 0, 0, 0, 0, 0, keysym]).await;
+        view.send(&[4, 0, 0, 0, 0, 0, 0, keysym]).await;
+    }
+    view.send(&[5, 1, 0, 40, 0, 40]).await;
+    // The view still works: the pixels come.
+    view.pixel(10, 10).await;
+    let state: serde_json::Value = reqwest::Client::new()
+        .get(lab.url("/desktop/state"))
+        .header(header::COOKIE, &participant)
+        .send()
+        .await
+        .expect("state")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(state["watched"], true, "{state}");
+
+    // The participant's own keys do arrive: the X client was listening all along.
+    let mut own = Rfb {
+        socket: open_desktop(&lab, Some(&participant), Some(&lab.base))
+            .await
+            .expect("the participant's desktop"),
+        received: Vec::new(),
+    };
+    own.handshake().await;
+    own.send(&[4, 1, 0, 0, 0, 0, 0, 0x61]).await;
+    own.send(&[4, 0, 0, 0, 0, 0, 0, 0x61]).await;
+    own.pixel(10, 10).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !std::fs::read_to_string(&keys_log)
+        .unwrap_or_default()
+        .contains(", a), same_screen")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the participant's key never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = std::fs::read_to_string(&keys_log).unwrap_or_default();
+    assert!(
+        !seen.contains(", x), same_screen"),
+        "the view's key arrived"
+    );
+    assert!(
+        !seen.contains(", y), same_screen"),
+        "the view's key arrived"
+    );
+    assert!(!seen.contains("ButtonPress"), "the view's click arrived");
+
+    let audited: Vec<(String, Option<String>)> = {
+        use diesel::prelude::*;
+        use lablink_schema::schema::audit_events;
+        let mut conn = lab.database.connect();
+        audit_events::table
+            .filter(audit_events::action.eq("vm.desktop.peek"))
+            .select((audit_events::actor, audit_events::detail))
+            .load(&mut conn)
+            .expect("audit")
+    };
+    assert_eq!(audited.len(), 1, "{audited:?}");
+    assert!(
+        audited[0]
+            .1
+            .as_deref()
+            .is_some_and(|d| d.contains("ada@example.org")),
+        "{audited:?}"
+    );
+}

@@ -19,12 +19,21 @@ function show(stage, text, problem) {
   statusLine.classList.toggle("problem", Boolean(problem));
 }
 
+// An instructor's peek is view-only (the allocator drops its input as well) and has no
+// session of its own to ask about.
+const viewOnly = screen.dataset.viewOnly === "true";
+const watchedNote = document.getElementById("desktop_watched");
+const WATCH_POLL_MS = 5000;
+
 function socketUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/desktop/websockify`;
+  return `${scheme}//${location.host}${screen.dataset.socket}`;
 }
 
 async function sessionState() {
+  if (viewOnly) {
+    return { state: "ready", message: "The view dropped; connecting again…" };
+  }
   try {
     const answer = await fetch("/desktop/state", { cache: "no-store" });
     return await answer.json();
@@ -35,8 +44,9 @@ async function sessionState() {
 
 function connect() {
   show("connecting", "Connecting to your desktop…", false);
-  rfb = new RFB(screen, socketUrl());
+  rfb = new RFB(screen, socketUrl(), { shared: true });
   rfb.scaleViewport = true;
+  rfb.viewOnly = viewOnly;
   rfb.addEventListener("connect", () => {
     connections += 1;
     document.body.dataset.connections = String(connections);
@@ -62,6 +72,21 @@ function connect() {
   });
 }
 
+// The participant sees when an instructor is viewing.
+async function showWatched() {
+  if (!watchedNote || document.body.dataset.desktop === "ended") {
+    return;
+  }
+  const answer = await sessionState();
+  watchedNote.hidden = answer.watched !== true;
+  if (answer.state === "ended" && rfb) {
+    rfb.disconnect();
+  }
+}
+if (watchedNote) {
+  setInterval(showWatched, WATCH_POLL_MS);
+}
+
 document.getElementById("desktop_fullscreen").addEventListener("click", () => {
   if (document.fullscreenElement) {
     document.exitFullscreen();
@@ -69,14 +94,16 @@ document.getElementById("desktop_fullscreen").addEventListener("click", () => {
     document.documentElement.requestFullscreen();
   }
 });
-document.getElementById("desktop_clipboard").addEventListener("click", () => {
-  clipboardDialog.showModal();
-});
-document.getElementById("clipboard_send").addEventListener("click", () => {
-  if (rfb) {
-    rfb.clipboardPasteFrom(clipboardText.value);
-  }
-  clipboardDialog.close();
-});
+if (!viewOnly) {
+  document.getElementById("desktop_clipboard").addEventListener("click", () => {
+    clipboardDialog.showModal();
+  });
+  document.getElementById("clipboard_send").addEventListener("click", () => {
+    if (rfb) {
+      rfb.clipboardPasteFrom(clipboardText.value);
+    }
+    clipboardDialog.close();
+  });
+}
 
 connect();

@@ -7,6 +7,9 @@ use std::future::Future;
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, Session};
 
+use actix_web::web::Bytes;
+
+use super::view_only::ViewOnlyFilter;
 use super::StreamEnds;
 
 /// The largest frame accepted from either side. noVNC's frames are small; the agent sends
@@ -24,12 +27,14 @@ pub enum Ended {
     Stopped,
 }
 
-/// Runs the bridge until the stream ends, then closes the socket.
+/// Runs the bridge until the stream ends, then closes the socket. With `view_only`, what
+/// this side sends passes through it first (an instructor's peek).
 pub async fn run(
     session: Session,
     messages: AggregatedMessageStream,
     ends: StreamEnds,
     stop: impl Future<Output = ()>,
+    mut view_only: Option<ViewOnlyFilter>,
 ) -> Ended {
     let StreamEnds {
         mut incoming,
@@ -41,6 +46,15 @@ pub async fn run(
         while let Some(Ok(message)) = messages.recv().await {
             match message {
                 AggregatedMessage::Binary(bytes) => {
+                    let bytes = match view_only.as_mut().map(|filter| filter.feed(&bytes)) {
+                        None => bytes,
+                        Some(Ok(passed)) if passed.is_empty() => continue,
+                        Some(Ok(passed)) => Bytes::from(passed),
+                        Some(Err(err)) => {
+                            tracing::warn!(%err, "view-only stream ended");
+                            return Ended::ThisSide;
+                        }
+                    };
                     if outgoing.send(bytes).await.is_err() {
                         return Ended::OtherSide;
                     }

@@ -53,6 +53,12 @@ pub enum OpenError {
     AgentSilent,
 }
 
+impl From<OpenError> for crate::error::ApiError {
+    fn from(err: OpenError) -> Self {
+        crate::error::ApiError::Unavailable(format!("{err}; try again shortly"))
+    }
+}
+
 #[derive(Debug)]
 struct AgentLink {
     id: u64,
@@ -72,6 +78,27 @@ pub struct DesktopLinks {
     agents: Mutex<HashMap<String, AgentLink>>,
     pending: Mutex<HashMap<String, Pending>>,
     next_link: AtomicU64,
+    /// Instructors' peeks open now, per VM.
+    watchers: std::sync::Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// An instructor's peek of one VM, counted while it lives.
+#[derive(Debug)]
+pub struct Watching {
+    hostname: String,
+    watchers: std::sync::Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let mut watchers = lock(&self.watchers);
+        if let Some(count) = watchers.get_mut(&self.hostname) {
+            *count -= 1;
+            if *count == 0 {
+                watchers.remove(&self.hostname);
+            }
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -102,6 +129,20 @@ impl DesktopLinks {
         lock(&self.agents)
             .get(hostname)
             .is_some_and(|link| !link.commands.is_closed())
+    }
+
+    /// Counts a peek of `hostname` until the value is dropped.
+    pub fn watch(&self, hostname: &str) -> Watching {
+        *lock(&self.watchers).entry(hostname.to_owned()).or_insert(0) += 1;
+        Watching {
+            hostname: hostname.to_owned(),
+            watchers: self.watchers.clone(),
+        }
+    }
+
+    /// Whether an instructor is viewing `hostname`'s desktop now (from this allocator).
+    pub fn is_watched(&self, hostname: &str) -> bool {
+        lock(&self.watchers).contains_key(hostname)
     }
 
     /// How many tunnels are up.
@@ -218,6 +259,18 @@ mod tests {
             browser.incoming.recv().await.as_deref(),
             Some(&b"to browser"[..])
         );
+    }
+
+    #[test]
+    fn a_peek_is_counted_while_it_lasts() {
+        let links = DesktopLinks::default();
+        let first = links.watch("vm-1");
+        let second = links.watch("vm-1");
+        drop(first);
+        assert!(links.is_watched("vm-1"));
+        drop(second);
+        assert!(!links.is_watched("vm-1"));
+        assert!(!links.is_watched("vm-2"));
     }
 
     #[tokio::test]

@@ -6,5 +6,6 @@ pub mod bridge;
 pub mod cookie;
 pub mod links;
 pub mod novnc;
+pub mod view_only;
 
 pub use links::{DesktopLinks, OpenError, StreamEnds};

@@ -7,7 +7,7 @@ use crate::crd_command;
 use crate::driver::Browser;
 use crate::lab::{Lab, ADMIN_PASSWORD};
 
-async fn sign_in(browser: &Browser, lab: &Lab, password: &str) {
+pub(crate) async fn sign_in(browser: &Browser, lab: &Lab, password: &str) {
     browser.goto(&lab.url("/admin/login")).await;
     browser.fill("#user", "admin").await;
     browser.fill("#password", password).await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use lablink_allocator::config::DesktopMode;
 
 use crate::driver::Browser;
-use crate::lab::Lab;
+use crate::lab::{Lab, ADMIN_PASSWORD};
 use crate::vnc_desktop::{VncDesktop, ROOT_RGB};
 
 /// The canvas pixel at (`x`, `y`) as `[r, g, b]`, or `null` before noVNC drew anything.
@@ -55,7 +55,10 @@ async fn the_vms_desktop_opens_in_the_page_and_takes_the_keyboard() {
     browser
         .wait_until(
             "the canvas shows the display's root window",
-            &format!("JSON.stringify({}) === '[{r},{g},{b}]'", canvas_pixel(40, 40)),
+            &format!(
+                "JSON.stringify({}) === '[{r},{g},{b}]'",
+                canvas_pixel(40, 40)
+            ),
         )
         .await;
     browser.screenshots("researcher-browser-desktop").await;
@@ -87,6 +90,83 @@ async fn the_vms_desktop_opens_in_the_page_and_takes_the_keyboard() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // An instructor views the desktop from the dashboard: the same pixels, no input, the
+    // participant told, the view audited.
+    let instructor = Browser::start().await;
+    crate::admin::sign_in(&instructor, &lab, ADMIN_PASSWORD).await;
+    instructor.goto(&lab.url("/admin")).await;
+    let link = format!("#vm-{} a[href$='/desktop']", vm.hostname);
+    let href = instructor
+        .eval(&format!(
+            "document.querySelector(\"{link}\").getAttribute('href')"
+        ))
+        .await;
+    assert_eq!(href, format!("/admin/vms/{}/desktop", vm.hostname));
+    instructor
+        .goto(&lab.url(&format!("/admin/vms/{}/desktop", vm.hostname)))
+        .await;
+    instructor
+        .wait_until(
+            "the instructor's view connected",
+            "document.body.dataset.desktop === 'connected'",
+        )
+        .await;
+    // The X client covers the root window now: both see the same pixels as each other.
+    let participant_sees = browser
+        .eval(&format!("JSON.stringify({})", canvas_pixel(40, 40)))
+        .await;
+    assert_ne!(
+        participant_sees,
+        serde_json::Value::String("null".to_owned())
+    );
+    instructor
+        .wait_until(
+            "the instructor sees the participant's desktop",
+            &format!(
+                "JSON.stringify({}) === {participant_sees}",
+                canvas_pixel(40, 40)
+            ),
+        )
+        .await;
+    instructor.screenshots("admin-desktop-peek").await;
+    browser
+        .wait_until(
+            "the participant is told an instructor is viewing",
+            "document.getElementById('desktop_watched').hidden === false",
+        )
+        .await;
+    browser.screenshots("researcher-browser-watched").await;
+    let peek_canvas = instructor.find("#desktop_screen canvas").await;
+    peek_canvas.click().await.expect("click the view");
+    peek_canvas.send_keys("zq").await.expect("type in the view");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = std::fs::read_to_string(&keys_log).unwrap_or_default();
+    for key in ["z", "q"] {
+        assert!(
+            !seen.contains(&format!(", {key}), same_screen")),
+            "a key typed in the instructor's view reached the VM: {key}"
+        );
+    }
+    let audited: i64 = {
+        use diesel::prelude::*;
+        use lablink_schema::schema::audit_events;
+        let mut conn = lab.database.connect();
+        audit_events::table
+            .filter(audit_events::action.eq("vm.desktop.peek"))
+            .filter(audit_events::target.eq(&vm.hostname))
+            .count()
+            .get_result(&mut conn)
+            .expect("audit")
+    };
+    assert!(audited >= 1, "the view is audited");
+    instructor.quit().await;
+    browser
+        .wait_until(
+            "the participant's note goes once the instructor left",
+            "document.getElementById('desktop_watched').hidden === true",
+        )
+        .await;
+
     // The agent restarted mid-session (the local provider's reboot restarts its process):
     // the page says the VM is away, and connects again by itself once the agent is back.
     let rebooted = lab
@@ -95,7 +175,11 @@ async fn the_vms_desktop_opens_in_the_page_and_takes_the_keyboard() {
             serde_json::json!({}),
         )
         .await;
-    assert!(rebooted.status().is_success(), "{:?}", rebooted.text().await);
+    assert!(
+        rebooted.status().is_success(),
+        "{:?}",
+        rebooted.text().await
+    );
     browser
         .wait_until(
             "the page noticed the agent went away",

@@ -38,8 +38,11 @@ fn until(what: &str, mut ready: impl FnMut() -> bool) {
 #[allow(dead_code)]
 impl VncDesktop {
     pub fn start() -> VncDesktop {
-        // A display number no other test (or process) holds.
-        let number = (0..400)
+        // A display number no other test (or process) holds: tests of one process running
+        // at once each take the next, before any of their servers made its lock file.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let first = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * 7;
+        let number = (first..first + 400)
             .map(|n| 100 + (std::process::id() + n) % 400)
             .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists())
             .expect("a free X display");

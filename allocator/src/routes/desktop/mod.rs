@@ -1,0 +1,126 @@
+//! The browser desktop's routes, one file per side: the participant's page and socket
+//! ([`participant`]), the instructor's peek ([`peek`]) and the agent's tunnel and streams
+//! ([`agent`]); here, what they share: the WebSocket upgrade, the frames a stream accepts, the
+//! origin check and the watch on an assignment's end.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use lablink_actors::change_feed::VmEvent;
+
+use crate::cross_site::is_own_origin;
+use crate::desktop::bridge::MAX_FRAME;
+use crate::desktop::cookie::DesktopGrant;
+use crate::desktop::novnc;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+mod agent;
+mod participant;
+mod peek;
+
+pub use participant::to_desktop;
+
+/// Takes the request over as a WebSocket; a request that is not a WebSocket handshake is
+/// answered 400.
+pub(super) fn upgrade(
+    request: &HttpRequest,
+    body: web::Payload,
+) -> Result<(HttpResponse, actix_ws::Session, actix_ws::MessageStream), ApiError> {
+    actix_ws::handle(request, body)
+        .map_err(|err| ApiError::BadRequest(format!("a WebSocket handshake is expected: {err}")))
+}
+
+/// A desktop stream's incoming frames, each at most [`MAX_FRAME`] bytes, also when sent in
+/// pieces.
+pub(super) fn stream_frames(
+    messages: actix_ws::MessageStream,
+) -> actix_ws::AggregatedMessageStream {
+    messages
+        .max_frame_size(MAX_FRAME)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_FRAME)
+}
+
+/// Refuses a WebSocket whose `Origin` is not this allocator: no other site's page may open a
+/// desktop with the cookies the browser holds.
+pub(super) fn from_own_page(request: &HttpRequest) -> Result<(), ApiError> {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    if origin.is_some_and(|origin| is_own_origin(origin, request.connection_info().host())) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "the desktop opens only from this allocator's own pages".to_owned(),
+        ))
+    }
+}
+
+/// Resolves when the assignment `grant` was made for ends (release, reset, replacement, the
+/// workshop's end: any change of the VM's row that leaves it not opening), or the allocator
+/// stops.
+pub(super) async fn assignment_ended(state: AppState, grant: DesktopGrant) {
+    let mut changes = state.changes.subscribe();
+    let mut stopping = state.stopping.clone();
+    loop {
+        // Read after subscribing, so a change between the two is not missed.
+        match state.find_vm(&grant.hostname).await {
+            Ok(Some(vm)) if grant.opens(&vm) => {}
+            Ok(_) => return,
+            // The database is away: keep the stream, look again at the next change.
+            Err(err) => tracing::warn!(%err, "cannot check a desktop's assignment"),
+        }
+        loop {
+            tokio::select! {
+                event = changes.recv() => match event {
+                    Some(VmEvent::Changed { hostname }) if hostname == grant.hostname => break,
+                    Some(VmEvent::Claimed { row, .. }) if row.hostname == grant.hostname => break,
+                    Some(VmEvent::Resynced { .. }) => break,
+                    Some(_) => {}
+                    None => return,
+                },
+                changed = stopping.changed() => {
+                    if changed.is_err() || *stopping.borrow() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /desktop/novnc/{path}`: a file of the vendored noVNC package.
+pub async fn novnc_file(path: web::Path<String>) -> HttpResponse {
+    match novnc::file(&path) {
+        Some((bytes, content_type)) => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, content_type))
+            .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+            .body(bytes),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
+/// The desktop routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/desktop", web::get().to(participant::page))
+        .route("/desktop/state", web::get().to(participant::desktop_state))
+        .route(
+            "/desktop/websockify",
+            web::get().to(participant::websockify),
+        )
+        .route("/desktop/novnc/{path:.*}", web::get().to(novnc_file))
+        .route("/admin/vms/{hostname}/desktop", web::get().to(peek::page))
+        .route(
+            "/admin/vms/{hostname}/desktop/websockify",
+            web::get().to(peek::websockify),
+        )
+        .route(
+            "/api/agent/{hostname}/tunnel",
+            web::get().to(agent::agent_tunnel),
+        )
+        .route(
+            "/api/agent/{hostname}/tunnel/{stream}",
+            web::get().to(agent::agent_stream),
+        );
+}
