@@ -89,9 +89,9 @@ fn write_row(html: &mut String, vm: &Vm, can_reboot: bool) {
     html.push('\n');
     // A browser-desktop session (its assignment carries no CRD command) can be viewed.
     if user.is_some() && vm.crd_command.as_deref() == Some("") {
-        let _ = write!(
+        let _ = writeln!(
             html,
-            "              <a href=\"/admin/vms/{hostname}/desktop\" target=\"_blank\" rel=\"noopener\">View desktop</a>\n"
+            "              <a href=\"/admin/vms/{hostname}/desktop\" target=\"_blank\" rel=\"noopener\">View desktop</a>"
         );
     }
     let _ = write!(
