@@ -23,6 +23,9 @@
 //!   the instructor's view of a workshop with 1,000 participants;
 //! - `journey`: the session-figure heartbeats and the instructor's view alone;
 //! - `startup`: cold start to ready, and idle memory;
+//! - `desktop`: the browser desktop's relay through the allocator and a real agent (build
+//!   `lablink-client` in release first): round trip added, throughput of one stream, memory
+//!   and CPU per open desktop, what a stream whose browser stopped reading holds;
 //! - `agent-start`: from starting a real `lablink-client` (build it first with `cargo build
 //!   --release -p lablink-client`) on an enrolled machine until its GPU health is stored.
 //!
@@ -34,6 +37,7 @@
 
 mod agents;
 mod claims;
+mod desktop;
 mod logs;
 mod pages;
 mod supervision;
@@ -464,6 +468,9 @@ fn main() {
         }
         if wanted("startup") {
             pages::startup().await;
+        }
+        if wanted("desktop") {
+            desktop::relay().await;
         }
         if wanted("agent-start") {
             pages::agent_start().await;
