@@ -11,4 +11,8 @@ if [ -n "${TUTORIAL_REPO_TO_CLONE:-}" ]; then
   cd /home/client
 fi
 
+if [ "${LABLINK_BROWSER_DESKTOP:-off}" = on ]; then
+  /usr/local/lib/lablink/vnc-desktop.sh
+fi
+
 exec /usr/local/bin/lablink-client

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::super::researcher::{held_by_browser, is_https};
 use super::{assignment_ended, from_own_page, stream_frames, upgrade};
+use crate::assignment_proof;
 use crate::desktop::bridge;
 use crate::desktop::cookie::DesktopGrant;
 use crate::error::ApiError;
@@ -42,6 +43,8 @@ async fn granted_vm(
 struct DesktopPage<'a> {
     hostname: Option<&'a str>,
     message: &'a str,
+    /// The code that opens this session from another browser.
+    rejoin_code: Option<String>,
 }
 
 const NO_SESSION: &str = "This browser holds no lab desktop just now: your session ended, or it \
@@ -64,6 +67,9 @@ pub async fn page(
             &DesktopPage {
                 hostname: vm.as_ref().map(|vm| vm.hostname.as_str()),
                 message: NO_SESSION,
+                rejoin_code: vm
+                    .as_ref()
+                    .map(|vm| assignment_proof::rejoin_code(&state.signer, vm)),
             },
         )
         .map_err(|e| ApiError::Internal(e.to_string()))?;

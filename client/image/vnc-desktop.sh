@@ -1,0 +1,23 @@
+#!/bin/bash
+# The browser desktop's X session: an XFCE desktop on TigerVNC's X server, on the display
+# the agent watches (LABLINK_X_DISPLAY) and listening on the loopback only, at the port of
+# LABLINK_VNC_ADDR. Nothing outside the VM can reach it; the agent relays it to the
+# participant's browser over its own outbound connection to the allocator. No VNC password:
+# the server is reachable from this VM alone, and the allocator's per-assignment cookie is
+# the gate.
+set -euo pipefail
+
+display="${LABLINK_X_DISPLAY:-:20}"
+port="${LABLINK_VNC_ADDR##*:}"
+case "${LABLINK_VNC_ADDR:-127.0.0.1:5901}" in
+  127.*|\[::1\]*) ;;
+  *) echo "vnc-desktop: LABLINK_VNC_ADDR must be a loopback address" >&2; exit 1 ;;
+esac
+
+Xvnc "$display" -localhost=1 -rfbport "$port" -SecurityTypes None -AlwaysShared=1 \
+  -geometry 1920x1080 -depth 24 &
+for _ in $(seq 1 50); do
+  [ -S "/tmp/.X11-unix/X${display#:}" ] && break
+  sleep 0.1
+done
+DISPLAY="$display" dbus-launch --exit-with-session startxfce4 &
