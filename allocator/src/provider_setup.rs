@@ -91,7 +91,10 @@ pub fn provisioner(config: &Config) -> (Arc<dyn Provisioner>, Option<LocalAgents
                 )
                 .outliving_the_allocator(!stop)
                 .counting_as_software(config.provider.local.software_pattern.clone())
-                .with_vnc_at(config.provider.local.vnc_addr.clone()),
+                .with_vnc_at(
+                    config.provider.local.vnc_addr.clone(),
+                    config.provider.local.vnc_password_file.clone(),
+                ),
             );
             let at_stop = LocalAgentsAtStop {
                 agents: agents.clone(),

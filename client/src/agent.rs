@@ -19,6 +19,7 @@ use crate::settings::{AgentSettings, DesktopKind};
 use crate::status::StatusReporter;
 use crate::subscriber::Subscriber;
 use crate::usage::{ProcFs, ProcessTable, SoftwareMatcher, UsageMonitor};
+use crate::vnc_auth::VncPassword;
 use lablink_schema::backoff::Backoff;
 
 /// The parts of the agent that touch the VM itself.
@@ -82,6 +83,11 @@ pub enum AgentError {
     Client(#[from] CallError),
     #[error("{0}")]
     Pattern(#[from] regex::Error),
+    #[error("the VNC password file {path}: {source}")]
+    VncPassword {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the log spool {path}: {source}")]
     Spool {
         path: String,
@@ -113,6 +119,23 @@ impl Agent {
         let handle = arbiter.handle();
 
         let session = Arc::new(SessionTally::default());
+        let vnc_password = settings
+            .vnc_password_file
+            .clone()
+            .map(|file| Arc::new(VncPassword::new(file)));
+        if let Some(vnc_password) = &vnc_password {
+            // No password from before this agent started stays valid.
+            vnc_password
+                .rotate()
+                .map_err(|source| AgentError::VncPassword {
+                    path: settings
+                        .vnc_password_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    source,
+                })?;
+        }
         let status = {
             let session = session.clone();
             let (client, backoff, interval) =
@@ -154,8 +177,10 @@ impl Agent {
         {
             let client = client.clone();
             let session = session.clone();
+            let vnc_password = vnc_password.clone();
             Subscriber::start_in_arbiter(&handle, move |_| {
                 Subscriber::new(client, launcher, status, backoff, reset, session)
+                    .rotating(vnc_password)
             });
         }
         if settings.log_shipping {
@@ -189,6 +214,7 @@ impl Agent {
                 Backoff::new(settings.retry_initial, settings.retry_max),
             )
             .tallying(session.clone())
+            .authenticating(vnc_password)
             .run(),
         );
         tracing::info!(vm = %settings.vm_name, allocator = %settings.allocator_url, "agent started");

@@ -17,6 +17,9 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::allocator_client::{AllocatorClient, CallError};
 use crate::session_figures::SessionTally;
+use crate::vnc_auth::VncPassword;
+
+mod rfb_handshake;
 
 /// Bytes read from the VNC server per frame sent: large enough for full speed, small enough
 /// that the allocator holds little of a stream at a time.
@@ -44,6 +47,8 @@ pub struct DesktopTunnel {
     backoff: Backoff,
     /// The participant's journey: a browser desktop that opens is the desktop being up.
     session: Option<Arc<SessionTally>>,
+    /// The VNC server's password, when it has one: the agent authenticates each stream.
+    vnc_password: Option<Arc<VncPassword>>,
 }
 
 impl DesktopTunnel {
@@ -53,7 +58,14 @@ impl DesktopTunnel {
             vnc_addr,
             backoff,
             session: None,
+            vnc_password: None,
         }
+    }
+
+    /// Authenticates each stream to the VNC server with `vnc_password`'s current password.
+    pub fn authenticating(mut self, vnc_password: Option<Arc<VncPassword>>) -> Self {
+        self.vnc_password = vnc_password;
+        self
     }
 
     /// Counts each opened stream as the session's desktop being up.
@@ -91,8 +103,9 @@ impl DesktopTunnel {
                     Ok(TunnelCommand::OpenStream { stream }) => {
                         let (client, vnc_addr) = (self.client.clone(), self.vnc_addr);
                         let session = self.session.clone();
+                        let password = self.vnc_password.as_ref().and_then(|p| p.current());
                         tokio::spawn(async move {
-                            let opened = join_stream(client, vnc_addr, &stream, session);
+                            let opened = join_stream(client, vnc_addr, &stream, session, password);
                             if let Err(err) = opened.await {
                                 tracing::warn!(%err, "desktop stream failed");
                             }
@@ -116,23 +129,38 @@ async fn join_stream(
     vnc_addr: SocketAddr,
     stream: &str,
     session: Option<Arc<SessionTally>>,
+    password: Option<[u8; 8]>,
 ) -> Result<(), TunnelError> {
-    let vnc = TcpStream::connect(vnc_addr)
+    let mut vnc = TcpStream::connect(vnc_addr)
         .await
         .map_err(|source| TunnelError::Vnc {
             addr: vnc_addr,
             source,
         })?;
     vnc.set_nodelay(true).ok();
+    if let Some(password) = &password {
+        rfb_handshake::log_in(&mut vnc, password)
+            .await
+            .map_err(|source| TunnelError::Vnc {
+                addr: vnc_addr,
+                source,
+            })?;
+    }
     let upgraded = client
         .open_websocket(&TunnelCommand::stream_path(client.hostname(), stream))
         .await?;
-    let socket = WebSocketStream::from_raw_socket(upgraded, Role::Client, None).await;
+    let mut socket = WebSocketStream::from_raw_socket(upgraded, Role::Client, None).await;
+    // With the server logged in to, the browser is offered no security of its own; what it
+    // sends after its choice (ClientInit) goes on to the server.
+    let early = match password {
+        Some(_) => rfb_handshake::greet_browser(&mut socket).await?,
+        None => Vec::new(),
+    };
     tracing::info!("desktop stream open");
     if let Some(session) = session {
         session.desktop_seen(true);
     }
-    relay(socket, vnc, vnc_addr).await
+    relay(socket, vnc, vnc_addr, early).await
 }
 
 /// Bytes both ways between the stream's WebSocket and the VNC connection.
@@ -140,6 +168,7 @@ async fn relay<S>(
     socket: WebSocketStream<S>,
     vnc: TcpStream,
     vnc_addr: SocketAddr,
+    early: Vec<u8>,
 ) -> Result<(), TunnelError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -165,6 +194,7 @@ where
         Ok::<(), TunnelError>(())
     };
     let downstream = async {
+        to_vnc.write_all(&early).await.map_err(vnc_error)?;
         while let Some(message) = from_allocator.next().await {
             match message? {
                 Message::Binary(bytes) => to_vnc.write_all(&bytes).await.map_err(vnc_error)?,

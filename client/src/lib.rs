@@ -24,5 +24,6 @@ pub mod settings;
 pub mod status;
 pub mod subscriber;
 pub mod usage;
+pub mod vnc_auth;
 
 pub use lablink_schema::wire;

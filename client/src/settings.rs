@@ -31,6 +31,9 @@ pub const X_DISPLAY_ENV: &str = "LABLINK_X_DISPLAY";
 /// The VM's VNC server, which the browser desktop's streams are joined to; a loopback
 /// address only (default `127.0.0.1:5901`).
 pub const VNC_ADDR_ENV: &str = "LABLINK_VNC_ADDR";
+/// The VNC server's password file (`-rfbauth`), which the agent rewrites with a new random
+/// password at every assignment and uses itself; unset, the server needs no password.
+pub const VNC_PASSWORD_FILE_ENV: &str = "LABLINK_VNC_PASSWORD_FILE";
 /// The session user's directory, emptied when a session ends (see `session_reset`).
 pub const SESSION_DIR_ENV: &str = "LABLINK_SESSION_DIR";
 /// Seconds between heartbeats.
@@ -95,6 +98,8 @@ pub struct AgentSettings {
     pub x_display: String,
     /// The VNC server on the VM's loopback (`LABLINK_VNC_ADDR`).
     pub vnc_addr: std::net::SocketAddr,
+    /// The VNC server's password file (`LABLINK_VNC_PASSWORD_FILE`), when it has one.
+    pub vnc_password_file: Option<PathBuf>,
     /// Whether logs are shipped at all.
     pub log_shipping: bool,
     pub log_spool_dir: PathBuf,
@@ -173,6 +178,7 @@ impl AgentSettings {
             desktop: DesktopKind::Chrome,
             x_display: ":20".to_owned(),
             vnc_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 5901)),
+            vnc_password_file: None,
             log_shipping: true,
             // Survives an agent restart; a VM image sets a directory on its disk.
             log_spool_dir: std::env::temp_dir().join(format!("lablink-log-spool-{vm_name}")),
@@ -247,6 +253,15 @@ impl AgentSettings {
         };
         settings.usage_pattern = usage_pattern;
         settings.session_dir = non_empty(SESSION_DIR_ENV).map(PathBuf::from);
+        settings.vnc_password_file = non_empty(VNC_PASSWORD_FILE_ENV).map(PathBuf::from);
+        if let Some(file) = &settings.vnc_password_file {
+            if !file.is_absolute() {
+                return Err(SettingsError {
+                    variable: VNC_PASSWORD_FILE_ENV,
+                    reason: "must be an absolute path".to_owned(),
+                });
+            }
+        }
         if let Some(dir) = &settings.session_dir {
             if !dir.is_absolute() || dir.parent().is_none() {
                 return Err(SettingsError {

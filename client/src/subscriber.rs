@@ -13,6 +13,7 @@ use crate::desktop::{DesktopLauncher, EndSession, StartSession};
 use crate::session_figures::SessionTally;
 use crate::session_reset::SessionReset;
 use crate::status::{SetStatus, StatusReporter};
+use crate::vnc_auth::VncPassword;
 use lablink_schema::backoff::Backoff;
 
 /// The actor; see the module documentation.
@@ -24,6 +25,8 @@ pub struct Subscriber {
     backoff: Backoff,
     reset: Arc<SessionReset>,
     session: Arc<SessionTally>,
+    /// The VNC server's password file, rotated at every new assignment.
+    vnc_password: Option<Arc<VncPassword>>,
 }
 
 impl Subscriber {
@@ -42,7 +45,14 @@ impl Subscriber {
             backoff,
             reset: Arc::new(reset),
             session,
+            vnc_password: None,
         }
+    }
+
+    /// Gives the VNC server a new password at every new assignment.
+    pub fn rotating(mut self, vnc_password: Option<Arc<VncPassword>>) -> Self {
+        self.vnc_password = vnc_password;
+        self
     }
 }
 
@@ -57,6 +67,7 @@ impl Actor for Subscriber {
             self.backoff.clone(),
             self.reset.clone(),
             self.session.clone(),
+            self.vnc_password.clone(),
         );
         ctx.spawn(subscribing.into_actor(self));
     }
@@ -69,6 +80,7 @@ async fn subscribe_forever(
     mut backoff: Backoff,
     reset: Arc<SessionReset>,
     session: Arc<SessionTally>,
+    vnc_password: Option<Arc<VncPassword>>,
 ) {
     // The assignment whose session is running, if any.
     let mut held: Option<i64> = None;
@@ -84,6 +96,15 @@ async fn subscribe_forever(
                     // Reassigned without our seeing the release: clean up first.
                     session.end();
                     end_session(&launcher, &status, &reset).await;
+                }
+                if let Some(vnc_password) = &vnc_password {
+                    // Nobody who held the VM before learns this session's VNC password.
+                    match vnc_password.rotate() {
+                        Ok(()) => tracing::info!(assignment_id, "VNC password rotated"),
+                        Err(error) => {
+                            tracing::error!(assignment_id, %error, "cannot rotate the VNC password")
+                        }
+                    }
                 }
                 // The participant's journey: the VM has the command (reported at once).
                 session.begin(assignment_id);

@@ -423,3 +423,93 @@ async fn an_instructors_view_drops_input_whatever_the_viewer_sends() {
         "{audited:?}"
     );
 }
+
+/// The password a VNC password file holds (the inverse of what `vncpasswd -f` writes).
+fn plain_password(file_bytes: &[u8]) -> String {
+    use des::cipher::{BlockDecrypt, KeyInit};
+    let cipher = des::Des::new(&[0xe8, 0x4a, 0xd6, 0x60, 0xc4, 0x72, 0x1a, 0xe0].into());
+    let mut block: [u8; 8] = file_bytes.try_into().expect("8 bytes");
+    cipher.decrypt_block((&mut block).into());
+    String::from_utf8_lossy(&block).into_owned()
+}
+
+/// What a VNC server offers a client that connects to it directly: its security types.
+async fn offered_security(addr: std::net::SocketAddr) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut direct = TcpStream::connect(addr).await.expect("connect");
+    let mut version = [0u8; 12];
+    direct.read_exact(&mut version).await.expect("version");
+    direct.write_all(b"RFB 003.008\n").await.expect("version");
+    let count = direct.read_u8().await.expect("count");
+    let mut types = vec![0u8; usize::from(count)];
+    direct.read_exact(&mut types).await.expect("types");
+    types
+}
+
+#[actix_web::test]
+async fn a_vnc_server_with_a_password_gets_a_new_one_every_session_that_no_browser_sees() {
+    let secrets = tempfile::tempdir().expect("dir");
+    let password_file = secrets.path().join("vnc-passwd");
+    // What the image would hold before the agent ever ran.
+    std::fs::write(
+        &password_file,
+        lablink_client::vnc_auth::password_file_bytes(b"initial!"),
+    )
+    .expect("password file");
+    let desktop = VncDesktop::start_tigervnc(&password_file);
+    assert_eq!(
+        offered_security(desktop.addr).await,
+        [2],
+        "the server itself asks every client for its password"
+    );
+    let (addr, file) = (desktop.addr.to_string(), password_file.clone());
+    let lab = Lab::start_with("desk-pw", move |config| {
+        config.desktop.mode = DesktopMode::Browser;
+        config.provider.local.vnc_addr = Some(addr);
+        config.provider.local.vnc_password_file = Some(file);
+    })
+    .await;
+    let vm = lab.create_ready_vms(1).await.remove(0);
+    lab.until_logged(&vm.hostname, "desktop tunnel up", 1).await;
+    let at_start = std::fs::read(&password_file).expect("file");
+    assert_ne!(
+        at_start,
+        lablink_client::vnc_auth::password_file_bytes(b"initial!"),
+        "the agent replaced the image's password at start"
+    );
+
+    let mut passwords = vec![at_start];
+    for email in ["ada@example.org", "grace@example.org"] {
+        let cookie = claim(&lab, email).await;
+        lab.until_logged(&vm.hostname, "VNC password rotated", passwords.len())
+            .await;
+        let now = std::fs::read(&password_file).expect("file");
+        assert!(!passwords.contains(&now), "a new password for {email}");
+        passwords.push(now);
+        // The browser is asked for nothing, and sees the server's pixels.
+        let mut rfb = Rfb {
+            socket: open_desktop(&lab, Some(&cookie), Some(&lab.base))
+                .await
+                .expect("the desktop opens"),
+            received: Vec::new(),
+        };
+        assert_eq!(rfb.handshake().await, (WIDTH, HEIGHT));
+        assert_eq!(rfb.pixel(10, 10).await, ROOT_RGB);
+        let log = lab.agent_log(&vm.hostname);
+        for password in &passwords {
+            assert!(
+                !log.contains(&plain_password(password)),
+                "the agent logged a password"
+            );
+        }
+        let released = lab
+            .admin_post(
+                &format!("/api/admin/vms/{}/release", vm.hostname),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(released.status(), 200);
+        lab.until("the VM is free again", |vms| vms.iter().all(lab::ready))
+            .await;
+    }
+}

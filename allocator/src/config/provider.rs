@@ -110,6 +110,9 @@ pub struct LocalProviderConfig {
     /// The VNC server the local agents join browser desktops to (their `LABLINK_VNC_ADDR`), a
     /// loopback address with its port. Unset: the agents' default, `127.0.0.1:5901`.
     pub vnc_addr: Option<String>,
+    /// That VNC server's password file, which the local agents rewrite with a new password at
+    /// every assignment (their `LABLINK_VNC_PASSWORD_FILE`). Unset: the server has none.
+    pub vnc_password_file: Option<PathBuf>,
 }
 
 impl Default for LocalProviderConfig {
@@ -119,6 +122,7 @@ impl Default for LocalProviderConfig {
             stop_agents_on_exit: true,
             software_pattern: None,
             vnc_addr: None,
+            vnc_password_file: None,
         }
     }
 }

@@ -5,10 +5,11 @@
 
 use std::future::Future;
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, Session};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream};
 
 use actix_web::web::Bytes;
 
+use super::socket::FrameSender;
 use super::view_only::ViewOnlyFilter;
 use super::StreamEnds;
 
@@ -30,7 +31,7 @@ pub enum Ended {
 /// Runs the bridge until the stream ends, then closes the socket. With `view_only`, what
 /// this side sends passes through it first (an instructor's peek).
 pub async fn run(
-    session: Session,
+    session: FrameSender,
     messages: AggregatedMessageStream,
     ends: StreamEnds,
     stop: impl Future<Output = ()>,
@@ -41,7 +42,7 @@ pub async fn run(
         outgoing,
     } = ends;
     let mut messages = messages;
-    let mut replies = session.clone();
+    let replies = session.clone();
     let inbound = async move {
         while let Some(Ok(message)) = messages.recv().await {
             match message {
@@ -71,7 +72,7 @@ pub async fn run(
         }
         Ended::ThisSide
     };
-    let mut sender = session.clone();
+    let sender = session.clone();
     let outbound = async move {
         while let Some(bytes) = incoming.recv().await {
             if sender.binary(bytes).await.is_err() {
@@ -85,6 +86,6 @@ pub async fn run(
         ended = outbound => ended,
         () = stop => Ended::Stopped,
     };
-    let _ = session.close(None).await;
+    session.close().await;
     ended
 }

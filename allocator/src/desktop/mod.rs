@@ -1,11 +1,14 @@
 //! Browser desktops: the agents' tunnels and the streams asked of them ([`links`]), the
 //! bridge that joins a WebSocket to a stream ([`bridge`]), the cookie that opens one VM's
-//! desktop ([`cookie`]) and the noVNC files served with the page ([`novnc`]).
+//! desktop ([`cookie`]), the noVNC files served with the page ([`novnc`]), a socket's sending
+//! half that queues one frame ([`socket`]) and the instructor's view-only filter
+//! ([`view_only`]).
 
 pub mod bridge;
 pub mod cookie;
 pub mod links;
 pub mod novnc;
+pub mod socket;
 pub mod view_only;
 
 pub use links::{DesktopLinks, OpenError, StreamEnds};

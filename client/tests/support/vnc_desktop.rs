@@ -37,7 +37,18 @@ fn until(what: &str, mut ready: impl FnMut() -> bool) {
 
 #[allow(dead_code)]
 impl VncDesktop {
+    /// x11vnc on Xvfb, with no password.
     pub fn start() -> VncDesktop {
+        Self::launch(None)
+    }
+
+    /// TigerVNC's own X server, asking for VNC authentication with the password in
+    /// `password_file` (read at every connection).
+    pub fn start_tigervnc(password_file: &Path) -> VncDesktop {
+        Self::launch(Some(password_file))
+    }
+
+    fn launch(password_file: Option<&Path>) -> VncDesktop {
         // A display number no other test (or process) holds: tests of one process running
         // at once each take the next, before any of their servers made its lock file.
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -47,6 +58,10 @@ impl VncDesktop {
             .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists())
             .expect("a free X display");
         let display = format!(":{number}");
+        let port = free_port();
+        if let Some(password_file) = password_file {
+            return Self::tigervnc(display, number, port, password_file);
+        }
         let mut processes = vec![Command::new("Xvfb")
             .args([
                 display.as_str(),
@@ -72,7 +87,6 @@ impl VncDesktop {
                 .expect("xsetroot is installed (see .ci/run)")
                 .success()
         });
-        let port = free_port();
         processes.push(
             Command::new("x11vnc")
                 .args([
@@ -91,6 +105,50 @@ impl VncDesktop {
                 .spawn()
                 .expect("x11vnc is installed (see .ci/run)"),
         );
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        until("the VNC server listens", || {
+            TcpStream::connect(addr).is_ok()
+        });
+        VncDesktop {
+            display,
+            addr,
+            processes,
+        }
+    }
+
+    fn tigervnc(display: String, number: u32, port: u16, password_file: &Path) -> VncDesktop {
+        let processes = vec![Command::new("Xvnc")
+            .args([
+                display.as_str(),
+                "-geometry",
+                &format!("{WIDTH}x{HEIGHT}"),
+                "-depth",
+                "24",
+                "-localhost=1",
+                "-rfbport",
+                &port.to_string(),
+                "-SecurityTypes",
+                "VncAuth",
+                "-rfbauth",
+                password_file.to_str().expect("utf-8 path"),
+                "-AlwaysShared=1",
+                "-noreset",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvnc is installed (see .ci/run)")];
+        let socket = format!("/tmp/.X11-unix/X{number}");
+        until("the X display is up", || Path::new(&socket).exists());
+        until("the root window is painted", || {
+            Command::new("xsetroot")
+                .args(["-display", &display, "-solid", ROOT_COLOUR])
+                .status()
+                .expect("xsetroot is installed (see .ci/run)")
+                .success()
+        });
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         until("the VNC server listens", || {
             TcpStream::connect(addr).is_ok()

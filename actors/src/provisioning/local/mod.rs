@@ -47,6 +47,8 @@ pub struct LocalAgents {
     software_pattern: Option<String>,
     /// The agents' `LABLINK_VNC_ADDR`, when set.
     vnc_addr: Option<String>,
+    /// The agents' `LABLINK_VNC_PASSWORD_FILE`, when set.
+    vnc_password_file: Option<PathBuf>,
 }
 
 impl LocalAgents {
@@ -60,6 +62,7 @@ impl LocalAgents {
             outlive_allocator: false,
             software_pattern: None,
             vnc_addr: None,
+            vnc_password_file: None,
         }
     }
 
@@ -72,10 +75,11 @@ impl LocalAgents {
     }
 
     /// Agents started from now on join browser desktops to the VNC server at `addr` (on this
-    /// machine's loopback).
+    /// machine's loopback), whose password file, if it has one, they rotate.
     #[must_use]
-    pub fn with_vnc_at(mut self, addr: Option<String>) -> Self {
+    pub fn with_vnc_at(mut self, addr: Option<String>, password_file: Option<PathBuf>) -> Self {
         self.vnc_addr = addr;
+        self.vnc_password_file = password_file;
         self
     }
 
@@ -146,6 +150,9 @@ impl LocalAgents {
         }
         if let Some(addr) = &self.vnc_addr {
             command.env("LABLINK_VNC_ADDR", addr);
+        }
+        if let Some(file) = &self.vnc_password_file {
+            command.env("LABLINK_VNC_PASSWORD_FILE", file);
         }
         let child = command.spawn().map_err(|err| {
             ProvisionError(format!(

@@ -47,7 +47,7 @@ pub async fn agent_tunnel(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let hostname = the_vm_itself(&state, &request, &hostname).await?;
-    let (response, mut session, messages) = upgrade(&request, body)?;
+    let (response, session, messages) = upgrade(&request, body)?;
     let mut messages = messages.max_frame_size(MAX_FRAME);
     let (link, mut commands) = state.desktops.agent_connected(&hostname);
     let desktops = state.desktops.clone();
@@ -73,14 +73,14 @@ pub async fn agent_tunnel(
                     Some(Ok(_)) => {}
                 },
                 _ = ping.tick() => {
-                    if session.ping(b"").await.is_err() {
+                    if session.ping().await.is_err() {
                         break;
                     }
                 }
             }
         }
         desktops.agent_gone(&hostname, link);
-        let _ = session.close(None).await;
+        session.close().await;
         tracing::info!(%hostname, "agent's desktop tunnel down");
     });
     Ok(response)

@@ -11,6 +11,7 @@ use crate::cross_site::is_own_origin;
 use crate::desktop::bridge::MAX_FRAME;
 use crate::desktop::cookie::DesktopGrant;
 use crate::desktop::novnc;
+use crate::desktop::socket::{self, FrameSender};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -25,8 +26,8 @@ pub use participant::to_desktop;
 pub(super) fn upgrade(
     request: &HttpRequest,
     body: web::Payload,
-) -> Result<(HttpResponse, actix_ws::Session, actix_ws::MessageStream), ApiError> {
-    actix_ws::handle(request, body)
+) -> Result<(HttpResponse, FrameSender, actix_ws::MessageStream), ApiError> {
+    socket::accept(request, body)
         .map_err(|err| ApiError::BadRequest(format!("a WebSocket handshake is expected: {err}")))
 }
 
