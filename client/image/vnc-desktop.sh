@@ -2,10 +2,15 @@
 # The browser desktop's X session: an XFCE desktop on TigerVNC's X server, on the display
 # the agent watches (LABLINK_X_DISPLAY) and listening on the loopback only, at the port of
 # LABLINK_VNC_ADDR. Nothing outside the VM can reach it; the agent relays it to the
-# participant's browser over its own outbound connection to the allocator. No VNC password:
-# the server is reachable from this VM alone, and the allocator's per-assignment cookie is
-# the gate.
+# participant's browser over its own outbound connection to the allocator. It asks for a
+# password too, from LABLINK_VNC_PASSWORD_FILE, so no other process on the VM gets in: the
+# agent writes a new one there at start and at every assignment and logs in with it itself.
 set -euo pipefail
+
+password_file="${LABLINK_VNC_PASSWORD_FILE:-/home/client/.vnc/passwd}"
+install -d -m 0700 "$(dirname "$password_file")"
+# A random password until the agent sets the first one.
+(umask 077 && head -c 8 /dev/urandom > "$password_file")
 
 display="${LABLINK_X_DISPLAY:-:20}"
 port="${LABLINK_VNC_ADDR##*:}"
@@ -14,7 +19,8 @@ case "${LABLINK_VNC_ADDR:-127.0.0.1:5901}" in
   *) echo "vnc-desktop: LABLINK_VNC_ADDR must be a loopback address" >&2; exit 1 ;;
 esac
 
-Xvnc "$display" -localhost=1 -rfbport "$port" -SecurityTypes None -AlwaysShared=1 \
+Xvnc "$display" -localhost=1 -rfbport "$port" -SecurityTypes VncAuth \
+  -rfbauth "$password_file" -AlwaysShared=1 \
   -geometry 1920x1080 -depth 24 &
 for _ in $(seq 1 50); do
   [ -S "/tmp/.X11-unix/X${display#:}" ] && break
