@@ -46,5 +46,6 @@ pub fn start(
         default_instance_type,
         public_url: config.agent_facing_url(),
         channels,
+        desktop_mode: config.desktop.mode,
     }))
 }

@@ -167,6 +167,7 @@ diesel::table! {
         idle_release_secs -> Nullable<Integer>,
         idle_warning_secs -> Integer,
         max_session_secs -> Nullable<Integer>,
+        desktop_mode -> Nullable<Text>,
     }
 }
 

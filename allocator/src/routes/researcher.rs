@@ -44,6 +44,13 @@ pub struct RequestVmForm {
     invite_code: String,
 }
 
+/// How the participants of `workshop` (or of no workshop) reach their desktop.
+fn desktop_mode(state: &AppState, workshop: Option<&Workshop>) -> DesktopMode {
+    workshop
+        .and_then(Workshop::desktop_mode)
+        .unwrap_or(state.desktop_mode)
+}
+
 pub(super) fn is_https(request: &HttpRequest) -> bool {
     request.connection_info().scheme() == "https"
 }
@@ -81,7 +88,7 @@ async fn start_page(
         HomePage {
             count,
             workshop: workshop.as_ref().map(WorkshopBanner::of),
-            browser_desktop: state.desktop_mode == DesktopMode::Browser,
+            browser_desktop: desktop_mode(state, workshop.as_ref()) == DesktopMode::Browser,
             ..HomePage::default()
         },
     )?;
@@ -196,7 +203,8 @@ pub async fn request_vm(
                     needs_proof: refused.reason == Refusal::NeedsProof,
                     workshop: workshop.as_ref().map(WorkshopBanner::of),
                     invite_code: &form.invite_code,
-                    browser_desktop: state.desktop_mode == DesktopMode::Browser,
+                    browser_desktop: desktop_mode(&state, workshop.as_ref())
+                        == DesktopMode::Browser,
                 },
             )?;
             if let Some(wait) = refused.retry_after {
@@ -240,7 +248,8 @@ async fn claim(
     let email = validate::email(&form.email)
         .map_err(|e| Refused::new(StatusCode::BAD_REQUEST, Refusal::InvalidEmail, e))?;
     // A browser desktop needs nothing from Google: the assignment carries no command.
-    let crd_command = match state.desktop_mode {
+    let mode = desktop_mode(state, workshop);
+    let crd_command = match mode {
         DesktopMode::Browser => String::new(),
         DesktopMode::Crd => validate::crd_command(&form.crd_command)
             .map_err(|e| Refused::new(StatusCode::BAD_REQUEST, Refusal::InvalidCommand, e))?,
@@ -288,7 +297,7 @@ async fn claim(
     }
     tracing::info!(hostname = %vm.hostname, new = newly_assigned, "VM assigned");
     state.metrics.assigned(newly_assigned);
-    if state.desktop_mode == DesktopMode::Browser {
+    if mode == DesktopMode::Browser {
         return Ok(super::desktop::to_desktop(state, request, &vm));
     }
     assigned_page(state, &vm, newly_assigned, workshop).await

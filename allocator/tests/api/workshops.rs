@@ -658,3 +658,113 @@ async fn workshops_run_on_the_embedded_database_too() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[actix_web::test]
+async fn a_workshop_can_use_the_browser_desktop_while_the_start_page_keeps_crd() {
+    let app = app().await;
+    let free = app.free_vms(2).await;
+    let bad: Value = {
+        let mut request = good_request();
+        request["desktop_mode"] = json!("vnc");
+        let answer = app
+            .post_json_as_admin("/api/admin/workshops", &request)
+            .await;
+        assert_eq!(answer.status(), 400);
+        answer.json().await.expect("json")
+    };
+    assert!(
+        bad["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("`vnc`") && e.contains("`browser`")),
+        "{bad}"
+    );
+    let created: Value = app
+        .post_json_as_admin(
+            "/api/admin/workshops",
+            &json!({
+                "name": "Browser desktops",
+                "starts_at": at(1),
+                "ends_at": at(3600),
+                "headcount": 1,
+                "spare_vms": 0,
+                "warmup_lead_secs": 0,
+                "desktop_mode": "browser",
+            }),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(created["desktop_mode"], "browser", "{created:#}");
+    let id = created["id"].as_i64().expect("id");
+    {
+        let mut conn = app.connection();
+        lablink_schema::vms::Vm::set_workshop(&mut conn, &free[0].0, Some(id)).expect("move");
+    }
+    let page = app
+        .get(&format!("/w/{id}"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        !page.contains("crd_command"),
+        "no command asked for: {page}"
+    );
+    assert!(app
+        .get("/")
+        .await
+        .text()
+        .await
+        .expect("page")
+        .contains("crd_command"));
+
+    let participant = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let answer = loop {
+        let answer = participant
+            .post(app.url("/api/request_vm"))
+            .form(&[("email", "ada@lab.example"), ("workshop", &id.to_string())])
+            .send()
+            .await
+            .expect("request");
+        if answer.status() != 403 {
+            break answer;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the workshop never opened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(answer.status(), 303);
+    assert_eq!(answer.headers()[reqwest::header::LOCATION], "/desktop");
+    assert!(answer
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .any(|c| c.to_str().is_ok_and(|c| c.starts_with("lablink_desktop="))));
+    let vm = app
+        .vms()
+        .into_iter()
+        .find(|vm| vm.hostname == free[0].0)
+        .expect("vm");
+    assert_eq!(vm.user_email.as_deref(), Some("ada@lab.example"));
+    assert_eq!(
+        vm.crd_command.as_deref(),
+        Some(""),
+        "no command is handed to the agent"
+    );
+
+    // The plain start page still asks for a Chrome Remote Desktop command.
+    let answer = participant
+        .post(app.url("/api/request_vm"))
+        .form(&[("email", "bob@lab.example")])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answer.status(), 400);
+}

@@ -93,12 +93,14 @@ pub fn utc_iso8601(at: chrono::NaiveDateTime) -> String {
     at.and_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+mod desktop_mode;
 mod journey;
 mod lifecycle;
 mod logs;
 mod tunnel;
 mod workshops;
 
+pub use desktop_mode::DesktopMode;
 pub use journey::{
     FunnelCount, GpuFigures, JourneyStep, JourneyView, ParticipantRow, ParticipantsView,
     SessionFigures, StepView,

@@ -219,6 +219,9 @@ pub struct WorkshopRequest {
     /// Release every session this long after it began (unset: no limit).
     #[serde(default)]
     pub max_session_secs: Option<u32>,
+    /// How its participants reach their desktop; unset: the allocator's `desktop.mode`.
+    #[serde(default)]
+    pub desktop_mode: Option<super::DesktopMode>,
 }
 
 /// The limits of each participant's session in a workshop.
@@ -298,6 +301,8 @@ pub struct WorkshopView {
     pub warning_minutes: Vec<u32>,
     pub keep_after_end_secs: i32,
     pub session_limits: SessionLimits,
+    /// How its participants reach their desktop (its own, or the allocator's).
+    pub desktop_mode: super::DesktopMode,
     /// How long a VM takes to be ready, as measured (or configured until measured).
     pub boot_estimate_secs: i64,
     /// When the last warm-up batch should be ready, by that estimate.

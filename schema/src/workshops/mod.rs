@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::schema::{vms, workshop_roster, workshops};
-use crate::wire::{Admission, WorkshopState, WorkshopVmCounts};
+use crate::wire::{Admission, DesktopMode, WorkshopState, WorkshopVmCounts};
 use crate::DbConnection;
 
 pub mod actions;
@@ -45,6 +45,8 @@ pub struct Workshop {
     pub idle_release_secs: Option<i32>,
     pub idle_warning_secs: i32,
     pub max_session_secs: Option<i32>,
+    /// `crd` or `browser`; unset: the allocator's `desktop.mode`.
+    pub desktop_mode: Option<String>,
 }
 
 /// A workshop about to be stored.
@@ -75,6 +77,8 @@ pub struct NewWorkshop {
     pub idle_release_secs: Option<i32>,
     pub idle_warning_secs: i32,
     pub max_session_secs: Option<i32>,
+    /// `crd` or `browser`; unset: the allocator's `desktop.mode`.
+    pub desktop_mode: Option<String>,
 }
 
 /// The fields an edit sets (all of them, as checked).
@@ -124,6 +128,11 @@ impl Workshop {
     }
 
     /// Who may join. An unknown value reads as a roster, which admits only listed emails.
+    /// The workshop's own desktop mode, when it has one.
+    pub fn desktop_mode(&self) -> Option<DesktopMode> {
+        self.desktop_mode.as_deref().and_then(|m| m.parse().ok())
+    }
+
     pub fn admission(&self) -> Admission {
         self.admission.parse().unwrap_or(Admission::Roster)
     }

@@ -32,6 +32,8 @@ pub struct WorkshopSettings {
     pub public_url: String,
     /// The notification channels, for test sends.
     pub channels: Vec<Arc<dyn NotificationChannel>>,
+    /// `desktop.mode`: a workshop's desktop mode when it sets none.
+    pub desktop_mode: lablink_schema::wire::DesktopMode,
 }
 
 impl std::fmt::Debug for WorkshopSettings {
@@ -39,6 +41,7 @@ impl std::fmt::Debug for WorkshopSettings {
         f.debug_struct("WorkshopSettings")
             .field("config", &self.config)
             .field("default_instance_type", &self.default_instance_type)
+            .field("desktop_mode", &self.desktop_mode)
             .field(
                 "channels",
                 &self.channels.iter().map(|c| c.name()).collect::<Vec<_>>(),

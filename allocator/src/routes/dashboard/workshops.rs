@@ -30,6 +30,8 @@ struct ListView<'a> {
     tests: Option<Vec<TestSend>>,
     currency: &'a str,
     channels: Vec<String>,
+    /// The allocator's `desktop.mode`, the default of a new workshop.
+    desktop_mode: &'static str,
 }
 
 async fn list_page(
@@ -51,6 +53,7 @@ async fn list_page(
                 created_invite: None,
                 tests,
                 currency: &state.workshops.config.currency,
+                desktop_mode: state.workshops.desktop_mode.as_str(),
                 channels: state
                     .workshops
                     .channels
@@ -168,6 +171,7 @@ fn request_from_form(form: &CsrfForm) -> Result<WorkshopRequest, String> {
         idle_release_secs: form_number(form, "idle_release_minutes")?.map(|m| m.saturating_mul(60)),
         idle_warning_secs: None,
         max_session_secs: form_number(form, "max_session_minutes")?.map(|m| m.saturating_mul(60)),
+        desktop_mode: text("desktop_mode").map(|m| m.parse()).transpose()?,
     })
 }
 

@@ -1,0 +1,1 @@
+ALTER TABLE workshops DROP COLUMN desktop_mode;
