@@ -48,7 +48,9 @@ pub async fn run(
             match message {
                 AggregatedMessage::Binary(bytes) => {
                     let bytes = match view_only.as_mut().map(|filter| filter.feed(&bytes)) {
-                        None => bytes,
+                        // A copy: the frame is a slice of the connection's read buffer, which
+                        // it would keep whole for as long as it waits in the queue.
+                        None => Bytes::copy_from_slice(&bytes),
                         Some(Ok(passed)) if passed.is_empty() => continue,
                         Some(Ok(passed)) => Bytes::from(passed),
                         Some(Err(err)) => {

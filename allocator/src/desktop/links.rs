@@ -15,9 +15,8 @@ use crate::auth::random_token;
 
 /// How long an agent has to dial a stream back once asked.
 pub const STREAM_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Frames queued each way per stream. Frames are at most [`crate::desktop::bridge::MAX_FRAME`]
-/// bytes, so one stream never holds more than twice this many of them.
-const STREAM_QUEUE_FRAMES: usize = 2;
+/// Frames queued each way per stream, between the two sockets' own one-frame queues.
+const STREAM_QUEUE_FRAMES: usize = 1;
 /// Commands queued for one agent's tunnel.
 const COMMAND_QUEUE: usize = 16;
 
