@@ -228,13 +228,7 @@ async fn a_participant_reaches_the_vms_own_vnc_server_through_the_agents_tunnel(
         .await;
 
     // Release closes the stream at once, and the cookie opens nothing any more.
-    let released = lab
-        .admin_post(
-            &format!("/api/admin/vms/{}/release", vm.hostname),
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(released.status(), 200);
+    lab.release(&vm.hostname).await;
     let closed = tokio::time::timeout(PATIENCE, async {
         loop {
             match rfb.socket.next().await {
@@ -502,13 +496,7 @@ async fn a_vnc_server_with_a_password_gets_a_new_one_every_session_that_no_brows
                 "the agent logged a password"
             );
         }
-        let released = lab
-            .admin_post(
-                &format!("/api/admin/vms/{}/release", vm.hostname),
-                serde_json::json!({}),
-            )
-            .await;
-        assert_eq!(released.status(), 200);
+        lab.release(&vm.hostname).await;
         lab.until("the VM is free again", |vms| vms.iter().all(lab::ready))
             .await;
     }

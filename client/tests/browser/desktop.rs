@@ -200,13 +200,7 @@ async fn the_vms_desktop_opens_in_the_page_and_takes_the_keyboard() {
         .await;
 
     // A release ends the session: the page says so and stops connecting.
-    let released = lab
-        .admin_post(
-            &format!("/api/admin/vms/{}/release", vm.hostname),
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(released.status(), 200);
+    lab.release(&vm.hostname).await;
     browser
         .wait_until(
             "the page says the session ended",

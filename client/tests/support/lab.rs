@@ -89,6 +89,17 @@ impl Lab {
             .expect("request")
     }
 
+    /// Releases `hostname` through the admin API.
+    pub async fn release(&self, hostname: &str) {
+        let released = self
+            .admin_post(
+                &format!("/api/admin/vms/{hostname}/release"),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(released.status(), 200, "release {hostname}");
+    }
+
     /// Waits for the operation to finish; returns its final JSON.
     pub async fn operation(&self, queued: reqwest::Response) -> Value {
         assert_eq!(queued.status(), 202);

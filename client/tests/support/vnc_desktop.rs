@@ -35,6 +35,19 @@ fn until(what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// Waits for the X server on `display` (number `number`), then paints its root window.
+fn paint_root_window(display: &str, number: u32) {
+    let socket = format!("/tmp/.X11-unix/X{number}");
+    until("the X display is up", || Path::new(&socket).exists());
+    until("the root window is painted", || {
+        Command::new("xsetroot")
+            .args(["-display", display, "-solid", ROOT_COLOUR])
+            .status()
+            .expect("xsetroot is installed (see .ci/run)")
+            .success()
+    });
+}
+
 #[allow(dead_code)]
 impl VncDesktop {
     /// x11vnc on Xvfb, with no password.
@@ -78,15 +91,7 @@ impl VncDesktop {
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvfb is installed (see .ci/run)")];
-        let socket = format!("/tmp/.X11-unix/X{number}");
-        until("the X display is up", || Path::new(&socket).exists());
-        until("the root window is painted", || {
-            Command::new("xsetroot")
-                .args(["-display", &display, "-solid", ROOT_COLOUR])
-                .status()
-                .expect("xsetroot is installed (see .ci/run)")
-                .success()
-        });
+        paint_root_window(&display, number);
         processes.push(
             Command::new("x11vnc")
                 .args([
@@ -105,6 +110,11 @@ impl VncDesktop {
                 .spawn()
                 .expect("x11vnc is installed (see .ci/run)"),
         );
+        VncDesktop::listening(display, port, processes)
+    }
+
+    /// The desktop, once its VNC server accepts connections on `port`.
+    fn listening(display: String, port: u16, processes: Vec<Child>) -> VncDesktop {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         until("the VNC server listens", || {
             TcpStream::connect(addr).is_ok()
@@ -140,24 +150,8 @@ impl VncDesktop {
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvnc is installed (see .ci/run)")];
-        let socket = format!("/tmp/.X11-unix/X{number}");
-        until("the X display is up", || Path::new(&socket).exists());
-        until("the root window is painted", || {
-            Command::new("xsetroot")
-                .args(["-display", &display, "-solid", ROOT_COLOUR])
-                .status()
-                .expect("xsetroot is installed (see .ci/run)")
-                .success()
-        });
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        until("the VNC server listens", || {
-            TcpStream::connect(addr).is_ok()
-        });
-        VncDesktop {
-            display,
-            addr,
-            processes,
-        }
+        paint_root_window(&display, number);
+        VncDesktop::listening(display, port, processes)
     }
 
     /// Starts an X client on the display, its output going to `log`; it ends with the
