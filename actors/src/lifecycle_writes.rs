@@ -263,3 +263,51 @@ impl Handler<ExtendSession> for DbWriter {
         extended
     }
 }
+
+/// An admin takes a free VM over for a browser desktop of their own, until `until`; audited
+/// in the same transaction. Answers the VM, or `None` when it is not free (any more).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<Vm>, WriteError>")]
+pub struct TakeOverVm {
+    pub hostname: String,
+    /// Who holds it, as the dashboard shows it in place of a participant's email.
+    pub holder: String,
+    pub pin: String,
+    pub until: chrono::NaiveDateTime,
+    /// The admin, as the audit trail names them.
+    pub actor: String,
+}
+
+impl Handler<TakeOverVm> for DbWriter {
+    type Result = Result<Option<Vm>, WriteError>;
+
+    fn handle(&mut self, msg: TakeOverVm, _: &mut Self::Context) -> Self::Result {
+        let now = Utc::now().naive_utc();
+        let taken = self.in_transaction(None, |conn| {
+            let Some(vm) =
+                Vm::take_over(conn, &msg.hostname, &msg.holder, &msg.pin, msg.until, now)?
+            else {
+                return Ok(None);
+            };
+            AuditEvent::record(
+                conn,
+                &NewAuditEvent {
+                    occurred_at: now,
+                    actor: msg.actor.clone(),
+                    action: "vm.desktop.take_over".to_owned(),
+                    target: Some(vm.hostname.clone()),
+                    detail: Some(format!(
+                        "until {}",
+                        msg.until.format("%Y-%m-%d %H:%M:%S UTC")
+                    )),
+                },
+            )?;
+            Ok(Some(vm))
+        });
+        // Its actor reads the row, and with it the end of the take-over.
+        if let Ok(Some(vm)) = &taken {
+            self.announce(&vm.hostname);
+        }
+        taken
+    }
+}

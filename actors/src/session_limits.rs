@@ -42,6 +42,19 @@ fn minutes(duration: Duration) -> u64 {
     duration.as_secs().div_ceil(60).max(1)
 }
 
+/// The limits that hold for the session on `vm`: its workshop's, or, for a VM an admin took
+/// over, the end of the take-over alone (no idle release: an instructor may just watch).
+pub fn of_session(vm: &Vm, workshop: SessionLimits) -> SessionLimits {
+    match (vm.reserved_until, vm.assigned_at) {
+        (Some(until), Some(assigned_at)) => SessionLimits {
+            idle_release_secs: None,
+            idle_warning_secs: workshop.idle_warning_secs,
+            max_session_secs: Some(u64::try_from((until - assigned_at).num_seconds()).unwrap_or(0)),
+        },
+        _ => workshop,
+    }
+}
+
 /// Decides about the session on `vm` now.
 pub fn judge(vm: &Vm, limits: &SessionLimits, now: NaiveDateTime) -> SessionDecision {
     let Some(assigned_at) = vm.assigned_at.filter(|_| vm.user_email.is_some()) else {
@@ -152,6 +165,7 @@ mod tests {
             workshop_id: Some(1),
             last_active_at: None,
             session_notice: None,
+            reserved_until: None,
         }
     }
 
@@ -213,5 +227,26 @@ mod tests {
             ..vm
         };
         assert_eq!(judge(&free, &max, at(5000)), SessionDecision::default());
+    }
+
+    #[test]
+    fn a_take_over_ends_when_it_was_given_for_whatever_the_workshop_says() {
+        let mut vm = assigned();
+        let assigned_at = vm.assigned_at.expect("assigned");
+        let workshop = SessionLimits {
+            idle_release_secs: Some(600),
+            idle_warning_secs: 60,
+            max_session_secs: None,
+        };
+        assert_eq!(of_session(&vm, workshop), workshop);
+        vm.reserved_until = Some(assigned_at + chrono::Duration::minutes(30));
+        let limits = of_session(&vm, workshop);
+        assert_eq!(limits.max_session_secs, Some(1800));
+        assert_eq!(limits.idle_release_secs, None);
+        let decision = judge(&vm, &limits, assigned_at + chrono::Duration::minutes(31));
+        assert!(
+            matches!(decision.step, Some(SessionStep::Release(_))),
+            "{decision:?}"
+        );
     }
 }

@@ -15,20 +15,21 @@ use lablink_schema::wire::LifecycleState;
 const ROW_BYTES: usize = 900;
 
 /// The `<tr>`s for `vms`, or one row saying there are none. `can_reboot`: whether VMs can
-/// be rebooted (the cloud's API is on, or the provider is local).
-pub fn instance_rows(vms: &[Vm], can_reboot: bool) -> String {
+/// be rebooted (the cloud's API is on, or the provider is local); `can_take_over`: whether
+/// an admin may take a free VM over for a browser desktop (`desktop.mode: browser`).
+pub fn instance_rows(vms: &[Vm], can_reboot: bool, can_take_over: bool) -> String {
     if vms.is_empty() {
         return "          <tr><td colspan=\"8\">No VMs yet. Create some above.</td></tr>\n"
             .to_owned();
     }
     let mut html = String::with_capacity(vms.len() * ROW_BYTES);
     for vm in vms {
-        write_row(&mut html, vm, can_reboot);
+        write_row(&mut html, vm, can_reboot, can_take_over);
     }
     html
 }
 
-fn write_row(html: &mut String, vm: &Vm, can_reboot: bool) {
+fn write_row(html: &mut String, vm: &Vm, can_reboot: bool, can_take_over: bool) {
     let hostname = html_escape(&vm.hostname);
     let state = vm.state();
     let reason = html_escape(&vm.state_reason);
@@ -63,6 +64,12 @@ fn write_row(html: &mut String, vm: &Vm, can_reboot: bool) {
         let _ = write!(
             html,
             "<button type=\"submit\" class=\"small\" formaction=\"/admin/vms/{hostname}/release\">Release</button>"
+        );
+    }
+    if user.is_none() && can_take_over && vm.is_free() {
+        let _ = write!(
+            html,
+            "<button type=\"submit\" class=\"small\" formaction=\"/admin/vms/{hostname}/take-over\" formtarget=\"_blank\">Take over</button>"
         );
     }
     html.push('\n');
@@ -134,6 +141,7 @@ mod tests {
             workshop_id: None,
             last_active_at: None,
             session_notice: None,
+            reserved_until: None,
         }
     }
 
@@ -143,7 +151,7 @@ mod tests {
             vm("lab-vm-1", Some("<script>alert(1)</script>@example.org")),
             vm("lab-vm-2", None),
         ];
-        let html = instance_rows(&vms, false);
+        let html = instance_rows(&vms, false, false);
         assert_eq!(html.matches("<tr id=\"vm-").count(), 2);
         assert!(
             html.contains("<tr id=\"vm-lab-vm-2\">"),
@@ -167,13 +175,13 @@ mod tests {
 
     #[test]
     fn with_the_cloud_every_vm_can_be_rebooted() {
-        let html = instance_rows(&[vm("a", None), vm("b", None)], true);
+        let html = instance_rows(&[vm("a", None), vm("b", None)], true, false);
         assert_eq!(html.matches(">Reboot</button>").count(), 2);
     }
 
     #[test]
     fn no_vms_is_said_in_one_row() {
-        assert!(instance_rows(&[], true).contains("No VMs yet"));
+        assert!(instance_rows(&[], true, false).contains("No VMs yet"));
     }
 
     #[test]
@@ -181,7 +189,7 @@ mod tests {
         let mut quiet = vm("c", None);
         quiet.gpu_health = None;
         quiet.last_heartbeat_at = None;
-        let html = instance_rows(&[quiet], false);
+        let html = instance_rows(&[quiet], false, false);
         assert!(html.contains("<td>not reported</td>") && html.contains("<td>never</td>"));
     }
 }

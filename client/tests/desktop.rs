@@ -501,3 +501,118 @@ async fn a_vnc_server_with_a_password_gets_a_new_one_every_session_that_no_brows
             .await;
     }
 }
+
+#[actix_web::test]
+async fn an_admin_takes_a_free_vm_over_and_it_is_released_when_the_time_is_up() {
+    let desktop = VncDesktop::start();
+    let addr = desktop.addr.to_string();
+    let lab = Lab::start_with("desk-take", move |config| {
+        config.desktop.mode = DesktopMode::Browser;
+        config.desktop.take_over_secs = 10;
+        config.provider.local.vnc_addr = Some(addr);
+    })
+    .await;
+    let vm = lab.create_ready_vms(1).await.remove(0);
+    lab.until_logged(&vm.hostname, "desktop tunnel up", 1).await;
+    let admin = admin_cookies(&lab).await;
+    let dashboard = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = dashboard
+        .get(lab.url("/admin"))
+        .header(header::COOKIE, &admin)
+        .send()
+        .await
+        .expect("dashboard")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains(&format!("/admin/vms/{}/take-over", vm.hostname)),
+        "a free VM offers the take-over"
+    );
+    let marker = r#"name="csrf_token" value=""#;
+    let start = page.find(marker).expect("csrf field") + marker.len();
+    let csrf = &page[start..start + page[start..].find('"').expect("end")];
+    let take_over = |csrf: String| {
+        let (dashboard, admin, url) = (
+            dashboard.clone(),
+            admin.clone(),
+            lab.url(&format!("/admin/vms/{}/take-over", vm.hostname)),
+        );
+        async move {
+            dashboard
+                .post(url)
+                .header(header::COOKIE, admin)
+                .form(&[("csrf_token", csrf)])
+                .send()
+                .await
+                .expect("take over")
+        }
+    };
+    assert_eq!(
+        take_over("forged".to_owned()).await.status(),
+        403,
+        "no take-over without the form's token"
+    );
+    let taken = take_over(csrf.to_owned()).await;
+    assert_eq!(taken.status(), 303);
+    assert_eq!(taken.headers()[header::LOCATION], "/desktop");
+    let cookie = taken
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("lablink_desktop="))
+        .and_then(|v| v.split(';').next())
+        .expect("the desktop cookie")
+        .to_owned();
+    let held = lab
+        .until("the VM is held", |vms| vms[0].user_email.is_some())
+        .await;
+    assert!(held[0].reserved_until.is_some());
+    assert_eq!(
+        take_over(csrf.to_owned()).await.status(),
+        409,
+        "a VM in use cannot be taken over"
+    );
+    let mut rfb = Rfb {
+        socket: open_desktop(&lab, Some(&cookie), Some(&lab.base))
+            .await
+            .expect("the admin's desktop"),
+        received: Vec::new(),
+    };
+    assert_eq!(rfb.handshake().await, (WIDTH, HEIGHT));
+    assert_eq!(rfb.pixel(10, 10).await, ROOT_RGB);
+
+    // Ten seconds later the VM's actor releases it, the desktop closes, the VM is free again.
+    let closed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match rfb.socket.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the take-over outlived its time");
+    lab.until("the VM is free again", |vms| {
+        vms.iter().all(lab::ready) && vms[0].reserved_until.is_none()
+    })
+    .await;
+    let audited: Vec<String> = {
+        use diesel::prelude::*;
+        use lablink_schema::schema::audit_events;
+        let mut conn = lab.database.connect();
+        audit_events::table
+            .filter(audit_events::target.eq(&vm.hostname))
+            .select(audit_events::action)
+            .load(&mut conn)
+            .expect("audit")
+    };
+    assert!(
+        audited.iter().any(|a| a == "vm.desktop.take_over"),
+        "{audited:?}"
+    );
+}

@@ -26,6 +26,7 @@ diesel::table! {
         workshop_id -> Nullable<BigInt>,
         last_active_at -> Nullable<Timestamp>,
         session_notice -> Nullable<Text>,
+        reserved_until -> Nullable<Timestamp>,
     }
 }
 

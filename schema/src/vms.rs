@@ -116,6 +116,7 @@ macro_rules! no_assignment {
             vms::in_use.eq(false),
             vms::last_active_at.eq(None::<NaiveDateTime>),
             vms::session_notice.eq(None::<String>),
+            vms::reserved_until.eq(None::<NaiveDateTime>),
         )
     };
 }
@@ -183,6 +184,8 @@ pub struct Vm {
     pub last_active_at: Option<NaiveDateTime>,
     /// The warning the participant and the desktop are shown now.
     pub session_notice: Option<String>,
+    /// An admin took the VM over until then; its actor releases it at that time.
+    pub reserved_until: Option<NaiveDateTime>,
 }
 
 /// The CRD command, PIN and token hash are secrets: debug output shows only whether they are set.
@@ -618,6 +621,36 @@ impl Vm {
         .set((
             vms::last_active_at.eq(now),
             vms::session_notice.eq(None::<String>),
+        ))
+        .returning(Vm::as_returning())
+        .get_result(c)
+        .optional())
+    }
+
+    /// An admin takes this VM over, if it is free: assigned to `holder` with no command (a
+    /// browser desktop), until `until`, when its actor releases it. `None` when the VM is not
+    /// free.
+    pub fn take_over(
+        conn: &mut DbConnection,
+        hostname: &str,
+        holder: &str,
+        pin: &str,
+        until: NaiveDateTime,
+        now: NaiveDateTime,
+    ) -> QueryResult<Option<Vm>> {
+        on_backend!(conn, |c| diesel::update(
+            free_vms!().filter(vms::hostname.eq(hostname))
+        )
+        .set((
+            vms::user_email.eq(holder),
+            vms::crd_command.eq(""),
+            vms::pin.eq(pin),
+            vms::in_use.eq(false),
+            vms::assigned_at.eq(now),
+            vms::updated_at.eq(now),
+            vms::assignment_seq.eq(vms::assignment_seq + 1),
+            vms::claimed_by.eq(None::<String>),
+            vms::reserved_until.eq(until),
         ))
         .returning(Vm::as_returning())
         .get_result(c)

@@ -48,6 +48,7 @@ fn vm(state: LifecycleState) -> Vm {
         workshop_id: None,
         last_active_at: None,
         session_notice: None,
+        reserved_until: None,
     }
 }
 

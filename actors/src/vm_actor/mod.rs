@@ -165,6 +165,10 @@ impl VmActor {
                         .unwrap_or_default(),
                     None => SessionLimits::default(),
                 };
+                let limits = match &row {
+                    Some(vm) => crate::session_limits::of_session(vm, limits),
+                    None => limits,
+                };
                 Ok::<_, String>((row, limits))
             })
             .await

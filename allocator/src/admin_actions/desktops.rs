@@ -1,5 +1,6 @@
-//! An instructor's peek at a participant's browser desktop: view-only, bound to the
-//! assignment it was opened for, and audited each time it opens.
+//! An instructor's peek at a participant's browser desktop (view-only, bound to the
+//! assignment it was opened for, audited each time it opens), and an admin's take-over of a
+//! free VM (held for `desktop.take_over_secs`, then released by the VM's actor; audited).
 
 use lablink_schema::vms::Vm;
 
@@ -55,4 +56,36 @@ pub async fn peek(
         )
         .await;
     Ok((vm, ends))
+}
+
+/// Who holds a VM an admin took over, where a participant's email would be.
+pub const TAKE_OVER_HOLDER: &str = "admin (take-over)";
+
+/// Takes the free VM `hostname` over for `state.take_over_for`: it is assigned to the admin
+/// with no command, so its desktop opens in the browser; its actor releases it at the end.
+pub async fn take_over(state: &AppState, caller: &Caller, hostname: &str) -> Result<Vm, ApiError> {
+    let hostname = validate::hostname(hostname).map_err(ApiError::BadRequest)?;
+    let until = chrono::Utc::now().naive_utc()
+        + chrono::Duration::from_std(state.take_over_for)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let taken = state
+        .writer
+        .send(lablink_actors::lifecycle_writes::TakeOverVm {
+            hostname: hostname.to_owned(),
+            holder: TAKE_OVER_HOLDER.to_owned(),
+            pin: crate::assignment_proof::new_pin(),
+            until,
+            actor: caller.audit_name(),
+        })
+        .await??;
+    match taken {
+        Some(vm) => Ok(vm),
+        None => match state.find_vm(hostname).await? {
+            None => Err(ApiError::vm_not_found()),
+            Some(_) => Err(ApiError::Conflict(format!(
+                "{hostname} is not free (in use, not ready, or being recovered): only a free VM \
+                 can be taken over"
+            ))),
+        },
+    }
 }

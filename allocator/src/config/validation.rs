@@ -43,6 +43,7 @@ impl Config {
         self.rate_limits.validate()?;
         self.vm_logs.validate()?;
         self.workshops.validate()?;
+        self.desktop.validate()?;
         self.notifications.validate()?;
         self.lifecycle.validate()
     }

@@ -197,6 +197,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(dashboard::instances::reboot_vm),
         )
         .route(
+            "/admin/vms/{hostname}/take-over",
+            web::post().to(dashboard::instances::take_over_vm),
+        )
+        .route(
             "/admin/vms/{hostname}/replace",
             web::post().to(dashboard::instances::replace_vm),
         )

@@ -11,8 +11,9 @@ use lablink_schema::workshops::Workshop;
 use serde::Serialize;
 
 use super::{html_page, page_error, redirect, render};
-use crate::admin_actions::{recovery, vms};
+use crate::admin_actions::{desktops, recovery, vms};
 use crate::auth::{Caller, CsrfForm, SignedIn};
+use crate::config::DesktopMode;
 use crate::error::ApiError;
 use crate::instance_rows::instance_rows;
 use crate::state::AppState;
@@ -91,7 +92,11 @@ async fn dashboard_page(
         "admin_dashboard",
         &DashboardView {
             csrf: session.csrf(),
-            instance_rows: instance_rows(&vms, state.can_reboot),
+            instance_rows: instance_rows(
+                &vms,
+                state.can_reboot,
+                state.desktop_mode == DesktopMode::Browser,
+            ),
             cloud: state.cloud.is_some(),
             credentials: cloud_credentials(state).await,
             summary: Summary::of(&vms, free),
@@ -155,7 +160,14 @@ pub async fn instance_rows_fragment(
     _session: SignedIn,
 ) -> HttpResponse {
     match state.read(Vm::list_all).await {
-        Ok(vms) => html_page(StatusCode::OK, instance_rows(&vms, state.can_reboot)),
+        Ok(vms) => html_page(
+            StatusCode::OK,
+            instance_rows(
+                &vms,
+                state.can_reboot,
+                state.desktop_mode == DesktopMode::Browser,
+            ),
+        ),
         Err(err) => page_error(err),
     }
 }
@@ -249,6 +261,20 @@ pub async fn release_vm(
 ) -> HttpResponse {
     match vms::release(&state, &Caller::Admin, &hostname).await {
         Ok(_) => redirect("/admin?released=1"),
+        Err(err) => refused_on_dashboard(&state, &form.session, err).await,
+    }
+}
+
+/// `POST /admin/vms/{hostname}/take-over`: the admin holds the free VM for a while and gets
+/// its desktop, in full control.
+pub async fn take_over_vm(
+    state: web::Data<AppState>,
+    form: CsrfForm,
+    request: HttpRequest,
+    hostname: web::Path<String>,
+) -> HttpResponse {
+    match desktops::take_over(&state, &Caller::Admin, &hostname).await {
+        Ok(vm) => crate::routes::desktop::to_desktop(&state, &request, &vm),
         Err(err) => refused_on_dashboard(&state, &form.session, err).await,
     }
 }
