@@ -71,6 +71,18 @@ struct Pending {
     dialled: oneshot::Sender<()>,
 }
 
+/// Takes a pending stream off the list when dropped.
+struct Unlist<'a> {
+    pending: &'a Mutex<HashMap<String, Pending>>,
+    stream: String,
+}
+
+impl Drop for Unlist<'_> {
+    fn drop(&mut self) {
+        lock(self.pending).remove(&self.stream);
+    }
+}
+
 /// The tunnels and pending streams of this allocator.
 #[derive(Debug, Default)]
 pub struct DesktopLinks {
@@ -175,6 +187,12 @@ impl DesktopLinks {
                 dialled,
             },
         );
+        // However this ends (also when the browser leaves and this future is dropped), the
+        // stream waits no longer.
+        let _unlisted = Unlist {
+            pending: &self.pending,
+            stream: stream.clone(),
+        };
         let asked = commands
             .send_timeout(
                 TunnelCommand::OpenStream {
@@ -190,9 +208,6 @@ impl DesktopLinks {
                 _ => Err(OpenError::AgentSilent),
             },
         };
-        if outcome.is_err() {
-            lock(&self.pending).remove(&stream);
-        }
         outcome
     }
 
@@ -283,11 +298,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_agent_that_never_dials_back_fails_the_open_in_time() {
+    async fn a_stream_never_dialled_back_or_abandoned_leaves_nothing_behind() {
         let links = DesktopLinks::default();
         let (_, _commands) = links.agent_connected("vm-1");
         let opened = links.open_within("vm-1", Duration::from_millis(50)).await;
         assert_eq!(opened.err(), Some(OpenError::AgentSilent));
+        let (_, mut commands) = links.agent_connected("vm-1");
+        let abandoned = links.open_within("vm-1", Duration::from_secs(60));
+        // The browser leaves while the agent is being asked.
+        let _ = tokio::time::timeout(Duration::from_millis(20), abandoned).await;
+        assert!(commands.recv().await.is_some(), "the agent was asked");
         assert!(lock(&links.pending).is_empty(), "nothing left behind");
     }
 }
