@@ -226,7 +226,6 @@ impl Application {
             }),
             workshops,
             usual_times: Arc::default(),
-            desktop_mode: config.desktop.mode,
             take_over_for: Duration::from_secs(u64::from(config.desktop.take_over_secs)),
             desktops: Arc::default(),
         });

@@ -76,8 +76,6 @@ pub struct AppState {
     pub workshops: Arc<crate::admin_actions::workshops::WorkshopSettings>,
     /// How long each step of a participant's journey usually takes, measured.
     pub usual_times: Arc<crate::participant_journey::UsualTimesCache>,
-    /// How participants reach their desktop (`desktop.mode`).
-    pub desktop_mode: crate::config::DesktopMode,
     /// How long an admin's take-over of a free VM lasts (`desktop.take_over_secs`).
     pub take_over_for: std::time::Duration,
     /// The agents' desktop tunnels to this allocator, and the streams asked of them.

@@ -32,6 +32,8 @@ pub enum TunnelError {
     Call(#[from] CallError),
     #[error("the WebSocket failed: {0}")]
     Socket(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("the browser left during the RFB handshake")]
+    BrowserLeft,
     #[error("the VNC server at {addr}: {source}")]
     Vnc {
         addr: SocketAddr,

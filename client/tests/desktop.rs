@@ -45,6 +45,47 @@ async fn claim(lab: &Lab, email: &str) -> String {
         .expect("request");
     assert_eq!(answer.status(), 303, "{:?}", answer.text().await);
     assert_eq!(answer.headers()[header::LOCATION], "/desktop");
+    desktop_cookie(&answer)
+}
+
+/// Opens the WebSocket at `path` as a browser would, with these cookies and this `Origin`;
+/// the HTTP status when refused.
+async fn connect_socket(
+    lab: &Lab,
+    path: &str,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Socket, u16> {
+    let host = lab.base.trim_start_matches("http://").to_owned();
+    let mut request = format!("ws://{host}{path}")
+        .into_client_request()
+        .expect("request");
+    let headers = request.headers_mut();
+    if let Some(cookie) = cookie {
+        headers.insert(header::COOKIE, cookie.parse().expect("header"));
+    }
+    if let Some(origin) = origin {
+        headers.insert(header::ORIGIN, origin.parse().expect("header"));
+    }
+    let tcp = TcpStream::connect(&host).await.expect("connect");
+    match tokio_tungstenite::client_async(request, tcp).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(WsError::Http(response)) => Err(response.status().as_u16()),
+        Err(err) => panic!("handshake: {err}"),
+    }
+}
+
+/// Opens `/desktop/websockify`; the HTTP status when refused.
+async fn open_desktop(
+    lab: &Lab,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Socket, u16> {
+    connect_socket(lab, "/desktop/websockify", cookie, origin).await
+}
+
+/// The desktop cookie an answer sets, as a `Cookie` header carries it.
+fn desktop_cookie(answer: &reqwest::Response) -> String {
     answer
         .headers()
         .get_all(header::SET_COOKIE)
@@ -56,34 +97,6 @@ async fn claim(lab: &Lab, email: &str) -> String {
         .to_owned()
 }
 
-/// Opens `/desktop/websockify` as a browser would; the HTTP status when refused.
-async fn open_desktop(
-    lab: &Lab,
-    cookie: Option<&str>,
-    origin: Option<&str>,
-) -> Result<Socket, u16> {
-    let host = lab.base.trim_start_matches("http://").to_owned();
-    let mut request = format!("ws://{host}/desktop/websockify")
-        .into_client_request()
-        .expect("request");
-    if let Some(cookie) = cookie {
-        request
-            .headers_mut()
-            .insert(header::COOKIE, cookie.parse().expect("header"));
-    }
-    if let Some(origin) = origin {
-        request
-            .headers_mut()
-            .insert(header::ORIGIN, origin.parse().expect("header"));
-    }
-    let tcp = TcpStream::connect(&host).await.expect("connect");
-    match tokio_tungstenite::client_async(request, tcp).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(WsError::Http(response)) => Err(response.status().as_u16()),
-        Err(err) => panic!("handshake: {err}"),
-    }
-}
-
 /// RFB over the desktop's WebSocket, from the client's side.
 struct Rfb {
     socket: Socket,
@@ -91,6 +104,27 @@ struct Rfb {
 }
 
 impl Rfb {
+    fn new(socket: Socket) -> Self {
+        Rfb {
+            socket,
+            received: Vec::new(),
+        }
+    }
+
+    /// Whether the stream ends (closed, dropped or failed) within [`PATIENCE`].
+    async fn closed_in_time(&mut self) -> bool {
+        let closed = tokio::time::timeout(PATIENCE, async {
+            loop {
+                match self.socket.next().await {
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await;
+        closed.is_ok()
+    }
+
     async fn read(&mut self, count: usize) -> Vec<u8> {
         while self.received.len() < count {
             let message = tokio::time::timeout(PATIENCE, self.socket.next())
@@ -218,10 +252,7 @@ async fn a_participant_reaches_the_vms_own_vnc_server_through_the_agents_tunnel(
     let socket = open_desktop(&lab, Some(&cookie), Some(&own_origin))
         .await
         .expect("the desktop opens");
-    let mut rfb = Rfb {
-        socket,
-        received: Vec::new(),
-    };
+    let mut rfb = Rfb::new(socket);
     assert_eq!(rfb.handshake().await, (WIDTH, HEIGHT));
     assert_eq!(rfb.pixel(10, 10).await, ROOT_RGB);
     lab.until_logged(&vm.hostname, "desktop stream open", 1)
@@ -229,16 +260,10 @@ async fn a_participant_reaches_the_vms_own_vnc_server_through_the_agents_tunnel(
 
     // Release closes the stream at once, and the cookie opens nothing any more.
     lab.release(&vm.hostname).await;
-    let closed = tokio::time::timeout(PATIENCE, async {
-        loop {
-            match rfb.socket.next().await {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the stream outlived the release");
+    assert!(
+        rfb.closed_in_time().await,
+        "the stream outlived the release"
+    );
     assert_eq!(
         open_desktop(&lab, Some(&cookie), Some(&own_origin))
             .await
@@ -289,19 +314,7 @@ async fn admin_cookies(lab: &Lab) -> String {
 
 /// Opens `path` as a WebSocket with these cookies, from the allocator's own origin.
 async fn open_socket(lab: &Lab, path: &str, cookies: &str) -> Result<Socket, u16> {
-    let host = lab.base.trim_start_matches("http://").to_owned();
-    let mut request = format!("ws://{host}{path}")
-        .into_client_request()
-        .expect("request");
-    let headers = request.headers_mut();
-    headers.insert(header::COOKIE, cookies.parse().expect("header"));
-    headers.insert(header::ORIGIN, lab.base.parse().expect("header"));
-    let tcp = TcpStream::connect(&host).await.expect("connect");
-    match tokio_tungstenite::client_async(request, tcp).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(WsError::Http(response)) => Err(response.status().as_u16()),
-        Err(err) => panic!("handshake: {err}"),
-    }
+    connect_socket(lab, path, Some(cookies), Some(&lab.base)).await
 }
 
 #[actix_web::test]
@@ -339,12 +352,11 @@ async fn an_instructors_view_drops_input_whatever_the_viewer_sends() {
         "a view of an earlier session"
     );
 
-    let mut view = Rfb {
-        socket: open_socket(&lab, &path, &admin)
+    let mut view = Rfb::new(
+        open_socket(&lab, &path, &admin)
             .await
             .expect("the view opens"),
-        received: Vec::new(),
-    };
+    );
     assert_eq!(view.handshake().await, (WIDTH, HEIGHT));
     // A viewer that ignores view-only: keys (x, then y) and a click.
     for keysym in [0x78u8, 0x79] {
@@ -366,12 +378,11 @@ async fn an_instructors_view_drops_input_whatever_the_viewer_sends() {
     assert_eq!(state["watched"], true, "{state}");
 
     // The participant's own keys do arrive: the X client was listening all along.
-    let mut own = Rfb {
-        socket: open_desktop(&lab, Some(&participant), Some(&lab.base))
+    let mut own = Rfb::new(
+        open_desktop(&lab, Some(&participant), Some(&lab.base))
             .await
             .expect("the participant's desktop"),
-        received: Vec::new(),
-    };
+    );
     own.handshake().await;
     own.send(&[4, 1, 0, 0, 0, 0, 0, 0x61]).await;
     own.send(&[4, 0, 0, 0, 0, 0, 0, 0x61]).await;
@@ -481,12 +492,11 @@ async fn a_vnc_server_with_a_password_gets_a_new_one_every_session_that_no_brows
         assert!(!passwords.contains(&now), "a new password for {email}");
         passwords.push(now);
         // The browser is asked for nothing, and sees the server's pixels.
-        let mut rfb = Rfb {
-            socket: open_desktop(&lab, Some(&cookie), Some(&lab.base))
+        let mut rfb = Rfb::new(
+            open_desktop(&lab, Some(&cookie), Some(&lab.base))
                 .await
                 .expect("the desktop opens"),
-            received: Vec::new(),
-        };
+        );
         assert_eq!(rfb.handshake().await, (WIDTH, HEIGHT));
         assert_eq!(rfb.pixel(10, 10).await, ROOT_RGB);
         let log = lab.agent_log(&vm.hostname);
@@ -559,15 +569,7 @@ async fn an_admin_takes_a_free_vm_over_and_it_is_released_when_the_time_is_up() 
     let taken = take_over(csrf.to_owned()).await;
     assert_eq!(taken.status(), 303);
     assert_eq!(taken.headers()[header::LOCATION], "/desktop");
-    let cookie = taken
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("lablink_desktop="))
-        .and_then(|v| v.split(';').next())
-        .expect("the desktop cookie")
-        .to_owned();
+    let cookie = desktop_cookie(&taken);
     let held = lab
         .until("the VM is held", |vms| vms[0].user_email.is_some())
         .await;
@@ -577,26 +579,19 @@ async fn an_admin_takes_a_free_vm_over_and_it_is_released_when_the_time_is_up() 
         409,
         "a VM in use cannot be taken over"
     );
-    let mut rfb = Rfb {
-        socket: open_desktop(&lab, Some(&cookie), Some(&lab.base))
+    let mut rfb = Rfb::new(
+        open_desktop(&lab, Some(&cookie), Some(&lab.base))
             .await
             .expect("the admin's desktop"),
-        received: Vec::new(),
-    };
+    );
     assert_eq!(rfb.handshake().await, (WIDTH, HEIGHT));
     assert_eq!(rfb.pixel(10, 10).await, ROOT_RGB);
 
     // Ten seconds later the VM's actor releases it, the desktop closes, the VM is free again.
-    let closed = tokio::time::timeout(PATIENCE, async {
-        loop {
-            match rfb.socket.next().await {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the take-over outlived its time");
+    assert!(
+        rfb.closed_in_time().await,
+        "the take-over outlived its time"
+    );
     lab.until("the VM is free again", |vms| {
         vms.iter().all(lab::ready) && vms[0].reserved_until.is_none()
     })

@@ -156,11 +156,6 @@ impl DesktopLinks {
         lock(&self.watchers).contains_key(hostname)
     }
 
-    /// How many tunnels are up.
-    pub fn tunnels(&self) -> usize {
-        lock(&self.agents).len()
-    }
-
     /// Asks `hostname`'s agent for a stream and waits until it has dialled it back: the
     /// browser's ends of it.
     pub async fn open(&self, hostname: &str) -> Result<StreamEnds, OpenError> {

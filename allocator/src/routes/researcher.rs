@@ -44,13 +44,6 @@ pub struct RequestVmForm {
     invite_code: String,
 }
 
-/// How the participants of `workshop` (or of no workshop) reach their desktop.
-fn desktop_mode(state: &AppState, workshop: Option<&Workshop>) -> DesktopMode {
-    workshop
-        .and_then(Workshop::desktop_mode)
-        .unwrap_or(state.desktop_mode)
-}
-
 pub(super) fn is_https(request: &HttpRequest) -> bool {
     request.connection_info().scheme() == "https"
 }
@@ -88,7 +81,8 @@ async fn start_page(
         HomePage {
             count,
             workshop: workshop.as_ref().map(WorkshopBanner::of),
-            browser_desktop: desktop_mode(state, workshop.as_ref()) == DesktopMode::Browser,
+            browser_desktop: state.workshops.desktop_mode_of(workshop.as_ref())
+                == DesktopMode::Browser,
             ..HomePage::default()
         },
     )?;
@@ -203,7 +197,7 @@ pub async fn request_vm(
                     needs_proof: refused.reason == Refusal::NeedsProof,
                     workshop: workshop.as_ref().map(WorkshopBanner::of),
                     invite_code: &form.invite_code,
-                    browser_desktop: desktop_mode(&state, workshop.as_ref())
+                    browser_desktop: state.workshops.desktop_mode_of(workshop.as_ref())
                         == DesktopMode::Browser,
                 },
             )?;
@@ -248,7 +242,7 @@ async fn claim(
     let email = validate::email(&form.email)
         .map_err(|e| Refused::new(StatusCode::BAD_REQUEST, Refusal::InvalidEmail, e))?;
     // A browser desktop needs nothing from Google: the assignment carries no command.
-    let mode = desktop_mode(state, workshop);
+    let mode = state.workshops.desktop_mode_of(workshop);
     let crd_command = match mode {
         DesktopMode::Browser => String::new(),
         DesktopMode::Crd => validate::crd_command(&form.crd_command)

@@ -84,13 +84,7 @@ where
     while buffer.len() < count {
         match socket.next().await {
             Some(Ok(Message::Binary(bytes))) => buffer.extend_from_slice(&bytes),
-            Some(Ok(Message::Close(_))) | None => {
-                return Err(TunnelError::Call(
-                    crate::allocator_client::CallError::Unexpected(
-                        "the browser left during the handshake".to_owned(),
-                    ),
-                ))
-            }
+            Some(Ok(Message::Close(_))) | None => return Err(TunnelError::BrowserLeft),
             Some(Ok(_)) => {}
             Some(Err(err)) => return Err(err.into()),
         }

@@ -15,7 +15,7 @@ use lablink_schema::workshops::plan::{self, PlanInput};
 use lablink_schema::workshops::{Workshop, WorkshopEdit};
 
 use crate::auth::Caller;
-use crate::config::WorkshopsConfig;
+use crate::config::{DesktopMode, WorkshopsConfig};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -33,7 +33,17 @@ pub struct WorkshopSettings {
     /// The notification channels, for test sends.
     pub channels: Vec<Arc<dyn NotificationChannel>>,
     /// `desktop.mode`: a workshop's desktop mode when it sets none.
-    pub desktop_mode: lablink_schema::wire::DesktopMode,
+    pub desktop_mode: DesktopMode,
+}
+
+impl WorkshopSettings {
+    /// How the participants of `workshop` (or of no workshop) reach their desktop: the
+    /// workshop's own mode, or `desktop.mode`.
+    pub fn desktop_mode_of(&self, workshop: Option<&Workshop>) -> DesktopMode {
+        workshop
+            .and_then(Workshop::desktop_mode)
+            .unwrap_or(self.desktop_mode)
+    }
 }
 
 impl std::fmt::Debug for WorkshopSettings {

@@ -62,7 +62,7 @@ pub fn read(
     };
     let projected = estimate + running as f64 * hours_left * price;
     Ok(WorkshopView {
-        desktop_mode: workshop.desktop_mode().unwrap_or(settings.desktop_mode),
+        desktop_mode: settings.desktop_mode_of(Some(&workshop)),
         id: workshop.id,
         name: workshop.name.clone(),
         state: workshop.state(),

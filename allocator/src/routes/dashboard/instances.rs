@@ -95,7 +95,7 @@ async fn dashboard_page(
             instance_rows: instance_rows(
                 &vms,
                 state.can_reboot,
-                state.desktop_mode == DesktopMode::Browser,
+                state.workshops.desktop_mode == DesktopMode::Browser,
             ),
             cloud: state.cloud.is_some(),
             credentials: cloud_credentials(state).await,
@@ -165,7 +165,7 @@ pub async fn instance_rows_fragment(
             instance_rows(
                 &vms,
                 state.can_reboot,
-                state.desktop_mode == DesktopMode::Browser,
+                state.workshops.desktop_mode == DesktopMode::Browser,
             ),
         ),
         Err(err) => page_error(err),
