@@ -2,7 +2,8 @@
 //! in `lablink-allocator` turns requests into messages for these actors.
 //!
 //! - [`DbWriter`](db_writer::DbWriter): every database write, each in one transaction.
-//!   Enrollment's writes are in [`enrollment_writes`].
+//!   Enrollment's writes are in [`enrollment_writes`], the API tokens' in
+//!   [`api_token_writes`].
 //! - [`ClaimBatcher`](claim_batcher::ClaimBatcher): researchers' claims, many to a
 //!   transaction under load.
 //! - [`ReportBatcher`](report_batcher::ReportBatcher): agents' status, heartbeat, GPU and
@@ -16,6 +17,7 @@
 //! - [`VmSupervisor`](vm_supervisor::VmSupervisor) and one
 //!   [`VmActor`](vm_actor::VmActor) per VM: the agents waiting for their assignment.
 
+pub mod api_token_writes;
 pub mod batch_queue;
 pub mod change_feed;
 pub mod claim_batcher;

@@ -28,6 +28,22 @@ pub fn new_enrollment_token() -> (String, String) {
     (token, hash)
 }
 
+/// What every admin API token begins with, so a script's token is never mistaken for a VM's.
+pub const API_TOKEN_PREFIX: &str = "lla_";
+
+/// A new random API token (`lla_` and 64 hex digits) and its hash.
+pub fn new_api_token() -> (String, String) {
+    let (random, _) = new_vm_token();
+    let token = format!("{API_TOKEN_PREFIX}{random}");
+    let hash = hash_token(&token);
+    (token, hash)
+}
+
+/// Whether `token` is shaped as an admin API token.
+pub fn is_api_token(token: &str) -> bool {
+    token.starts_with(API_TOKEN_PREFIX)
+}
+
 /// Whether `token` is shaped as an enrollment token.
 pub fn is_enrollment_token(token: &str) -> bool {
     token.starts_with(ENROLLMENT_TOKEN_PREFIX)

@@ -50,6 +50,23 @@ pub enum ApiError {
     /// A fault of ours; the message is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A refusal a script may want to tell apart from others of its status, with its own
+    /// code (an expired API token, a read-only one, an idempotency key in use).
+    #[error("{message}")]
+    Coded {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+}
+
+/// What a refusal said, kept on the response so the admin API can answer it in its own shape
+/// (`{"error": {"code", "message"}}`, [`crate::error_shape`]) while the original's routes keep
+/// `{"error": "…"}`.
+#[derive(Debug, Clone)]
+pub struct ErrorReply {
+    pub code: &'static str,
+    pub message: String,
 }
 
 /// Which credentials a 401 asks for.
@@ -113,6 +130,67 @@ impl ApiError {
                 ApiError::Unavailable("The database is unavailable; please try again.".to_owned())
             }
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+
+    /// 401 for an API token that is not known.
+    pub fn api_token_unknown() -> Self {
+        ApiError::Coded {
+            status: StatusCode::UNAUTHORIZED,
+            code: "token_unknown",
+            message: "this API token is not known to this allocator: check it was copied whole, \
+                      or make a new one on the dashboard (API tokens)"
+                .to_owned(),
+        }
+    }
+
+    /// 401 for an API token past its expiry.
+    pub fn api_token_expired(at: chrono::NaiveDateTime) -> Self {
+        ApiError::Coded {
+            status: StatusCode::UNAUTHORIZED,
+            code: "token_expired",
+            message: format!(
+                "this API token expired at {} UTC: make a new one",
+                at.format("%Y-%m-%d %H:%M")
+            ),
+        }
+    }
+
+    /// 401 for a revoked API token.
+    pub fn api_token_revoked() -> Self {
+        ApiError::Coded {
+            status: StatusCode::UNAUTHORIZED,
+            code: "token_revoked",
+            message: "this API token was revoked: make a new one".to_owned(),
+        }
+    }
+
+    /// 403 for a read-only API token on a request that changes something.
+    pub fn read_only_token() -> Self {
+        ApiError::Coded {
+            status: StatusCode::FORBIDDEN,
+            code: "read_only_token",
+            message: "this API token is read-only: this request changes something and needs a \
+                      token with the admin scope"
+                .to_owned(),
+        }
+    }
+
+    /// The code a script branches on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::RequestTimeout(_) => "request_timeout",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+            ApiError::Coded { code, .. } => code,
         }
     }
 
@@ -181,6 +259,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Coded { status, .. } => *status,
         }
     }
 
@@ -207,7 +286,14 @@ impl ResponseError for ApiError {
             };
             response.insert_header((header::WWW_AUTHENTICATE, value));
         }
-        response.json(ErrorBody { error: message })
+        let mut response = response.json(ErrorBody {
+            error: message.clone(),
+        });
+        response.extensions_mut().insert(ErrorReply {
+            code: self.code(),
+            message,
+        });
+        response
     }
 }
 

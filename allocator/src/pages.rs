@@ -5,7 +5,7 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 /// The page templates, by name.
-const TEMPLATES: [(&str, &str); 18] = [
+const TEMPLATES: [(&str, &str); 19] = [
     ("layout", include_str!("../../templates/layout.hbs")),
     ("index", include_str!("../../templates/index.hbs")),
     ("assigned", include_str!("../../templates/assigned.hbs")),
@@ -33,6 +33,10 @@ const TEMPLATES: [(&str, &str); 18] = [
     ),
     ("admin_logs", include_str!("../../templates/admin_logs.hbs")),
     ("admin_log", include_str!("../../templates/admin_log.hbs")),
+    (
+        "admin_api_tokens",
+        include_str!("../../templates/admin_api_tokens.hbs"),
+    ),
     (
         "admin_enrollment",
         include_str!("../../templates/admin_enrollment.hbs"),

@@ -241,6 +241,9 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(
                     cross_site::refuse_cross_site,
                 ))
+                .wrap(actix_web::middleware::from_fn(
+                    crate::error_shape::coded_admin_errors,
+                ))
                 .wrap(actix_web::middleware::from_fn(metrics::record_request))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())

@@ -157,6 +157,17 @@ impl AppState {
         .await?
     }
 
+    /// Runs one bookkeeping statement (a token's last use, an idempotency key) on a pooled
+    /// connection off the worker thread: writes that need no audit record and no batching,
+    /// so they skip the writer's queue.
+    pub async fn small_write<T, F>(&self, write: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+    {
+        self.read(write).await
+    }
+
     /// The VM named `hostname`, if any.
     pub async fn find_vm(&self, hostname: &str) -> Result<Option<Vm>, ApiError> {
         let hostname = hostname.to_owned();

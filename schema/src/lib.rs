@@ -25,6 +25,8 @@ macro_rules! on_backend {
 #[cfg(feature = "db")]
 pub mod admin_sessions;
 #[cfg(feature = "db")]
+pub mod api_tokens;
+#[cfg(feature = "db")]
 pub mod app_secrets;
 #[cfg(feature = "db")]
 pub mod audit_events;
@@ -32,6 +34,8 @@ pub mod audit_events;
 pub mod connection;
 #[cfg(feature = "db")]
 pub mod enrollment;
+#[cfg(feature = "db")]
+pub mod idempotency;
 #[cfg(feature = "db")]
 pub mod journey;
 #[cfg(feature = "db")]

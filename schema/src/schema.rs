@@ -260,6 +260,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Named tokens for the admin API (hashed), each read-only or admin.
+    api_tokens (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        name -> Text,
+        scope -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Creations sent with `Idempotency-Key`, with their first answers.
+    idempotency_keys (caller, key) {
+        caller -> Text,
+        key -> Text,
+        route -> Text,
+        request_hash -> Text,
+        created_at -> Timestamp,
+        answered_at -> Nullable<Timestamp>,
+        status -> Nullable<Integer>,
+        location -> Nullable<Text>,
+        body -> Nullable<Text>,
+        secret_withheld -> Bool,
+    }
+}
+
 diesel::joinable!(vm_logs -> vms (hostname));
 diesel::joinable!(vm_log_totals -> vms (hostname));
 diesel::joinable!(vm_enrollments -> vms (hostname));
@@ -285,5 +316,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     vm_usage,
     outbox_events,
     outbox_deliveries,
-    participant_sessions
+    participant_sessions,
+    api_tokens,
+    idempotency_keys
 );

@@ -630,6 +630,8 @@ fn quiet_heartbeats_revert_and_reapply() {
     let database = TestDatabase::migrated();
     let mut conn = PgConnection::establish(database.url()).expect("connect");
     let newer = [
+        "20261203000018",
+        "20261203000017",
         "20261203000016",
         "20261203000015",
         "20261202000014",

@@ -123,6 +123,16 @@ pub async fn list(state: &AppState) -> Result<Vec<TokenView>, ApiError> {
     Ok(tokens.iter().map(view).collect())
 }
 
+/// One token.
+pub async fn show(state: &AppState, id: i64) -> Result<TokenView, ApiError> {
+    state
+        .read(move |conn| EnrollmentToken::find(conn, id))
+        .await?
+        .as_ref()
+        .map(view)
+        .ok_or_else(|| ApiError::NotFound(format!("no enrollment token has id {id}")))
+}
+
 /// Revokes token `id`: machines that enrolled with it keep their own tokens; no new machine
 /// can enroll with it.
 pub async fn revoke(state: &AppState, caller: &Caller, id: i64) -> Result<TokenView, ApiError> {

@@ -6,6 +6,7 @@
 //! A new admin action goes into the file of what it acts on (`vms`, `enrollment_tokens`), or
 //! a new file here, and is called from both `routes/admin.rs` and the dashboard's handlers.
 
+pub mod api_tokens;
 pub mod desktops;
 pub mod enrollment_tokens;
 pub mod exports;

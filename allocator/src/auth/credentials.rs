@@ -5,6 +5,7 @@ use actix_web::http::header;
 use actix_web::HttpRequest;
 use base64::Engine;
 
+use super::api_tokens::{self, ApiTokenGrant};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -19,8 +20,10 @@ pub enum Credentials {
     Bearer(String),
     /// An `Authorization` header we cannot read.
     Malformed,
-    /// Basic credentials already checked to be the admin's (see [`credentials`]).
+    /// Basic credentials already checked to be the admin's (see [`checked`]).
     Admin,
+    /// A working admin API token (see [`checked`]).
+    ApiToken(ApiTokenGrant),
 }
 
 impl std::fmt::Debug for Credentials {
@@ -31,6 +34,7 @@ impl std::fmt::Debug for Credentials {
             Credentials::Bearer(_) => "Credentials::Bearer",
             Credentials::Malformed => "Credentials::Malformed",
             Credentials::Admin => "Credentials::Admin",
+            Credentials::ApiToken(_) => "Credentials::ApiToken",
         })
     }
 }
@@ -69,9 +73,17 @@ impl Credentials {
 /// per client address as the sign-in form, argon2 off the HTTP workers (only until a pair
 /// has been verified once), and every failure audited. Known-good admin credentials come
 /// back as [`Credentials::Admin`]; wrong ones are refused here with 401 (429 while locked out).
+/// A bearer token shaped as an admin API token (`lla_…`) is looked up and comes back as
+/// [`Credentials::ApiToken`], or is refused with 401 saying whether it is unknown, expired or
+/// revoked.
 pub async fn checked(state: &AppState, request: &HttpRequest) -> Result<Credentials, ApiError> {
     let (user, password) = match Credentials::from_request(request) {
         Credentials::Basic { user, password } => (user, password),
+        Credentials::Bearer(token) if lablink_actors::tokens::is_api_token(&token) => {
+            return api_tokens::resolve(state, &token)
+                .await
+                .map(Credentials::ApiToken);
+        }
         other => return Ok(other),
     };
     let admin = state.auth.admin.clone();

@@ -9,6 +9,7 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::future::LocalBoxFuture;
 use lablink_schema::vms::Vm;
+use lablink_schema::wire::ApiTokenScope;
 use lablink_schema::wire::{
     GpuHealthReport, InUseReport, LogEntry, VmLogBatch, VmStartupRequest, VmStatusReport,
 };
@@ -28,8 +29,10 @@ fn app_state(request: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
         .ok_or_else(|| ApiError::Internal("no application state".to_owned()))
 }
 
-/// The admin, by HTTP Basic (checked against the password, with the sign-in lockout) or by
-/// a dashboard session. Cross-site use of the session is refused before this
+/// The admin, by HTTP Basic (checked against the password, with the sign-in lockout), by an
+/// API token, or by a dashboard session. A read-only token may make only safe requests
+/// (`GET`, `HEAD`): the rule follows the method, so no write route can forget it. Cross-site
+/// use of the session is refused before this
 /// ([`crate::cross_site`]: a state-changing admin request needs a JSON body or a header that
 /// no other site can make a browser send).
 #[derive(Debug, Clone)]
@@ -45,6 +48,15 @@ impl FromRequest for AdminCaller {
             let state = app_state(&request)?;
             match credentials::checked(&state, &request).await? {
                 Credentials::Admin => Ok(AdminCaller(Caller::Admin)),
+                Credentials::ApiToken(grant) => {
+                    if grant.scope == ApiTokenScope::ReadOnly && !request.method().is_safe() {
+                        return Err(ApiError::read_only_token().into());
+                    }
+                    Ok(AdminCaller(Caller::ApiToken {
+                        id: grant.id,
+                        name: grant.name,
+                    }))
+                }
                 Credentials::None => match sessions::of_request(&state, &request).await {
                     Ok(_) => Ok(AdminCaller(Caller::Admin)),
                     Err(NoSession::Failed(err)) => Err(err.into()),
@@ -354,7 +366,7 @@ impl FromRequest for MetricsReader {
                 credentials::checked(&state, &request).await?,
                 &access.token_hash,
             ) {
-                (Credentials::Admin, _) => Ok(MetricsReader),
+                (Credentials::Admin | Credentials::ApiToken(_), _) => Ok(MetricsReader),
                 (Credentials::Bearer(token), Some(expected))
                     if same(&lablink_actors::tokens::sha256(token.as_bytes()), expected) =>
                 {

@@ -1,4 +1,5 @@
-//! Who is calling, one file per job: the admin's password ([`passwords`]), dashboard sessions
+//! Who is calling, one file per job: the admin's password ([`passwords`]), API tokens
+//! ([`api_tokens`]), dashboard sessions
 //! ([`sessions`]), failed sign-in limits ([`login_limits`]), VMs' tokens ([`vm_tokens`]), the
 //! `Authorization` header ([`credentials`]), cookie signatures ([`signer`]), and the
 //! extractors handlers take as arguments ([`extractors`]), so no handler checks anything
@@ -8,6 +9,7 @@ use std::sync::Arc;
 
 use crate::config::ClientsConfig;
 
+pub mod api_tokens;
 pub mod credentials;
 pub mod extractors;
 pub mod login_limits;
@@ -29,6 +31,11 @@ pub use signer::CookieSigner;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Admin,
+    /// The admin API, with one of its tokens.
+    ApiToken {
+        id: i64,
+        name: String,
+    },
     /// The VM whose token was presented.
     Vm(String),
     /// A token-less agent, accepted because `clients.legacy_unauthenticated` is on.
@@ -46,6 +53,7 @@ impl Caller {
     pub fn audit_name(&self) -> String {
         match self {
             Caller::Admin => "admin".to_owned(),
+            Caller::ApiToken { id, name } => format!("token:{id}:{name}"),
             Caller::Vm(hostname) => format!("vm:{hostname}"),
             Caller::LegacyAgent => "legacy-agent".to_owned(),
             Caller::Enrolling { .. } => "enrolling-agent".to_owned(),

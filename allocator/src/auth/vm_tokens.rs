@@ -17,6 +17,11 @@ impl Authorizer {
     ) -> Result<Caller, ApiError> {
         match credentials {
             Credentials::Admin => Ok(Caller::Admin),
+            // Either scope: these are reads.
+            Credentials::ApiToken(grant) => Ok(Caller::ApiToken {
+                id: grant.id,
+                name: grant.name.clone(),
+            }),
             Credentials::Bearer(token) if token_matches(vm, token) => {
                 Ok(Caller::Vm(hostname.to_owned()))
             }
@@ -37,6 +42,10 @@ impl Authorizer {
         match credentials {
             Credentials::Admin => Ok(Caller::Admin),
             Credentials::Basic { .. } => Err(ApiError::admin_required()),
+            Credentials::ApiToken(_) => Err(ApiError::Forbidden(format!(
+                "an API token acts for the admin, not for a VM: VM `{hostname}` reports with its \
+                 own token"
+            ))),
             Credentials::Bearer(token) if token_matches(vm, token) => {
                 Ok(Caller::Vm(hostname.to_owned()))
             }

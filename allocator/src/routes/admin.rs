@@ -1,7 +1,7 @@
 //! The admin JSON API for VMs and operations: each handler takes an [`AdminCaller`], calls
 //! one admin action ([`crate::admin_actions`]) and answers its typed result as JSON.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use lablink_schema::operations::{Operation, OperationView};
 use lablink_schema::wire::VmActionAnswer;
 use serde::Deserialize;
@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::admin_actions::{recovery, vms};
 use crate::auth::AdminCaller;
 use crate::error::ApiError;
+use crate::idempotency::{self, Created};
 use crate::state::AppState;
 
 /// `POST /api/admin/vms/{hostname}/release`: ends the VM's session. The researcher is
@@ -34,14 +35,26 @@ pub struct CreateVmsBody {
     pub count: u32,
 }
 
-/// `POST /api/admin/vms`: queues the creation of `count` more VMs; 202 with the operation.
+/// `POST /api/admin/vms`: queues the creation of `count` more VMs; 202 with the operation,
+/// and its address in `Location`. With `Idempotency-Key`, a retry answers the same operation
+/// and queues nothing.
 pub async fn create_vms(
     state: web::Data<AppState>,
+    request: HttpRequest,
     AdminCaller(caller): AdminCaller,
     body: web::Json<CreateVmsBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let operation = vms::create(&state, &caller, body.count).await?;
-    Ok(HttpResponse::Accepted().json(operation.view()))
+    let count = body.count;
+    idempotency::once(&state, &request, &caller, &count, || async {
+        let operation = vms::create(&state, &caller, count).await?;
+        let mut answer = Created::at(
+            format!("/api/admin/operations/{}", operation.id),
+            &operation.view(),
+        )?;
+        answer.status = actix_web::http::StatusCode::ACCEPTED;
+        Ok(answer)
+    })
+    .await
 }
 
 /// `GET /api/admin/vms`: every VM with its lifecycle state, why, since when and what is

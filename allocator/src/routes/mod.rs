@@ -3,6 +3,7 @@
 use actix_web::web;
 
 mod admin;
+mod api_tokens;
 mod assets;
 mod dashboard;
 mod desktop;
@@ -112,6 +113,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/admin/enrollment-tokens",
             web::get().to(enrollment::list_tokens),
+        )
+        .route(
+            "/api/admin/enrollment-tokens/{id}",
+            web::get().to(enrollment::show_token),
+        )
+        .route("/api/admin/tokens", web::post().to(api_tokens::create))
+        .route("/api/admin/tokens", web::get().to(api_tokens::list))
+        .route("/api/admin/tokens/{id}", web::get().to(api_tokens::show))
+        .route(
+            "/api/admin/tokens/{id}/revoke",
+            web::post().to(api_tokens::revoke),
         )
         .route(
             "/api/admin/enrollment-tokens/{id}/revoke",
@@ -276,6 +288,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/enrollment/create",
             web::post().to(dashboard::enrollment::create_from_form),
+        )
+        .route("/admin/tokens", web::get().to(dashboard::api_tokens::page))
+        .route(
+            "/admin/tokens/create",
+            web::post().to(dashboard::api_tokens::create_from_form),
+        )
+        .route(
+            "/admin/tokens/{id}/revoke",
+            web::post().to(dashboard::api_tokens::revoke_from_form),
         )
         .route(
             "/admin/enrollment/{id}/revoke",

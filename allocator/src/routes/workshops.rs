@@ -2,7 +2,7 @@
 //! [`AdminCaller`], calls one admin action ([`crate::admin_actions::workshops`]) and answers
 //! its typed result as JSON.
 
-use actix_web::{http::header, web, HttpResponse};
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use lablink_schema::outbox::{Delivery, OutboxEvent};
 use lablink_schema::wire::{ExtendWorkshop, WorkshopChange, WorkshopRequest};
 use serde::Serialize;
@@ -10,21 +10,28 @@ use serde::Serialize;
 use crate::admin_actions::workshops;
 use crate::auth::AdminCaller;
 use crate::error::ApiError;
+use crate::idempotency::{self, Created};
 use crate::state::AppState;
 
 /// `POST /api/admin/workshops`: 201 with the workshop (and a generated invite code, once).
+/// With `Idempotency-Key`, a retry answers the first answer (without the invite code).
 pub async fn create(
     state: web::Data<AppState>,
+    request: HttpRequest,
     AdminCaller(caller): AdminCaller,
     body: web::Json<WorkshopRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let created = workshops::create(&state, &caller, body.into_inner()).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            header::LOCATION,
-            format!("/api/admin/workshops/{}", created.workshop.id),
-        ))
-        .json(created))
+    let body = body.into_inner();
+    idempotency::once(&state, &request, &caller, &body, || async {
+        let created = workshops::create(&state, &caller, body.clone()).await?;
+        let location = format!("/api/admin/workshops/{}", created.workshop.id);
+        let mut answer = Created::at(location, &created)?;
+        if created.invite_code.is_some() {
+            answer.without_secret = Some(idempotency::to_json(&created.workshop)?);
+        }
+        Ok(answer)
+    })
+    .await
 }
 
 /// `GET /api/admin/workshops`: every workshop, the latest start first.

@@ -81,7 +81,7 @@ async fn the_dashboard_refuses_a_count_above_max_vms_as_the_api_does() {
         .post_json_as_admin("/api/admin/vms", &json!({"count": 4}))
         .await;
     assert_eq!(api.status(), 400);
-    let api_error = api.json::<serde_json::Value>().await.expect("json")["error"]
+    let api_error = api.json::<serde_json::Value>().await.expect("json")["error"]["message"]
         .as_str()
         .expect("error")
         .to_owned();

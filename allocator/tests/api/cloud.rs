@@ -33,7 +33,7 @@ async fn vms_are_not_created_on_an_instance_type_without_an_nvidia_gpu() {
     assert_eq!(refused.status(), 400);
     let body: Value = refused.json().await.expect("json");
     assert!(
-        body["error"]
+        body["error"]["message"]
             .as_str()
             .is_some_and(|e| e.contains("t3.large") && e.contains("NVIDIA")),
         "{body}"

@@ -37,7 +37,11 @@ async fn error_of(response: reqwest::Response) -> (u16, String) {
     let body: Value = response.json().await.unwrap_or_default();
     (
         status,
-        body["error"].as_str().unwrap_or_default().to_owned(),
+        body["error"]
+            .as_str()
+            .or(body["error"]["message"].as_str())
+            .unwrap_or_default()
+            .to_owned(),
     )
 }
 

@@ -224,7 +224,7 @@ async fn recovery_actions_that_do_not_apply_are_refused_and_change_nothing() {
     assert_eq!(response.status(), 409);
     let body: Value = response.json().await.expect("json");
     assert!(
-        body["error"]
+        body["error"]["message"]
             .as_str()
             .unwrap_or_default()
             .contains("not quarantined"),

@@ -2,6 +2,7 @@
 //! One test binary for all of them, so they build once.
 
 mod admin_actions;
+mod api_tokens;
 mod auth;
 mod cloud;
 mod dashboard;

@@ -79,7 +79,7 @@ async fn destroying_an_assigned_vm_needs_confirmation_and_is_audited() {
     assert_eq!(refused.status(), 409);
     let body: Value = refused.json().await.expect("json");
     assert!(
-        body["error"]
+        body["error"]["message"]
             .as_str()
             .is_some_and(|e| e.contains("confirm")),
         "{body}"

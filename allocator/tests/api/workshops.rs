@@ -16,7 +16,7 @@ fn at(offset_secs: i64) -> String {
     (Utc::now() + chrono::Duration::seconds(offset_secs)).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn good_request() -> Value {
+pub fn good_request() -> Value {
     json!({
         "name": "SLEAP workshop",
         "starts_at": at(3600),
@@ -29,7 +29,7 @@ fn good_request() -> Value {
     })
 }
 
-async fn app() -> TestApp {
+pub async fn app() -> TestApp {
     spawn_app_with(|config| {
         config.provider.local.agent_binary = Some("/nonexistent/lablink-client".into());
         config.workshops.prices.insert("g5.xlarge".to_owned(), 1.5);
@@ -110,7 +110,7 @@ async fn bad_workshop_requests_say_what_to_fix_and_save_nothing() {
         let body = response.text().await.expect("body");
         let message = serde_json::from_str::<Value>(&body)
             .ok()
-            .and_then(|json| json["error"].as_str().map(str::to_owned))
+            .and_then(|json| json["error"]["message"].as_str().map(str::to_owned))
             .unwrap_or(body);
         assert!(
             message.contains(expected),
@@ -673,7 +673,7 @@ async fn a_workshop_can_use_the_browser_desktop_while_the_start_page_keeps_crd()
         answer.json().await.expect("json")
     };
     assert!(
-        bad["error"]
+        bad["error"]["message"]
             .as_str()
             .is_some_and(|e| e.contains("`vnc`") && e.contains("`browser`")),
         "{bad}"

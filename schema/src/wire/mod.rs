@@ -93,14 +93,20 @@ pub fn utc_iso8601(at: chrono::NaiveDateTime) -> String {
     at.and_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+mod api_tokens;
 mod desktop_mode;
+mod errors;
 mod journey;
 mod lifecycle;
 mod logs;
 mod tunnel;
 mod workshops;
 
+pub use api_tokens::{
+    ApiTokenList, ApiTokenRequest, ApiTokenScope, ApiTokenState, ApiTokenView, CreatedApiToken,
+};
 pub use desktop_mode::DesktopMode;
+pub use errors::{ApiErrorBody, ApiErrorDetail};
 pub use journey::{
     FunnelCount, GpuFigures, JourneyStep, JourneyView, ParticipantRow, ParticipantsView,
     SessionFigures, StepView,

@@ -1,5 +1,5 @@
-//! The admin dashboard, one file per page: sign-in, instances, operations, logs, audit and
-//! enrollment. Every page needs a signed-in session ([`SignedIn`]) and every form the
+//! The admin dashboard, one file per page: sign-in, instances, operations, logs, audit,
+//! enrollment and API tokens. Every page needs a signed-in session ([`SignedIn`]) and every form the
 //! session's CSRF token ([`crate::auth::CsrfForm`]); what a form does is an admin action
 //! ([`crate::admin_actions`]), and the handler only turns its outcome into a page or a
 //! redirect. Pages render typed view models; live updates come from [`crate::sse`].
@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub mod allocator_log;
+pub mod api_tokens;
 pub mod audit;
 pub mod enrollment;
 pub mod instances;

@@ -1,0 +1,451 @@
+//! The admin API's tokens, its one error shape and its idempotent creations: a token acts
+//! for the admin and the audit trail names it; a read-only one can only read; expired,
+//! revoked and unknown ones are refused saying which; every admin API refusal is
+//! `{"error": {"code", "message"}}` while the original's routes keep theirs; a retried
+//! creation with the same `Idempotency-Key` creates once.
+
+use diesel::prelude::*;
+use lablink_schema::schema::{api_tokens, enrollment_tokens, idempotency_keys, workshops};
+use serde_json::{json, Value};
+
+use crate::dashboard::{between, signed_in_page};
+use crate::helpers::{spawn_app, TestApp};
+
+/// Makes a token with Basic; returns its id and secret.
+async fn make_token(app: &TestApp, body: Value) -> (i64, String) {
+    let answer = app.post_json_as_admin("/api/admin/tokens", &body).await;
+    assert_eq!(answer.status(), 201, "{body}");
+    let created: Value = answer.json().await.expect("json");
+    (
+        created["id"].as_i64().expect("id"),
+        created["token"].as_str().expect("token").to_owned(),
+    )
+}
+
+async fn error_of(response: reqwest::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("json error");
+    (
+        status,
+        body["error"]["code"].as_str().expect("code").to_owned(),
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .to_owned(),
+    )
+}
+
+fn audit_actors(app: &TestApp, action: &str) -> Vec<String> {
+    let mut conn = app.connection();
+    lablink_schema::audit_events::AuditEvent::list_recent(&mut conn, 50)
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.action == action)
+        .map(|e| e.actor)
+        .collect()
+}
+
+#[actix_web::test]
+async fn an_admin_token_acts_for_the_admin_and_the_audit_trail_names_it() {
+    let app = spawn_app().await;
+    let answer = app
+        .post_json_as_admin(
+            "/api/admin/tokens",
+            &json!({"name": " nightly export ", "scope": "admin"}),
+        )
+        .await;
+    assert_eq!(answer.status(), 201);
+    assert_eq!(answer.headers()["cache-control"], "no-store");
+    let location = answer.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let created: Value = answer.json().await.expect("json");
+    let (id, token) = (
+        created["id"].as_i64().expect("id"),
+        created["token"].clone(),
+    );
+    let token = token.as_str().expect("token").to_owned();
+    assert_eq!(location, format!("/api/admin/tokens/{id}"));
+    assert!(token.starts_with("lla_") && token.len() == 68, "{token}");
+    assert_eq!(created["name"], "nightly export");
+    assert_eq!(created["state"], "active");
+
+    // Only the hash is stored.
+    let stored: String = api_tokens::table
+        .find(id)
+        .select(api_tokens::token_hash)
+        .first(&mut app.connection())
+        .expect("row");
+    assert_ne!(stored, token);
+    assert!(!stored.contains(&token[4..]));
+
+    // The token makes an enrollment token; the audit trail says which token did.
+    let made = app
+        .post_json(
+            "/api/admin/enrollment-tokens",
+            Some(&token),
+            &json!({"label": "bench"}),
+        )
+        .await;
+    assert_eq!(made.status(), 201);
+    assert_eq!(
+        audit_actors(&app, "enrollment_token.create"),
+        vec![format!("token:{id}:nightly export")]
+    );
+    assert_eq!(audit_actors(&app, "api_token.create"), vec!["admin"]);
+
+    // Listed (never with the secret), with its last use noted.
+    let listed = app.get_with_token("/api/admin/tokens", &token).await;
+    assert_eq!(listed.status(), 200);
+    let listed = listed.text().await.expect("body");
+    assert!(!listed.contains(&token), "the list shows no secret");
+    let shown: Value = app
+        .get_with_token(&location, &token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["scope"], "admin");
+    assert!(shown["last_used_at"].is_string(), "{shown}");
+    assert!(shown.get("token").is_none());
+
+    // A token is the admin's, never a VM's.
+    let as_vm = app
+        .post_json(
+            "/api/vm-status",
+            Some(&token),
+            &json!({"hostname": "vm-x", "status": "running"}),
+        )
+        .await;
+    assert_eq!(as_vm.status(), 403);
+}
+
+#[actix_web::test]
+async fn a_read_only_token_reads_but_changes_nothing() {
+    let app = spawn_app().await;
+    let (_, token) = make_token(&app, json!({"name": "watcher", "scope": "read-only"})).await;
+    for path in [
+        "/api/admin/vms",
+        "/api/admin/operations",
+        "/api/admin/tokens",
+    ] {
+        assert_eq!(
+            app.get_with_token(path, &token).await.status(),
+            200,
+            "{path}"
+        );
+    }
+    let (status, code, message) = error_of(
+        app.post_json(
+            "/api/admin/enrollment-tokens",
+            Some(&token),
+            &json!({"label": "x"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (403, "read_only_token"));
+    assert!(message.contains("admin scope"), "{message}");
+    let count: i64 = enrollment_tokens::table
+        .count()
+        .get_result(&mut app.connection())
+        .expect("count");
+    assert_eq!(count, 0, "nothing was made");
+    let (status, code, _) = error_of(
+        app.post_json(
+            "/api/admin/tokens",
+            Some(&token),
+            &json!({"name": "escalate", "scope": "admin"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (403, "read_only_token"));
+}
+
+#[actix_web::test]
+async fn expired_revoked_and_unknown_tokens_are_refused_saying_which() {
+    let app = spawn_app().await;
+    let (_, expiring) = make_token(
+        &app,
+        json!({"name": "short", "scope": "admin", "expires_in_secs": 1}),
+    )
+    .await;
+    let (revoked_id, revoked) = make_token(&app, json!({"name": "gone", "scope": "admin"})).await;
+    assert_eq!(
+        app.get_with_token("/api/admin/vms", &revoked)
+            .await
+            .status(),
+        200
+    );
+
+    let revoke = app
+        .post_json_as_admin(
+            &format!("/api/admin/tokens/{revoked_id}/revoke"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(revoke.status(), 200);
+    let view: Value = revoke.json().await.expect("json");
+    assert_eq!(view["state"], "revoked");
+    assert_eq!(audit_actors(&app, "api_token.revoke"), vec!["admin"]);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    for (token, expected) in [
+        (expiring.as_str(), "token_expired"),
+        (revoked.as_str(), "token_revoked"),
+        (
+            "lla_0000000000000000000000000000000000000000000000000000000000000000",
+            "token_unknown",
+        ),
+    ] {
+        let (status, code, message) =
+            error_of(app.get_with_token("/api/admin/vms", token).await).await;
+        assert_eq!((status, code.as_str()), (401, expected), "{message}");
+    }
+    // The admin's password still works, for compatibility.
+    assert_eq!(app.get_as_admin("/api/admin/vms").await.status(), 200);
+    let unknown = app
+        .post_json_as_admin("/api/admin/tokens/999/revoke", &json!({}))
+        .await;
+    assert_eq!(error_of(unknown).await.1, "not_found");
+}
+
+#[actix_web::test]
+async fn bad_token_requests_are_refused_with_what_to_fix() {
+    let app = spawn_app().await;
+    for (body, expected) in [
+        (
+            json!({"name": "", "scope": "admin"}),
+            "give the token a name",
+        ),
+        (json!({"name": "x", "scope": "root"}), "unknown variant"),
+        (json!({"name": "x"}), "missing field `scope`"),
+        (
+            json!({"name": "x", "scope": "admin", "expires_in_secs": 0}),
+            "at least 1",
+        ),
+        (
+            json!({"name": "x", "scope": "admin", "extra": 1}),
+            "unknown field",
+        ),
+    ] {
+        let (status, code, message) =
+            error_of(app.post_json_as_admin("/api/admin/tokens", &body).await).await;
+        assert_eq!((status, code.as_str()), (400, "bad_request"), "{body}");
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    let count: i64 = api_tokens::table
+        .count()
+        .get_result(&mut app.connection())
+        .expect("count");
+    assert_eq!(count, 0);
+}
+
+#[actix_web::test]
+async fn every_admin_api_refusal_has_one_shape_and_the_original_routes_keep_theirs() {
+    let app = spawn_app().await;
+    let (status, code, message) = error_of(app.get_as_admin("/api/admin/nothing-here").await).await;
+    assert_eq!((status, code.as_str()), (404, "not_found"));
+    assert!(message.contains("/api/admin/nothing-here"), "{message}");
+
+    let anonymous = app
+        .client
+        .get(app.url("/api/admin/vms"))
+        .send()
+        .await
+        .expect("request");
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+    assert_eq!(error_of(anonymous).await.1, "unauthorized");
+
+    let not_json = app
+        .client
+        .post(app.url("/api/admin/tokens"))
+        .basic_auth("admin", Some(crate::helpers::ADMIN_PASSWORD))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(error_of(not_json).await.1, "bad_request");
+
+    let wrong_method = app
+        .client
+        .delete(app.url("/api/admin/tokens"))
+        .basic_auth("admin", Some(crate::helpers::ADMIN_PASSWORD))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("request");
+    let (status, code, _) = error_of(wrong_method).await;
+    assert!(status == 404 || status == 405, "{status}");
+    assert!(
+        code == "not_found" || code == "method_not_allowed",
+        "{code}"
+    );
+
+    // The original's route keeps `{"error": "…"}`.
+    let original: Value = app
+        .get_as_admin("/api/vm-status/no-such-vm")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(original["error"], "VM not found.");
+}
+
+#[actix_web::test]
+async fn a_retried_creation_with_the_same_idempotency_key_creates_once() {
+    let app = crate::workshops::app().await;
+    let post = |key: &'static str, body: Value| {
+        let request = app
+            .client
+            .post(app.url("/api/admin/workshops"))
+            .basic_auth("admin", Some(crate::helpers::ADMIN_PASSWORD))
+            .header("Idempotency-Key", key)
+            .json(&body);
+        async move { request.send().await.expect("request") }
+    };
+    let body = crate::workshops::good_request();
+    let first = post("workshop-1", body.clone()).await;
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let location = first.headers()["location"].clone();
+    let first: Value = first.json().await.expect("json");
+
+    let again = post("workshop-1", body.clone()).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.headers()["location"], location);
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again["id"], first["id"]);
+    let made: i64 = workshops::table
+        .count()
+        .get_result(&mut app.connection())
+        .expect("count");
+    assert_eq!(made, 1, "the retry made no second workshop");
+
+    // The same key for another request is a mistake, said so.
+    let mut other = body.clone();
+    other["name"] = json!("Another workshop");
+    let (status, code, _) = error_of(post("workshop-1", other.clone()).await).await;
+    assert_eq!((status, code.as_str()), (422, "idempotency_key_reused"));
+    // A refused request keeps no key: fixed, it runs.
+    let mut bad = other.clone();
+    bad["headcount"] = json!(0);
+    assert_eq!(post("workshop-2", bad).await.status(), 400);
+    assert_eq!(post("workshop-2", other).await.status(), 201);
+    let (status, code, _) = error_of(post(" ", body.clone()).await).await;
+    assert_eq!((status, code.as_str()), (400, "bad_request"));
+
+    // A key is its sender's: a token's key does not collide with the admin's.
+    let (_, token) = make_token(&app, json!({"name": "script", "scope": "admin"})).await;
+    let by_token = app
+        .client
+        .post(app.url("/api/admin/workshops"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "workshop-1")
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(by_token.status(), 201);
+    assert!(by_token.headers().get("idempotent-replayed").is_none());
+}
+
+#[actix_web::test]
+async fn a_retried_token_creation_makes_no_second_token_and_never_shows_the_secret_again() {
+    let app = spawn_app().await;
+    let post = || {
+        app.client
+            .post(app.url("/api/admin/tokens"))
+            .basic_auth("admin", Some(crate::helpers::ADMIN_PASSWORD))
+            .header("Idempotency-Key", "token-1")
+            .json(&json!({"name": "ci", "scope": "admin"}))
+            .send()
+    };
+    let first = post().await.expect("request");
+    assert_eq!(first.status(), 201);
+    let token = first.json::<Value>().await.expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let again = post().await.expect("request");
+    let (status, code, message) = error_of(again).await;
+    assert_eq!((status, code.as_str()), (409, "idempotent_secret_shown"));
+    assert!(message.contains("/api/admin/tokens/"), "{message}");
+    let count: i64 = api_tokens::table
+        .count()
+        .get_result(&mut app.connection())
+        .expect("count");
+    assert_eq!(count, 1);
+    let kept: Vec<Option<String>> = idempotency_keys::table
+        .select(idempotency_keys::body)
+        .load(&mut app.connection())
+        .expect("keys");
+    assert!(
+        kept.iter().flatten().all(|body| !body.contains(&token)),
+        "the secret is never kept"
+    );
+}
+
+#[actix_web::test]
+async fn the_dashboard_makes_shows_once_and_revokes_tokens() {
+    let app = spawn_app().await;
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let page = signed_in_page(&app, &browser, "/admin/tokens").await;
+    assert!(page.contains("No API tokens yet."), "{page}");
+    let csrf = between(&page, r#"name="csrf_token" value=""#, "\"").expect("csrf");
+    let made = browser
+        .post(app.url("/admin/tokens/create"))
+        .header("origin", &app.address)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("name", "laptop"),
+            ("scope", "read-only"),
+            ("expires_in_days", "30"),
+        ])
+        .send()
+        .await
+        .expect("create")
+        .text()
+        .await
+        .expect("html");
+    let token = between(&made, r#"<code id="api_token">"#, "</code>").expect("token shown");
+    assert!(token.starts_with("lla_"));
+    assert_eq!(
+        app.get_with_token("/api/admin/vms", &token).await.status(),
+        200
+    );
+    let again = browser
+        .get(app.url("/admin/tokens"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(!again.contains(&token), "shown once");
+    assert!(again.contains("laptop") && again.contains("read-only"));
+
+    let id: i64 = api_tokens::table
+        .select(api_tokens::id)
+        .first(&mut app.connection())
+        .expect("id");
+    let revoked = browser
+        .post(app.url(&format!("/admin/tokens/{id}/revoke")))
+        .header("origin", &app.address)
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .expect("revoke");
+    assert!(revoked.status().is_success() || revoked.status().is_redirection());
+    assert_eq!(
+        app.get_with_token("/api/admin/vms", &token).await.status(),
+        401
+    );
+}
