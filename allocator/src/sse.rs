@@ -125,6 +125,55 @@ fn current_state_event(operation: &Operation) -> Option<OperationEvent> {
     }
 }
 
+/// How often a followed operation's row is read.
+const OPERATION_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// One operation's progress for the admin API: an `event: operation` with its view now, and
+/// again whenever its state or output changes, ending after it has finished. It reads the
+/// row rather than this allocator's events, so it follows an operation whichever allocator
+/// runs it.
+pub fn operation_progress(state: &AppState, first: Operation) -> HttpResponse {
+    let reader = state.clone();
+    let id = first.id;
+    let finished = |view: &lablink_schema::wire::OperationView| {
+        matches!(
+            view.state,
+            OperationState::Succeeded | OperationState::Failed
+        )
+    };
+    // (the view read and not yet compared, the last one sent, whether the end was sent)
+    let start = (Some(first.view()), None, false);
+    let stream = futures_util::stream::unfold(start, move |(mut pending, sent, ended)| {
+        let state = reader.clone();
+        async move {
+            if ended {
+                return None;
+            }
+            loop {
+                if let Some(view) = pending.take() {
+                    if sent.as_ref() != Some(&view) {
+                        let event = format!(
+                            "event: operation\n{}",
+                            data_event(&serde_json::to_string(&view).unwrap_or_default())
+                        );
+                        let ended = finished(&view);
+                        return Some((event, (None, Some(view), ended)));
+                    }
+                }
+                tokio::time::sleep(OPERATION_POLL_INTERVAL).await;
+                // A failed read is tried again; the keep-alives hold the client meanwhile.
+                pending = state
+                    .read(move |conn| Operation::find_by_id(conn, id))
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|operation| operation.view());
+            }
+        }
+    });
+    event_stream(state, stream)
+}
+
 /// A VM's log lines after line id `after`, each as one event, as they are stored.
 pub fn log_lines(state: &AppState, hostname: String, after: i64) -> HttpResponse {
     let reader = state.clone();

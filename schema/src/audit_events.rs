@@ -32,6 +32,14 @@ pub struct NewAuditEvent {
     pub detail: Option<String>,
 }
 
+/// Which events to list: each given field must match exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+}
+
 impl AuditEvent {
     /// Appends an event and returns it with its id.
     pub fn record(conn: &mut DbConnection, new: &NewAuditEvent) -> QueryResult<AuditEvent> {
@@ -72,6 +80,34 @@ impl AuditEvent {
                 .select(AuditEvent::as_select())
                 .load(conn),
         }
+    }
+
+    /// At most `limit` events matching `filter`, newest first (by id), older than `before`
+    /// when given: one page of the admin API's audit list.
+    pub fn page(
+        conn: &mut DbConnection,
+        filter: &AuditFilter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> QueryResult<Vec<AuditEvent>> {
+        let mut select = audit_events::table.into_boxed();
+        if let Some(before) = before {
+            select = select.filter(audit_events::id.lt(before));
+        }
+        if let Some(actor) = &filter.actor {
+            select = select.filter(audit_events::actor.eq(actor.clone()));
+        }
+        if let Some(action) = &filter.action {
+            select = select.filter(audit_events::action.eq(action.clone()));
+        }
+        if let Some(target) = &filter.target {
+            select = select.filter(audit_events::target.eq(target.clone()));
+        }
+        select
+            .order(audit_events::id.desc())
+            .limit(limit)
+            .select(AuditEvent::as_select())
+            .load(conn)
     }
 
     /// The newest events first, at most `limit`.

@@ -7,6 +7,7 @@
 //! a new file here, and is called from both `routes/admin.rs` and the dashboard's handlers.
 
 pub mod api_tokens;
+pub mod audit;
 pub mod desktops;
 pub mod enrollment_tokens;
 pub mod exports;

@@ -55,6 +55,7 @@ impl FromRequest for AdminCaller {
                     Ok(AdminCaller(Caller::ApiToken {
                         id: grant.id,
                         name: grant.name,
+                        scope: grant.scope,
                     }))
                 }
                 Credentials::None => match sessions::of_request(&state, &request).await {

@@ -35,6 +35,7 @@ pub enum Caller {
     ApiToken {
         id: i64,
         name: String,
+        scope: lablink_schema::wire::ApiTokenScope,
     },
     /// The VM whose token was presented.
     Vm(String),
@@ -53,7 +54,7 @@ impl Caller {
     pub fn audit_name(&self) -> String {
         match self {
             Caller::Admin => "admin".to_owned(),
-            Caller::ApiToken { id, name } => format!("token:{id}:{name}"),
+            Caller::ApiToken { id, name, .. } => format!("token:{id}:{name}"),
             Caller::Vm(hostname) => format!("vm:{hostname}"),
             Caller::LegacyAgent => "legacy-agent".to_owned(),
             Caller::Enrolling { .. } => "enrolling-agent".to_owned(),

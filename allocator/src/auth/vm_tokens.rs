@@ -21,6 +21,7 @@ impl Authorizer {
             Credentials::ApiToken(grant) => Ok(Caller::ApiToken {
                 id: grant.id,
                 name: grant.name.clone(),
+                scope: grant.scope,
             }),
             Credentials::Bearer(token) if token_matches(vm, token) => {
                 Ok(Caller::Vm(hostname.to_owned()))

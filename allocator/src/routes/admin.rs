@@ -6,7 +6,7 @@ use lablink_schema::operations::{Operation, OperationView};
 use lablink_schema::wire::VmActionAnswer;
 use serde::Deserialize;
 
-use crate::admin_actions::{recovery, vms};
+use crate::admin_actions::{audit, recovery, vms};
 use crate::auth::AdminCaller;
 use crate::error::ApiError;
 use crate::idempotency::{self, Created};
@@ -57,13 +57,47 @@ pub async fn create_vms(
     .await
 }
 
-/// `GET /api/admin/vms`: every VM with its lifecycle state, why, since when and what is
-/// planned next.
+/// Query of `GET /api/admin/vms`: each given filter must match.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmFilter {
+    /// A lifecycle state (`ready`, `assigned`, `failed`, …).
+    pub state: Option<String>,
+    /// `true`: only VMs assigned to a participant; `false`: only the others.
+    pub assigned: Option<bool>,
+}
+
+/// `GET /api/admin/vms`: every VM (or those the filters keep) with its lifecycle state, why,
+/// since when and what is planned next.
 pub async fn list_vms(
     state: web::Data<AppState>,
     AdminCaller(_): AdminCaller,
+    filter: web::Query<VmFilter>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(recovery::list(&state).await?))
+    let wanted_state = match filter.state.as_deref() {
+        None => None,
+        Some(text) => Some(
+            lablink_schema::wire::LifecycleState::ALL
+                .into_iter()
+                .find(|s| s.as_str() == text)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "`{text}` is not a VM state: use one of {}",
+                        lablink_schema::wire::LifecycleState::ALL
+                            .map(|s| s.as_str())
+                            .join(", ")
+                    ))
+                })?,
+        ),
+    };
+    let mut listed = recovery::list(&state).await?;
+    listed.retain(|vm| {
+        wanted_state.is_none_or(|s| vm.state == s)
+            && filter
+                .assigned
+                .is_none_or(|assigned| vm.assigned_to.is_some() == assigned)
+    });
+    Ok(HttpResponse::Ok().json(listed))
 }
 
 /// `GET /api/admin/vms/{hostname}`: one VM as in the list.
@@ -175,6 +209,97 @@ pub async fn list_operations(
         .await?;
     let listed: Vec<OperationView> = operations.iter().map(Operation::view).collect();
     Ok(HttpResponse::Ok().json(listed))
+}
+
+/// `GET /api/admin/operations/{id}/events`: the operation's progress as server-sent events
+/// (`event: operation`, its view), ending once it has finished.
+pub async fn operation_events(
+    state: web::Data<AppState>,
+    _admin: AdminCaller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let operation = state
+        .read(move |conn| Operation::find_by_id(conn, id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no operation {id}")))?;
+    Ok(crate::sse::operation_progress(&state, operation))
+}
+
+/// Query of `GET /api/admin/vms/{hostname}/logs/events`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowLogs {
+    /// Lines after this id (the newest one already read); none: from now on.
+    pub after: Option<i64>,
+}
+
+/// `GET /api/admin/vms/{hostname}/logs/events`: the VM's new log lines as server-sent
+/// events, one line each, as they arrive.
+pub async fn follow_logs(
+    state: web::Data<AppState>,
+    _admin: AdminCaller,
+    hostname: web::Path<String>,
+    query: web::Query<FollowLogs>,
+) -> Result<HttpResponse, ApiError> {
+    let hostname = crate::validate::hostname(&hostname)
+        .map_err(ApiError::BadRequest)?
+        .to_owned();
+    if state.find_vm(&hostname).await?.is_none() {
+        return Err(ApiError::vm_not_found());
+    }
+    let after = match query.after {
+        Some(after) => after,
+        None => {
+            let host = hostname.clone();
+            state
+                .read(move |conn| {
+                    lablink_schema::vm_logs::VmLogLine::newest_first(
+                        conn,
+                        &host,
+                        &Default::default(),
+                        1,
+                    )
+                })
+                .await?
+                .first()
+                .map_or(0, |line| line.id)
+        }
+    };
+    Ok(crate::sse::log_lines(&state, hostname, after))
+}
+
+/// Query of `GET /api/admin/audit`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    /// The `next_before` of the page after this one.
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// `GET /api/admin/audit`: the audit trail, newest first, a page at a time.
+pub async fn audit(
+    state: web::Data<AppState>,
+    _admin: AdminCaller,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let AuditQuery {
+        actor,
+        action,
+        target,
+        before,
+        limit,
+    } = query.into_inner();
+    let filter = lablink_schema::audit_events::AuditFilter {
+        actor,
+        action,
+        target,
+    };
+    Ok(HttpResponse::Ok().json(audit::page(&state, filter, before, limit).await?))
 }
 
 /// `GET /api/admin/operations/{id}`.

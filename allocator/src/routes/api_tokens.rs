@@ -3,10 +3,10 @@
 //! [`super::dashboard::api_tokens`].
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use lablink_schema::wire::{ApiTokenList, ApiTokenRequest};
+use lablink_schema::wire::{ApiTokenList, ApiTokenRequest, ApiTokenScope, WhoAmI};
 
 use crate::admin_actions::api_tokens;
-use crate::auth::AdminCaller;
+use crate::auth::{AdminCaller, Caller};
 use crate::error::ApiError;
 use crate::idempotency::{self, Created};
 use crate::state::AppState;
@@ -54,4 +54,16 @@ pub async fn revoke(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(api_tokens::revoke(&state, &caller, *id).await?))
+}
+
+/// `GET /api/admin/whoami`: who these credentials act as, and with which scope.
+pub async fn whoami(AdminCaller(caller): AdminCaller) -> HttpResponse {
+    let scope = match &caller {
+        Caller::ApiToken { scope, .. } => *scope,
+        _ => ApiTokenScope::Admin,
+    };
+    HttpResponse::Ok().json(WhoAmI {
+        actor: caller.audit_name(),
+        scope,
+    })
 }

@@ -12,6 +12,15 @@ use crate::state::AppState;
 /// How long readiness waits for a database connection before answering 503.
 const READINESS_DB_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// `GET /api/version`: the allocator's release and admin API version, for the CLI to check
+/// it speaks the same API before it acts.
+pub async fn version() -> HttpResponse {
+    HttpResponse::Ok().json(lablink_schema::wire::VersionView {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        api: lablink_schema::wire::ADMIN_API_VERSION,
+    })
+}
+
 /// Always 200 while the process serves requests.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(HealthAnswer::new("ok", None))

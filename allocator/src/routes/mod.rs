@@ -23,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
+        .route("/api/version", web::get().to(health::version))
         // Researchers.
         .route("/", web::get().to(researcher::home))
         .route("/api/request_vm", web::post().to(researcher::request_vm))
@@ -107,6 +108,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(admin::get_operation),
         )
         .route(
+            "/api/admin/operations/{id}/events",
+            web::get().to(admin::operation_events),
+        )
+        .route(
+            "/api/admin/vms/{hostname}/logs/events",
+            web::get().to(admin::follow_logs),
+        )
+        .route("/api/admin/audit", web::get().to(admin::audit))
+        .route(
             "/api/admin/enrollment-tokens",
             web::post().to(enrollment::create_token),
         )
@@ -120,6 +130,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/api/admin/tokens", web::post().to(api_tokens::create))
         .route("/api/admin/tokens", web::get().to(api_tokens::list))
+        .route("/api/admin/whoami", web::get().to(api_tokens::whoami))
+        .route(
+            "/api/admin/vms/{hostname}/logs",
+            web::get().to(vm_logs::get_logs),
+        )
         .route("/api/admin/tokens/{id}", web::get().to(api_tokens::show))
         .route(
             "/api/admin/tokens/{id}/revoke",

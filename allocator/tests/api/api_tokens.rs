@@ -449,3 +449,62 @@ async fn the_dashboard_makes_shows_once_and_revokes_tokens() {
         401
     );
 }
+
+#[actix_web::test]
+async fn the_audit_trail_is_filtered_and_paged_by_cursor() {
+    let app = spawn_app().await;
+    for i in 0..5 {
+        let made = app
+            .post_json_as_admin(
+                "/api/admin/enrollment-tokens",
+                &json!({"label": format!("t{i}")}),
+            )
+            .await;
+        assert_eq!(made.status(), 201);
+    }
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page: Value = app
+            .get_as_admin(&format!(
+                "/api/admin/audit?action=enrollment_token.create&limit=2{cursor}"
+            ))
+            .await
+            .json()
+            .await
+            .expect("json");
+        let events = page["events"].as_array().expect("events");
+        assert!(events.len() <= 2);
+        seen.extend(events.iter().map(|e| e["id"].as_i64().expect("id")));
+        match page["next_before"].as_i64() {
+            Some(next) => cursor = format!("&before={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {seen:?}"
+    );
+    let none: Value = app
+        .get_as_admin("/api/admin/audit?actor=nobody")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(none["events"], json!([]));
+    let (status, code, _) = error_of(app.get_as_admin("/api/admin/audit?limit=0").await).await;
+    assert_eq!((status, code.as_str()), (400, "bad_request"));
+    let (status, _, _) = error_of(app.get_as_admin("/api/admin/audit?colour=1").await).await;
+    assert_eq!(status, 400);
+
+    let version: Value = app.get("/api/version").await.json().await.expect("json");
+    assert_eq!(version["api"], 1);
+    let me: Value = app
+        .get_as_admin("/api/admin/whoami")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me, json!({"actor": "admin", "scope": "admin"}));
+}

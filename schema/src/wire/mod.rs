@@ -94,6 +94,7 @@ pub fn utc_iso8601(at: chrono::NaiveDateTime) -> String {
 }
 
 mod api_tokens;
+mod audit;
 mod desktop_mode;
 mod errors;
 mod journey;
@@ -105,6 +106,7 @@ mod workshops;
 pub use api_tokens::{
     ApiTokenList, ApiTokenRequest, ApiTokenScope, ApiTokenState, ApiTokenView, CreatedApiToken,
 };
+pub use audit::{AuditEventView, AuditPage, VersionView, WhoAmI, ADMIN_API_VERSION};
 pub use desktop_mode::DesktopMode;
 pub use errors::{ApiErrorBody, ApiErrorDetail};
 pub use journey::{
