@@ -47,8 +47,8 @@ const LOG_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Most log lines read at once for a live log view.
 const LOG_LINES_PER_READ: i64 = 500;
 
-/// An event-stream answer carrying `events`, with keep-alive comments, ending when the
-/// allocator starts stopping (so a graceful stop need not wait for open pages).
+/// An event-stream answer carrying `events`, with keep-alive comments, ending when the events
+/// end or the allocator starts stopping (so a graceful stop need not wait for open pages).
 pub fn event_stream<S>(state: &AppState, events: S) -> HttpResponse
 where
     S: futures_util::Stream<Item = String> + 'static,
@@ -61,7 +61,14 @@ where
         tokio::time::sleep(KEEPALIVE_INTERVAL).await;
         Some((": keepalive\n\n".to_owned(), ()))
     });
-    let body = futures_util::stream::select(events, keepalive)
+    // The answer ends when the events do (an operation that finished), not only when the
+    // allocator stops: the keep-alives alone never end.
+    let events = events
+        .map(Some)
+        .chain(futures_util::stream::once(std::future::ready(None)));
+    let body = futures_util::stream::select(events, keepalive.map(Some))
+        .take_while(|chunk| std::future::ready(chunk.is_some()))
+        .filter_map(std::future::ready)
         .take_until(stopping)
         .map(|chunk| Ok::<_, actix_web::Error>(web::Bytes::from(chunk)));
     HttpResponse::Ok()

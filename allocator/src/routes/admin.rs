@@ -15,6 +15,21 @@ use crate::state::AppState;
 /// `POST /api/admin/vms/{hostname}/release`: ends the VM's session. The researcher is
 /// cleared; the VM is handed out again once its agent reports it ready; an agent waiting
 /// with the ended assignment is told it was released.
+#[utoipa::path(
+    post,
+    path = "/api/admin/vms/{hostname}/release",
+    tag = "admin: VMs",
+    params(
+        ("hostname" = String, Path, description = "The VM's hostname")
+    ),
+    responses(
+        (status = 200, description = "Released", body = VmActionAnswer),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn release_vm(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -31,6 +46,7 @@ pub async fn release_vm(
 /// Body of `POST /api/admin/vms`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct CreateVmsBody {
     pub count: u32,
 }
@@ -38,6 +54,24 @@ pub struct CreateVmsBody {
 /// `POST /api/admin/vms`: queues the creation of `count` more VMs; 202 with the operation,
 /// and its address in `Location`. With `Idempotency-Key`, a retry answers the same operation
 /// and queues nothing.
+#[utoipa::path(
+    post,
+    path = "/api/admin/vms",
+    tag = "admin: VMs",
+    request_body = CreateVmsBody,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer the first answer")
+    ),
+    responses(
+        (status = 202, description = "Queued; `Location` is the operation", body = OperationView),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = lablink_schema::wire::ApiErrorBody),
+        (status = 422, description = "An idempotency key reused for another request", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn create_vms(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -60,6 +94,8 @@ pub async fn create_vms(
 /// Query of `GET /api/admin/vms`: each given filter must match.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VmFilter {
     /// A lifecycle state (`ready`, `assigned`, `failed`, …).
     pub state: Option<String>,
@@ -69,6 +105,20 @@ pub struct VmFilter {
 
 /// `GET /api/admin/vms`: every VM (or those the filters keep) with its lifecycle state, why,
 /// since when and what is planned next.
+#[utoipa::path(
+    get,
+    path = "/api/admin/vms",
+    tag = "admin: VMs",
+    params(
+        VmFilter
+    ),
+    responses(
+        (status = 200, description = "The VMs the filters keep", body = Vec<lablink_schema::wire::AdminVmView>),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn list_vms(
     state: web::Data<AppState>,
     AdminCaller(_): AdminCaller,
@@ -101,6 +151,21 @@ pub async fn list_vms(
 }
 
 /// `GET /api/admin/vms/{hostname}`: one VM as in the list.
+#[utoipa::path(
+    get,
+    path = "/api/admin/vms/{hostname}",
+    tag = "admin: VMs",
+    params(
+        ("hostname" = String, Path, description = "The VM's hostname")
+    ),
+    responses(
+        (status = 200, description = "One VM", body = lablink_schema::wire::AdminVmView),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn show_vm(
     state: web::Data<AppState>,
     AdminCaller(_): AdminCaller,
@@ -111,6 +176,23 @@ pub async fn show_vm(
 
 /// `POST /api/admin/vms/{hostname}/reboot`: reboots the VM now; it is `recovering` until
 /// its agent reports again.
+#[utoipa::path(
+    post,
+    path = "/api/admin/vms/{hostname}/reboot",
+    tag = "admin: VMs",
+    params(
+        ("hostname" = String, Path, description = "The VM's hostname")
+    ),
+    responses(
+        (status = 200, description = "Rebooting", body = VmActionAnswer),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = lablink_schema::wire::ApiErrorBody),
+        (status = 503, description = "Unavailable (database, provider)", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn reboot_vm(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -127,6 +209,7 @@ pub async fn reboot_vm(
 /// Body of `POST /api/admin/vms/{hostname}/replace`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct ReplaceVmBody {
     /// Replace a VM assigned to a participant too.
     #[serde(default)]
@@ -134,6 +217,23 @@ pub struct ReplaceVmBody {
 }
 
 /// `POST /api/admin/vms/{hostname}/replace`: queues its replacement; 202 with the operation.
+#[utoipa::path(
+    post,
+    path = "/api/admin/vms/{hostname}/replace",
+    tag = "admin: VMs",
+    request_body = ReplaceVmBody,
+    params(
+        ("hostname" = String, Path, description = "The VM's hostname")
+    ),
+    responses(
+        (status = 202, description = "Queued", body = OperationView),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn replace_vm(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -145,6 +245,22 @@ pub async fn replace_vm(
 }
 
 /// `POST /api/admin/vms/{hostname}/clear-quarantine`: lifts a GPU quarantine.
+#[utoipa::path(
+    post,
+    path = "/api/admin/vms/{hostname}/clear-quarantine",
+    tag = "admin: VMs",
+    params(
+        ("hostname" = String, Path, description = "The VM's hostname")
+    ),
+    responses(
+        (status = 200, description = "The VM", body = lablink_schema::wire::AdminVmView),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn clear_quarantine(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -157,6 +273,7 @@ pub async fn clear_quarantine(
 /// Body of `POST /api/admin/vms/destroy`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct DestroyVmsBody {
     pub hostnames: Vec<String>,
     /// Destroy VMs that are assigned to a researcher too.
@@ -165,6 +282,21 @@ pub struct DestroyVmsBody {
 }
 
 /// `POST /api/admin/vms/destroy`: queues the destruction of these VMs only.
+#[utoipa::path(
+    post,
+    path = "/api/admin/vms/destroy",
+    tag = "admin: VMs",
+    request_body = DestroyVmsBody,
+    responses(
+        (status = 202, description = "Queued", body = OperationView),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn destroy_vms(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -181,12 +313,27 @@ pub async fn destroy_vms(
 /// Body of `POST /api/admin/vms/destroy-all`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct DestroyAllBody {
     #[serde(default)]
     pub confirm_assigned: bool,
 }
 
 /// `POST /api/admin/vms/destroy-all`: queues the destruction of every VM.
+#[utoipa::path(
+    post,
+    path = "/api/admin/vms/destroy-all",
+    tag = "admin: VMs",
+    request_body = DestroyAllBody,
+    responses(
+        (status = 202, description = "Queued", body = OperationView),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn destroy_all_vms(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -200,6 +347,16 @@ pub async fn destroy_all_vms(
 const OPERATIONS_LISTED: i64 = 100;
 
 /// `GET /api/admin/operations`: the newest provisioning operations first.
+#[utoipa::path(
+    get,
+    path = "/api/admin/operations",
+    tag = "admin: operations",
+    responses(
+        (status = 200, description = "The newest operations first", body = Vec<OperationView>),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn list_operations(
     state: web::Data<AppState>,
     _admin: AdminCaller,
@@ -213,6 +370,20 @@ pub async fn list_operations(
 
 /// `GET /api/admin/operations/{id}/events`: the operation's progress as server-sent events
 /// (`event: operation`, its view), ending once it has finished.
+#[utoipa::path(
+    get,
+    path = "/api/admin/operations/{id}/events",
+    tag = "admin: operations",
+    params(
+        ("id" = i64, Path, description = "Its id")
+    ),
+    responses(
+        (status = 200, description = "Server-sent events: `event: operation` with the operation, on every change, until it ends", body = String, content_type = "text/event-stream"),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn operation_events(
     state: web::Data<AppState>,
     _admin: AdminCaller,
@@ -229,6 +400,8 @@ pub async fn operation_events(
 /// Query of `GET /api/admin/vms/{hostname}/logs/events`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FollowLogs {
     /// Lines after this id (the newest one already read); none: from now on.
     pub after: Option<i64>,
@@ -236,6 +409,22 @@ pub struct FollowLogs {
 
 /// `GET /api/admin/vms/{hostname}/logs/events`: the VM's new log lines as server-sent
 /// events, one line each, as they arrive.
+#[utoipa::path(
+    get,
+    path = "/api/admin/vms/{hostname}/logs/events",
+    tag = "admin: logs",
+    params(
+        ("hostname" = String, Path, description = "The VM's hostname"),
+        FollowLogs
+    ),
+    responses(
+        (status = 200, description = "Server-sent events: each new line", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn follow_logs(
     state: web::Data<AppState>,
     _admin: AdminCaller,
@@ -272,6 +461,8 @@ pub async fn follow_logs(
 /// Query of `GET /api/admin/audit`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     pub actor: Option<String>,
     pub action: Option<String>,
@@ -282,6 +473,20 @@ pub struct AuditQuery {
 }
 
 /// `GET /api/admin/audit`: the audit trail, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/admin/audit",
+    tag = "admin: audit",
+    params(
+        AuditQuery
+    ),
+    responses(
+        (status = 200, description = "One page, newest first", body = lablink_schema::wire::AuditPage),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn audit(
     state: web::Data<AppState>,
     _admin: AdminCaller,
@@ -303,6 +508,20 @@ pub async fn audit(
 }
 
 /// `GET /api/admin/operations/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/admin/operations/{id}",
+    tag = "admin: operations",
+    params(
+        ("id" = i64, Path, description = "Its id")
+    ),
+    responses(
+        (status = 200, description = "One operation", body = OperationView),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn get_operation(
     state: web::Data<AppState>,
     _admin: AdminCaller,

@@ -12,6 +12,24 @@ use crate::idempotency::{self, Created};
 use crate::state::AppState;
 
 /// `POST /api/admin/tokens`: 201 with the token, shown this once, and `Location`.
+#[utoipa::path(
+    post,
+    path = "/api/admin/tokens",
+    tag = "admin: API tokens",
+    request_body = ApiTokenRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer the first answer")
+    ),
+    responses(
+        (status = 201, description = "The token, shown this once", body = lablink_schema::wire::CreatedApiToken),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = lablink_schema::wire::ApiErrorBody),
+        (status = 422, description = "An idempotency key reused for another request", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn create(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -29,6 +47,16 @@ pub async fn create(
 }
 
 /// `GET /api/admin/tokens`: every token, newest first, without the secrets.
+#[utoipa::path(
+    get,
+    path = "/api/admin/tokens",
+    tag = "admin: API tokens",
+    responses(
+        (status = 200, description = "Every token, newest first", body = ApiTokenList),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     _admin: AdminCaller,
@@ -39,6 +67,20 @@ pub async fn list(
 }
 
 /// `GET /api/admin/tokens/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/admin/tokens/{id}",
+    tag = "admin: API tokens",
+    params(
+        ("id" = i64, Path, description = "Its id")
+    ),
+    responses(
+        (status = 200, description = "One token", body = lablink_schema::wire::ApiTokenView),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn show(
     state: web::Data<AppState>,
     _admin: AdminCaller,
@@ -48,6 +90,21 @@ pub async fn show(
 }
 
 /// `POST /api/admin/tokens/{id}/revoke`: the token's next request is refused.
+#[utoipa::path(
+    post,
+    path = "/api/admin/tokens/{id}/revoke",
+    tag = "admin: API tokens",
+    params(
+        ("id" = i64, Path, description = "Its id")
+    ),
+    responses(
+        (status = 200, description = "Revoked", body = lablink_schema::wire::ApiTokenView),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn revoke(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -57,6 +114,16 @@ pub async fn revoke(
 }
 
 /// `GET /api/admin/whoami`: who these credentials act as, and with which scope.
+#[utoipa::path(
+    get,
+    path = "/api/admin/whoami",
+    tag = "admin: API tokens",
+    responses(
+        (status = 200, description = "Who the credentials act as", body = WhoAmI),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn whoami(AdminCaller(caller): AdminCaller) -> HttpResponse {
     let scope = match &caller {
         Caller::ApiToken { scope, .. } => *scope,

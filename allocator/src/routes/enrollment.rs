@@ -13,6 +13,24 @@ use crate::state::AppState;
 
 /// `POST /api/admin/enrollment-tokens`: 201 with the token, shown this once.
 /// With `Idempotency-Key`, a retry makes no second token and is told the secret was shown.
+#[utoipa::path(
+    post,
+    path = "/api/admin/enrollment-tokens",
+    tag = "admin: enrollment tokens",
+    request_body = lablink_schema::wire::EnrollmentTokenRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer the first answer")
+    ),
+    responses(
+        (status = 201, description = "The token, shown this once", body = lablink_schema::wire::CreatedEnrollmentToken),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = lablink_schema::wire::ApiErrorBody),
+        (status = 422, description = "An idempotency key reused for another request", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn create_token(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -31,6 +49,16 @@ pub async fn create_token(
 }
 
 /// `GET /api/admin/enrollment-tokens`: every token, newest first, without the secrets.
+#[utoipa::path(
+    get,
+    path = "/api/admin/enrollment-tokens",
+    tag = "admin: enrollment tokens",
+    responses(
+        (status = 200, description = "Every token, newest first", body = EnrollmentTokenList),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn list_tokens(
     state: web::Data<AppState>,
     _admin: AdminCaller,
@@ -41,6 +69,20 @@ pub async fn list_tokens(
 }
 
 /// `GET /api/admin/enrollment-tokens/{id}`: one token, without its secret.
+#[utoipa::path(
+    get,
+    path = "/api/admin/enrollment-tokens/{id}",
+    tag = "admin: enrollment tokens",
+    params(
+        ("id" = i64, Path, description = "Its id")
+    ),
+    responses(
+        (status = 200, description = "One token", body = lablink_schema::wire::EnrollmentTokenView),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn show_token(
     state: web::Data<AppState>,
     _admin: AdminCaller,
@@ -50,6 +92,21 @@ pub async fn show_token(
 }
 
 /// `POST /api/admin/enrollment-tokens/{id}/revoke`.
+#[utoipa::path(
+    post,
+    path = "/api/admin/enrollment-tokens/{id}/revoke",
+    tag = "admin: enrollment tokens",
+    params(
+        ("id" = i64, Path, description = "Its id")
+    ),
+    responses(
+        (status = 200, description = "Revoked", body = lablink_schema::wire::EnrollmentTokenView),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn revoke_token(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,

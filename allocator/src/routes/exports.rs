@@ -51,6 +51,25 @@ async fn export(
 }
 
 /// `GET /api/admin/export/{participants|vms|audit}?format=csv|json&workshop=&from=&to=`.
+#[utoipa::path(
+    get,
+    path = "/api/admin/export/{kind}",
+    tag = "admin: exports",
+    params(
+        ("kind" = String, Path, description = "`participants`, `vms` or `audit`"),
+        ("format" = Option<String>, Query, description = "`json` (the default) or `csv`"),
+        ("workshop" = Option<i64>, Query, description = "Only this workshop's rows"),
+        ("from" = Option<String>, Query, description = "RFC 3339 with an offset"),
+        ("to" = Option<String>, Query, description = "RFC 3339 with an offset")
+    ),
+    responses(
+        (status = 200, description = "The rows as a download (CSV or JSON)", body = String, content_type = "text/csv"),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn api_export(
     state: web::Data<AppState>,
     _admin: AdminCaller,

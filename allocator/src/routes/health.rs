@@ -14,6 +14,14 @@ const READINESS_DB_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /api/version`: the allocator's release and admin API version, for the CLI to check
 /// it speaks the same API before it acts.
+#[utoipa::path(
+    get,
+    path = "/api/version",
+    tag = "health",
+    responses(
+        (status = 200, description = "The release and the admin API version", body = lablink_schema::wire::VersionView)
+    ),
+)]
 pub async fn version() -> HttpResponse {
     HttpResponse::Ok().json(lablink_schema::wire::VersionView {
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -22,12 +30,29 @@ pub async fn version() -> HttpResponse {
 }
 
 /// Always 200 while the process serves requests.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses(
+        (status = 200, description = "The process serves requests", body = HealthAnswer)
+    ),
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(HealthAnswer::new("ok", None))
 }
 
 /// 200 when the database answers and has every migration this binary knows; else 503 with
 /// the reason (which never includes connection details).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "The database answers and is fully migrated", body = HealthAnswer),
+        (status = 503, description = "Not ready, with the reason", body = HealthAnswer)
+    ),
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
     let checked = web::block(move || {

@@ -11,6 +11,16 @@ use crate::metrics::{self, DatabaseSnapshot};
 use crate::state::AppState;
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "Needs the admin or the metrics token", body = lablink_schema::wire::ErrorBody),
+        (status = 404, description = "Metrics are turned off", body = lablink_schema::wire::ErrorBody)
+    ),
+)]
 pub async fn metrics(
     state: web::Data<AppState>,
     _reader: MetricsReader,

@@ -61,6 +61,15 @@ async fn current_journey(
 }
 
 /// `GET /api/session/journey`.
+#[utoipa::path(
+    get,
+    path = "/api/session/journey",
+    tag = "researchers",
+    responses(
+        (status = 200, description = "The participant's steps", body = JourneyView),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody)
+    ),
+)]
 pub async fn journey(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -73,6 +82,15 @@ pub async fn journey(
 
 /// `GET /api/session/journey/events`: the journey now, then again whenever it changes;
 /// `event: gone` once the browser holds no VM any more.
+#[utoipa::path(
+    get,
+    path = "/api/session/journey/events",
+    tag = "researchers",
+    responses(
+        (status = 200, description = "Server-sent events: the journey, again on every change; `event: gone` at the end", body = String, content_type = "text/event-stream"),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody)
+    ),
+)]
 pub async fn journey_events(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -118,6 +136,17 @@ pub async fn journey_events(
 /// `POST /api/session/new_vm`: this browser's VM broke; the participant gets another, with
 /// the same email and command, a new PIN, and the page of the new VM. Refused (409) while
 /// the VM works.
+#[utoipa::path(
+    post,
+    path = "/api/session/new_vm",
+    tag = "researchers",
+    responses(
+        (status = 200, description = "Another VM for this browser's broken one", body = JourneyView),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody),
+        (status = 409, description = "Conflict", body = lablink_schema::wire::ErrorBody),
+        (status = 503, description = "Unavailable", body = lablink_schema::wire::ErrorBody)
+    ),
+)]
 pub async fn new_vm(
     state: web::Data<AppState>,
     request: HttpRequest,

@@ -113,6 +113,14 @@ pub struct CountQuery {
 }
 
 /// `GET /api/unassigned_vms_count`.
+#[utoipa::path(
+    get,
+    path = "/api/unassigned_vms_count",
+    tag = "researchers",
+    responses(
+        (status = 200, description = "How many VMs are free", body = UnassignedVmCount)
+    ),
+)]
 pub async fn unassigned_count(
     state: web::Data<AppState>,
     query: web::Query<CountQuery>,
@@ -126,6 +134,18 @@ pub async fn unassigned_count(
 
 /// `GET /api/workshops/{id}/notice`: the workshop's state, end and current warning, for the
 /// participant's page to show without a reload.
+#[utoipa::path(
+    get,
+    path = "/api/workshops/{id}/notice",
+    tag = "researchers",
+    params(
+        ("id" = i64, Path, description = "Its id")
+    ),
+    responses(
+        (status = 200, description = "The workshop's state, end and warning", body = WorkshopNotice),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody)
+    ),
+)]
 pub async fn workshop_notice(
     state: web::Data<AppState>,
     id: web::Path<i64>,
@@ -161,6 +181,16 @@ impl Refused {
 
 /// `POST /api/request_vm`: assigns a VM and shows its hostname and PIN, or shows the start
 /// page again with what went wrong and the form still filled in.
+#[utoipa::path(
+    post,
+    path = "/api/request_vm",
+    tag = "researchers",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`email`, `crd_command` (CRD mode), and a workshop's `invite_code` or rejoin fields"),
+    responses(
+        (status = 200, description = "The assigned page, or the start page with what to fix (HTML)", body = String, content_type = "text/html"),
+        (status = 303, description = "Browser desktop: to /desktop, with its cookie")
+    ),
+)]
 pub async fn request_vm(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -330,6 +360,15 @@ async fn session_view(state: &AppState, vm: &Vm) -> Result<SessionView, ApiError
 
 /// `GET /api/session`: the warnings for the session this browser holds; 404 when it holds
 /// none.
+#[utoipa::path(
+    get,
+    path = "/api/session",
+    tag = "researchers",
+    responses(
+        (status = 200, description = "The warnings of the session this browser holds", body = SessionView),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody)
+    ),
+)]
 pub async fn session(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -344,6 +383,15 @@ pub async fn session(
 
 /// `POST /api/session/extend`: "I am still here": the idle clock of this browser's session
 /// starts again. Answers the VM's page again (or JSON, to a script that asks for it).
+#[utoipa::path(
+    post,
+    path = "/api/session/extend",
+    tag = "researchers",
+    responses(
+        (status = 200, description = "The session, its idle clock restarted", body = SessionView),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody)
+    ),
+)]
 pub async fn extend_session(
     state: web::Data<AppState>,
     request: HttpRequest,

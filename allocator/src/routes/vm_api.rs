@@ -23,6 +23,19 @@ use crate::state::AppState;
 /// `POST /vm_startup`: waits until the VM is assigned and answers with the PIN and command.
 /// With `assignment_id` (the assignment the agent already holds) it answers when that one
 /// ends: with the next assignment, or `{"status": "released"}`.
+#[utoipa::path(
+    post,
+    path = "/vm_startup",
+    tag = "agents",
+    request_body = VmStartupRequest,
+    responses(
+        (status = 200, description = "Assigned (PIN and command) or released", body = VmStartupAnswer),
+        (status = 400, description = "Bad input", body = lablink_schema::wire::ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = lablink_schema::wire::ErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody)
+    ),
+    security(("vm_token" = [])),
+)]
 pub async fn vm_startup(
     state: web::Data<AppState>,
     request: AuthorizedVm<VmStartupRequest>,
@@ -68,6 +81,19 @@ pub async fn vm_startup(
 /// `POST /api/vm-status`: records the VM's status (its heartbeat). A machine the allocator
 /// does not know joins here: with an enrollment token it gets its own token, returned once;
 /// under the legacy switch a token-less original agent joins without one.
+#[utoipa::path(
+    post,
+    path = "/api/vm-status",
+    tag = "agents",
+    request_body = VmStatusReport,
+    responses(
+        (status = 200, description = "Recorded; the enrolling report carries the VM's token", body = VmStatusAnswer),
+        (status = 400, description = "Bad input", body = lablink_schema::wire::ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = lablink_schema::wire::ErrorBody),
+        (status = 409, description = "Conflict", body = lablink_schema::wire::ErrorBody)
+    ),
+    security(("vm_token" = [])),
+)]
 pub async fn report_status(
     state: web::Data<AppState>,
     request: VmRegistration<VmStatusReport>,
@@ -174,6 +200,17 @@ async fn enroll(
 }
 
 /// `GET /api/vm-status` (admin): every VM's status as `{hostname: status}`.
+#[utoipa::path(
+    get,
+    path = "/api/vm-status",
+    tag = "agents",
+    responses(
+        (status = 200, description = "Every VM's status by hostname", body = VmStatuses),
+        (status = 401, description = "Missing or wrong token", body = lablink_schema::wire::ErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn list_statuses(
     state: web::Data<AppState>,
     _admin: AdminCaller,
@@ -193,6 +230,20 @@ pub async fn list_statuses(
 }
 
 /// `GET /api/vm-status/{hostname}` (admin, or the VM itself).
+#[utoipa::path(
+    get,
+    path = "/api/vm-status/{hostname}",
+    tag = "agents",
+    params(
+        ("hostname" = String, Path, description = "The VM's hostname")
+    ),
+    responses(
+        (status = 200, description = "The VM's status", body = VmStatusView),
+        (status = 401, description = "Missing or wrong token", body = lablink_schema::wire::ErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody)
+    ),
+    security(("vm_token" = []), ("bearer" = []), ("basic" = [])),
+)]
 pub async fn get_status(reader: VmOrAdmin) -> HttpResponse {
     let vm = reader.vm;
     HttpResponse::Ok().json(VmStatusView {
@@ -202,6 +253,19 @@ pub async fn get_status(reader: VmOrAdmin) -> HttpResponse {
 }
 
 /// `POST /api/update_inuse_status`.
+#[utoipa::path(
+    post,
+    path = "/api/update_inuse_status",
+    tag = "agents",
+    request_body = InUseReport,
+    responses(
+        (status = 200, description = "Recorded", body = MessageBody),
+        (status = 400, description = "Bad input", body = lablink_schema::wire::ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = lablink_schema::wire::ErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody)
+    ),
+    security(("vm_token" = [])),
+)]
 pub async fn report_in_use(
     state: web::Data<AppState>,
     request: AuthorizedVm<InUseReport>,
@@ -218,6 +282,19 @@ pub async fn report_in_use(
 }
 
 /// `POST /api/gpu_health`.
+#[utoipa::path(
+    post,
+    path = "/api/gpu_health",
+    tag = "agents",
+    request_body = GpuHealthReport,
+    responses(
+        (status = 200, description = "Recorded", body = MessageBody),
+        (status = 400, description = "Bad input", body = lablink_schema::wire::ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = lablink_schema::wire::ErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody)
+    ),
+    security(("vm_token" = [])),
+)]
 pub async fn report_gpu_health(
     state: web::Data<AppState>,
     request: AuthorizedVm<GpuHealthReport>,

@@ -25,6 +25,20 @@ const DOWNLOAD_STEP: i64 = 5_000;
 
 /// `POST /api/vm-logs`: appends lines to the VM named by `log_stream` (the extractor made
 /// sure the caller may act for it).
+#[utoipa::path(
+    post,
+    path = "/api/vm-logs",
+    tag = "agents",
+    request_body = VmLogBatch,
+    responses(
+        (status = 200, description = "Stored", body = lablink_schema::wire::MessageBody),
+        (status = 400, description = "Bad input", body = lablink_schema::wire::ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = lablink_schema::wire::ErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody),
+        (status = 429, description = "Too many requests", body = lablink_schema::wire::ErrorBody)
+    ),
+    security(("vm_token" = [])),
+)]
 pub async fn append_logs(
     state: web::Data<AppState>,
     request: AuthorizedVm<VmLogBatch>,
@@ -93,6 +107,8 @@ pub async fn append_logs(
 /// The query of `GET /api/vm-logs/{hostname}` (and of the dashboard's log page).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsParams {
     /// Lines older than this id: the previous page's `next_before`.
     pub before: Option<i64>,
@@ -169,6 +185,23 @@ pub async fn read_page(
 
 /// `GET /api/vm-logs/{hostname}` (admin, or the VM itself): the newest page of its lines,
 /// as [`VmLogs`] says.
+#[utoipa::path(
+    get,
+    path = "/api/vm-logs/{hostname}",
+    tag = "agents",
+    params(
+        ("hostname" = String, Path, description = "The VM's hostname"),
+        LogsParams
+    ),
+    responses(
+        (status = 200, description = "The newest page of the VM's lines", body = VmLogs),
+        (status = 400, description = "Bad input", body = lablink_schema::wire::ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = lablink_schema::wire::ErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody),
+        (status = 503, description = "Unavailable", body = lablink_schema::wire::ErrorBody)
+    ),
+    security(("vm_token" = []), ("bearer" = []), ("basic" = [])),
+)]
 pub async fn get_logs(
     state: web::Data<AppState>,
     reader: VmOrAdmin,
@@ -208,8 +241,48 @@ pub async fn get_logs(
     }))
 }
 
+/// `GET /api/admin/vms/{hostname}/logs`: the same page under the admin API (its error shape).
+#[utoipa::path(
+    get,
+    path = "/api/admin/vms/{hostname}/logs",
+    tag = "admin: logs",
+    params(
+        ("hostname" = String, Path, description = "The VM's hostname"),
+        LogsParams
+    ),
+    responses(
+        (status = 200, description = "The newest page of the VM's lines", body = VmLogs),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody),
+        (status = 503, description = "Unavailable (database, provider)", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
+pub async fn admin_logs(
+    state: web::Data<AppState>,
+    reader: VmOrAdmin,
+    params: web::Query<LogsParams>,
+) -> Result<HttpResponse, ApiError> {
+    get_logs(state, reader, params).await
+}
+
 /// `GET /api/vm-logs/{hostname}/download` (admin, or the VM itself): every kept line, oldest
 /// first, as `<received> <source> <text>` lines of a text file, read a step at a time.
+#[utoipa::path(
+    get,
+    path = "/api/vm-logs/{hostname}/download",
+    tag = "agents",
+    params(
+        ("hostname" = String, Path, description = "The VM's hostname")
+    ),
+    responses(
+        (status = 200, description = "Every kept line, oldest first", body = String, content_type = "text/plain"),
+        (status = 401, description = "Missing or wrong token", body = lablink_schema::wire::ErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody)
+    ),
+    security(("vm_token" = []), ("bearer" = []), ("basic" = [])),
+)]
 pub async fn download_logs(
     state: web::Data<AppState>,
     reader: VmOrAdmin,

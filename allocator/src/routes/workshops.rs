@@ -15,6 +15,24 @@ use crate::state::AppState;
 
 /// `POST /api/admin/workshops`: 201 with the workshop (and a generated invite code, once).
 /// With `Idempotency-Key`, a retry answers the first answer (without the invite code).
+#[utoipa::path(
+    post,
+    path = "/api/admin/workshops",
+    tag = "admin: workshops",
+    request_body = WorkshopRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer the first answer")
+    ),
+    responses(
+        (status = 201, description = "Created; `Location` is the workshop", body = lablink_schema::wire::WorkshopCreated),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = lablink_schema::wire::ApiErrorBody),
+        (status = 422, description = "An idempotency key reused for another request", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn create(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -35,6 +53,16 @@ pub async fn create(
 }
 
 /// `GET /api/admin/workshops`: every workshop, the latest start first.
+#[utoipa::path(
+    get,
+    path = "/api/admin/workshops",
+    tag = "admin: workshops",
+    responses(
+        (status = 200, description = "Every workshop, the latest start first", body = Vec<lablink_schema::wire::WorkshopView>),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     AdminCaller(_): AdminCaller,
@@ -44,6 +72,20 @@ pub async fn list(
 
 /// `GET /api/admin/workshops/{id}`: its state, plan (planned and done actions), VMs and
 /// spend.
+#[utoipa::path(
+    get,
+    path = "/api/admin/workshops/{id}",
+    tag = "admin: workshops",
+    params(
+        ("id" = i64, Path, description = "Its id")
+    ),
+    responses(
+        (status = 200, description = "One workshop", body = lablink_schema::wire::WorkshopView),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn show(
     state: web::Data<AppState>,
     AdminCaller(_): AdminCaller,
@@ -54,6 +96,20 @@ pub async fn show(
 
 /// `GET /api/admin/workshops/{id}/participants`: the instructor's view: the funnel now and
 /// each participant's step, the stuck first.
+#[utoipa::path(
+    get,
+    path = "/api/admin/workshops/{id}/participants",
+    tag = "admin: workshops",
+    params(
+        ("id" = i64, Path, description = "Its id")
+    ),
+    responses(
+        (status = 200, description = "The instructor's view", body = lablink_schema::wire::ParticipantsView),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn participants(
     state: web::Data<AppState>,
     AdminCaller(_): AdminCaller,
@@ -70,6 +126,24 @@ pub async fn participants(
 
 /// `PATCH /api/admin/workshops/{id}`: changes its name, time zone label, headcount, spare
 /// VMs or roster.
+#[utoipa::path(
+    patch,
+    path = "/api/admin/workshops/{id}",
+    tag = "admin: workshops",
+    request_body = WorkshopChange,
+    params(
+        ("id" = i64, Path, description = "Its id")
+    ),
+    responses(
+        (status = 200, description = "Changed", body = lablink_schema::wire::WorkshopView),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn edit(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -80,6 +154,22 @@ pub async fn edit(
 }
 
 /// `POST /api/admin/workshops/{id}/end`: ends it now.
+#[utoipa::path(
+    post,
+    path = "/api/admin/workshops/{id}/end",
+    tag = "admin: workshops",
+    params(
+        ("id" = i64, Path, description = "Its id")
+    ),
+    responses(
+        (status = 200, description = "Ending now", body = lablink_schema::wire::WorkshopView),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn end(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -89,6 +179,24 @@ pub async fn end(
 }
 
 /// `POST /api/admin/workshops/{id}/extend` with `{"ends_at"}`.
+#[utoipa::path(
+    post,
+    path = "/api/admin/workshops/{id}/extend",
+    tag = "admin: workshops",
+    request_body = ExtendWorkshop,
+    params(
+        ("id" = i64, Path, description = "Its id")
+    ),
+    responses(
+        (status = 200, description = "Its end moved", body = lablink_schema::wire::WorkshopView),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody),
+        (status = 409, description = "Conflicts with the current state", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn extend(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,
@@ -99,7 +207,7 @@ pub async fn extend(
 }
 
 /// One notification with where each of its deliveries stands.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NotificationView {
     pub id: i64,
     pub event: String,
@@ -108,7 +216,7 @@ pub struct NotificationView {
     pub deliveries: Vec<DeliveryView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryView {
     pub channel: String,
     pub delivery_key: String,
@@ -154,6 +262,20 @@ pub async fn read_notifications(
 }
 
 /// `GET /api/admin/workshops/{id}/notifications`: what was sent about it, and to whom.
+#[utoipa::path(
+    get,
+    path = "/api/admin/workshops/{id}/notifications",
+    tag = "admin: notifications",
+    params(
+        ("id" = i64, Path, description = "Its id")
+    ),
+    responses(
+        (status = 200, description = "What was sent about the workshop, newest first", body = Vec<NotificationView>),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn notifications(
     state: web::Data<AppState>,
     AdminCaller(_): AdminCaller,
@@ -164,6 +286,16 @@ pub async fn notifications(
 }
 
 /// `GET /api/admin/notifications`: the newest notifications with their deliveries.
+#[utoipa::path(
+    get,
+    path = "/api/admin/notifications",
+    tag = "admin: notifications",
+    responses(
+        (status = 200, description = "Every notification, newest first", body = Vec<NotificationView>),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn all_notifications(
     state: web::Data<AppState>,
     AdminCaller(_): AdminCaller,
@@ -173,6 +305,17 @@ pub async fn all_notifications(
 
 /// `POST /api/admin/notifications/test`: sends a test through every channel now and says
 /// what each answered.
+#[utoipa::path(
+    post,
+    path = "/api/admin/notifications/test",
+    tag = "admin: notifications",
+    responses(
+        (status = 200, description = "What each channel said", body = Vec<workshops::TestSend>),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody),
+        (status = 403, description = "A read-only token on a change, or a cross-site request", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
 pub async fn test_send(
     state: web::Data<AppState>,
     AdminCaller(caller): AdminCaller,

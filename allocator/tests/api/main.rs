@@ -15,6 +15,7 @@ mod journey;
 mod lifecycle;
 mod long_poll;
 mod metrics;
+mod openapi;
 mod provisioning;
 mod researcher;
 mod rush;

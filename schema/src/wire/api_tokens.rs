@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ApiTokenScope {
     /// Safe requests only (`GET`): watch, list, export, follow logs.
     #[serde(rename = "read-only")]
@@ -40,6 +41,7 @@ impl fmt::Display for ApiTokenScope {
 
 /// `POST /api/admin/tokens`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApiTokenRequest {
     /// Who or what uses it (a script, a colleague); shown in the list and the audit trail.
@@ -52,6 +54,7 @@ pub struct ApiTokenRequest {
 
 /// Whether a token still works, and if not, why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ApiTokenState {
     Active,
@@ -61,6 +64,7 @@ pub enum ApiTokenState {
 
 /// A token as admins see it: never the secret, which is shown once at creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiTokenView {
     pub id: i64,
     pub name: String,
@@ -76,6 +80,7 @@ pub struct ApiTokenView {
 
 /// Answer to `POST /api/admin/tokens`: the secret itself, this once.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedApiToken {
     pub token: String,
     #[serde(flatten)]
@@ -93,6 +98,7 @@ impl fmt::Debug for CreatedApiToken {
 
 /// Answer to `GET /api/admin/tokens`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiTokenList {
     pub tokens: Vec<ApiTokenView>,
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// One recorded action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEventView {
     pub id: i64,
     pub occurred_at: chrono::NaiveDateTime,
@@ -18,6 +19,7 @@ pub struct AuditEventView {
 /// One page of the audit trail, newest first; `next_before` reads the page before it
 /// (`null` at the oldest).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditPage {
     pub events: Vec<AuditEventView>,
     pub next_before: Option<i64>,
@@ -25,6 +27,7 @@ pub struct AuditPage {
 
 /// The admin API's version: `api` changes only when a change would break a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionView {
     /// The allocator's release, e.g. `0.1.0`.
     pub version: String,
@@ -36,6 +39,7 @@ pub const ADMIN_API_VERSION: u32 = 1;
 
 /// `GET /api/admin/whoami`: who the credentials act as.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WhoAmI {
     /// As the audit trail names it: `admin`, or `token:{id}:{name}`.
     pub actor: String,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// one (so usage costs no request of its own). Every field is cumulative or a flag that only
 /// turns on, so a lost or repeated heartbeat changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionFigures {
     /// The assignment the figures belong to; the allocator ignores figures of any other.
     pub assignment_id: i64,
@@ -32,6 +33,7 @@ pub struct SessionFigures {
 
 /// A session's GPU use, over every GPU of the VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GpuFigures {
     /// Seconds at least one GPU was busy (a kernel ran in the sample).
     pub active_secs: u64,
@@ -44,6 +46,7 @@ pub struct GpuFigures {
 /// Where a participant is. The first four follow one another; `Failed` is a VM that broke
 /// under the participant, `Ended` a session that is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JourneyStep {
     /// A VM is theirs; its agent has not taken the command yet.
@@ -101,6 +104,7 @@ impl fmt::Display for JourneyStep {
 
 /// One step on the participant's page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepView {
     pub step: JourneyStep,
     pub label: String,
@@ -115,6 +119,7 @@ pub struct StepView {
 
 /// The participant's page's live part (`GET /api/session/journey`, and its event stream).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JourneyView {
     pub hostname: String,
     pub step: JourneyStep,
@@ -129,6 +134,7 @@ pub struct JourneyView {
 
 /// How many participants are at one step now (the instructor's funnel).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FunnelCount {
     pub step: JourneyStep,
     pub label: String,
@@ -138,6 +144,7 @@ pub struct FunnelCount {
 /// One participant's session, as the instructor's table and the participants export show it.
 /// Times are ISO 8601 in UTC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ParticipantRow {
     pub email: String,
     pub hostname: String,
@@ -166,6 +173,7 @@ pub struct ParticipantRow {
 /// /api/admin/workshops/{id}/participants`): the funnel now, and each participant's latest
 /// session, the stuck ones first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ParticipantsView {
     pub workshop_id: Option<i64>,
     pub participants: u32,

@@ -12,6 +12,7 @@ use super::{GpuHealth, UnknownValue};
 /// the agent and the claims report; the others are the supervisor's verdicts, and a VM in
 /// one of those is never assigned ([`LifecycleState::BLOCKS_ASSIGNMENT`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LifecycleState {
     /// Created; the agent has not reported it ready yet.
@@ -103,6 +104,7 @@ spelled_as_stored!(
 /// One VM as the admin sees it: `GET /api/admin/vms` answers an array of these,
 /// `GET /api/admin/vms/{hostname}` one. Times are UTC (ISO 8601, no zone).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AdminVmView {
     pub hostname: String,
     pub state: LifecycleState,

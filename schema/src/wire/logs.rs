@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// stream being the VM's hostname; this project's agent sends `entries`, each with where on
 /// the VM it came from and when. Both may come in one body: `messages` are stored first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VmLogBatch {
     pub log_group: String,
     pub log_stream: String,
@@ -22,6 +23,7 @@ pub struct VmLogBatch {
 
 /// One line as an agent ships it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogEntry {
     /// Where on the VM it came from: `agent`, `software`, `boot`, or a configured file's
     /// name; letters, digits, `-` and `_`, at most [`LogEntry::MAX_SOURCE_LEN`].
@@ -53,6 +55,7 @@ impl LogEntry {
 /// when there are none. `lines` holds the same page newest first, with what each line is;
 /// `next_before`, when more lines are kept, is the `before` that reads the page before it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VmLogs {
     pub hostname: String,
     pub logs: Option<String>,
@@ -64,6 +67,7 @@ pub struct VmLogs {
 
 /// One kept line as an admin reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogLineView {
     pub id: i64,
     pub source: String,

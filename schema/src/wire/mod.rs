@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Lifecycle status a VM reports for itself through `POST /api/vm-status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum VmStatus {
     /// Booting: cloud-init or the agent is still setting up.
@@ -124,6 +125,7 @@ pub use workshops::{
 
 /// GPU health as the agent reports it through `POST /api/gpu_health`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum GpuHealth {
     /// The GPU answers and is within limits.
     Healthy,
@@ -170,6 +172,7 @@ spelled_as_stored!(GpuHealth, "Healthy, Unhealthy, N/A");
 
 /// Body of `POST /api/vm-status`: a VM registers itself or reports a new status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VmStatusReport {
     pub hostname: String,
     pub status: VmStatus,
@@ -181,6 +184,7 @@ pub struct VmStatusReport {
 
 /// Body of `POST /vm_startup`: the agent waits for its VM's assignment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VmStartupRequest {
     pub hostname: String,
     /// The assignment the agent already acts on, if any. With it, the allocator answers only
@@ -194,6 +198,7 @@ pub struct VmStartupRequest {
 /// original clients give up on any other value), or `released` when the assignment the agent
 /// held has ended (only for agents that sent `assignment_id`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "status")]
 pub enum VmStartupAnswer {
     #[serde(rename = "success")]
@@ -228,6 +233,7 @@ impl fmt::Debug for VmStartupAnswer {
 
 /// Body of `POST /api/update_inuse_status`: whether the research software is running.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InUseReport {
     pub hostname: String,
     pub status: bool,
@@ -235,6 +241,7 @@ pub struct InUseReport {
 
 /// Body of `POST /api/gpu_health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GpuHealthReport {
     pub hostname: String,
     pub gpu_status: GpuHealth,
@@ -242,6 +249,7 @@ pub struct GpuHealthReport {
 
 /// Answer to `GET /api/unassigned_vms_count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnassignedVmCount {
     pub count: i64,
 }
@@ -249,6 +257,7 @@ pub struct UnassignedVmCount {
 /// Answer to `POST /api/vm-status`. `token` is present only on the report that registered
 /// the VM and gave it its token: the agent must keep it, it is never shown again.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VmStatusAnswer {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,6 +285,7 @@ impl fmt::Debug for VmStatusAnswer {
 
 /// Answer to `GET /healthz` and `GET /readyz`: `ok`, `ready` or `unavailable` with why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthAnswer {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -293,18 +303,21 @@ impl HealthAnswer {
 
 /// A successful write's answer: `{"message": "…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageBody {
     pub message: String,
 }
 
 /// A refused request's answer: `{"error": "…"}`, saying what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: String,
 }
 
 /// Answer to `GET /api/vm-status/{hostname}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VmStatusView {
     pub hostname: String,
     pub status: VmStatus,
@@ -315,6 +328,7 @@ pub type VmStatuses = std::collections::BTreeMap<String, VmStatus>;
 
 /// Answer to `POST /api/admin/vms/{hostname}/release` and `…/reboot`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VmActionAnswer {
     pub message: String,
     pub hostname: String,
@@ -325,6 +339,7 @@ pub struct VmActionAnswer {
 
 /// What a provisioning run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OperationKind {
     /// Create VMs (`requested_count` of them).
@@ -361,6 +376,7 @@ spelled_as_stored!(OperationKind, "create, destroy, destroy_all, replace");
 
 /// Where a provisioning run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OperationState {
     Queued,
@@ -399,6 +415,7 @@ spelled_as_stored!(OperationState, "queued, running, succeeded, failed");
 /// A provisioning operation as the admin API shows it (`POST /api/admin/vms…` answer 202
 /// with one; `GET /api/admin/operations` lists them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OperationView {
     pub operation_id: i64,
     pub kind: OperationKind,
@@ -419,6 +436,7 @@ pub struct OperationView {
 
 /// Body of `POST /api/admin/enrollment-tokens`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrollmentTokenRequest {
     /// Which machines it is for; shown in the list and the audit trail.
@@ -434,6 +452,7 @@ pub struct EnrollmentTokenRequest {
 
 /// Whether an enrollment token can still be used, and if not, why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EnrollmentTokenState {
     #[serde(rename = "active")]
     Active,
@@ -447,6 +466,7 @@ pub enum EnrollmentTokenState {
 
 /// An enrollment token as admins see it: never the token, which is shown once at creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollmentTokenView {
     pub id: i64,
     pub label: String,
@@ -461,6 +481,7 @@ pub struct EnrollmentTokenView {
 
 /// Answer to `POST /api/admin/enrollment-tokens`: the secret itself, this once.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedEnrollmentToken {
     pub token: String,
     #[serde(flatten)]
@@ -478,6 +499,7 @@ impl fmt::Debug for CreatedEnrollmentToken {
 
 /// Answer to `GET /api/admin/enrollment-tokens`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollmentTokenList {
     pub tokens: Vec<EnrollmentTokenView>,
 }

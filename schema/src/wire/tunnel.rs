@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A text frame from the allocator on the agent's tunnel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TunnelCommand {
     /// A browser opened the desktop: dial `/api/agent/{hostname}/tunnel/{stream}` and join it

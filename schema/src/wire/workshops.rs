@@ -12,6 +12,7 @@ use super::UnknownValue;
 
 /// Where a workshop stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WorkshopState {
     /// Defined; nothing made yet.
@@ -64,6 +65,7 @@ spelled_as_stored!(
 
 /// Who may ask for a VM in a workshop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Admission {
     /// Anyone with the workshop's link.
@@ -90,6 +92,7 @@ spelled_as_stored!(Admission, "open, invite, roster");
 
 /// What a planned action does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WorkshopActionKind {
     /// Make VMs so the workshop has `amount` of them.
@@ -128,6 +131,7 @@ spelled_as_stored!(WorkshopActionKind, "warm_up, open, warning, end, teardown");
 
 /// Where a planned action stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WorkshopActionState {
     Planned,
@@ -166,6 +170,7 @@ spelled_as_stored!(
 
 /// Body of `POST /api/admin/workshops`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WorkshopRequest {
     pub name: String,
@@ -226,6 +231,7 @@ pub struct WorkshopRequest {
 
 /// The limits of each participant's session in a workshop.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionLimits {
     pub idle_release_secs: Option<u64>,
     pub idle_warning_secs: u64,
@@ -241,6 +247,7 @@ impl SessionLimits {
 
 /// What a participant's page shows about their own session (`GET /api/session`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionView {
     pub hostname: String,
     /// A warning about this session (idle, or its time is nearly up).
@@ -251,6 +258,7 @@ pub struct SessionView {
 
 /// A workshop's spend so far, in the configured currency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SpendView {
     pub currency: String,
     pub price_per_vm_hour: f64,
@@ -265,6 +273,7 @@ pub struct SpendView {
 
 /// A planned or done action, as the admin API and the timeline show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkshopActionView {
     pub id: i64,
     pub kind: WorkshopActionKind,
@@ -277,6 +286,7 @@ pub struct WorkshopActionView {
 
 /// The workshop's VMs now.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkshopVmCounts {
     pub total: i64,
     pub free: i64,
@@ -285,6 +295,7 @@ pub struct WorkshopVmCounts {
 
 /// A workshop as `GET /api/admin/workshops/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkshopView {
     pub id: i64,
     pub name: String,
@@ -321,6 +332,7 @@ pub struct WorkshopView {
 /// The answer to `POST /api/admin/workshops`: the workshop and, for an invite workshop
 /// whose code was made here, that code (shown this once).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkshopCreated {
     #[serde(flatten)]
     pub workshop: WorkshopView,
@@ -330,6 +342,7 @@ pub struct WorkshopCreated {
 
 /// Body of `PATCH /api/admin/workshops/{id}`: what to change; absent fields stay.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WorkshopChange {
     #[serde(default)]
@@ -351,6 +364,7 @@ pub struct WorkshopChange {
 
 /// Body of `POST /api/admin/workshops/{id}/extend`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExtendWorkshop {
     #[serde(deserialize_with = "rfc3339")]
@@ -372,6 +386,7 @@ fn rfc3339<'de, D: serde::Deserializer<'de>>(
 
 /// What a participant's page shows about their workshop (`GET /api/workshops/{id}/notice`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkshopNotice {
     pub state: WorkshopState,
     pub ends_at: DateTime<FixedOffset>,
@@ -380,6 +395,7 @@ pub struct WorkshopNotice {
 
 /// A notification as webhooks receive it (the JSON body) and emails describe it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NotificationEvent {
     /// What happened, e.g. `workshop.warning` or `vm.failed`.
     pub event: String,

@@ -341,7 +341,7 @@ pub async fn extend(
 }
 
 /// What a test send to one channel gave.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct TestSend {
     pub channel: String,
     /// `None`: accepted.

@@ -40,6 +40,21 @@ async fn the_vm_itself(
 
 /// `GET /api/agent/{hostname}/tunnel`: the agent's tunnel. It stays open; the allocator sends
 /// a [`lablink_schema::wire::TunnelCommand`] for every desktop a browser opens, and pings.
+#[utoipa::path(
+    get,
+    path = "/api/agent/{hostname}/tunnel",
+    tag = "agents",
+    params(
+        ("hostname" = String, Path, description = "The VM's hostname")
+    ),
+    responses(
+        (status = 101, description = "WebSocket: the allocator asks for desktop streams over it"),
+        (status = 401, description = "Missing or wrong token", body = lablink_schema::wire::ErrorBody),
+        (status = 403, description = "Not allowed", body = lablink_schema::wire::ErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody)
+    ),
+    security(("vm_token" = [])),
+)]
 pub async fn agent_tunnel(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -88,6 +103,22 @@ pub async fn agent_tunnel(
 
 /// `GET /api/agent/{hostname}/tunnel/{stream}`: a stream the agent was asked for, joined to
 /// the browser that asked.
+#[utoipa::path(
+    get,
+    path = "/api/agent/{hostname}/tunnel/{stream}",
+    tag = "agents",
+    params(
+        ("hostname" = String, Path, description = "The VM's hostname"),
+        ("stream" = String, Path, description = "The stream the allocator asked for")
+    ),
+    responses(
+        (status = 101, description = "WebSocket: one desktop stream's bytes"),
+        (status = 401, description = "Missing or wrong token", body = lablink_schema::wire::ErrorBody),
+        (status = 403, description = "Not allowed", body = lablink_schema::wire::ErrorBody),
+        (status = 404, description = "Not found", body = lablink_schema::wire::ErrorBody)
+    ),
+    security(("vm_token" = [])),
+)]
 pub async fn agent_stream(
     state: web::Data<AppState>,
     request: HttpRequest,

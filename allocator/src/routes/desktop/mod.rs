@@ -15,7 +15,7 @@ use crate::desktop::socket::{self, FrameSender};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-mod agent;
+pub(super) mod agent;
 mod participant;
 mod peek;
 
@@ -102,26 +102,18 @@ pub async fn novnc_file(path: web::Path<String>) -> HttpResponse {
     }
 }
 
-/// The desktop routes.
+super::route_table! {
+    get "/desktop" => participant::page,
+    get "/desktop/state" => participant::desktop_state,
+    get "/desktop/websockify" => participant::websockify,
+    get "/desktop/novnc/{path:.*}" => novnc_file,
+    get "/admin/vms/{hostname}/desktop" => peek::page,
+    get "/admin/vms/{hostname}/desktop/websockify" => peek::websockify,
+    get "/api/agent/{hostname}/tunnel" => agent::agent_tunnel,
+    get "/api/agent/{hostname}/tunnel/{stream}" => agent::agent_stream,
+}
+
+/// Registers the desktop's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/desktop", web::get().to(participant::page))
-        .route("/desktop/state", web::get().to(participant::desktop_state))
-        .route(
-            "/desktop/websockify",
-            web::get().to(participant::websockify),
-        )
-        .route("/desktop/novnc/{path:.*}", web::get().to(novnc_file))
-        .route("/admin/vms/{hostname}/desktop", web::get().to(peek::page))
-        .route(
-            "/admin/vms/{hostname}/desktop/websockify",
-            web::get().to(peek::websockify),
-        )
-        .route(
-            "/api/agent/{hostname}/tunnel",
-            web::get().to(agent::agent_tunnel),
-        )
-        .route(
-            "/api/agent/{hostname}/tunnel/{stream}",
-            web::get().to(agent::agent_stream),
-        );
+    register(cfg);
 }
