@@ -265,6 +265,21 @@ impl Operation {
     }
 
     /// The newest runs first, at most `limit`.
+    /// At most `limit` operations older than `before` (an id), newest first: a page of the
+    /// admin API's list.
+    pub fn page_before(
+        conn: &mut DbConnection,
+        before: i64,
+        limit: i64,
+    ) -> QueryResult<Vec<Operation>> {
+        operations::table
+            .filter(operations::id.lt(before))
+            .order(operations::id.desc())
+            .limit(limit)
+            .select(Operation::as_select())
+            .load(conn)
+    }
+
     pub fn list_recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Operation>> {
         operations::table
             .order(operations::id.desc())

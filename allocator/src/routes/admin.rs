@@ -343,16 +343,31 @@ pub async fn destroy_all_vms(
     Ok(HttpResponse::Accepted().json(operation.view()))
 }
 
-/// Most operations listed.
+/// Operations on a page when the request says nothing, and at most.
 const OPERATIONS_LISTED: i64 = 100;
+const OPERATIONS_MAX_PAGE: i64 = 1000;
 
-/// `GET /api/admin/operations`: the newest provisioning operations first.
+/// Query of `GET /api/admin/operations`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct OperationPage {
+    /// Operations older than this id (the cursor of the `Link: rel="next"` header).
+    pub before: Option<i64>,
+    /// 1 to 1,000; 100 when absent.
+    pub limit: Option<i64>,
+}
+
+/// `GET /api/admin/operations`: the newest provisioning operations first, a page at a time;
+/// when older ones exist, `Link: <…?before=ID&limit=N>; rel="next"` reads the next page.
 #[utoipa::path(
     get,
     path = "/api/admin/operations",
     tag = "admin: operations",
+    params(OperationPage),
     responses(
-        (status = 200, description = "The newest operations first", body = Vec<OperationView>),
+        (status = 200, description = "One page, newest first; `Link` with `rel=\"next\"` when there are older ones", body = Vec<OperationView>),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
         (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody)
     ),
     security(("bearer" = []), ("basic" = [])),
@@ -360,12 +375,33 @@ const OPERATIONS_LISTED: i64 = 100;
 pub async fn list_operations(
     state: web::Data<AppState>,
     _admin: AdminCaller,
+    page: web::Query<OperationPage>,
 ) -> Result<HttpResponse, ApiError> {
-    let operations = state
-        .read(|conn| Operation::list_recent(conn, OPERATIONS_LISTED))
+    let limit = page.limit.unwrap_or(OPERATIONS_LISTED);
+    if !(1..=OPERATIONS_MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {OPERATIONS_MAX_PAGE}"
+        )));
+    }
+    let before = page.before.unwrap_or(i64::MAX);
+    // One more than asked tells whether a next page exists.
+    let mut operations = state
+        .read(move |conn| Operation::page_before(conn, before, limit + 1))
         .await?;
+    let more = operations.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    operations.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let listed: Vec<OperationView> = operations.iter().map(Operation::view).collect();
-    Ok(HttpResponse::Ok().json(listed))
+    let mut answer = HttpResponse::Ok();
+    if let (true, Some(last)) = (more, operations.last()) {
+        answer.insert_header((
+            actix_web::http::header::LINK,
+            format!(
+                "</api/admin/operations?before={}&limit={limit}>; rel=\"next\"",
+                last.id
+            ),
+        ));
+    }
+    Ok(answer.json(listed))
 }
 
 /// `GET /api/admin/operations/{id}/events`: the operation's progress as server-sent events

@@ -508,3 +508,43 @@ async fn the_audit_trail_is_filtered_and_paged_by_cursor() {
         .expect("json");
     assert_eq!(me, json!({"actor": "admin", "scope": "admin"}));
 }
+
+#[actix_web::test]
+async fn the_operation_list_is_paged_by_cursor() {
+    let app = crate::workshops::app().await;
+    for _ in 0..3 {
+        let queued = app
+            .post_json_as_admin("/api/admin/vms", &json!({"count": 1}))
+            .await;
+        assert_eq!(queued.status(), 202);
+    }
+    let first = app.get_as_admin("/api/admin/operations?limit=2").await;
+    let next = first.headers()["link"].to_str().expect("link").to_owned();
+    let first: Value = first.json().await.expect("json");
+    let ids: Vec<i64> = first
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|op| op["operation_id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(ids, vec![3, 2]);
+    assert_eq!(
+        next,
+        "</api/admin/operations?before=2&limit=2>; rel=\"next\""
+    );
+    let path = next
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .expect("target");
+    let last = app.get_as_admin(path).await;
+    assert!(
+        last.headers().get("link").is_none(),
+        "the oldest page has no next"
+    );
+    let last: Value = last.json().await.expect("json");
+    assert_eq!(last.as_array().map(Vec::len), Some(1));
+    assert_eq!(last[0]["operation_id"], 1);
+    let (status, _, _) = error_of(app.get_as_admin("/api/admin/operations?limit=5000").await).await;
+    assert_eq!(status, 400);
+}
