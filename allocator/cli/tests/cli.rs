@@ -655,3 +655,142 @@ async fn an_allocator_of_another_api_version_is_named_clearly() {
         assert!(stderr(&output).contains(expected), "{}", stderr(&output));
     }
 }
+
+impl Allocator {
+    /// The VM's lifecycle state once it is `state`, waiting up to 10 s.
+    async fn until_state(&self, hostname: &str, state: &str) {
+        for _ in 0..200 {
+            let now: String = vms::table
+                .find(hostname)
+                .select(vms::state)
+                .first(&mut self.conn())
+                .expect("state");
+            if now == state {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{hostname} never became {state}");
+    }
+
+    async fn post_as_vm(&self, path: &str, token: &str, body: Value) {
+        let answer = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(answer.status(), 200, "{path}");
+    }
+}
+
+#[actix_web::test]
+async fn a_quarantine_is_cleared_and_a_vm_replaced() {
+    let allocator = allocator(|config, dir| {
+        config.provider.local.agent_binary = Some(idle_agent(dir));
+    })
+    .await;
+    let token = allocator.token("admin").await;
+    let vm_token = allocator.enroll("vm-sick").await;
+    allocator
+        .post_as_vm(
+            "/api/gpu_health",
+            &vm_token,
+            json!({"hostname": "vm-sick", "gpu_status": "Unhealthy"}),
+        )
+        .await;
+    allocator.until_state("vm-sick", "quarantined").await;
+    let cleared = allocator
+        .run(&token, &["vms", "clear-quarantine", "vm-sick"])
+        .await;
+    assert_eq!(code(&cleared), 0, "{}", stderr(&cleared));
+    assert!(stdout(&cleared).starts_with("vm-sick: "), "{}", stdout(&cleared));
+    let state: String = vms::table
+        .find("vm-sick")
+        .select(vms::state)
+        .first(&mut allocator.conn())
+        .expect("state");
+    assert_ne!(state, "quarantined");
+    let again = allocator
+        .run(&token, &["vms", "clear-quarantine", "vm-sick"])
+        .await;
+    assert_eq!(code(&again), 1);
+    assert!(stderr(&again).contains("not quarantined"), "{}", stderr(&again));
+
+    // A VM the provider made is replaced by a new one.
+    let created = allocator.run(&token, &["vms", "create", "1"]).await;
+    assert_eq!(code(&created), 0, "{}", stderr(&created));
+    let made: String = vms::table
+        .filter(vms::hostname.ne("vm-sick"))
+        .select(vms::hostname)
+        .first(&mut allocator.conn())
+        .expect("made");
+    let replaced = allocator.run(&token, &["vms", "replace", &made]).await;
+    assert_eq!(code(&replaced), 0, "{}", stderr(&replaced));
+    assert!(
+        stdout(&replaced).contains("(replace) succeeded"),
+        "{}",
+        stdout(&replaced)
+    );
+    let left: Vec<String> = vms::table
+        .filter(vms::hostname.ne("vm-sick"))
+        .select(vms::hostname)
+        .load(&mut allocator.conn())
+        .expect("left");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_ne!(left[0], made, "the old VM is gone, a new one stands in");
+}
+
+#[actix_web::test]
+async fn a_workshop_is_shown_and_extended() {
+    let allocator = allocator(|config, _| {
+        config.provider.local.agent_binary = Some("/nonexistent/lablink-client".into());
+    })
+    .await;
+    let token = allocator.token("admin").await;
+    let start = chrono::Utc::now() + chrono::Duration::days(3);
+    let file = allocator.dir.path().join("workshop.json");
+    std::fs::write(
+        &file,
+        json!({
+            "name": "Extended",
+            "starts_at": start.to_rfc3339(),
+            "ends_at": (start + chrono::Duration::hours(2)).to_rfc3339(),
+            "headcount": 2,
+            "warmup_lead_secs": 600,
+        })
+        .to_string(),
+    )
+    .expect("file");
+    let created = allocator
+        .run(&token, &["workshop", "create", "-f", file.to_str().expect("path")])
+        .await;
+    assert_eq!(code(&created), 0, "{}", stderr(&created));
+    let shown = allocator.run(&token, &["workshop", "show", "1"]).await;
+    assert_eq!(code(&shown), 0, "{}", stderr(&shown));
+    assert!(stdout(&shown).contains("Extended"), "{}", stdout(&shown));
+    assert!(stdout(&shown).contains("warm_up"), "the plan is listed: {}", stdout(&shown));
+    let until = (start + chrono::Duration::hours(4)).to_rfc3339();
+    let extended = allocator
+        .run(&token, &["workshop", "extend", "1", "--until", &until])
+        .await;
+    assert_eq!(code(&extended), 0, "{}", stderr(&extended));
+    assert!(stdout(&extended).starts_with("workshop 1 extended"));
+    let ends: chrono::NaiveDateTime = workshops::table
+        .select(workshops::ends_at)
+        .first(&mut allocator.conn())
+        .expect("end");
+    assert_eq!(
+        ends.and_utc().timestamp(),
+        (start + chrono::Duration::hours(4)).timestamp()
+    );
+    let earlier = allocator
+        .run(&token, &["workshop", "extend", "1", "--until", &start.to_rfc3339()])
+        .await;
+    assert_eq!(code(&earlier), 1);
+    let shown_json = allocator.run(&token, &["--json", "workshop", "show", "1"]).await;
+    let parsed: Value = serde_json::from_str(&stdout(&shown_json)).expect("json");
+    assert_eq!(parsed["name"], "Extended");
+}
