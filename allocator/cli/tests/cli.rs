@@ -706,7 +706,11 @@ async fn a_quarantine_is_cleared_and_a_vm_replaced() {
         .run(&token, &["vms", "clear-quarantine", "vm-sick"])
         .await;
     assert_eq!(code(&cleared), 0, "{}", stderr(&cleared));
-    assert!(stdout(&cleared).starts_with("vm-sick: "), "{}", stdout(&cleared));
+    assert!(
+        stdout(&cleared).starts_with("vm-sick: "),
+        "{}",
+        stdout(&cleared)
+    );
     let state: String = vms::table
         .find("vm-sick")
         .select(vms::state)
@@ -717,7 +721,11 @@ async fn a_quarantine_is_cleared_and_a_vm_replaced() {
         .run(&token, &["vms", "clear-quarantine", "vm-sick"])
         .await;
     assert_eq!(code(&again), 1);
-    assert!(stderr(&again).contains("not quarantined"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("not quarantined"),
+        "{}",
+        stderr(&again)
+    );
 
     // A VM the provider made is replaced by a new one.
     let created = allocator.run(&token, &["vms", "create", "1"]).await;
@@ -765,13 +773,20 @@ async fn a_workshop_is_shown_and_extended() {
     )
     .expect("file");
     let created = allocator
-        .run(&token, &["workshop", "create", "-f", file.to_str().expect("path")])
+        .run(
+            &token,
+            &["workshop", "create", "-f", file.to_str().expect("path")],
+        )
         .await;
     assert_eq!(code(&created), 0, "{}", stderr(&created));
     let shown = allocator.run(&token, &["workshop", "show", "1"]).await;
     assert_eq!(code(&shown), 0, "{}", stderr(&shown));
     assert!(stdout(&shown).contains("Extended"), "{}", stdout(&shown));
-    assert!(stdout(&shown).contains("warm_up"), "the plan is listed: {}", stdout(&shown));
+    assert!(
+        stdout(&shown).contains("warm_up"),
+        "the plan is listed: {}",
+        stdout(&shown)
+    );
     let until = (start + chrono::Duration::hours(4)).to_rfc3339();
     let extended = allocator
         .run(&token, &["workshop", "extend", "1", "--until", &until])
@@ -787,10 +802,15 @@ async fn a_workshop_is_shown_and_extended() {
         (start + chrono::Duration::hours(4)).timestamp()
     );
     let earlier = allocator
-        .run(&token, &["workshop", "extend", "1", "--until", &start.to_rfc3339()])
+        .run(
+            &token,
+            &["workshop", "extend", "1", "--until", &start.to_rfc3339()],
+        )
         .await;
     assert_eq!(code(&earlier), 1);
-    let shown_json = allocator.run(&token, &["--json", "workshop", "show", "1"]).await;
+    let shown_json = allocator
+        .run(&token, &["--json", "workshop", "show", "1"])
+        .await;
     let parsed: Value = serde_json::from_str(&stdout(&shown_json)).expect("json");
     assert_eq!(parsed["name"], "Extended");
 }

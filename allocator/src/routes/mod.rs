@@ -97,6 +97,7 @@ route_table! {
     get "/api/admin/operations/{id}/events" => admin::operation_events,
     get "/api/admin/vms/{hostname}/logs/events" => admin::follow_logs,
     get "/api/admin/audit" => admin::audit,
+    get "/api/admin/allocator-log" => dashboard::allocator_log::allocator_log_json,
     post "/api/admin/enrollment-tokens" => enrollment::create_token,
     get "/api/admin/enrollment-tokens" => enrollment::list_tokens,
     get "/api/admin/enrollment-tokens/{id}" => enrollment::show_token,

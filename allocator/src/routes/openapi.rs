@@ -77,6 +77,7 @@ use utoipa::{Modify, OpenApi};
         super::exports::api_export,
         super::desktop::agent::agent_tunnel,
         super::desktop::agent::agent_stream,
+        super::dashboard::allocator_log::allocator_log_json,
         openapi_json,
     ),
     modifiers(&Credentials),

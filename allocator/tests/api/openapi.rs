@@ -428,6 +428,12 @@ async fn answers_match_the_schemas_the_document_gives() {
         app.get_as_admin("/api/admin/whoami").await,
     )
     .await;
+    c.check(
+        "get",
+        "/api/admin/allocator-log",
+        app.get_as_admin("/api/admin/allocator-log").await,
+    )
+    .await;
 
     let made = admin(
         &app,

@@ -45,3 +45,15 @@ pub struct WhoAmI {
     pub actor: String,
     pub scope: super::ApiTokenScope,
 }
+
+/// One event of the allocator's own recent log (`GET /api/admin/allocator-log`), masked as
+/// the dashboard's log page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AllocatorLogEvent {
+    pub at: chrono::NaiveDateTime,
+    /// `ERROR`, `WARN`, `INFO`, …
+    pub level: String,
+    pub target: String,
+    pub text: String,
+}

@@ -107,7 +107,9 @@ mod workshops;
 pub use api_tokens::{
     ApiTokenList, ApiTokenRequest, ApiTokenScope, ApiTokenState, ApiTokenView, CreatedApiToken,
 };
-pub use audit::{AuditEventView, AuditPage, VersionView, WhoAmI, ADMIN_API_VERSION};
+pub use audit::{
+    AllocatorLogEvent, AuditEventView, AuditPage, VersionView, WhoAmI, ADMIN_API_VERSION,
+};
 pub use desktop_mode::DesktopMode;
 pub use errors::{ApiErrorBody, ApiErrorDetail};
 pub use journey::{

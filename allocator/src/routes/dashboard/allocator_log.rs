@@ -12,7 +12,8 @@ use crate::pages::display_time;
 use crate::recent_log::{self, KEPT_EVENTS};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AllocatorLogParams {
     /// `true`: warnings and errors only.
@@ -65,4 +66,34 @@ pub async fn allocator_log_page(
             kept: KEPT_EVENTS,
         },
     )
+}
+
+/// `GET /api/admin/allocator-log?errors=true`: the same events as JSON, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/admin/allocator-log",
+    tag = "admin: audit",
+    params(AllocatorLogParams),
+    responses(
+        (status = 200, description = "The allocator's recent events, masked, newest first", body = Vec<lablink_schema::wire::AllocatorLogEvent>),
+        (status = 400, description = "Bad input: what to fix", body = lablink_schema::wire::ApiErrorBody),
+        (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])),
+)]
+pub async fn allocator_log_json(
+    _admin: crate::auth::AdminCaller,
+    params: web::Query<AllocatorLogParams>,
+) -> HttpResponse {
+    let events: Vec<lablink_schema::wire::AllocatorLogEvent> = recent_log::global()
+        .newest_first(params.errors)
+        .into_iter()
+        .map(|event| lablink_schema::wire::AllocatorLogEvent {
+            at: event.at,
+            level: event.level.to_string(),
+            target: event.target,
+            text: event.text,
+        })
+        .collect();
+    HttpResponse::Ok().json(events)
 }
