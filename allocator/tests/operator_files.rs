@@ -154,7 +154,7 @@ fn copied_from_context(dockerfile: &str) -> Vec<String> {
 /// The binary names each workspace crate declares in `[[bin]]`.
 fn workspace_binaries() -> BTreeMap<String, Vec<String>> {
     let mut binaries = BTreeMap::new();
-    for crate_dir in ["schema", "actors", "allocator", "client"] {
+    for crate_dir in ["schema", "actors", "allocator", "allocator/cli", "client"] {
         let manifest = read(&format!("{crate_dir}/Cargo.toml"));
         let package = manifest
             .lines()
@@ -228,7 +228,11 @@ fn the_dockerfiles_copy_files_that_exist_and_build_binaries_the_workspace_has() 
     let (_, allocator_binaries) = built_packages_and_binaries(&read("allocator/Dockerfile"));
     assert_eq!(
         allocator_binaries,
-        vec!["lablink-allocator".to_owned(), "lablink-client".to_owned()]
+        vec![
+            "lablink-allocator".to_owned(),
+            "lablink-client".to_owned(),
+            "lablink".to_owned()
+        ]
     );
 }
 
