@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod page_error;
 pub mod pages;
+pub mod paging;
 pub mod participant_journey;
 pub mod provider_setup;
 pub mod rate_limit;

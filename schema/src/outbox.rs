@@ -150,24 +150,39 @@ impl OutboxEvent {
     pub fn list_recent(
         conn: &mut DbConnection,
         workshop: Option<i64>,
+        before: Option<i64>,
         limit: i64,
     ) -> QueryResult<Vec<OutboxEvent>> {
-        let events: Vec<OutboxEvent> = outbox_events::table
-            .order(outbox_events::id.desc())
-            .limit(if workshop.is_some() { 1000 } else { limit })
-            .select(OutboxEvent::as_select())
-            .load(conn)?;
-        Ok(match workshop {
-            None => events,
-            Some(id) => events
-                .into_iter()
-                .filter(|e| {
+        let wanted = usize::try_from(limit).unwrap_or(0);
+        let mut found = Vec::new();
+        let mut before = before.unwrap_or(i64::MAX);
+        // A workshop's events are told apart by their payload, so they are looked for a
+        // window at a time, newest first, until enough are found or none are left.
+        let window = if workshop.is_some() { 1000 } else { limit };
+        loop {
+            let events: Vec<OutboxEvent> = outbox_events::table
+                .filter(outbox_events::id.lt(before))
+                .order(outbox_events::id.desc())
+                .limit(window)
+                .select(OutboxEvent::as_select())
+                .load(conn)?;
+            let Some(oldest) = events.last().map(|e| e.id) else {
+                break;
+            };
+            let exhausted = events.len() < usize::try_from(window).unwrap_or(0);
+            found.extend(events.into_iter().filter(|e| {
+                workshop.is_none_or(|id| {
                     serde_json::from_str::<NotificationEvent>(&e.payload)
                         .is_ok_and(|n| n.workshop_id == Some(id))
                 })
-                .take(usize::try_from(limit).unwrap_or(0))
-                .collect(),
-        })
+            }));
+            if found.len() >= wanted || exhausted {
+                break;
+            }
+            before = oldest;
+        }
+        found.truncate(wanted);
+        Ok(found)
     }
 }
 

@@ -87,6 +87,37 @@ impl Api {
         self.call(self.request(Method::GET, path)).await
     }
 
+    /// Every item of a paged list (a JSON array per page), following `Link: rel="next"`.
+    pub async fn get_all(&self, path: &str) -> Result<serde_json::Value, CliError> {
+        let mut items = Vec::new();
+        let mut next = Some(path.to_owned());
+        while let Some(path) = next.take() {
+            let response = self.send(self.request(Method::GET, &path)).await?;
+            let status = response.status();
+            next = response
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_page);
+            let text = response
+                .text()
+                .await
+                .map_err(|err| CliError::Connection(err.to_string()))?;
+            if !status.is_success() {
+                return Err(refusal(status, &text));
+            }
+            match serde_json::from_str(&text) {
+                Ok(serde_json::Value::Array(page)) => items.extend(page),
+                _ => {
+                    return Err(CliError::Connection(
+                        "the allocator's list is not a JSON array".to_owned(),
+                    ))
+                }
+            }
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
     pub async fn get_as<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         parse(self.get(path).await?.body)
     }
@@ -193,6 +224,20 @@ impl Api {
         }
         Ok(version)
     }
+}
+
+/// The target of a `Link` header's `rel="next"`.
+fn next_page(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        params.contains("rel=\"next\"").then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
+    })
 }
 
 /// A JSON body as `T`.
@@ -343,6 +388,15 @@ mod tests {
         assert!(
             matches!(original, CliError::Refused { ref message, .. } if message == "VM not found.")
         );
+    }
+
+    #[test]
+    fn the_next_page_is_read_from_the_link_header() {
+        assert_eq!(
+            next_page("</api/admin/vms?after=vm-2&limit=2>; rel=\"next\"").as_deref(),
+            Some("/api/admin/vms?after=vm-2&limit=2")
+        );
+        assert_eq!(next_page("</x>; rel=\"prev\""), None);
     }
 
     #[test]

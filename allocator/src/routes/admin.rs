@@ -101,6 +101,10 @@ pub struct VmFilter {
     pub state: Option<String>,
     /// `true`: only VMs assigned to a participant; `false`: only the others.
     pub assigned: Option<bool>,
+    /// The cursor of the `Link: rel="next"` header (a hostname): the VMs after it.
+    pub after: Option<String>,
+    /// 1 to 1,000; 100 when absent.
+    pub limit: Option<usize>,
 }
 
 /// `GET /api/admin/vms`: every VM (or those the filters keep) with its lifecycle state, why,
@@ -147,7 +151,25 @@ pub async fn list_vms(
                 .assigned
                 .is_none_or(|assigned| vm.assigned_to.is_some() == assigned)
     });
-    Ok(HttpResponse::Ok().json(listed))
+    listed.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    let query = crate::paging::PageQuery {
+        after: filter.after.clone(),
+        limit: filter.limit,
+    };
+    // The filters go on to the next page too.
+    let mut path = String::from("/api/admin/vms");
+    let mut kept = Vec::new();
+    if let Some(state) = &filter.state {
+        kept.push(format!("state={state}"));
+    }
+    if let Some(assigned) = filter.assigned {
+        kept.push(format!("assigned={assigned}"));
+    }
+    if !kept.is_empty() {
+        path = format!("{path}?{}", kept.join("&"));
+    }
+    let page = crate::paging::page(listed, |vm| vm.hostname.clone(), &query)?;
+    Ok(page.respond(&path, &page.items))
 }
 
 /// `GET /api/admin/vms/{hostname}`: one VM as in the list.

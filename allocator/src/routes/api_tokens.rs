@@ -9,6 +9,7 @@ use crate::admin_actions::api_tokens;
 use crate::auth::{AdminCaller, Caller};
 use crate::error::ApiError;
 use crate::idempotency::{self, Created};
+use crate::paging::{self, PageQuery};
 use crate::state::AppState;
 
 /// `POST /api/admin/tokens`: 201 with the token, shown this once, and `Location`.
@@ -51,6 +52,7 @@ pub async fn create(
     get,
     path = "/api/admin/tokens",
     tag = "admin: API tokens",
+    params(PageQuery),
     responses(
         (status = 200, description = "Every token, newest first", body = ApiTokenList),
         (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody)
@@ -60,10 +62,15 @@ pub async fn create(
 pub async fn list(
     state: web::Data<AppState>,
     _admin: AdminCaller,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(ApiTokenList {
-        tokens: api_tokens::list(&state).await?,
-    }))
+    let listed = paging::page(api_tokens::list(&state).await?, |t| t.id.to_string(), &page)?;
+    Ok(listed.respond(
+        "/api/admin/tokens",
+        &ApiTokenList {
+            tokens: listed.items.clone(),
+        },
+    ))
 }
 
 /// `GET /api/admin/tokens/{id}`.

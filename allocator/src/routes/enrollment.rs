@@ -9,6 +9,7 @@ use crate::admin_actions::enrollment_tokens::{self as enrollment, NewTokenReques
 use crate::auth::AdminCaller;
 use crate::error::ApiError;
 use crate::idempotency::{self, Created};
+use crate::paging::{self, PageQuery};
 use crate::state::AppState;
 
 /// `POST /api/admin/enrollment-tokens`: 201 with the token, shown this once.
@@ -53,6 +54,7 @@ pub async fn create_token(
     get,
     path = "/api/admin/enrollment-tokens",
     tag = "admin: enrollment tokens",
+    params(PageQuery),
     responses(
         (status = 200, description = "Every token, newest first", body = EnrollmentTokenList),
         (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody)
@@ -62,10 +64,15 @@ pub async fn create_token(
 pub async fn list_tokens(
     state: web::Data<AppState>,
     _admin: AdminCaller,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(EnrollmentTokenList {
-        tokens: enrollment::list(&state).await?,
-    }))
+    let listed = paging::page(enrollment::list(&state).await?, |t| t.id.to_string(), &page)?;
+    Ok(listed.respond(
+        "/api/admin/enrollment-tokens",
+        &EnrollmentTokenList {
+            tokens: listed.items.clone(),
+        },
+    ))
 }
 
 /// `GET /api/admin/enrollment-tokens/{id}`: one token, without its secret.

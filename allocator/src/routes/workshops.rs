@@ -5,12 +5,13 @@
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use lablink_schema::outbox::{Delivery, OutboxEvent};
 use lablink_schema::wire::{ExtendWorkshop, WorkshopChange, WorkshopRequest};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::admin_actions::workshops;
 use crate::auth::AdminCaller;
 use crate::error::ApiError;
 use crate::idempotency::{self, Created};
+use crate::paging::{self, PageQuery};
 use crate::state::AppState;
 
 /// `POST /api/admin/workshops`: 201 with the workshop (and a generated invite code, once).
@@ -57,6 +58,7 @@ pub async fn create(
     get,
     path = "/api/admin/workshops",
     tag = "admin: workshops",
+    params(PageQuery),
     responses(
         (status = 200, description = "Every workshop, the latest start first", body = Vec<lablink_schema::wire::WorkshopView>),
         (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody)
@@ -66,8 +68,10 @@ pub async fn create(
 pub async fn list(
     state: web::Data<AppState>,
     AdminCaller(_): AdminCaller,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(workshops::list(&state).await?))
+    let listed = paging::page(workshops::list(&state).await?, |w| w.id.to_string(), &page)?;
+    Ok(listed.respond("/api/admin/workshops", &listed.items))
 }
 
 /// `GET /api/admin/workshops/{id}`: its state, plan (planned and done actions), VMs and
@@ -230,11 +234,12 @@ pub struct DeliveryView {
 pub async fn read_notifications(
     state: &AppState,
     workshop: Option<i64>,
+    before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<NotificationView>, ApiError> {
     state
         .read(move |conn| {
-            OutboxEvent::list_recent(conn, workshop, limit)?
+            OutboxEvent::list_recent(conn, workshop, before, limit)?
                 .into_iter()
                 .map(|event| {
                     let deliveries = Delivery::of_event(conn, event.id)?
@@ -267,6 +272,7 @@ pub async fn read_notifications(
     path = "/api/admin/workshops/{id}/notifications",
     tag = "admin: notifications",
     params(
+        NotificationPage,
         ("id" = i64, Path, description = "Its id")
     ),
     responses(
@@ -280,9 +286,16 @@ pub async fn notifications(
     state: web::Data<AppState>,
     AdminCaller(_): AdminCaller,
     id: web::Path<i64>,
+    page: web::Query<NotificationPage>,
 ) -> Result<HttpResponse, ApiError> {
     workshops::show(&state, *id).await?;
-    Ok(HttpResponse::Ok().json(read_notifications(&state, Some(*id), 200).await?))
+    notification_page(
+        &state,
+        Some(*id),
+        &page,
+        &format!("/api/admin/workshops/{id}/notifications"),
+    )
+    .await
 }
 
 /// `GET /api/admin/notifications`: the newest notifications with their deliveries.
@@ -290,6 +303,7 @@ pub async fn notifications(
     get,
     path = "/api/admin/notifications",
     tag = "admin: notifications",
+    params(NotificationPage),
     responses(
         (status = 200, description = "Every notification, newest first", body = Vec<NotificationView>),
         (status = 401, description = "No, wrong, expired or revoked credentials", body = lablink_schema::wire::ApiErrorBody)
@@ -299,8 +313,48 @@ pub async fn notifications(
 pub async fn all_notifications(
     state: web::Data<AppState>,
     AdminCaller(_): AdminCaller,
+    page: web::Query<NotificationPage>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(read_notifications(&state, None, 200).await?))
+    notification_page(&state, None, &page, "/api/admin/notifications").await
+}
+
+/// Query of the notification lists.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationPage {
+    /// Notifications older than this id (the cursor of the `Link: rel="next"` header).
+    pub before: Option<i64>,
+    /// 1 to 1,000; 200 when absent.
+    pub limit: Option<usize>,
+}
+
+/// One page of notifications, newest first, with the next page's `Link`.
+async fn notification_page(
+    state: &AppState,
+    workshop: Option<i64>,
+    page: &NotificationPage,
+    path: &str,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page.limit.unwrap_or(200);
+    if !(1..=paging::MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {}",
+            paging::MAX_LIMIT
+        )));
+    }
+    let wanted = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+    let mut listed = read_notifications(state, workshop, page.before, wanted).await?;
+    let more = listed.len() > limit;
+    listed.truncate(limit);
+    let mut answer = HttpResponse::Ok();
+    if let (true, Some(last)) = (more, listed.last()) {
+        answer.insert_header((
+            header::LINK,
+            paging::next_link(path, "before", &last.id.to_string(), limit),
+        ));
+    }
+    Ok(answer.json(listed))
 }
 
 /// `POST /api/admin/notifications/test`: sends a test through every channel now and says

@@ -548,3 +548,77 @@ async fn the_operation_list_is_paged_by_cursor() {
     let (status, _, _) = error_of(app.get_as_admin("/api/admin/operations?limit=5000").await).await;
     assert_eq!(status, 400);
 }
+
+/// Follows `Link: rel="next"` from `path`, returning each page's items.
+async fn pages(app: &TestApp, path: &str, items: impl Fn(&Value) -> Vec<Value>) -> Vec<Vec<Value>> {
+    let mut pages = Vec::new();
+    let mut next = Some(path.to_owned());
+    while let Some(path) = next.take() {
+        let answer = app.get_as_admin(&path).await;
+        assert_eq!(answer.status(), 200, "{path}");
+        next = answer.headers().get("link").map(|link| {
+            link.to_str()
+                .expect("link")
+                .trim_start_matches('<')
+                .split('>')
+                .next()
+                .expect("target")
+                .to_owned()
+        });
+        pages.push(items(&answer.json::<Value>().await.expect("json")));
+        assert!(pages.len() < 10, "the pages end");
+    }
+    pages
+}
+
+#[actix_web::test]
+async fn whole_lists_are_paged_by_cursor_with_their_filters_kept() {
+    let app = spawn_app().await;
+    for name in ["vm-c", "vm-a", "vm-b"] {
+        app.register_vm(name).await;
+    }
+    let vm_pages = pages(&app, "/api/admin/vms?limit=2", |body| {
+        body.as_array().expect("array").clone()
+    })
+    .await;
+    let names: Vec<Vec<&str>> = vm_pages
+        .iter()
+        .map(|page| {
+            page.iter()
+                .map(|vm| vm["hostname"].as_str().expect("name"))
+                .collect()
+        })
+        .collect();
+    assert_eq!(names, vec![vec!["vm-a", "vm-b"], vec!["vm-c"]]);
+    // A filter is kept in the next page's link.
+    let filtered = app
+        .get_as_admin("/api/admin/vms?assigned=false&limit=1")
+        .await;
+    let link = filtered.headers()["link"]
+        .to_str()
+        .expect("link")
+        .to_owned();
+    assert_eq!(
+        link,
+        "</api/admin/vms?assigned=false&after=vm-a&limit=1>; rel=\"next\""
+    );
+    let gone = app.get_as_admin("/api/admin/vms?after=vm-zzz").await;
+    assert_eq!(error_of(gone).await.0, 400);
+
+    for name in ["one", "two", "three"] {
+        make_token(&app, json!({"name": name, "scope": "read-only"})).await;
+    }
+    let token_pages = pages(&app, "/api/admin/tokens?limit=2", |body| {
+        body["tokens"].as_array().expect("tokens").clone()
+    })
+    .await;
+    let names: Vec<Vec<&str>> = token_pages
+        .iter()
+        .map(|page| {
+            page.iter()
+                .map(|t| t["name"].as_str().expect("name"))
+                .collect()
+        })
+        .collect();
+    assert_eq!(names, vec![vec!["three", "two"], vec!["one"]]);
+}

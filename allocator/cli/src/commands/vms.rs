@@ -31,11 +31,11 @@ pub async fn run(api: &Api, style: Style, command: VmsCommand) -> Result<(), Cli
             } else {
                 format!("/api/admin/vms?{}", query.join("&"))
             };
-            let answer = api.get(&path).await?;
+            let all = api.get_all(&path).await?;
             if style.json {
-                return output::json(&answer.body);
+                return output::json(&all);
             }
-            let vms: Vec<AdminVmView> = api::parse(answer.body)?;
+            let vms: Vec<AdminVmView> = api::parse(all)?;
             if vms.is_empty() {
                 return output::line("no VMs");
             }

@@ -38,11 +38,11 @@ pub async fn run(api: &Api, style: Style, command: WorkshopCommand) -> Result<()
             Ok(())
         }
         WorkshopCommand::Ls => {
-            let answer = api.get("/api/admin/workshops").await?;
+            let all = api.get_all("/api/admin/workshops").await?;
             if style.json {
-                return output::json(&answer.body);
+                return output::json(&all);
             }
-            let workshops: Vec<WorkshopView> = api::parse(answer.body)?;
+            let workshops: Vec<WorkshopView> = api::parse(all)?;
             if workshops.is_empty() {
                 return output::line("no workshops");
             }

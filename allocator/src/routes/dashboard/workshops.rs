@@ -244,7 +244,7 @@ async fn detail_page(
         Ok(workshop) => workshop,
         Err(err) => return page_error(err),
     };
-    let notifications = match read_notifications(state, Some(id), 50).await {
+    let notifications = match read_notifications(state, Some(id), None, 50).await {
         Ok(listed) => listed,
         Err(err) => return page_error(err),
     };
