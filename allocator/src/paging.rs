@@ -35,6 +35,39 @@ pub struct Page<T> {
     limit: usize,
 }
 
+/// The page size a request asks for (`default` when it says nothing), or what to fix.
+pub fn checked_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if (1..=MAX_LIMIT).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )))
+    }
+}
+
+/// A page read from a table newest first, by `before`: `fetched` holds up to `limit + 1`
+/// items, the extra one saying that older ones exist. Answered as a JSON array, with the
+/// next page's `Link` (its `before` the last item's id) when there is one.
+pub fn respond_before<T: Serialize>(
+    path: &str,
+    mut fetched: Vec<T>,
+    limit: usize,
+    id_of: impl Fn(&T) -> i64,
+) -> HttpResponse {
+    let more = fetched.len() > limit;
+    fetched.truncate(limit);
+    let mut answer = HttpResponse::Ok();
+    if let (true, Some(last)) = (more, fetched.last()) {
+        answer.insert_header((
+            header::LINK,
+            next_link(path, "before", &id_of(last).to_string(), limit),
+        ));
+    }
+    answer.json(fetched)
+}
+
 /// The page of `items` (in the list's order, each with the cursor `cursor_of` gives it)
 /// that `query` asks for. A cursor that names no item any more is refused: the list changed
 /// under it, and only reading it again from the start is sure to miss nothing.
@@ -43,12 +76,7 @@ pub fn page<T>(
     cursor_of: impl Fn(&T) -> String,
     query: &PageQuery,
 ) -> Result<Page<T>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
-    }
+    let limit = checked_limit(query.limit, DEFAULT_LIMIT)?;
     let start = match &query.after {
         None => 0,
         Some(after) => {

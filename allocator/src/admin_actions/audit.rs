@@ -6,25 +6,19 @@ use lablink_schema::wire::{AuditEventView, AuditPage};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Most events on one page.
-pub const MAX_PAGE: i64 = 1000;
 /// Events on a page when the request says nothing.
-pub const DEFAULT_PAGE: i64 = 100;
+pub const DEFAULT_PAGE: usize = 100;
 
 /// One page: events matching `filter` older than `before`, at most `limit` (1 to
-/// [`MAX_PAGE`]).
+/// [`crate::paging::MAX_LIMIT`]).
 pub async fn page(
     state: &AppState,
     filter: AuditFilter,
     before: Option<i64>,
-    limit: Option<i64>,
+    limit: Option<usize>,
 ) -> Result<AuditPage, ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )));
-    }
+    let limit =
+        i64::try_from(crate::paging::checked_limit(limit, DEFAULT_PAGE)?).unwrap_or(i64::MAX);
     // One more than asked tells whether a page before this one exists.
     let mut events = state
         .read(move |conn| AuditEvent::page(conn, &filter, before, limit + 1))

@@ -365,9 +365,8 @@ pub async fn destroy_all_vms(
     Ok(HttpResponse::Accepted().json(operation.view()))
 }
 
-/// Operations on a page when the request says nothing, and at most.
-const OPERATIONS_LISTED: i64 = 100;
-const OPERATIONS_MAX_PAGE: i64 = 1000;
+/// Operations on a page when the request says nothing.
+const OPERATIONS_LISTED: usize = 100;
 
 /// Query of `GET /api/admin/operations`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -377,7 +376,7 @@ pub struct OperationPage {
     /// Operations older than this id (the cursor of the `Link: rel="next"` header).
     pub before: Option<i64>,
     /// 1 to 1,000; 100 when absent.
-    pub limit: Option<i64>,
+    pub limit: Option<usize>,
 }
 
 /// `GET /api/admin/operations`: the newest provisioning operations first, a page at a time;
@@ -399,31 +398,20 @@ pub async fn list_operations(
     _admin: AdminCaller,
     page: web::Query<OperationPage>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = page.limit.unwrap_or(OPERATIONS_LISTED);
-    if !(1..=OPERATIONS_MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {OPERATIONS_MAX_PAGE}"
-        )));
-    }
+    let limit = crate::paging::checked_limit(page.limit, OPERATIONS_LISTED)?;
     let before = page.before.unwrap_or(i64::MAX);
     // One more than asked tells whether a next page exists.
-    let mut operations = state
-        .read(move |conn| Operation::page_before(conn, before, limit + 1))
+    let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+    let operations = state
+        .read(move |conn| Operation::page_before(conn, before, fetch))
         .await?;
-    let more = operations.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    operations.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let listed: Vec<OperationView> = operations.iter().map(Operation::view).collect();
-    let mut answer = HttpResponse::Ok();
-    if let (true, Some(last)) = (more, operations.last()) {
-        answer.insert_header((
-            actix_web::http::header::LINK,
-            format!(
-                "</api/admin/operations?before={}&limit={limit}>; rel=\"next\"",
-                last.id
-            ),
-        ));
-    }
-    Ok(answer.json(listed))
+    Ok(crate::paging::respond_before(
+        "/api/admin/operations",
+        listed,
+        limit,
+        |op| op.operation_id,
+    ))
 }
 
 /// `GET /api/admin/operations/{id}/events`: the operation's progress as server-sent events
@@ -527,7 +515,8 @@ pub struct AuditQuery {
     pub target: Option<String>,
     /// The `next_before` of the page after this one.
     pub before: Option<i64>,
-    pub limit: Option<i64>,
+    /// 1 to 1,000; 100 when absent.
+    pub limit: Option<usize>,
 }
 
 /// `GET /api/admin/audit`: the audit trail, newest first, a page at a time.

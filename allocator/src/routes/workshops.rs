@@ -336,25 +336,10 @@ async fn notification_page(
     page: &NotificationPage,
     path: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = page.limit.unwrap_or(200);
-    if !(1..=paging::MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {}",
-            paging::MAX_LIMIT
-        )));
-    }
-    let wanted = i64::try_from(limit + 1).unwrap_or(i64::MAX);
-    let mut listed = read_notifications(state, workshop, page.before, wanted).await?;
-    let more = listed.len() > limit;
-    listed.truncate(limit);
-    let mut answer = HttpResponse::Ok();
-    if let (true, Some(last)) = (more, listed.last()) {
-        answer.insert_header((
-            header::LINK,
-            paging::next_link(path, "before", &last.id.to_string(), limit),
-        ));
-    }
-    Ok(answer.json(listed))
+    let limit = paging::checked_limit(page.limit, 200)?;
+    let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+    let listed = read_notifications(state, workshop, page.before, fetch).await?;
+    Ok(paging::respond_before(path, listed, limit, |n| n.id))
 }
 
 /// `POST /api/admin/notifications/test`: sends a test through every channel now and says
