@@ -46,6 +46,8 @@ pub async fn coded_admin_errors(
             message: match status {
                 StatusCode::NOT_FOUND => format!("there is no admin API route {path}"),
                 StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {path}"),
+                // Nothing about internals leaves the allocator.
+                status if status.is_server_error() => "Internal error.".to_owned(),
                 _ => response
                     .response()
                     .error()
