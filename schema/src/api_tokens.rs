@@ -50,7 +50,7 @@ pub struct NewApiToken {
 impl ApiToken {
     /// What the token may do; a scope this build does not know is read-only.
     pub fn scope(&self) -> ApiTokenScope {
-        ApiTokenScope::parse(&self.scope).unwrap_or(ApiTokenScope::ReadOnly)
+        self.scope.parse().unwrap_or(ApiTokenScope::ReadOnly)
     }
 
     /// Whether the token works at `now`.

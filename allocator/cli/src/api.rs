@@ -24,6 +24,8 @@ pub struct Api {
 #[derive(Debug)]
 pub struct Answer {
     pub body: serde_json::Value,
+    /// The next page of a list (`Link: rel="next"`).
+    pub next: Option<String>,
 }
 
 impl Api {
@@ -66,6 +68,11 @@ impl Api {
     async fn call(&self, request: reqwest::RequestBuilder) -> Result<Answer, CliError> {
         let response = self.send(request).await?;
         let status = response.status();
+        let next = response
+            .headers()
+            .get(reqwest::header::LINK)
+            .and_then(|v| v.to_str().ok())
+            .and_then(next_page);
         let text = response
             .text()
             .await
@@ -80,7 +87,7 @@ impl Api {
                 CliError::Connection(format!("the allocator's answer is not JSON: {err}"))
             })?
         };
-        Ok(Answer { body })
+        Ok(Answer { body, next })
     }
 
     pub async fn get(&self, path: &str) -> Result<Answer, CliError> {
@@ -92,22 +99,10 @@ impl Api {
         let mut items = Vec::new();
         let mut next = Some(path.to_owned());
         while let Some(path) = next.take() {
-            let response = self.send(self.request(Method::GET, &path)).await?;
-            let status = response.status();
-            next = response
-                .headers()
-                .get(reqwest::header::LINK)
-                .and_then(|v| v.to_str().ok())
-                .and_then(next_page);
-            let text = response
-                .text()
-                .await
-                .map_err(|err| CliError::Connection(err.to_string()))?;
-            if !status.is_success() {
-                return Err(refusal(status, &text));
-            }
-            match serde_json::from_str(&text) {
-                Ok(serde_json::Value::Array(page)) => items.extend(page),
+            let answer = self.get(&path).await?;
+            next = answer.next;
+            match answer.body {
+                serde_json::Value::Array(page) => items.extend(page),
                 _ => {
                     return Err(CliError::Connection(
                         "the allocator's list is not a JSON array".to_owned(),
@@ -224,6 +219,17 @@ impl Api {
         }
         Ok(version)
     }
+}
+
+/// `path` with `pairs` as its query string, each value encoded.
+pub fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
+    if pairs.is_empty() {
+        return path.to_owned();
+    }
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("{path}?{query}")
 }
 
 /// The target of a `Link` header's `rel="next"`.
@@ -397,6 +403,21 @@ mod tests {
             Some("/api/admin/vms?after=vm-2&limit=2")
         );
         assert_eq!(next_page("</x>; rel=\"prev\""), None);
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(with_query("/a", &[]), "/a");
+        assert_eq!(
+            with_query(
+                "/a",
+                &[
+                    ("actor", "token:1:ana laptop".into()),
+                    ("limit", "5".into())
+                ]
+            ),
+            "/a?actor=token%3A1%3Aana+laptop&limit=5"
+        );
     }
 
     #[test]

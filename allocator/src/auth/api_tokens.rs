@@ -6,7 +6,7 @@ use chrono::{Duration, Utc};
 use lablink_schema::api_tokens::ApiToken;
 use lablink_schema::wire::{ApiTokenScope, ApiTokenState};
 
-use super::hash_token;
+use super::{hash_token, Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -16,6 +16,17 @@ pub struct ApiTokenGrant {
     pub id: i64,
     pub name: String,
     pub scope: ApiTokenScope,
+}
+
+impl ApiTokenGrant {
+    /// Who a request with this token acts as.
+    pub fn caller(&self) -> Caller {
+        Caller::ApiToken {
+            id: self.id,
+            name: self.name.clone(),
+            scope: self.scope,
+        }
+    }
 }
 
 /// How stale `last_used_at` may get before a use writes it again.

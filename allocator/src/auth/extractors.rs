@@ -52,11 +52,7 @@ impl FromRequest for AdminCaller {
                     if grant.scope == ApiTokenScope::ReadOnly && !request.method().is_safe() {
                         return Err(ApiError::read_only_token().into());
                     }
-                    Ok(AdminCaller(Caller::ApiToken {
-                        id: grant.id,
-                        name: grant.name,
-                        scope: grant.scope,
-                    }))
+                    Ok(AdminCaller(grant.caller()))
                 }
                 Credentials::None => match sessions::of_request(&state, &request).await {
                     Ok(_) => Ok(AdminCaller(Caller::Admin)),

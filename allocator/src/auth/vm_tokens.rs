@@ -18,11 +18,7 @@ impl Authorizer {
         match credentials {
             Credentials::Admin => Ok(Caller::Admin),
             // Either scope: these are reads.
-            Credentials::ApiToken(grant) => Ok(Caller::ApiToken {
-                id: grant.id,
-                name: grant.name.clone(),
-                scope: grant.scope,
-            }),
+            Credentials::ApiToken(grant) => Ok(grant.caller()),
             Credentials::Bearer(token) if token_matches(vm, token) => {
                 Ok(Caller::Vm(hostname.to_owned()))
             }

@@ -131,17 +131,8 @@ pub async fn list_vms(
     let wanted_state = match filter.state.as_deref() {
         None => None,
         Some(text) => Some(
-            lablink_schema::wire::LifecycleState::ALL
-                .into_iter()
-                .find(|s| s.as_str() == text)
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "`{text}` is not a VM state: use one of {}",
-                        lablink_schema::wire::LifecycleState::ALL
-                            .map(|s| s.as_str())
-                            .join(", ")
-                    ))
-                })?,
+            text.parse::<lablink_schema::wire::LifecycleState>()
+                .map_err(|err| ApiError::BadRequest(format!("not a VM state: {err}")))?,
         ),
     };
     let mut listed = recovery::list(&state).await?;

@@ -2,8 +2,11 @@
 //! list (never the secret), and the one answer that carries the secret.
 
 use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use super::UnknownValue;
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -27,11 +30,9 @@ impl ApiTokenScope {
             ApiTokenScope::Admin => "admin",
         }
     }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|scope| scope.as_str() == text)
-    }
 }
+
+spelled_as_stored!(ApiTokenScope, "read-only, admin");
 
 impl fmt::Display for ApiTokenScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -110,13 +111,13 @@ mod tests {
     #[test]
     fn scopes_round_trip_through_their_spelling() {
         for scope in ApiTokenScope::ALL {
-            assert_eq!(ApiTokenScope::parse(scope.as_str()), Some(scope));
+            assert_eq!(scope.as_str().parse::<ApiTokenScope>(), Ok(scope));
             assert_eq!(
                 serde_json::to_value(scope).expect("json"),
                 serde_json::json!(scope.as_str())
             );
         }
-        assert_eq!(ApiTokenScope::parse("root"), None);
+        assert!("root".parse::<ApiTokenScope>().is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use lablink_schema::wire::{AuditEventView, AuditPage};
 
 use super::{shown_time, Style};
-use crate::api::Api;
+use crate::api::{self, Api};
 use crate::cli::AuditCommand;
 use crate::error::CliError;
 use crate::{output, table};
@@ -18,19 +18,19 @@ pub async fn run(api: &Api, style: Style, command: AuditCommand) -> Result<(), C
         target,
         limit,
     } = command;
-    let mut filter = String::new();
+    let mut filter = Vec::new();
     for (name, value) in [("actor", actor), ("action", action), ("target", target)] {
-        if let Some(value) = value {
-            filter.push_str(&format!("&{name}={}", encode(&value)));
-        }
+        filter.extend(value.map(|value| (name, value)));
     }
     let mut events: Vec<AuditEventView> = Vec::new();
     let mut before: Option<i64> = None;
     while events.len() < limit as usize {
         let want = (limit as usize - events.len()).min(PAGE as usize);
-        let cursor = before.map(|b| format!("&before={b}")).unwrap_or_default();
+        let mut query = filter.clone();
+        query.push(("limit", want.to_string()));
+        query.extend(before.map(|b| ("before", b.to_string())));
         let page: AuditPage = api
-            .get_as(&format!("/api/admin/audit?limit={want}{filter}{cursor}"))
+            .get_as(&api::with_query("/api/admin/audit", &query))
             .await?;
         events.extend(page.events);
         match page.next_before {
@@ -57,17 +57,4 @@ pub async fn run(api: &Api, style: Style, command: AuditCommand) -> Result<(), C
         &["WHEN (UTC)", "ACTOR", "ACTION", "TARGET", "DETAIL"],
         &rows,
     ))
-}
-
-/// `value` as a query-string value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }

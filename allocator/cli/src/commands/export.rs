@@ -1,7 +1,7 @@
 //! `lablink export participants|vms|audit`: the day's figures as CSV or JSON, to standard
 //! output or a file.
 
-use crate::api::Api;
+use crate::api::{self, Api};
 use crate::cli::{ExportArgs, ExportFormat, ExportKind};
 use crate::error::CliError;
 use crate::output;
@@ -12,32 +12,21 @@ pub async fn run(api: &Api, args: ExportArgs) -> Result<(), CliError> {
         ExportKind::Vms => "vms",
         ExportKind::Audit => "audit",
     };
-    let mut query = vec![format!(
-        "format={}",
-        match args.format {
-            ExportFormat::Csv => "csv",
-            ExportFormat::Json => "json",
-        }
-    )];
+    let format = match args.format {
+        ExportFormat::Csv => "csv",
+        ExportFormat::Json => "json",
+    };
+    let mut query = vec![("format", format.to_owned())];
     if let Some(workshop) = args.workshop {
-        query.push(format!("workshop={workshop}"));
+        query.push(("workshop", workshop.to_string()));
     }
-    for (name, value) in [("from", &args.from), ("to", &args.to)] {
-        if let Some(value) = value {
-            let encoded: String = value
-                .bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
-                        (b as char).to_string()
-                    }
-                    other => format!("%{other:02X}"),
-                })
-                .collect();
-            query.push(format!("{name}={encoded}"));
-        }
-    }
+    query.extend(args.from.map(|from| ("from", from)));
+    query.extend(args.to.map(|to| ("to", to)));
     let bytes = api
-        .download(&format!("/api/admin/export/{kind}?{}", query.join("&")))
+        .download(&api::with_query(
+            &format!("/api/admin/export/{kind}"),
+            &query,
+        ))
         .await?;
     match args.output {
         Some(path) => {

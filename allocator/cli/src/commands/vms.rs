@@ -18,20 +18,14 @@ pub async fn run(api: &Api, style: Style, command: VmsCommand) -> Result<(), Cli
         } => {
             let mut query = Vec::new();
             if let Some(state) = state {
-                query.push(format!("state={state}"));
+                query.push(("state", state));
             }
-            if assigned {
-                query.push("assigned=true".to_owned());
+            if assigned || free {
+                query.push(("assigned", assigned.to_string()));
             }
-            if free {
-                query.push("assigned=false".to_owned());
-            }
-            let path = if query.is_empty() {
-                "/api/admin/vms".to_owned()
-            } else {
-                format!("/api/admin/vms?{}", query.join("&"))
-            };
-            let all = api.get_all(&path).await?;
+            let all = api
+                .get_all(&api::with_query("/api/admin/vms", &query))
+                .await?;
             if style.json {
                 return output::json(&all);
             }

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use lablink_schema::wire::{ApiTokenRequest, ApiTokenScope, ApiTokenView};
 use serde::Serialize;
 
-use super::{page_error, redirect, render};
+use super::{page_error, public_url, redirect, render};
 use crate::admin_actions::api_tokens;
 use crate::auth::{Caller, CsrfForm, SignedIn};
 use crate::error::ApiError;
@@ -60,8 +60,9 @@ pub async fn page(state: web::Data<AppState>, session: SignedIn) -> HttpResponse
 /// The form's fields as the action's input.
 fn token_request(form: &CsrfForm) -> Result<ApiTokenRequest, String> {
     let scope = form.field("scope").unwrap_or_default();
-    let scope = ApiTokenScope::parse(scope)
-        .ok_or_else(|| format!("`{scope}` is not a scope: choose read-only or admin"))?;
+    let scope: ApiTokenScope = scope
+        .parse()
+        .map_err(|_| format!("`{scope}` is not a scope: choose read-only or admin"))?;
     let days = match form
         .field("expires_in_days")
         .map(str::trim)
@@ -106,15 +107,11 @@ pub async fn create_from_form(
     };
     match api_tokens::create(&state, &Caller::Admin, input).await {
         Ok(created) => {
-            let url = {
-                let info = request.connection_info();
-                format!("{}://{}", info.scheme(), info.host())
-            };
             let shown = CreatedView {
                 token: created.token,
                 name: created.view.name,
                 scope: created.view.scope,
-                url,
+                url: public_url(&request),
             };
             tokens_page(&state, &form.session, StatusCode::OK, Some(shown), None).await
         }

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::{page_error, redirect, render};
+use super::{page_error, public_url, redirect, render};
 use crate::admin_actions::enrollment_tokens::{
     self as enrollment, agent_command, NewTokenRequest, TokenView,
 };
@@ -28,12 +28,6 @@ struct EnrollmentView<'a> {
     created: Option<CreatedView>,
     error: Option<&'a str>,
     legacy: bool,
-}
-
-/// The allocator's address as the admin's browser reached it, for the enrollment command.
-fn public_url(request: &HttpRequest) -> String {
-    let info = request.connection_info();
-    format!("{}://{}", info.scheme(), info.host())
 }
 
 async fn enrollment_page(

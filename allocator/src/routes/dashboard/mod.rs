@@ -60,3 +60,10 @@ pub(super) fn html_page(status: StatusCode, html: String) -> HttpResponse {
 pub(super) fn is_https(request: &HttpRequest) -> bool {
     request.connection_info().scheme() == "https"
 }
+
+/// The allocator's address as the admin's browser reached it (for the commands and logins the
+/// enrollment and API-token pages show).
+fn public_url(request: &HttpRequest) -> String {
+    let info = request.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
