@@ -228,7 +228,12 @@ impl Application {
             usual_times: Arc::default(),
             take_over_for: Duration::from_secs(u64::from(config.desktop.take_over_secs)),
             desktops: Arc::default(),
+            peers: Arc::new(crate::desktop::peers::DesktopPeers::new(CookieSigner::new(
+                &session_key,
+            ))),
         });
+        let peers_state = state.get_ref().clone();
+        let peers = state.peers.clone();
         let (max_json_bytes, max_form_bytes) =
             (config.server.max_json_bytes, config.server.max_form_bytes);
         let body_timeout = BodyTimeout(Duration::from_secs(config.server.body_timeout_secs));
@@ -280,6 +285,10 @@ impl Application {
                 source,
             })?;
         let address = bound.addrs().first().copied().unwrap_or(config.server.bind);
+        peers.set_home(config.server.advertised_url(address));
+        actix_web::rt::spawn(crate::desktop::peers::DesktopPeers::keep_listed(
+            peers_state,
+        ));
         tracing::info!(%address, database = %location, "listening");
         Ok(Application {
             address,

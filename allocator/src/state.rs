@@ -80,6 +80,8 @@ pub struct AppState {
     pub take_over_for: std::time::Duration,
     /// The agents' desktop tunnels to this allocator, and the streams asked of them.
     pub desktops: Arc<crate::desktop::DesktopLinks>,
+    /// The other allocators on the database, for desktops whose tunnel one of them holds.
+    pub peers: Arc<crate::desktop::peers::DesktopPeers>,
 }
 
 /// Who may read `GET /metrics`: the admin, or a scraper with this SHA-256 of its token.

@@ -33,12 +33,17 @@ async fn browser_lab(desktop: &VncDesktop) -> Lab {
 
 /// Claims a VM with only an email, as a participant's browser does: the desktop cookie.
 async fn claim(lab: &Lab, email: &str) -> String {
+    claim_at(&lab.base, email).await
+}
+
+/// [`claim`] at the allocator at `base`.
+async fn claim_at(base: &str, email: &str) -> String {
     let participant = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
     let answer = participant
-        .post(lab.url("/api/request_vm"))
+        .post(format!("{base}/api/request_vm"))
         .form(&[("email", email)])
         .send()
         .await
@@ -56,7 +61,17 @@ async fn connect_socket(
     cookie: Option<&str>,
     origin: Option<&str>,
 ) -> Result<Socket, u16> {
-    let host = lab.base.trim_start_matches("http://").to_owned();
+    connect_socket_at(&lab.base, path, cookie, origin).await
+}
+
+/// [`connect_socket`] at the allocator at `base`.
+async fn connect_socket_at(
+    base: &str,
+    path: &str,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Socket, u16> {
+    let host = base.trim_start_matches("http://").to_owned();
     let mut request = format!("ws://{host}{path}")
         .into_client_request()
         .expect("request");
@@ -272,6 +287,69 @@ async fn a_participant_reaches_the_vms_own_vnc_server_through_the_agents_tunnel(
         "the ended assignment's cookie is refused"
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[actix_web::test]
+async fn a_browser_on_one_allocator_reaches_an_agent_whose_tunnel_another_allocator_holds() {
+    let desktop = VncDesktop::start();
+    let lab = browser_lab(&desktop).await;
+    let vm = lab.create_ready_vms(1).await.remove(0);
+    lab.until_logged(&vm.hostname, "desktop tunnel up", 1).await;
+    // A second allocator of the deployment, started once the VM is up, so the agent's
+    // tunnel and its stream dials stay with the first one.
+    let (peer, _peer_dir) = lab
+        .start_peer(|config| config.desktop.mode = DesktopMode::Browser)
+        .await;
+
+    // The participant's browser reaches only the second allocator.
+    let cookie = claim_at(&peer, "grace@example.org").await;
+    let state: serde_json::Value = reqwest::Client::new()
+        .get(format!("{peer}/desktop/state"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("state")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        state["state"], "ready",
+        "the tunnel elsewhere counts: {state}"
+    );
+    let socket = connect_socket_at(&peer, "/desktop/websockify", Some(&cookie), Some(&peer))
+        .await
+        .expect("the desktop opens through the other allocator");
+    let mut rfb = Rfb::new(socket);
+    assert_eq!(rfb.handshake().await, (WIDTH, HEIGHT));
+    assert_eq!(rfb.pixel(10, 10).await, ROOT_RGB);
+    lab.until_logged(&vm.hostname, "desktop stream open", 1)
+        .await;
+
+    // The calls between allocators need the deployment's proof.
+    let internal = reqwest::Client::new();
+    let asked = internal
+        .post(lab.url(&format!("/api/internal/desktop/{}/streams", vm.hostname)))
+        .header("x-lablink-peer", "0".repeat(64))
+        .json(&serde_json::json!({"stream": "made-up"}))
+        .send()
+        .await
+        .expect("ask");
+    assert_eq!(asked.status(), 403, "an ask without the proof");
+    let relayed = connect_socket_at(
+        &peer,
+        &format!("/api/internal/desktop/{}/streams/made-up", vm.hostname),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(relayed.err(), Some(403), "a relay without the proof");
+
+    // Release, made on the first allocator, closes the stream held by the second.
+    lab.release(&vm.hostname).await;
+    assert!(
+        rfb.closed_in_time().await,
+        "the relayed stream outlived the release"
+    );
 }
 
 /// Signs in to the dashboard; the cookies a signed-in admin's browser holds.

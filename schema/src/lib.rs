@@ -33,6 +33,8 @@ pub mod audit_events;
 #[cfg(feature = "db")]
 pub mod connection;
 #[cfg(feature = "db")]
+pub mod desktop_tunnels;
+#[cfg(feature = "db")]
 pub mod enrollment;
 #[cfg(feature = "db")]
 pub mod idempotency;

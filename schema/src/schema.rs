@@ -291,7 +291,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Which allocator holds each VM agent's desktop tunnel, refreshed while it lives.
+    desktop_tunnels (hostname) {
+        hostname -> Text,
+        allocator_url -> Text,
+        link_id -> Text,
+        seen_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(vm_logs -> vms (hostname));
+diesel::joinable!(desktop_tunnels -> vms (hostname));
 diesel::joinable!(vm_log_totals -> vms (hostname));
 diesel::joinable!(vm_enrollments -> vms (hostname));
 diesel::joinable!(workshop_roster -> workshops (workshop_id));
@@ -318,5 +329,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox_deliveries,
     participant_sessions,
     api_tokens,
-    idempotency_keys
+    idempotency_keys,
+    desktop_tunnels
 );

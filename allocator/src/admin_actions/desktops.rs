@@ -42,7 +42,7 @@ pub async fn peek(
     assignment_seq: i64,
 ) -> Result<(Vm, StreamEnds), ApiError> {
     let vm = peek_target(state, hostname, Some(assignment_seq)).await?;
-    let ends = state.desktops.open(&vm.hostname).await?;
+    let ends = crate::desktop::peers::open_stream(state, &vm.hostname).await?;
     state
         .audit(
             &caller.audit_name(),

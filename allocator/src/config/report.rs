@@ -144,7 +144,7 @@ mod tests {
         assert!(yaml.contains("password: \"********\""), "{yaml}");
         assert!(yaml.contains("postgres://lab:***@db/lablink"), "{yaml}");
         assert!(
-            yaml.contains("server:\n  bind: \"127.0.0.1:5000\""),
+            yaml.contains("server:\n  advertise_url: null\n  bind: \"127.0.0.1:5000\""),
             "{yaml}"
         );
         assert!(yaml.contains("    variables: {}"), "{yaml}");

@@ -28,6 +28,12 @@ pub struct ServerConfig {
     /// addresses or CIDR ranges (`127.0.0.1, 10.0.0.0/8`). Empty: the connection's peer is
     /// the client, whatever a request claims.
     pub trusted_proxies: String,
+    /// How the other allocators on the same database reach this one (`http://10.0.0.5:5000`),
+    /// so that a browser desktop opened on one allocator reaches an agent whose tunnel is
+    /// held by another. Unset: `http://` and the listening address, unless that is a
+    /// wildcard address (`0.0.0.0`), in which case browser desktops reach only the agents
+    /// connected to this allocator.
+    pub advertise_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +46,7 @@ impl Default for ServerConfig {
             max_form_bytes: 16 * 1024,
             body_timeout_secs: 30,
             trusted_proxies: String::new(),
+            advertise_url: None,
         }
     }
 }
@@ -62,6 +69,11 @@ impl ServerConfig {
 
     /// What types alone cannot check.
     pub(super) fn validate(&self) -> Result<(), Invalid> {
+        if let Some(url) = &self.advertise_url {
+            if let Err(reason) = advertised(url) {
+                return Err(Invalid::new("server.advertise_url", reason));
+            }
+        }
         if let Err(reason) = self.trusted_proxy_ranges() {
             return Err(Invalid::new("server.trusted_proxies", reason));
         }
@@ -78,6 +90,34 @@ impl ServerConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// `url` as other allocators dial it: `http` or `https`, a host, no path, query or
+/// credentials; without a trailing slash.
+pub fn advertised(url: &str) -> Result<String, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|err| format!("not a URL: {err}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err("must be an http:// or https:// URL with a host".to_owned());
+    }
+    if parsed.path() != "/" || parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("must name only the scheme, host and port (no path or query)".to_owned());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("must carry no credentials".to_owned());
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+impl ServerConfig {
+    /// Where other allocators reach this one, listening at `bound`: `advertise_url`, else
+    /// the listening address unless it is a wildcard.
+    pub fn advertised_url(&self, bound: SocketAddr) -> Option<String> {
+        match &self.advertise_url {
+            Some(url) => advertised(url).ok(),
+            None if bound.ip().is_unspecified() => None,
+            None => Some(format!("http://{bound}")),
+        }
     }
 }
 

@@ -347,3 +347,45 @@ fn a_password_written_as_a_number_in_the_file_is_read_as_its_text() {
     let config = Config::load_from(Some(file.path()), None, &[]).expect("numeric password");
     assert_eq!(config.admin.password.as_deref(), Some("123456789012"));
 }
+
+#[test]
+fn other_allocators_reach_this_one_at_its_advertised_url_or_its_own_address() {
+    let bound: SocketAddr = "10.0.0.5:5000".parse().expect("address");
+    let wildcard: SocketAddr = "0.0.0.0:5000".parse().expect("address");
+    let config = Config::load_from(None, None, &[]).expect("defaults");
+    assert_eq!(
+        config.server.advertised_url(bound).as_deref(),
+        Some("http://10.0.0.5:5000")
+    );
+    assert_eq!(config.server.advertised_url(wildcard), None, "not guessed");
+
+    let set = Config::load_from(
+        None,
+        None,
+        &env(&[(
+            "LABLINK__SERVER__ADVERTISE_URL",
+            "https://alloc-2.lab:8443/",
+        )]),
+    )
+    .expect("config");
+    assert_eq!(
+        set.server.advertised_url(wildcard).as_deref(),
+        Some("https://alloc-2.lab:8443")
+    );
+    for bad in [
+        "alloc-2:5000",
+        "ftp://alloc-2",
+        "http://alloc-2:5000/lablink",
+        "http://user:pw@alloc-2",
+        "http://alloc-2/?x=1",
+    ] {
+        let message =
+            Config::load_from(None, None, &env(&[("LABLINK__SERVER__ADVERTISE_URL", bad)]))
+                .expect_err(bad)
+                .to_string();
+        assert!(
+            message.contains("LABLINK__SERVER__ADVERTISE_URL"),
+            "{bad}: {message}"
+        );
+    }
+}

@@ -11,8 +11,6 @@ use actix_web::web::Bytes;
 use lablink_schema::wire::TunnelCommand;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::auth::random_token;
-
 /// How long an agent has to dial a stream back once asked.
 pub const STREAM_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames queued each way per stream, between the two sockets' own one-frame queues.
@@ -28,7 +26,7 @@ pub struct StreamEnds {
 }
 
 /// The two sides of a new stream.
-fn stream_pair() -> (StreamEnds, StreamEnds) {
+pub fn stream_pair() -> (StreamEnds, StreamEnds) {
     let (to_agent, from_browser) = mpsc::channel(STREAM_QUEUE_FRAMES);
     let (to_browser, from_agent) = mpsc::channel(STREAM_QUEUE_FRAMES);
     (
@@ -156,22 +154,58 @@ impl DesktopLinks {
         lock(&self.watchers).contains_key(hostname)
     }
 
-    /// Asks `hostname`'s agent for a stream and waits until it has dialled it back: the
-    /// browser's ends of it.
-    pub async fn open(&self, hostname: &str) -> Result<StreamEnds, OpenError> {
-        self.open_within(hostname, STREAM_DIAL_TIMEOUT).await
+    /// Asks `hostname`'s agent, whose tunnel is here, for `stream` and waits until it has
+    /// dialled it back: the browser's ends of it.
+    pub async fn open(&self, hostname: &str, stream: String) -> Result<StreamEnds, OpenError> {
+        self.open_within(hostname, stream, STREAM_DIAL_TIMEOUT)
+            .await
     }
 
     async fn open_within(
         &self,
         hostname: &str,
+        stream: String,
         timeout: Duration,
     ) -> Result<StreamEnds, OpenError> {
-        let commands = lock(&self.agents)
+        let commands = self.commands_of(hostname)?;
+        let command = TunnelCommand::OpenStream {
+            stream: stream.clone(),
+        };
+        let ask = async move {
+            commands
+                .send_timeout(command, timeout)
+                .await
+                .map_err(|_| OpenError::AgentAway)
+        };
+        self.await_dial(hostname, stream, timeout, ask).await
+    }
+
+    fn commands_of(&self, hostname: &str) -> Result<mpsc::Sender<TunnelCommand>, OpenError> {
+        lock(&self.agents)
             .get(hostname)
             .map(|link| link.commands.clone())
-            .ok_or(OpenError::AgentAway)?;
-        let stream = random_token();
+            .ok_or(OpenError::AgentAway)
+    }
+
+    /// Asks `hostname`'s agent, whose tunnel is here, for `stream`, which another allocator
+    /// awaits; it returns once the agent has been asked.
+    pub async fn ask_here(&self, hostname: &str, stream: String) -> Result<(), OpenError> {
+        self.commands_of(hostname)?
+            .send_timeout(TunnelCommand::OpenStream { stream }, STREAM_DIAL_TIMEOUT)
+            .await
+            .map_err(|_| OpenError::AgentAway)
+    }
+
+    /// Lists `stream` as awaited from `hostname`'s agent, has `ask` get the agent asked for
+    /// it (here or through the allocator holding its tunnel), and waits until it has dialled
+    /// it back: the browser's ends of it.
+    pub async fn await_dial(
+        &self,
+        hostname: &str,
+        stream: String,
+        timeout: Duration,
+        ask: impl std::future::Future<Output = Result<(), OpenError>>,
+    ) -> Result<StreamEnds, OpenError> {
         let (browser_ends, agent_ends) = stream_pair();
         let (dialled, answered) = oneshot::channel();
         lock(&self.pending).insert(
@@ -186,24 +220,13 @@ impl DesktopLinks {
         // stream waits no longer.
         let _unlisted = Unlist {
             pending: &self.pending,
-            stream: stream.clone(),
+            stream,
         };
-        let asked = commands
-            .send_timeout(
-                TunnelCommand::OpenStream {
-                    stream: stream.clone(),
-                },
-                timeout,
-            )
-            .await;
-        let outcome = match asked {
-            Err(_) => Err(OpenError::AgentAway),
-            Ok(()) => match tokio::time::timeout(timeout, answered).await {
-                Ok(Ok(())) => Ok(browser_ends),
-                _ => Err(OpenError::AgentSilent),
-            },
-        };
-        outcome
+        ask.await?;
+        match tokio::time::timeout(timeout, answered).await {
+            Ok(Ok(())) => Ok(browser_ends),
+            _ => Err(OpenError::AgentSilent),
+        }
     }
 
     /// The agent of `hostname` dialled `stream`: its ends, if that stream was asked of it.
@@ -231,14 +254,14 @@ mod tests {
     async fn a_stream_joins_the_browser_to_the_agent_that_was_asked() {
         let links = std::sync::Arc::new(DesktopLinks::default());
         assert_eq!(
-            links.open("vm-1").await.err(),
+            links.open("vm-1", "s-1".to_owned()).await.err(),
             Some(OpenError::AgentAway),
             "no tunnel, no stream"
         );
         let (_, mut commands) = links.agent_connected("vm-1");
         let opening = tokio::spawn({
             let links = links.clone();
-            async move { links.open("vm-1").await }
+            async move { links.open("vm-1", "s-1".to_owned()).await }
         });
         let Some(TunnelCommand::OpenStream { stream }) = commands.recv().await else {
             panic!("no command");
@@ -296,10 +319,12 @@ mod tests {
     async fn a_stream_never_dialled_back_or_abandoned_leaves_nothing_behind() {
         let links = DesktopLinks::default();
         let (_, _commands) = links.agent_connected("vm-1");
-        let opened = links.open_within("vm-1", Duration::from_millis(50)).await;
+        let opened = links
+            .open_within("vm-1", "s-2".to_owned(), Duration::from_millis(50))
+            .await;
         assert_eq!(opened.err(), Some(OpenError::AgentSilent));
         let (_, mut commands) = links.agent_connected("vm-1");
-        let abandoned = links.open_within("vm-1", Duration::from_secs(60));
+        let abandoned = links.open_within("vm-1", "s-3".to_owned(), Duration::from_secs(60));
         // The browser leaves while the agent is being asked.
         let _ = tokio::time::timeout(Duration::from_millis(20), abandoned).await;
         assert!(commands.recv().await.is_some(), "the agent was asked");

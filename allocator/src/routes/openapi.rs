@@ -77,6 +77,8 @@ use utoipa::{Modify, OpenApi};
         super::exports::api_export,
         super::desktop::agent::agent_tunnel,
         super::desktop::agent::agent_stream,
+        super::desktop::peer::ask_agent,
+        super::desktop::peer::relayed_stream,
         super::dashboard::allocator_log::allocator_log_json,
         openapi_json,
     ),
@@ -94,6 +96,7 @@ use utoipa::{Modify, OpenApi};
         (name = "admin: exports", description = "Participants, VMs and the audit trail as CSV or JSON"),
         (name = "admin: API tokens", description = "The admin API's own tokens"),
         (name = "admin: enrollment tokens", description = "Tokens with which a lab's machines join"),
+        (name = "allocators", description = "Calls between the allocators of one deployment (browser desktops whose tunnel another allocator holds)"),
     )
 )]
 pub struct ApiDoc;
@@ -125,6 +128,15 @@ impl Modify for Credentials {
                     .description(Some("The admin's user and password"))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "peer",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    crate::desktop::peers::PEER_HEADER,
+                    "A proof keyed with the deployment's own secret: only its allocators make it",
+                ),
+            )),
         );
         components.add_security_scheme(
             "vm_token",

@@ -58,6 +58,30 @@ impl Lab {
         }
     }
 
+    /// Starts another allocator on the lab's database, as a second allocator of the same
+    /// deployment behind a load balancer would run: its base URL. It starts no agent; the
+    /// lab's agents stay connected to the first allocator.
+    pub async fn start_peer(
+        &self,
+        adjust: impl FnOnce(&mut Config),
+    ) -> (String, tempfile::TempDir) {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::default();
+        config.server.bind = "127.0.0.1:0".parse().expect("address");
+        config.server.workers = 1;
+        config.database.url = Some(self.database.url().to_owned());
+        config.database.data_dir = data_dir.path().to_owned();
+        config.admin.password = Some(ADMIN_PASSWORD.into());
+        config.provider.kind = ProviderKind::Local;
+        config.provider.local.agent_binary =
+            Some(PathBuf::from(env!("CARGO_BIN_EXE_lablink-client")));
+        adjust(&mut config);
+        let app = Application::build(config).await.expect("peer allocator");
+        let base = format!("http://{}", app.address());
+        actix_web::rt::spawn(app.run_until_stopped());
+        (base, data_dir)
+    }
+
     /// The full URL of `path` on the allocator.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

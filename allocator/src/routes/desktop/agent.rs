@@ -1,14 +1,17 @@
 //! The agent's side of the browser desktop: `/api/agent/{hostname}/tunnel`, the socket it
 //! keeps open to be asked for streams, and `/api/agent/{hostname}/tunnel/{stream}`, each
-//! stream it dials back. Only the VM itself, with its own token, opens either.
+//! stream it dials back (joined here, or relayed to the allocator that awaits it). Only the
+//! VM itself, with its own token, opens either.
 
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{stream_frames, upgrade};
-use crate::auth::{credentials, Caller};
+use crate::auth::{credentials, random_token, Caller};
 use crate::desktop::bridge::{self, MAX_FRAME};
+use crate::desktop::hop;
+use crate::desktop::links::stream_pair;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::validate;
@@ -65,7 +68,11 @@ pub async fn agent_tunnel(
     let (response, session, messages) = upgrade(&request, body)?;
     let mut messages = messages.max_frame_size(MAX_FRAME);
     let (link, mut commands) = state.desktops.agent_connected(&hostname);
-    let desktops = state.desktops.clone();
+    // Listed for the other allocators under an id of its own, so that the end of this
+    // tunnel never takes a newer one (held here or elsewhere) off the list.
+    let listed_as = random_token();
+    state.peers.tunnel_up(&state, &hostname, &listed_as).await;
+    let state = state.get_ref().clone();
     tracing::info!(%hostname, "agent's desktop tunnel up");
     actix_web::rt::spawn(async move {
         let mut ping = tokio::time::interval(TUNNEL_PING);
@@ -94,7 +101,8 @@ pub async fn agent_tunnel(
                 }
             }
         }
-        desktops.agent_gone(&hostname, link);
+        state.desktops.agent_gone(&hostname, link);
+        state.peers.tunnel_down(&state, &hostname, &listed_as).await;
         session.close().await;
         tracing::info!(%hostname, "agent's desktop tunnel down");
     });
@@ -127,13 +135,41 @@ pub async fn agent_stream(
 ) -> Result<HttpResponse, ApiError> {
     let (hostname, stream) = path.into_inner();
     let hostname = the_vm_itself(&state, &request, &hostname).await?;
-    let ends = state.desktops.dialled(&hostname, &stream).ok_or_else(|| {
+    if let Some(ends) = state.desktops.dialled(&hostname, &stream) {
+        let (response, session, messages) = upgrade(&request, body)?;
+        let messages = stream_frames(messages);
+        actix_web::rt::spawn(async move {
+            bridge::run(session, messages, ends, std::future::pending::<()>(), None).await;
+        });
+        return Ok(response);
+    }
+    // Another allocator awaits it (the browser reached that one): relay it there.
+    let peer = state.peers.awaited_elsewhere(&stream).ok_or_else(|| {
         ApiError::NotFound(format!("no desktop stream `{stream}` waits for this VM"))
     })?;
+    let hop = state
+        .peers
+        .relay_to(&peer, &hostname, &stream)
+        .await
+        .map_err(|reason| {
+            tracing::warn!(%hostname, %reason, "cannot relay a desktop stream to its allocator");
+            ApiError::Unavailable(format!(
+                "the allocator that awaits stream `{stream}` cannot be reached; try again"
+            ))
+        })?;
     let (response, session, messages) = upgrade(&request, body)?;
     let messages = stream_frames(messages);
+    let (agent_side, peer_side) = stream_pair();
     actix_web::rt::spawn(async move {
-        bridge::run(session, messages, ends, std::future::pending::<()>(), None).await;
+        let bridged = bridge::run(
+            session,
+            messages,
+            agent_side,
+            std::future::pending::<()>(),
+            None,
+        );
+        tokio::join!(bridged, hop::carry(hop, peer_side));
+        tracing::info!(%hostname, %peer, "relayed desktop stream closed");
     });
     Ok(response)
 }

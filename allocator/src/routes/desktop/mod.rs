@@ -1,7 +1,8 @@
 //! The browser desktop's routes, one file per side: the participant's page and socket
-//! ([`participant`]), the instructor's peek ([`peek`]) and the agent's tunnel and streams
-//! ([`agent`]); here, what they share: the WebSocket upgrade, the frames a stream accepts, the
-//! origin check and the watch on an assignment's end.
+//! ([`participant`]), the instructor's peek ([`peek`]), the agent's tunnel and streams
+//! ([`agent`]) and the calls between allocators ([`peer`]); here, what they share: the
+//! WebSocket upgrade, the frames a stream accepts, the origin check and the watch on an
+//! assignment's end.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -18,6 +19,7 @@ use crate::state::AppState;
 pub(super) mod agent;
 mod participant;
 mod peek;
+pub(super) mod peer;
 
 pub use participant::to_desktop;
 
@@ -111,6 +113,8 @@ super::route_table! {
     get "/admin/vms/{hostname}/desktop/websockify" => peek::websockify,
     get "/api/agent/{hostname}/tunnel" => agent::agent_tunnel,
     get "/api/agent/{hostname}/tunnel/{stream}" => agent::agent_stream,
+    post "/api/internal/desktop/{hostname}/streams" => peer::ask_agent,
+    get "/api/internal/desktop/{hostname}/streams/{stream}" => peer::relayed_stream,
 }
 
 /// Registers the desktop's routes.

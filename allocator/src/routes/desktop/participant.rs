@@ -12,6 +12,7 @@ use super::{assignment_ended, from_own_page, stream_frames, upgrade};
 use crate::assignment_proof;
 use crate::desktop::bridge;
 use crate::desktop::cookie::DesktopGrant;
+use crate::desktop::peers;
 use crate::error::ApiError;
 use crate::page_error::PageError;
 use crate::state::AppState;
@@ -102,14 +103,19 @@ pub async fn desktop_state(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let (state_name, message, hostname) = match granted_vm(&state, &request).await? {
+    let granted = granted_vm(&state, &request).await?;
+    let reachable = match &granted {
+        Some((_, vm)) => peers::is_reachable(&state, &vm.hostname).await,
+        None => false,
+    };
+    let (state_name, message, hostname) = match granted {
         None => (
             "ended",
             "Your session has ended: the VM was released or given back. Ask for a new one on \
              the start page.",
             None,
         ),
-        Some((_, vm)) if !state.desktops.is_connected(&vm.hostname) => (
+        Some((_, vm)) if !reachable => (
             "waiting",
             "Your VM is not reachable just now (it may be starting or restarting). This page \
              connects again by itself as soon as it is back.",
@@ -146,7 +152,7 @@ pub async fn websockify(
                 .to_owned(),
         )
     })?;
-    let ends = state.desktops.open(&vm.hostname).await?;
+    let ends = peers::open_stream(&state, &vm.hostname).await?;
     let (response, session, messages) = upgrade(&request, body)?;
     let messages = stream_frames(messages);
     let watcher = state.get_ref().clone();
