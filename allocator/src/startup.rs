@@ -273,6 +273,9 @@ impl Application {
         // agent that gave up waiting in `/vm_startup` would stay queued (and counted) until
         // its VM next changed.
         .h1_allow_half_closed(false)
+        // A response's bytes queued for a slow client before the server waits for it: with a
+        // desktop stream's window, what a stalled browser can hold in the allocator.
+        .h1_write_buffer_size(crate::desktop::credit::RESPONSE_WRITE_BUFFER)
         // Signals are handled in `run_until_stopped`, which first lets long polls end.
         .disable_signals();
         if config.server.workers > 0 {

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use lablink_schema::backoff::Backoff;
-use lablink_schema::wire::TunnelCommand;
+use lablink_schema::wire::{StreamControl, TunnelCommand};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -102,12 +103,13 @@ impl DesktopTunnel {
         while let Some(message) = socket.next().await {
             match message? {
                 Message::Text(text) => match serde_json::from_str::<TunnelCommand>(&text) {
-                    Ok(TunnelCommand::OpenStream { stream }) => {
+                    Ok(TunnelCommand::OpenStream { stream, window }) => {
                         let (client, vnc_addr) = (self.client.clone(), self.vnc_addr);
                         let session = self.session.clone();
                         let password = self.vnc_password.as_ref().and_then(|p| p.current());
                         tokio::spawn(async move {
-                            let opened = join_stream(client, vnc_addr, &stream, session, password);
+                            let opened =
+                                join_stream(client, vnc_addr, &stream, window, session, password);
                             if let Err(err) = opened.await {
                                 tracing::warn!(%err, "desktop stream failed");
                             }
@@ -130,6 +132,7 @@ async fn join_stream(
     client: AllocatorClient,
     vnc_addr: SocketAddr,
     stream: &str,
+    window: Option<u32>,
     session: Option<Arc<SessionTally>>,
     password: Option<[u8; 8]>,
 ) -> Result<(), TunnelError> {
@@ -154,15 +157,51 @@ async fn join_stream(
     let mut socket = WebSocketStream::from_raw_socket(upgraded, Role::Client, None).await;
     // With the server logged in to, the browser is offered no security of its own; what it
     // sends after its choice (ClientInit) goes on to the server.
-    let early = match password {
-        Some(_) => rfb_handshake::greet_browser(&mut socket).await?,
-        None => Vec::new(),
+    let (early, greeted) = match password {
+        Some(_) => {
+            let greeted = rfb_handshake::greet_browser(&mut socket).await?;
+            (greeted.early, greeted.sent)
+        }
+        None => (Vec::new(), 0),
     };
+    // The greeting was sent from the window too.
+    let window = window.map(|window| SendWindow::new(window as usize, greeted));
     tracing::info!("desktop stream open");
     if let Some(session) = session {
         session.desktop_seen(true);
     }
-    relay(socket, vnc, vnc_addr, early).await
+    relay(socket, vnc, vnc_addr, early, window).await
+}
+
+/// How much of the desktop the agent may still send before the allocator grants more: a
+/// stream whose browser stopped reading then stops here, at the VNC socket, instead of
+/// filling the allocator.
+#[derive(Debug)]
+struct SendWindow(Semaphore);
+
+impl SendWindow {
+    fn new(window: usize, spent: usize) -> Self {
+        SendWindow(Semaphore::new(window.saturating_sub(spent)))
+    }
+
+    /// Waits until something may be sent: how much, at most `most`. The bytes are spent.
+    async fn take(&self, most: usize) -> usize {
+        let Ok(first) = self.0.acquire().await else {
+            return 0;
+        };
+        first.forget();
+        let more = self.0.available_permits().min(most - 1);
+        if let Ok(rest) = self.0.try_acquire_many(more as u32) {
+            rest.forget();
+        }
+        1 + more
+    }
+
+    /// Gives back what was taken and not sent, or what the allocator granted.
+    fn give(&self, bytes: usize) {
+        self.0
+            .add_permits(bytes.min(Semaphore::MAX_PERMITS - self.0.available_permits()));
+    }
 }
 
 /// Bytes both ways between the stream's WebSocket and the VNC connection.
@@ -171,6 +210,7 @@ async fn relay<S>(
     vnc: TcpStream,
     vnc_addr: SocketAddr,
     early: Vec<u8>,
+    window: Option<SendWindow>,
 ) -> Result<(), TunnelError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -184,7 +224,17 @@ where
     let upstream = async {
         let mut buffer = vec![0u8; READ_CHUNK];
         loop {
-            let read = from_vnc.read(&mut buffer).await.map_err(vnc_error)?;
+            let room = match &window {
+                Some(window) => window.take(READ_CHUNK).await,
+                None => READ_CHUNK,
+            };
+            let read = from_vnc
+                .read(&mut buffer[..room])
+                .await
+                .map_err(vnc_error)?;
+            if let Some(window) = &window {
+                window.give(room - read);
+            }
             if read == 0 {
                 break;
             }
@@ -200,6 +250,14 @@ where
         while let Some(message) = from_allocator.next().await {
             match message? {
                 Message::Binary(bytes) => to_vnc.write_all(&bytes).await.map_err(vnc_error)?,
+                Message::Text(text) => match serde_json::from_str::<StreamControl>(&text) {
+                    Ok(StreamControl::Credit { bytes }) => {
+                        if let Some(window) = &window {
+                            window.give(bytes as usize);
+                        }
+                    }
+                    Err(err) => tracing::warn!(%err, "unknown control on a desktop stream"),
+                },
                 Message::Close(_) => break,
                 _ => {}
             }
@@ -213,4 +271,26 @@ where
     };
     tracing::info!("desktop stream closed");
     ended
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_window_lets_through_what_was_granted_and_waits_for_more() {
+        // 20 bytes of the window went on the RFB greeting.
+        let window = SendWindow::new(100, 20);
+        assert_eq!(window.take(READ_CHUNK).await, 80, "all that is left");
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            window.take(READ_CHUNK),
+        );
+        assert!(waiting.await.is_err(), "nothing is sent without a grant");
+        window.give(30);
+        assert_eq!(window.take(10).await, 10, "at most what a read can take");
+        // A read that gave less hands the rest back.
+        window.give(5);
+        assert_eq!(window.take(READ_CHUNK).await, 25);
+    }
 }

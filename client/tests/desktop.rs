@@ -181,15 +181,50 @@ impl Rfb {
         )
     }
 
-    /// The RGB of the pixel at (`x`, `y`), asked for raw in 32-bit true colour.
-    async fn pixel(&mut self, x: u16, y: u16) -> [u8; 3] {
-        // SetPixelFormat: 32 bpp, depth 24, little-endian, true colour, 8 bits a channel at
-        // shifts 16, 8, 0. SetEncodings: raw only.
+    /// SetPixelFormat: 32 bpp, depth 24, little-endian, true colour, 8 bits a channel at
+    /// shifts 16, 8, 0. SetEncodings: raw only.
+    async fn ask_raw_true_colour(&mut self) {
         self.send(&[
             0, 0, 0, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0,
         ])
         .await;
         self.send(&[2, 0, 0, 1, 0, 0, 0, 0]).await;
+    }
+
+    /// The whole screen, raw (megabytes, far more than a stream's window): the share of its
+    /// pixels that have the root window's colour.
+    async fn whole_screen_share_of_root_colour(&mut self, width: u16, height: u16) -> f64 {
+        self.ask_raw_true_colour().await;
+        let mut request = vec![3, 0];
+        for value in [0, 0, width, height] {
+            request.extend_from_slice(&value.to_be_bytes());
+        }
+        self.send(&request).await;
+        let (mut seen, mut root) = (0usize, 0usize);
+        while seen < usize::from(width) * usize::from(height) {
+            let kind = self.read(1).await[0];
+            assert_eq!(kind, 0, "expected a framebuffer update, got {kind}");
+            let header = self.read(3).await;
+            for _ in 0..u16::from_be_bytes([header[1], header[2]]) {
+                let rect = self.read(12).await;
+                let (w, h) = (
+                    u16::from_be_bytes([rect[4], rect[5]]),
+                    u16::from_be_bytes([rect[6], rect[7]]),
+                );
+                let pixels = self.read(usize::from(w) * usize::from(h) * 4).await;
+                seen += usize::from(w) * usize::from(h);
+                root += pixels
+                    .chunks_exact(4)
+                    .filter(|p| [p[2], p[1], p[0]] == ROOT_RGB)
+                    .count();
+            }
+        }
+        root as f64 / seen as f64
+    }
+
+    /// The RGB of the pixel at (`x`, `y`), asked for raw in 32-bit true colour.
+    async fn pixel(&mut self, x: u16, y: u16) -> [u8; 3] {
+        self.ask_raw_true_colour().await;
         let mut request = vec![3, 0];
         for value in [x, y, 1, 1] {
             request.extend_from_slice(&value.to_be_bytes());
@@ -272,6 +307,9 @@ async fn a_participant_reaches_the_vms_own_vnc_server_through_the_agents_tunnel(
     assert_eq!(rfb.pixel(10, 10).await, ROOT_RGB);
     lab.until_logged(&vm.hostname, "desktop stream open", 1)
         .await;
+    // Megabytes through a window of 32 KiB: the allocator grants it back as the browser's
+    // connection takes the bytes.
+    assert!(rfb.whole_screen_share_of_root_colour(WIDTH, HEIGHT).await > 0.99);
 
     // Release closes the stream at once, and the cookie opens nothing any more.
     lab.release(&vm.hostname).await;
@@ -324,6 +362,8 @@ async fn a_browser_on_one_allocator_reaches_an_agent_whose_tunnel_another_alloca
     assert_eq!(rfb.pixel(10, 10).await, ROOT_RGB);
     lab.until_logged(&vm.hostname, "desktop stream open", 1)
         .await;
+    // The grants of the browser's allocator reach the agent across the hop.
+    assert!(rfb.whole_screen_share_of_root_colour(WIDTH, HEIGHT).await > 0.99);
 
     // The calls between allocators need the deployment's proof.
     let internal = reqwest::Client::new();

@@ -1,13 +1,15 @@
 //! Joins one WebSocket, a browser's or an agent's, to its side of a desktop stream: binary
 //! frames in go to the other side, the other side's bytes go out as binary frames, exactly as
 //! websockify carries RFB. Each direction is its own loop, so a side that is slow to read
-//! holds back only what is sent to it. Either side ending, or `stop`, ends both.
+//! holds back only what is sent to it. Toward the agent, the bytes granted back to it go
+//! too, as text frames ([`super::credit`]). Either side ending, or `stop`, ends both.
 
 use std::future::Future;
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream};
 
 use actix_web::web::Bytes;
+use lablink_schema::wire::StreamControl;
 
 use super::socket::FrameSender;
 use super::view_only::ViewOnlyFilter;
@@ -28,19 +30,34 @@ pub enum Ended {
     Stopped,
 }
 
-/// Runs the bridge until the stream ends, then closes the socket. With `view_only`, what
-/// this side sends passes through it first (an instructor's peek).
+/// Whom a bridged socket faces.
+#[derive(Debug)]
+pub enum Faces {
+    /// A browser: the participant's page, or, through the filter, an instructor's view. Its
+    /// connection grants the bytes it takes back to the agent (see
+    /// [`super::socket::accept`]).
+    Browser(Option<ViewOnlyFilter>),
+    /// The agent, or another allocator for it: it is told the grants.
+    Agent,
+}
+
+/// Runs the bridge until the stream ends, then closes the socket.
 pub async fn run(
     session: FrameSender,
     messages: AggregatedMessageStream,
     ends: StreamEnds,
     stop: impl Future<Output = ()>,
-    mut view_only: Option<ViewOnlyFilter>,
+    faces: Faces,
 ) -> Ended {
     let StreamEnds {
         mut incoming,
         outgoing,
+        credits,
     } = ends;
+    let (mut view_only, tells_grants) = match faces {
+        Faces::Browser(view_only) => (view_only, false),
+        Faces::Agent => (None, true),
+    };
     let mut messages = messages;
     let replies = session.clone();
     let inbound = async move {
@@ -76,12 +93,29 @@ pub async fn run(
     };
     let sender = session.clone();
     let outbound = async move {
-        while let Some(bytes) = incoming.recv().await {
-            if sender.binary(bytes).await.is_err() {
+        loop {
+            let granted = async {
+                if tells_grants {
+                    credits.granted().await
+                } else {
+                    std::future::pending().await
+                }
+            };
+            let sent = tokio::select! {
+                bytes = incoming.recv() => match bytes {
+                    Some(bytes) => sender.binary(bytes).await,
+                    None => return Ended::OtherSide,
+                },
+                bytes = granted => {
+                    let credit = StreamControl::Credit { bytes };
+                    let text = serde_json::to_string(&credit).unwrap_or_default();
+                    sender.text(text).await
+                }
+            };
+            if sent.is_err() {
                 return Ended::ThisSide;
             }
         }
-        Ended::OtherSide
     };
     let ended = tokio::select! {
         ended = inbound => ended,

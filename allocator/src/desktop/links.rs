@@ -4,12 +4,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use actix_web::web::Bytes;
 use lablink_schema::wire::TunnelCommand;
 use tokio::sync::{mpsc, oneshot};
+
+use super::credit::{Credits, STREAM_WINDOW};
 
 /// How long an agent has to dial a stream back once asked.
 pub const STREAM_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -18,27 +20,40 @@ const STREAM_QUEUE_FRAMES: usize = 1;
 /// Commands queued for one agent's tunnel.
 const COMMAND_QUEUE: usize = 16;
 
-/// One side's view of a stream: what the other side sent, and where to send to it.
+/// One side's view of a stream: what the other side sent, where to send to it, and the
+/// bytes granted back to the agent.
 #[derive(Debug)]
 pub struct StreamEnds {
     pub incoming: mpsc::Receiver<Bytes>,
     pub outgoing: mpsc::Sender<Bytes>,
+    pub credits: Arc<Credits>,
 }
 
-/// The two sides of a new stream.
+/// The two sides of a new stream: the browser's, then the agent's.
 pub fn stream_pair() -> (StreamEnds, StreamEnds) {
     let (to_agent, from_browser) = mpsc::channel(STREAM_QUEUE_FRAMES);
     let (to_browser, from_agent) = mpsc::channel(STREAM_QUEUE_FRAMES);
+    let credits = Arc::new(Credits::default());
     (
         StreamEnds {
             incoming: from_agent,
             outgoing: to_agent,
+            credits: credits.clone(),
         },
         StreamEnds {
             incoming: from_browser,
             outgoing: to_browser,
+            credits,
         },
     )
+}
+
+/// The command that asks an agent for `stream`, within the allocator's window.
+fn open_command(stream: String) -> TunnelCommand {
+    TunnelCommand::OpenStream {
+        stream,
+        window: Some(STREAM_WINDOW),
+    }
 }
 
 /// Why a browser's stream could not be opened.
@@ -88,14 +103,14 @@ pub struct DesktopLinks {
     pending: Mutex<HashMap<String, Pending>>,
     next_link: AtomicU64,
     /// Instructors' peeks open now, per VM.
-    watchers: std::sync::Arc<Mutex<HashMap<String, usize>>>,
+    watchers: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 /// An instructor's peek of one VM, counted while it lives.
 #[derive(Debug)]
 pub struct Watching {
     hostname: String,
-    watchers: std::sync::Arc<Mutex<HashMap<String, usize>>>,
+    watchers: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl Drop for Watching {
@@ -168,9 +183,7 @@ impl DesktopLinks {
         timeout: Duration,
     ) -> Result<StreamEnds, OpenError> {
         let commands = self.commands_of(hostname)?;
-        let command = TunnelCommand::OpenStream {
-            stream: stream.clone(),
-        };
+        let command = open_command(stream.clone());
         let ask = async move {
             commands
                 .send_timeout(command, timeout)
@@ -191,7 +204,7 @@ impl DesktopLinks {
     /// awaits; it returns once the agent has been asked.
     pub async fn ask_here(&self, hostname: &str, stream: String) -> Result<(), OpenError> {
         self.commands_of(hostname)?
-            .send_timeout(TunnelCommand::OpenStream { stream }, STREAM_DIAL_TIMEOUT)
+            .send_timeout(open_command(stream), STREAM_DIAL_TIMEOUT)
             .await
             .map_err(|_| OpenError::AgentAway)
     }
@@ -252,7 +265,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_joins_the_browser_to_the_agent_that_was_asked() {
-        let links = std::sync::Arc::new(DesktopLinks::default());
+        let links = Arc::new(DesktopLinks::default());
         assert_eq!(
             links.open("vm-1", "s-1".to_owned()).await.err(),
             Some(OpenError::AgentAway),
@@ -263,9 +276,10 @@ mod tests {
             let links = links.clone();
             async move { links.open("vm-1", "s-1".to_owned()).await }
         });
-        let Some(TunnelCommand::OpenStream { stream }) = commands.recv().await else {
+        let Some(TunnelCommand::OpenStream { stream, window }) = commands.recv().await else {
             panic!("no command");
         };
+        assert_eq!(window, Some(STREAM_WINDOW), "the agent is given the window");
         assert!(
             links.dialled("vm-2", &stream).is_none(),
             "another VM cannot take the stream"

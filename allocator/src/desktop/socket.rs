@@ -2,7 +2,11 @@
 //! queues 32 frames and hands the connection all of them at once. A browser that stopped
 //! reading would then leave over a megabyte per stream in the allocator. Here the next frame
 //! leaves the queue only when the connection asks for more of the body. It asks only while
-//! its write buffer has room, so a slow reader holds back the sender instead.
+//! its write buffer has room, so a slow reader holds back the sender instead. On a browser's
+//! socket, that is also when the frame's bytes are granted back to the agent
+//! ([`super::credit`]).
+
+use std::sync::Arc;
 
 use actix_codec::Encoder;
 use actix_http::ws::{Codec, Message};
@@ -10,6 +14,8 @@ use actix_web::body::{BodyStream, MessageBody};
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use tokio::sync::mpsc;
+
+use super::credit::Credits;
 
 /// The socket has gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +53,13 @@ impl FrameSender {
     }
 }
 
-/// Takes the request over as a WebSocket: the 101 answer, its sender and its frames.
+/// Takes the request over as a WebSocket: the 101 answer, its sender and its frames. With
+/// `credits` (a browser's socket), each binary frame's bytes are granted back to the agent
+/// as the connection takes it.
 pub fn accept(
     request: &HttpRequest,
     body: web::Payload,
+    credits: Option<Arc<Credits>>,
 ) -> Result<(HttpResponse, FrameSender, actix_ws::MessageStream), actix_web::Error> {
     // actix-ws reads the frames (its reader has no queue of its own); its sending half is
     // replaced.
@@ -58,19 +67,22 @@ pub fn accept(
     let mut answer = actix_http::ws::handshake(request.head())?;
     let (sender, queue) = mpsc::channel::<Message>(1);
     let frames = futures_util::stream::unfold(
-        (queue, Codec::new(), false),
-        |(mut queue, mut codec, closed)| async move {
+        (queue, Codec::new(), false, credits),
+        |(mut queue, mut codec, closed, credits)| async move {
             if closed {
                 return None;
             }
             let message = queue.recv().await?;
             let closing = matches!(message, Message::Close(_));
+            if let (Message::Binary(bytes), Some(credits)) = (&message, &credits) {
+                credits.grant(bytes.len());
+            }
             let mut encoded = BytesMut::new();
             let item = codec
                 .encode(message, &mut encoded)
                 .map(|()| encoded.freeze())
                 .map_err(actix_web::Error::from);
-            Some((item, (queue, codec, closing)))
+            Some((item, (queue, codec, closing, credits)))
         },
     );
     let answer = answer.message_body(BodyStream::new(frames).boxed())?.into();

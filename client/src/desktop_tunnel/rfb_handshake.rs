@@ -92,13 +92,21 @@ where
     Ok(())
 }
 
-/// Greets the browser as a server that needs no authentication; returns what the browser
-/// sent past its security choice (its ClientInit, perhaps more), for the server.
-pub async fn greet_browser<S>(socket: &mut WebSocketStream<S>) -> Result<Vec<u8>, TunnelError>
+/// What greeting the browser left: what it sent past its security choice (its ClientInit,
+/// perhaps more), for the server, and how many bytes the greeting sent it.
+#[derive(Debug)]
+pub struct Greeted {
+    pub early: Vec<u8>,
+    pub sent: usize,
+}
+
+/// Greets the browser as a server that needs no authentication.
+pub async fn greet_browser<S>(socket: &mut WebSocketStream<S>) -> Result<Greeted, TunnelError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     socket.send(Message::binary(VERSION_3_8.to_vec())).await?;
+    let mut sent = VERSION_3_8.len();
     let mut received = Vec::new();
     fill(socket, &mut received, 12).await?;
     let minor = received[8..11].to_vec();
@@ -108,13 +116,21 @@ where
         socket
             .send(Message::binary(u32::from(NO_AUTH).to_be_bytes().to_vec()))
             .await?;
-        return Ok(received);
+        return Ok(Greeted {
+            early: received,
+            sent: sent + 4,
+        });
     }
     socket.send(Message::binary(vec![1, NO_AUTH])).await?;
+    sent += 2;
     fill(socket, &mut received, 1).await?;
     received.drain(..1);
     if minor.as_slice() >= b"008".as_slice() {
         socket.send(Message::binary(vec![0, 0, 0, 0])).await?;
+        sent += 4;
     }
-    Ok(received)
+    Ok(Greeted {
+        early: received,
+        sent,
+    })
 }

@@ -118,7 +118,7 @@ pub use journey::{
 };
 pub use lifecycle::{AdminVmView, LifecycleState};
 pub use logs::{LogEntry, LogLineView, VmLogBatch, VmLogs};
-pub use tunnel::TunnelCommand;
+pub use tunnel::{StreamControl, TunnelCommand};
 pub use workshops::{
     Admission, ExtendWorkshop, NotificationEvent, SessionLimits, SessionView, SpendView,
     WorkshopActionKind, WorkshopActionState, WorkshopActionView, WorkshopChange, WorkshopCreated,

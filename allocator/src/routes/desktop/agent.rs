@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{stream_frames, upgrade};
 use crate::auth::{credentials, random_token, Caller};
-use crate::desktop::bridge::{self, MAX_FRAME};
+use crate::desktop::bridge::{self, Faces, MAX_FRAME};
 use crate::desktop::hop;
 use crate::desktop::links::stream_pair;
 use crate::error::ApiError;
@@ -65,7 +65,7 @@ pub async fn agent_tunnel(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let hostname = the_vm_itself(&state, &request, &hostname).await?;
-    let (response, session, messages) = upgrade(&request, body)?;
+    let (response, session, messages) = upgrade(&request, body, None)?;
     let mut messages = messages.max_frame_size(MAX_FRAME);
     let (link, mut commands) = state.desktops.agent_connected(&hostname);
     // Listed for the other allocators under an id of its own, so that the end of this
@@ -136,10 +136,17 @@ pub async fn agent_stream(
     let (hostname, stream) = path.into_inner();
     let hostname = the_vm_itself(&state, &request, &hostname).await?;
     if let Some(ends) = state.desktops.dialled(&hostname, &stream) {
-        let (response, session, messages) = upgrade(&request, body)?;
+        let (response, session, messages) = upgrade(&request, body, None)?;
         let messages = stream_frames(messages);
         actix_web::rt::spawn(async move {
-            bridge::run(session, messages, ends, std::future::pending::<()>(), None).await;
+            bridge::run(
+                session,
+                messages,
+                ends,
+                std::future::pending::<()>(),
+                Faces::Agent,
+            )
+            .await;
         });
         return Ok(response);
     }
@@ -157,7 +164,7 @@ pub async fn agent_stream(
                 "the allocator that awaits stream `{stream}` cannot be reached; try again"
             ))
         })?;
-    let (response, session, messages) = upgrade(&request, body)?;
+    let (response, session, messages) = upgrade(&request, body, None)?;
     let messages = stream_frames(messages);
     let (agent_side, peer_side) = stream_pair();
     actix_web::rt::spawn(async move {
@@ -166,7 +173,7 @@ pub async fn agent_stream(
             messages,
             agent_side,
             std::future::pending::<()>(),
-            None,
+            Faces::Agent,
         );
         tokio::join!(bridged, hop::carry(hop, peer_side));
         tracing::info!(%hostname, %peer, "relayed desktop stream closed");

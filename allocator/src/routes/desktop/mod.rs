@@ -13,6 +13,7 @@ use crate::desktop::bridge::MAX_FRAME;
 use crate::desktop::cookie::DesktopGrant;
 use crate::desktop::novnc;
 use crate::desktop::socket::{self, FrameSender};
+use crate::desktop::StreamEnds;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -24,13 +25,18 @@ pub(super) mod peer;
 pub use participant::to_desktop;
 
 /// Takes the request over as a WebSocket; a request that is not a WebSocket handshake is
-/// answered 400.
+/// answered 400. `toward_browser`: the stream's grants, for a browser's socket.
 pub(super) fn upgrade(
     request: &HttpRequest,
     body: web::Payload,
+    toward_browser: Option<&StreamEnds>,
 ) -> Result<(HttpResponse, FrameSender, actix_ws::MessageStream), ApiError> {
-    socket::accept(request, body)
-        .map_err(|err| ApiError::BadRequest(format!("a WebSocket handshake is expected: {err}")))
+    socket::accept(
+        request,
+        body,
+        toward_browser.map(|ends| ends.credits.clone()),
+    )
+    .map_err(|err| ApiError::BadRequest(format!("a WebSocket handshake is expected: {err}")))
 }
 
 /// A desktop stream's incoming frames, each at most [`MAX_FRAME`] bytes, also when sent in

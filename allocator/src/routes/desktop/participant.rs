@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::super::researcher::{held_by_browser, is_https};
 use super::{assignment_ended, from_own_page, stream_frames, upgrade};
 use crate::assignment_proof;
-use crate::desktop::bridge;
+use crate::desktop::bridge::{self, Faces};
 use crate::desktop::cookie::DesktopGrant;
 use crate::desktop::peers;
 use crate::error::ApiError;
@@ -153,13 +153,13 @@ pub async fn websockify(
         )
     })?;
     let ends = peers::open_stream(&state, &vm.hostname).await?;
-    let (response, session, messages) = upgrade(&request, body)?;
+    let (response, session, messages) = upgrade(&request, body, Some(&ends))?;
     let messages = stream_frames(messages);
     let watcher = state.get_ref().clone();
     actix_web::rt::spawn(async move {
         let hostname = grant.hostname.clone();
         let stop = assignment_ended(watcher, grant);
-        let ended = bridge::run(session, messages, ends, stop, None).await;
+        let ended = bridge::run(session, messages, ends, stop, Faces::Browser(None)).await;
         tracing::info!(%hostname, ?ended, "browser desktop closed");
     });
     tracing::info!(hostname = %vm.hostname, "browser desktop opened");

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{assignment_ended, from_own_page, stream_frames, upgrade};
 use crate::admin_actions::desktops;
 use crate::auth::{Caller, SignedIn};
-use crate::desktop::bridge;
+use crate::desktop::bridge::{self, Faces};
 use crate::desktop::cookie::DesktopGrant;
 use crate::desktop::view_only::ViewOnlyFilter;
 use crate::error::ApiError;
@@ -70,14 +70,14 @@ pub async fn websockify(
 ) -> Result<HttpResponse, ApiError> {
     from_own_page(&request)?;
     let (vm, ends) = desktops::peek(&state, &Caller::Admin, &hostname, query.assignment).await?;
-    let (response, session, messages) = upgrade(&request, body)?;
+    let (response, session, messages) = upgrade(&request, body, Some(&ends))?;
     let messages = stream_frames(messages);
     let watcher = state.get_ref().clone();
     let watching = state.desktops.watch(&vm.hostname);
     actix_web::rt::spawn(async move {
         let stop = assignment_ended(watcher, DesktopGrant::of(&vm));
-        let filter = Some(ViewOnlyFilter::default());
-        let ended = bridge::run(session, messages, ends, stop, filter).await;
+        let faces = Faces::Browser(Some(ViewOnlyFilter::default()));
+        let ended = bridge::run(session, messages, ends, stop, faces).await;
         drop(watching);
         tracing::info!(hostname = %vm.hostname, ?ended, "instructor's view closed");
     });
