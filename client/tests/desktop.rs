@@ -572,19 +572,35 @@ async fn offered_security(addr: std::net::SocketAddr) -> Vec<u8> {
 #[actix_web::test]
 async fn a_vnc_server_with_a_password_gets_a_new_one_every_session_that_no_browser_sees() {
     let secrets = tempfile::tempdir().expect("dir");
-    let password_file = secrets.path().join("vnc-passwd");
-    // What the image would hold before the agent ever ran.
-    std::fs::write(
-        &password_file,
-        lablink_client::vnc_auth::password_file_bytes(b"initial!"),
-    )
-    .expect("password file");
-    let desktop = VncDesktop::start_tigervnc(&password_file);
+    let password_file = secrets.path().join("vnc").join("passwd");
+    // The client image's own desktop script starts the server.
+    let desktop = VncDesktop::start_image_desktop(&password_file, secrets.path());
+    let initial = std::fs::read(&password_file).expect("the script's first password");
+    assert_eq!(initial.len(), 8, "an rfbauth file");
+    let mode = |path: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(path).expect("meta").permissions(),
+        ) & 0o777
+    };
+    assert_eq!(mode(&password_file), 0o600);
+    assert_eq!(mode(password_file.parent().expect("dir")), 0o700);
     assert_eq!(
         offered_security(desktop.addr).await,
         [2],
         "the server itself asks every client for its password"
     );
+    // The VM opens no port: the VNC server listens on the loopback only, and X on no TCP
+    // port at all.
+    let listening = vnc_desktop::listening_on(desktop.addr.port());
+    assert!(listening.contains(&"0100007F".to_owned()), "{listening:?}");
+    assert!(
+        listening
+            .iter()
+            .all(|a| a == "0100007F" || a == "00000000000000000000000001000000"),
+        "127.0.0.1 and ::1 only: {listening:?}"
+    );
+    let x_port = 6000 + desktop.display[1..].parse::<u16>().expect("display number");
+    assert!(vnc_desktop::listening_on(x_port).is_empty(), "X11 on TCP");
     let (addr, file) = (desktop.addr.to_string(), password_file.clone());
     let lab = Lab::start_with("desk-pw", move |config| {
         config.desktop.mode = DesktopMode::Browser;
@@ -596,8 +612,7 @@ async fn a_vnc_server_with_a_password_gets_a_new_one_every_session_that_no_brows
     lab.until_logged(&vm.hostname, "desktop tunnel up", 1).await;
     let at_start = std::fs::read(&password_file).expect("file");
     assert_ne!(
-        at_start,
-        lablink_client::vnc_auth::password_file_bytes(b"initial!"),
+        at_start, initial,
         "the agent replaced the image's password at start"
     );
 

@@ -1,6 +1,7 @@
-//! A real desktop for the browser-desktop tests: an X display (Xvfb) whose root window is
-//! painted a known colour, and a real VNC server (x11vnc) serving it on the loopback only, as
-//! on a VM. Everything is installed by `.ci/run`; the processes end with the value.
+//! A real desktop for the browser-desktop tests: an X display whose root window is painted
+//! a known colour, and a real VNC server serving it on the loopback only, as on a VM: x11vnc
+//! on Xvfb, or TigerVNC's Xvnc started by the client image's own `vnc-desktop.sh`.
+//! Everything is installed by `.ci/run`; the processes end with the value.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -25,6 +26,17 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// A display number no other test (or process) holds: tests of one process running at
+/// once each take the next, before any of their servers made its lock file.
+fn free_display() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let first = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * 7;
+    (first..first + 400)
+        .map(|n| 100 + (std::process::id() + n) % 400)
+        .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists())
+        .expect("a free X display")
 }
 
 fn until(what: &str, mut ready: impl FnMut() -> bool) {
@@ -52,29 +64,13 @@ fn paint_root_window(display: &str, number: u32) {
 impl VncDesktop {
     /// x11vnc on Xvfb, with no password.
     pub fn start() -> VncDesktop {
-        Self::launch(None)
+        Self::launch()
     }
 
-    /// TigerVNC's own X server, asking for VNC authentication with the password in
-    /// `password_file` (read at every connection).
-    pub fn start_tigervnc(password_file: &Path) -> VncDesktop {
-        Self::launch(Some(password_file))
-    }
-
-    fn launch(password_file: Option<&Path>) -> VncDesktop {
-        // A display number no other test (or process) holds: tests of one process running
-        // at once each take the next, before any of their servers made its lock file.
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let first = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * 7;
-        let number = (first..first + 400)
-            .map(|n| 100 + (std::process::id() + n) % 400)
-            .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists())
-            .expect("a free X display");
+    fn launch() -> VncDesktop {
+        let number = free_display();
         let display = format!(":{number}");
         let port = free_port();
-        if let Some(password_file) = password_file {
-            return Self::tigervnc(display, number, port, password_file);
-        }
         let mut processes = vec![Command::new("Xvfb")
             .args([
                 display.as_str(),
@@ -126,32 +122,41 @@ impl VncDesktop {
         }
     }
 
-    fn tigervnc(display: String, number: u32, port: u16, password_file: &Path) -> VncDesktop {
-        let processes = vec![Command::new("Xvnc")
-            .args([
-                display.as_str(),
-                "-geometry",
-                &format!("{WIDTH}x{HEIGHT}"),
-                "-depth",
-                "24",
-                "-localhost=1",
-                "-rfbport",
-                &port.to_string(),
-                "-SecurityTypes",
-                "VncAuth",
-                "-rfbauth",
-                password_file.to_str().expect("utf-8 path"),
-                "-AlwaysShared=1",
-                "-noreset",
-                "-nolisten",
-                "tcp",
-            ])
+    /// The client image's own desktop script (`client/image/vnc-desktop.sh`): TigerVNC's
+    /// X server asking for the password in `password_file`, with a session that paints the
+    /// root window. The script starts both in the background and returns.
+    pub fn start_image_desktop(password_file: &Path, scratch: &Path) -> VncDesktop {
+        let number = free_display();
+        let display = format!(":{number}");
+        let port = free_port();
+        let session = scratch.join("session.sh");
+        std::fs::write(
+            &session,
+            format!("#!/bin/sh\nexec xsetroot -solid '{ROOT_COLOUR}'\n"),
+        )
+        .expect("session script");
+        std::fs::set_permissions(
+            &session,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("executable");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/image/vnc-desktop.sh");
+        let status = Command::new("bash")
+            .arg(script)
+            .env("LABLINK_X_DISPLAY", &display)
+            .env("LABLINK_VNC_ADDR", format!("127.0.0.1:{port}"))
+            .env("LABLINK_VNC_PASSWORD_FILE", password_file)
+            .env("LABLINK_DESKTOP_GEOMETRY", format!("{WIDTH}x{HEIGHT}"))
+            .env("LABLINK_DESKTOP_SESSION", &session)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvnc is installed (see .ci/run)")];
-        paint_root_window(&display, number);
-        VncDesktop::listening(display, port, processes)
+            .status()
+            .expect("bash");
+        assert!(status.success(), "vnc-desktop.sh failed: {status}");
+        let desktop = VncDesktop::listening(display, port, Vec::new());
+        let socket = format!("/tmp/.X11-unix/X{number}");
+        until("the X display is up", || Path::new(&socket).exists());
+        desktop
     }
 
     /// Starts an X client on the display, its output going to `log`; it ends with the
@@ -175,5 +180,50 @@ impl Drop for VncDesktop {
             let _ = process.kill();
             let _ = process.wait();
         }
+        // An X server a script started in the background is no child of the test's: found
+        // by its command line.
+        for pid in x_servers_of(&self.display) {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
     }
+}
+
+/// The processes whose command line is an X server for `display`.
+fn x_servers_of(display: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let mut args = cmdline.split(|b| *b == 0);
+            let program = args.next().unwrap_or_default();
+            program.ends_with(b"Xvnc") && args.next() == Some(display.as_bytes())
+        })
+        .collect()
+}
+
+/// The local addresses listening on TCP `port` (IPv4 and IPv6, hex as the kernel writes
+/// them).
+#[allow(dead_code)]
+pub fn listening_on(port: u16) -> Vec<String> {
+    let mut addresses = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
+                continue;
+            };
+            let Some((address, hex_port)) = local.rsplit_once(':') else {
+                continue;
+            };
+            // 0A: LISTEN.
+            if *state == "0A" && u16::from_str_radix(hex_port, 16) == Ok(port) {
+                addresses.push(address.to_owned());
+            }
+        }
+    }
+    addresses
 }
