@@ -341,19 +341,12 @@ async fn a_browser_on_one_allocator_reaches_an_agent_whose_tunnel_another_alloca
 
     // The participant's browser reaches only the second allocator.
     let cookie = claim_at(&peer, "grace@example.org").await;
-    let state: serde_json::Value = reqwest::Client::new()
-        .get(format!("{peer}/desktop/state"))
-        .header(header::COOKIE, &cookie)
-        .send()
-        .await
-        .expect("state")
-        .json()
-        .await
-        .expect("json");
+    let state = desktop_state_at(&peer, &cookie).await;
     assert_eq!(
         state["state"], "ready",
         "the tunnel elsewhere counts: {state}"
     );
+    assert_eq!(state["watched"], false, "{state}");
     let socket = connect_socket_at(&peer, "/desktop/websockify", Some(&cookie), Some(&peer))
         .await
         .expect("the desktop opens through the other allocator");
@@ -364,6 +357,34 @@ async fn a_browser_on_one_allocator_reaches_an_agent_whose_tunnel_another_alloca
         .await;
     // The grants of the browser's allocator reach the agent across the hop.
     assert!(rfb.whole_screen_share_of_root_colour(WIDTH, HEIGHT).await > 0.99);
+
+    // An instructor's view opened through the first allocator shows on the participant's
+    // page, which asks the second, and ends there when the view closes.
+    let assignment = {
+        let mut conn = lab.database.connect();
+        lablink_schema::vms::Vm::find_by_hostname(&mut conn, &vm.hostname)
+            .expect("read")
+            .expect("vm")
+            .assignment_seq
+    };
+    let admin = admin_cookies(&lab).await;
+    let path = format!(
+        "/admin/vms/{}/desktop/websockify?assignment={assignment}",
+        vm.hostname
+    );
+    let mut view = Rfb::new(open_socket(&lab, &path, &admin).await.expect("the view"));
+    assert_eq!(view.handshake().await, (WIDTH, HEIGHT));
+    let state = desktop_state_at(&peer, &cookie).await;
+    assert_eq!(state["watched"], true, "{state}");
+    drop(view);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while desktop_state_at(&peer, &cookie).await["watched"] == true {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the view's end never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The calls between allocators need the deployment's proof.
     let internal = reqwest::Client::new();
@@ -390,6 +411,19 @@ async fn a_browser_on_one_allocator_reaches_an_agent_whose_tunnel_another_alloca
         rfb.closed_in_time().await,
         "the relayed stream outlived the release"
     );
+}
+
+/// `GET /desktop/state` at the allocator at `base`, with the participant's cookie.
+async fn desktop_state_at(base: &str, cookie: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{base}/desktop/state"))
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .expect("state")
+        .json()
+        .await
+        .expect("json")
 }
 
 /// Signs in to the dashboard; the cookies a signed-in admin's browser holds.

@@ -33,7 +33,7 @@ pub mod audit_events;
 #[cfg(feature = "db")]
 pub mod connection;
 #[cfg(feature = "db")]
-pub mod desktop_tunnels;
+pub mod desktop_presence;
 #[cfg(feature = "db")]
 pub mod enrollment;
 #[cfg(feature = "db")]

@@ -292,6 +292,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Instructors' views of participants' desktops open now, refreshed while they last.
+    desktop_views (id) {
+        id -> Text,
+        hostname -> Text,
+        allocator_url -> Text,
+        seen_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     /// Which allocator holds each VM agent's desktop tunnel, refreshed while it lives.
     desktop_tunnels (hostname) {
         hostname -> Text,
@@ -303,6 +313,7 @@ diesel::table! {
 
 diesel::joinable!(vm_logs -> vms (hostname));
 diesel::joinable!(desktop_tunnels -> vms (hostname));
+diesel::joinable!(desktop_views -> vms (hostname));
 diesel::joinable!(vm_log_totals -> vms (hostname));
 diesel::joinable!(vm_enrollments -> vms (hostname));
 diesel::joinable!(workshop_roster -> workshops (workshop_id));
@@ -330,5 +341,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     participant_sessions,
     api_tokens,
     idempotency_keys,
-    desktop_tunnels
+    desktop_tunnels,
+    desktop_views
 );

@@ -960,57 +960,75 @@ fn a_participant_session_follows_its_assignment() {
 
 #[test]
 fn a_desktop_tunnel_is_listed_while_its_allocator_renews_it_and_a_newer_one_wins() {
-    use lablink_schema::desktop_tunnels;
+    use lablink_schema::desktop_presence as presence;
     on_both_backends(|conn| {
         let (a, b) = ("http://10.0.0.1:5000", "http://10.0.0.2:5000");
         let start = now();
         let later = |secs| start + chrono::Duration::seconds(secs);
-        desktop_tunnels::hold(conn, "vm-gone", a, "t0", start).expect("hold");
+        presence::hold(conn, "vm-gone", a, "t0", start).expect("hold");
         assert_eq!(
-            desktop_tunnels::holder(conn, "vm-gone", later(-60)).expect("read"),
+            presence::holder(conn, "vm-gone", later(-60)).expect("read"),
             None,
             "a VM that does not exist gets no row"
         );
 
         Vm::upsert_status(conn, "vm-1", VmStatus::Running, None, start).expect("vm");
-        desktop_tunnels::hold(conn, "vm-1", a, "t1", start).expect("hold");
+        presence::hold(conn, "vm-1", a, "t1", start).expect("hold");
         assert_eq!(
-            desktop_tunnels::holder(conn, "vm-1", later(-60))
+            presence::holder(conn, "vm-1", later(-60))
                 .expect("read")
                 .as_deref(),
             Some(a)
         );
         assert_eq!(
-            desktop_tunnels::holder(conn, "vm-1", later(1)).expect("read"),
+            presence::holder(conn, "vm-1", later(1)).expect("read"),
             None,
             "a row not renewed since counts as no tunnel"
         );
-        assert_eq!(
-            desktop_tunnels::refresh(conn, a, later(30)).expect("renew"),
-            1
-        );
-        assert_eq!(
-            desktop_tunnels::refresh(conn, b, later(30)).expect("renew"),
-            0
-        );
-        assert!(desktop_tunnels::holder(conn, "vm-1", later(1))
+        assert_eq!(presence::refresh(conn, a, later(30)).expect("renew"), 1);
+        assert_eq!(presence::refresh(conn, b, later(30)).expect("renew"), 0);
+        assert!(presence::holder(conn, "vm-1", later(1))
             .expect("read")
             .is_some());
 
         // The agent reconnects through another allocator; the first tunnel's end comes late.
-        desktop_tunnels::hold(conn, "vm-1", b, "t2", later(40)).expect("hold");
-        desktop_tunnels::let_go(conn, "vm-1", "t1").expect("let go");
+        presence::hold(conn, "vm-1", b, "t2", later(40)).expect("hold");
+        presence::let_go(conn, "vm-1", "t1").expect("let go");
         assert_eq!(
-            desktop_tunnels::holder(conn, "vm-1", later(1))
+            presence::holder(conn, "vm-1", later(1))
                 .expect("read")
                 .as_deref(),
             Some(b),
             "the old tunnel's end leaves the new one listed"
         );
-        desktop_tunnels::let_go(conn, "vm-1", "t2").expect("let go");
+        presence::let_go(conn, "vm-1", "t2").expect("let go");
         assert_eq!(
-            desktop_tunnels::holder(conn, "vm-1", later(-60)).expect("read"),
+            presence::holder(conn, "vm-1", later(-60)).expect("read"),
             None
         );
+    });
+}
+
+#[test]
+fn an_instructors_view_counts_while_its_allocator_renews_it() {
+    use lablink_schema::desktop_presence as presence;
+    on_both_backends(|conn| {
+        let a = "http://10.0.0.1:5000";
+        let start = now();
+        let later = |secs| start + chrono::Duration::seconds(secs);
+        Vm::upsert_status(conn, "vm-1", VmStatus::Running, None, start).expect("vm");
+        assert!(!presence::is_viewed(conn, "vm-1", later(-60)).expect("read"));
+        presence::view_opened(conn, "v1", "vm-1", a, start).expect("open");
+        presence::view_opened(conn, "v2", "vm-gone", a, start).expect("no such VM: nothing");
+        assert!(presence::is_viewed(conn, "vm-1", later(-60)).expect("read"));
+        assert!(!presence::is_viewed(conn, "vm-2", later(-60)).expect("read"));
+        assert!(
+            !presence::is_viewed(conn, "vm-1", later(1)).expect("read"),
+            "a view whose allocator stopped renewing it is over"
+        );
+        assert_eq!(presence::refresh(conn, a, later(30)).expect("renew"), 1);
+        assert!(presence::is_viewed(conn, "vm-1", later(1)).expect("read"));
+        presence::view_closed(conn, "v1").expect("close");
+        assert!(!presence::is_viewed(conn, "vm-1", later(-60)).expect("read"));
     });
 }

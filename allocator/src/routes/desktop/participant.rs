@@ -130,7 +130,10 @@ pub async fn desktop_state(
     let answer = DesktopState {
         state: state_name,
         message,
-        watched: hostname.is_some_and(|h| state.desktops.is_watched(&h)),
+        watched: match &hostname {
+            Some(hostname) => peers::is_watched(&state, hostname).await,
+            None => false,
+        },
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{assignment_ended, from_own_page, stream_frames, upgrade};
 use crate::admin_actions::desktops;
-use crate::auth::{Caller, SignedIn};
+use crate::auth::{random_token, Caller, SignedIn};
 use crate::desktop::bridge::{self, Faces};
 use crate::desktop::cookie::DesktopGrant;
 use crate::desktop::view_only::ViewOnlyFilter;
@@ -74,11 +74,15 @@ pub async fn websockify(
     let messages = stream_frames(messages);
     let watcher = state.get_ref().clone();
     let watching = state.desktops.watch(&vm.hostname);
+    let view = random_token();
+    state.peers.view_opened(&state, &vm.hostname, &view).await;
+    let state = state.get_ref().clone();
     actix_web::rt::spawn(async move {
         let stop = assignment_ended(watcher, DesktopGrant::of(&vm));
         let faces = Faces::Browser(Some(ViewOnlyFilter::default()));
         let ended = bridge::run(session, messages, ends, stop, faces).await;
         drop(watching);
+        state.peers.view_closed(&state, &view).await;
         tracing::info!(hostname = %vm.hostname, ?ended, "instructor's view closed");
     });
     Ok(response)

@@ -11,3 +11,14 @@ CREATE TABLE desktop_tunnels (
     seen_at       TIMESTAMP NOT NULL
 );
 CREATE INDEX desktop_tunnels_allocator_url ON desktop_tunnels (allocator_url);
+
+-- The instructors' views of participants' desktops open now, on whichever allocator, so
+-- that the participant's page says so whichever allocator it asks. Leased like the tunnels.
+CREATE TABLE desktop_views (
+    id            TEXT PRIMARY KEY,
+    hostname      TEXT NOT NULL REFERENCES vms (hostname) ON DELETE CASCADE,
+    allocator_url TEXT NOT NULL,
+    seen_at       TIMESTAMP NOT NULL
+);
+CREATE INDEX desktop_views_hostname ON desktop_views (hostname);
+CREATE INDEX desktop_views_allocator_url ON desktop_views (allocator_url);

@@ -1,1 +1,2 @@
+DROP TABLE desktop_views;
 DROP TABLE desktop_tunnels;
