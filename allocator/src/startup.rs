@@ -276,6 +276,14 @@ impl Application {
         // A response's bytes queued for a slow client before the server waits for it: with a
         // desktop stream's window, what a stalled browser can hold in the allocator.
         .h1_write_buffer_size(crate::desktop::credit::RESPONSE_WRITE_BUFFER)
+        // Small frames go out at once (a desktop's keys and grants, a long poll's answer):
+        // with Nagle's algorithm, a small write after another waits for the peer's delayed
+        // acknowledgement, 40 ms.
+        .on_connect(|connection, _| {
+            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         // Signals are handled in `run_until_stopped`, which first lets long polls end.
         .disable_signals();
         if config.server.workers > 0 {

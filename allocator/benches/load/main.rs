@@ -118,21 +118,6 @@ impl Allocator {
     pub(crate) fn cpu_secs(&self) -> f64 {
         cpu_secs_of(self.child.id())
     }
-
-    /// Bytes the allocator has read from, less bytes it has written to, all its sockets and
-    /// files so far (`rchar` − `wchar` of `/proc/<pid>/io`): what it holds of a relay that
-    /// reads more than it can write.
-    pub(crate) fn read_less_written(&self) -> i64 {
-        let io =
-            std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).unwrap_or_default();
-        let field = |name: &str| -> i64 {
-            io.lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|value| value.trim().parse().ok())
-                .unwrap_or(0)
-        };
-        field("rchar:") - field("wchar:")
-    }
 }
 
 /// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on Linux).

@@ -13,6 +13,9 @@ use tokio::sync::Notify;
 /// connection. At loopback round trips this still carries hundreds of MB/s.
 pub const STREAM_WINDOW: u32 = 32 * 1024;
 
+/// Grants are told to the agent once they add up to this much.
+pub const CREDIT_BATCH: u32 = STREAM_WINDOW / 4;
+
 /// The HTTP server's write buffer per connection (actix's default is 32 KiB). A stream
 /// whose browser stopped reading holds at most this, one frame more, and the window.
 pub const RESPONSE_WRITE_BUFFER: usize = 16 * 1024;
@@ -32,13 +35,14 @@ impl Credits {
         self.told.notify_one();
     }
 
-    /// Waits until something was granted, and takes all of it (grants made meanwhile are
-    /// told together).
+    /// Waits until at least [`CREDIT_BATCH`] bytes were granted, and takes all of them:
+    /// grants are told to the agent in batches, not one small frame for each small frame.
+    /// The batch is a quarter of the window, so the agent never waits for a grant it is
+    /// owed.
     pub async fn granted(&self) -> u32 {
         loop {
-            let granted = self.granted.swap(0, Ordering::AcqRel);
-            if granted > 0 {
-                return granted;
+            if self.granted.load(Ordering::Acquire) >= CREDIT_BATCH {
+                return self.granted.swap(0, Ordering::AcqRel);
             }
             self.told.notified().await;
         }
@@ -50,17 +54,20 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn grants_add_up_until_taken_and_a_grant_wakes_the_taker() {
+    async fn grants_are_told_in_batches_and_a_full_batch_wakes_the_taker() {
         let credits = std::sync::Arc::new(Credits::default());
+        let batch = CREDIT_BATCH as usize;
+        credits.grant(batch - 28);
         credits.grant(100);
-        credits.grant(28);
-        assert_eq!(credits.granted().await, 128);
+        assert_eq!(credits.granted().await as usize, batch + 72);
         let taker = tokio::spawn({
             let credits = credits.clone();
             async move { credits.granted().await }
         });
-        tokio::task::yield_now().await;
         credits.grant(7);
-        assert_eq!(taker.await.expect("join"), 7);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!taker.is_finished(), "7 bytes are not told alone");
+        credits.grant(batch);
+        assert_eq!(taker.await.expect("join") as usize, batch + 7);
     }
 }
