@@ -237,6 +237,45 @@ fn the_dockerfiles_copy_files_that_exist_and_build_binaries_the_workspace_has() 
 }
 
 #[test]
+fn the_client_image_holds_what_its_browser_desktop_runs() {
+    let dockerfile = read("client/Dockerfile");
+    // The script's programs, by the Debian package that has them.
+    for (program, package) in [
+        ("Xvnc", "tigervnc-standalone-server"),
+        ("dbus-launch", "dbus-x11"),
+        ("startxfce4", "xfce4"),
+        ("xprintidle", "xprintidle"),
+    ] {
+        assert!(
+            dockerfile.split_whitespace().any(|word| word == package),
+            "client/Dockerfile does not install {package}, which has {program}"
+        );
+    }
+    assert!(
+        dockerfile.contains(
+            "COPY --chmod=0755 client/image/vnc-desktop.sh /usr/local/lib/lablink/vnc-desktop.sh"
+        ),
+        "the desktop script is where start.sh runs it"
+    );
+    let start = read("client/image/start.sh");
+    assert!(
+        start.contains("if [ \"${LABLINK_BROWSER_DESKTOP:-off}\" = on ]; then\n  /usr/local/lib/lablink/vnc-desktop.sh"),
+        "start.sh runs the desktop script only when asked"
+    );
+    // Off by default (Chrome Remote Desktop keeps its display), on the loopback.
+    for setting in [
+        "LABLINK_BROWSER_DESKTOP=off",
+        "LABLINK_VNC_ADDR=127.0.0.1:5901",
+        "LABLINK_X_DISPLAY=:20",
+    ] {
+        assert!(
+            dockerfile.contains(setting),
+            "client/Dockerfile lacks {setting}"
+        );
+    }
+}
+
+#[test]
 fn the_allocator_image_settings_are_valid_configuration_and_agree_on_the_port() {
     let dockerfile = read("allocator/Dockerfile");
     let env = dockerfile_env(&dockerfile);
