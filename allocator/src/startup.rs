@@ -297,9 +297,7 @@ impl Application {
             })?;
         let address = bound.addrs().first().copied().unwrap_or(config.server.bind);
         peers.set_home(config.server.advertised_url(address));
-        actix_web::rt::spawn(crate::desktop::peers::DesktopPeers::keep_listed(
-            peers_state,
-        ));
+        actix_web::rt::spawn(crate::desktop::presence::keep_listed(peers_state));
         tracing::info!(%address, database = %location, "listening");
         Ok(Application {
             address,

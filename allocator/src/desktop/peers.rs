@@ -1,11 +1,10 @@
 //! Browser desktops across allocators that share one database. The allocator a browser
-//! reached may not be the one holding the VM agent's tunnel, and the agent's stream may be
-//! dialled to a third. So each tunnel is listed in `desktop_tunnels` under a lease (and each
-//! instructor's view in `desktop_views`, for the participant's page); the
-//! browser's allocator asks the holder to ask the agent, and names itself in the stream's
-//! id, signed; an allocator that receives a dial for a stream it is not awaiting relays it
-//! to the allocator named there. Every call between allocators carries a proof keyed with
-//! the deployment's own secret.
+//! reached may not be the one holding the VM agent's tunnel (listed in the database, see
+//! [`super::presence`]), and the agent's stream may be dialled to a third. So the browser's
+//! allocator asks the holder to ask the agent, and names itself in the stream's id, signed;
+//! an allocator that receives a dial for a stream it is not awaiting relays it to the
+//! allocator named there. Every call between allocators carries a proof keyed with the
+//! deployment's own secret.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -13,7 +12,6 @@ use std::time::Duration;
 use actix_web::HttpRequest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use lablink_schema::desktop_presence;
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
@@ -26,10 +24,6 @@ use crate::state::AppState;
 
 /// The header that carries an allocator's proof on a call to another allocator.
 pub const PEER_HEADER: &str = "x-lablink-peer";
-/// How often an allocator renews the tunnels and views it holds.
-pub const TUNNEL_REFRESH: Duration = Duration::from_secs(20);
-/// A tunnel's or view's row not renewed for this long is gone: its allocator died.
-const FRESH_FOR: Duration = Duration::from_secs(60);
 /// Separates a stream id's parts; found in neither hex nor unpadded base64url.
 const TICKET_SEPARATOR: char = '~';
 
@@ -228,138 +222,6 @@ impl DesktopPeers {
             .max_message_size(Some(MAX_FRAME));
         Ok(WebSocketStream::from_raw_socket(upgraded, Role::Client, Some(config)).await)
     }
-
-    /// Lists `hostname`'s new tunnel `link_id` as held here.
-    pub async fn tunnel_up(&self, state: &AppState, hostname: &str, link_id: &str) {
-        let Some(home) = self.home().map(str::to_owned) else {
-            return;
-        };
-        let (hostname, link_id) = (hostname.to_owned(), link_id.to_owned());
-        let now = chrono::Utc::now().naive_utc();
-        let listed = state
-            .small_write(move |conn| desktop_presence::hold(conn, &hostname, &home, &link_id, now))
-            .await;
-        if let Err(err) = listed {
-            tracing::warn!(%err, "cannot list the desktop tunnel for the other allocators");
-        }
-    }
-
-    /// Takes `hostname`'s tunnel `link_id` off the list (a newer one stays).
-    pub async fn tunnel_down(&self, state: &AppState, hostname: &str, link_id: &str) {
-        if self.home().is_none() {
-            return;
-        }
-        let (hostname, link_id) = (hostname.to_owned(), link_id.to_owned());
-        let unlisted = state
-            .small_write(move |conn| desktop_presence::let_go(conn, &hostname, &link_id))
-            .await;
-        if let Err(err) = unlisted {
-            tracing::warn!(%err, "cannot take the desktop tunnel off the list");
-        }
-    }
-
-    /// Lists an instructor's view `id` of `hostname`'s desktop, opened here.
-    pub async fn view_opened(&self, state: &AppState, hostname: &str, id: &str) {
-        let Some(home) = self.home().map(str::to_owned) else {
-            return;
-        };
-        let (hostname, id) = (hostname.to_owned(), id.to_owned());
-        let now = chrono::Utc::now().naive_utc();
-        let listed = state
-            .small_write(move |conn| {
-                desktop_presence::view_opened(conn, &id, &hostname, &home, now)
-            })
-            .await;
-        if let Err(err) = listed {
-            tracing::warn!(%err, "cannot list the instructor's view for the other allocators");
-        }
-    }
-
-    /// Takes view `id` off the list.
-    pub async fn view_closed(&self, state: &AppState, id: &str) {
-        if self.home().is_none() {
-            return;
-        }
-        let id = id.to_owned();
-        let unlisted = state
-            .small_write(move |conn| desktop_presence::view_closed(conn, &id))
-            .await;
-        if let Err(err) = unlisted {
-            tracing::warn!(%err, "cannot take the instructor's view off the list");
-        }
-    }
-
-    /// Whether an instructor's view of `hostname` is open through any allocator.
-    async fn is_viewed_anywhere(&self, state: &AppState, hostname: &str) -> bool {
-        if self.home().is_none() {
-            return false;
-        }
-        let hostname = hostname.to_owned();
-        let fresh_after = fresh_after();
-        match state
-            .read(move |conn| desktop_presence::is_viewed(conn, &hostname, fresh_after))
-            .await
-        {
-            Ok(viewed) => viewed,
-            Err(err) => {
-                tracing::warn!(%err, "cannot read whether a desktop is viewed");
-                false
-            }
-        }
-    }
-
-    /// The other allocator holding `hostname`'s tunnel now, if any.
-    async fn holder(&self, state: &AppState, hostname: &str) -> Option<String> {
-        let hostname = hostname.to_owned();
-        let fresh_after = fresh_after();
-        match state
-            .read(move |conn| desktop_presence::holder(conn, &hostname, fresh_after))
-            .await
-        {
-            Ok(holder) => holder.filter(|holder| Some(holder.as_str()) != self.home()),
-            Err(err) => {
-                tracing::warn!(%err, "cannot read which allocator holds a desktop tunnel");
-                None
-            }
-        }
-    }
-
-    /// Renews the tunnels and views held here until the allocator stops.
-    pub async fn keep_listed(state: AppState) {
-        let Some(home) = state.peers.home().map(str::to_owned) else {
-            return;
-        };
-        let mut every = tokio::time::interval(TUNNEL_REFRESH);
-        loop {
-            tokio::select! {
-                _ = every.tick() => {}
-                () = state.until_stopping() => return,
-            }
-            let home = home.clone();
-            let now = chrono::Utc::now().naive_utc();
-            let renewed = state
-                .small_write(move |conn| desktop_presence::refresh(conn, &home, now))
-                .await;
-            if let Err(err) = renewed {
-                tracing::warn!(%err, "cannot renew this allocator's desktop tunnels");
-            }
-        }
-    }
-}
-
-/// Rows renewed after this are live.
-fn fresh_after() -> chrono::NaiveDateTime {
-    chrono::Utc::now().naive_utc() - chrono::Duration::from_std(FRESH_FOR).unwrap_or_default()
-}
-
-/// Whether an instructor is viewing `hostname`'s desktop, through this allocator or another.
-pub async fn is_watched(state: &AppState, hostname: &str) -> bool {
-    state.desktops.is_watched(hostname) || state.peers.is_viewed_anywhere(state, hostname).await
-}
-
-/// Whether `hostname`'s agent holds a tunnel to this allocator or to another one.
-pub async fn is_reachable(state: &AppState, hostname: &str) -> bool {
-    state.desktops.is_connected(hostname) || state.peers.holder(state, hostname).await.is_some()
 }
 
 /// Opens a stream to `hostname`'s desktop: through its tunnel here, or through the
@@ -371,7 +233,7 @@ pub async fn open_stream(state: &AppState, hostname: &str) -> Result<StreamEnds,
             .open(hostname, state.peers.new_stream())
             .await;
     }
-    let Some(peer) = state.peers.holder(state, hostname).await else {
+    let Some(peer) = super::presence::holder(state, hostname).await else {
         return Err(OpenError::AgentAway);
     };
     let stream = state.peers.new_stream();

@@ -10,8 +10,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::{stream_frames, upgrade};
 use crate::auth::{credentials, random_token, Caller};
 use crate::desktop::bridge::{self, Faces, MAX_FRAME};
-use crate::desktop::hop;
 use crate::desktop::links::stream_pair;
+use crate::desktop::{hop, presence};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::validate;
@@ -71,7 +71,7 @@ pub async fn agent_tunnel(
     // Listed for the other allocators under an id of its own, so that the end of this
     // tunnel never takes a newer one (held here or elsewhere) off the list.
     let listed_as = random_token();
-    state.peers.tunnel_up(&state, &hostname, &listed_as).await;
+    presence::tunnel_up(&state, &hostname, &listed_as).await;
     let state = state.get_ref().clone();
     tracing::info!(%hostname, "agent's desktop tunnel up");
     actix_web::rt::spawn(async move {
@@ -102,7 +102,7 @@ pub async fn agent_tunnel(
             }
         }
         state.desktops.agent_gone(&hostname, link);
-        state.peers.tunnel_down(&state, &hostname, &listed_as).await;
+        presence::tunnel_down(&state, &hostname, &listed_as).await;
         session.close().await;
         tracing::info!(%hostname, "agent's desktop tunnel down");
     });

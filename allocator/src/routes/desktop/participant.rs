@@ -12,7 +12,7 @@ use super::{assignment_ended, from_own_page, stream_frames, upgrade};
 use crate::assignment_proof;
 use crate::desktop::bridge::{self, Faces};
 use crate::desktop::cookie::DesktopGrant;
-use crate::desktop::peers;
+use crate::desktop::{peers, presence};
 use crate::error::ApiError;
 use crate::page_error::PageError;
 use crate::state::AppState;
@@ -105,7 +105,7 @@ pub async fn desktop_state(
 ) -> Result<HttpResponse, ApiError> {
     let granted = granted_vm(&state, &request).await?;
     let reachable = match &granted {
-        Some((_, vm)) => peers::is_reachable(&state, &vm.hostname).await,
+        Some((_, vm)) => presence::is_reachable(&state, &vm.hostname).await,
         None => false,
     };
     let (state_name, message, hostname) = match granted {
@@ -131,7 +131,7 @@ pub async fn desktop_state(
         state: state_name,
         message,
         watched: match &hostname {
-            Some(hostname) => peers::is_watched(&state, hostname).await,
+            Some(hostname) => presence::is_watched(&state, hostname).await,
             None => false,
         },
     };

@@ -12,6 +12,7 @@ use crate::admin_actions::desktops;
 use crate::auth::{random_token, Caller, SignedIn};
 use crate::desktop::bridge::{self, Faces};
 use crate::desktop::cookie::DesktopGrant;
+use crate::desktop::presence;
 use crate::desktop::view_only::ViewOnlyFilter;
 use crate::error::ApiError;
 use crate::page_error::PageError;
@@ -75,14 +76,14 @@ pub async fn websockify(
     let watcher = state.get_ref().clone();
     let watching = state.desktops.watch(&vm.hostname);
     let view = random_token();
-    state.peers.view_opened(&state, &vm.hostname, &view).await;
+    presence::view_opened(&state, &vm.hostname, &view).await;
     let state = state.get_ref().clone();
     actix_web::rt::spawn(async move {
         let stop = assignment_ended(watcher, DesktopGrant::of(&vm));
         let faces = Faces::Browser(Some(ViewOnlyFilter::default()));
         let ended = bridge::run(session, messages, ends, stop, faces).await;
         drop(watching);
-        state.peers.view_closed(&state, &view).await;
+        presence::view_closed(&state, &view).await;
         tracing::info!(hostname = %vm.hostname, ?ended, "instructor's view closed");
     });
     Ok(response)
