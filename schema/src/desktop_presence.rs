@@ -20,12 +20,7 @@ pub fn hold(
     link_id: &str,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    let exists = crate::schema::vms::table
-        .find(hostname)
-        .count()
-        .get_result::<i64>(conn)?
-        > 0;
-    if !exists {
+    if !vm_exists(conn, hostname)? {
         return Ok(());
     }
     on_backend!(conn, |c| diesel::insert_into(desktop_tunnels::table)
@@ -44,6 +39,14 @@ pub fn hold(
         ))
         .execute(c))?;
     Ok(())
+}
+
+fn vm_exists(conn: &mut DbConnection, hostname: &str) -> QueryResult<bool> {
+    let count: i64 = crate::schema::vms::table
+        .find(hostname)
+        .count()
+        .get_result(conn)?;
+    Ok(count > 0)
 }
 
 /// Renews every tunnel and view `allocator_url` holds, a statement each: how many.
@@ -72,12 +75,7 @@ pub fn view_opened(
     allocator_url: &str,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    let exists = crate::schema::vms::table
-        .find(hostname)
-        .count()
-        .get_result::<i64>(conn)?
-        > 0;
-    if exists {
+    if vm_exists(conn, hostname)? {
         diesel::insert_into(desktop_views::table)
             .values((
                 desktop_views::id.eq(id),

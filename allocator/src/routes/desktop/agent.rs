@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{stream_frames, upgrade};
+use super::{join_agent_side, stream_frames, upgrade};
 use crate::auth::{credentials, random_token, Caller};
 use crate::desktop::bridge::{self, Faces, MAX_FRAME};
 use crate::desktop::links::stream_pair;
@@ -136,19 +136,7 @@ pub async fn agent_stream(
     let (hostname, stream) = path.into_inner();
     let hostname = the_vm_itself(&state, &request, &hostname).await?;
     if let Some(ends) = state.desktops.dialled(&hostname, &stream) {
-        let (response, session, messages) = upgrade(&request, body, None)?;
-        let messages = stream_frames(messages);
-        actix_web::rt::spawn(async move {
-            bridge::run(
-                session,
-                messages,
-                ends,
-                std::future::pending::<()>(),
-                Faces::Agent,
-            )
-            .await;
-        });
-        return Ok(response);
+        return join_agent_side(&request, body, ends);
     }
     // Another allocator awaits it (the browser reached that one): relay it there.
     let peer = state.peers.awaited_elsewhere(&stream).ok_or_else(|| {

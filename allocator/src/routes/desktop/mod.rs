@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use lablink_actors::change_feed::VmEvent;
 
 use crate::cross_site::is_own_origin;
-use crate::desktop::bridge::MAX_FRAME;
+use crate::desktop::bridge::{self, Faces, MAX_FRAME};
 use crate::desktop::cookie::DesktopGrant;
 use crate::desktop::novnc;
 use crate::desktop::socket::{self, FrameSender};
@@ -37,6 +37,22 @@ pub(super) fn upgrade(
         toward_browser.map(|ends| ends.credits.clone()),
     )
     .map_err(|err| ApiError::BadRequest(format!("a WebSocket handshake is expected: {err}")))
+}
+
+/// Takes the request over as the agent's side of a stream (the agent's own dial, or another
+/// allocator relaying it) and joins it to `ends` until either side ends.
+pub(super) fn join_agent_side(
+    request: &HttpRequest,
+    body: web::Payload,
+    ends: StreamEnds,
+) -> Result<HttpResponse, ApiError> {
+    let (response, session, messages) = upgrade(request, body, None)?;
+    let messages = stream_frames(messages);
+    actix_web::rt::spawn(async move {
+        let never = std::future::pending::<()>();
+        bridge::run(session, messages, ends, never, Faces::Agent).await;
+    });
+    Ok(response)
 }
 
 /// A desktop stream's incoming frames, each at most [`MAX_FRAME`] bytes, also when sent in

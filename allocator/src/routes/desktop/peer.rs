@@ -6,8 +6,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{stream_frames, upgrade};
-use crate::desktop::bridge::{self, Faces};
+use super::join_agent_side;
 use crate::desktop::peers::{PeerCall, StreamAsk};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -75,17 +74,5 @@ pub async fn relayed_stream(
     let ends = state.desktops.dialled(hostname, &stream).ok_or_else(|| {
         ApiError::NotFound(format!("no desktop stream `{stream}` is awaited here"))
     })?;
-    let (response, session, messages) = upgrade(&request, body, None)?;
-    let messages = stream_frames(messages);
-    actix_web::rt::spawn(async move {
-        bridge::run(
-            session,
-            messages,
-            ends,
-            std::future::pending::<()>(),
-            Faces::Agent,
-        )
-        .await;
-    });
-    Ok(response)
+    join_agent_side(&request, body, ends)
 }
