@@ -20,7 +20,7 @@ use lablink_actors::vm_actor::Supervision;
 use lablink_actors::vm_supervisor::VmSupervisor;
 use lablink_schema::app_secrets;
 use lablink_schema::connection::{build_pool, DatabaseLocation};
-use lablink_schema::{migrations, DbPool};
+use lablink_schema::{migrations, Backend, DbPool};
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::passwords::{generate_password, hash_password};
@@ -296,7 +296,18 @@ impl Application {
                 source,
             })?;
         let address = bound.addrs().first().copied().unwrap_or(config.server.bind);
-        peers.set_home(config.server.advertised_url(address));
+        // Only allocators on PostgreSQL have others beside them (SQLite is one process).
+        let home = match backend {
+            Backend::Postgres => config.server.advertised_url(address),
+            Backend::Sqlite => None,
+        };
+        if home.is_none() && backend == Backend::Postgres {
+            tracing::info!(
+                "server.advertise_url is unset and the listener is a wildcard address: browser \
+                 desktops reach only the agents connected to this allocator"
+            );
+        }
+        peers.set_home(home);
         actix_web::rt::spawn(crate::desktop::presence::keep_listed(peers_state));
         tracing::info!(%address, database = %location, "listening");
         Ok(Application {

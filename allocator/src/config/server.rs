@@ -32,7 +32,7 @@ pub struct ServerConfig {
     /// so that a browser desktop opened on one allocator reaches an agent whose tunnel is
     /// held by another. Unset: `http://` and the listening address, unless that is a
     /// wildcard address (`0.0.0.0`), in which case browser desktops reach only the agents
-    /// connected to this allocator.
+    /// connected to this allocator. Not used with SQLite (one allocator).
     pub advertise_url: Option<String>,
 }
 

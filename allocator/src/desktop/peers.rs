@@ -78,15 +78,11 @@ impl DesktopPeers {
 
     /// Sets where the other allocators reach this one (once, after binding).
     pub fn set_home(&self, home: Option<String>) {
-        if self.home.set(home.clone()).is_err() {
-            tracing::warn!("the allocator's advertised address was set twice");
+        if let Some(home) = &home {
+            tracing::info!(%home, "other allocators reach this one's desktops here");
         }
-        match home {
-            Some(home) => tracing::info!(%home, "other allocators reach this one's desktops here"),
-            None => tracing::info!(
-                "server.advertise_url is unset and the listener is a wildcard address: browser \
-                 desktops reach only the agents connected to this allocator"
-            ),
+        if self.home.set(home).is_err() {
+            tracing::warn!("the allocator's advertised address was set twice");
         }
     }
 
