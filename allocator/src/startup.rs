@@ -180,6 +180,9 @@ impl Application {
         let admin = admin_credentials(&config, &pool, &writer).await?;
         let session_key = stored_secret(&writer, app_secrets::SESSION_KEY, random_token()).await?;
         let auth = Authorizer::new(Arc::new(admin), &config.clients);
+        // One signer for cookies and for the calls between allocators: both use the
+        // deployment's session key.
+        let signer = CookieSigner::new(&session_key);
         let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
         let required_gpu_instance_type = (cloud.is_some() && config.provider.aws.require_gpu)
             .then(|| config.provider.instance_type());
@@ -195,7 +198,7 @@ impl Application {
             changes,
             pages: Arc::new(pages),
             auth: Arc::new(auth),
-            signer: CookieSigner::new(&session_key),
+            signer: signer.clone(),
             login_guard: Arc::new(LoginGuard::new(
                 config.admin.max_failed_logins,
                 Duration::from_secs(config.admin.lockout_secs),
@@ -228,9 +231,7 @@ impl Application {
             usual_times: Arc::default(),
             take_over_for: Duration::from_secs(u64::from(config.desktop.take_over_secs)),
             desktops: Arc::default(),
-            peers: Arc::new(crate::desktop::peers::DesktopPeers::new(CookieSigner::new(
-                &session_key,
-            ))),
+            peers: Arc::new(crate::desktop::peers::DesktopPeers::new(signer)),
         });
         let peers_state = state.get_ref().clone();
         let peers = state.peers.clone();

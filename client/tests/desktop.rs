@@ -360,13 +360,7 @@ async fn a_browser_on_one_allocator_reaches_an_agent_whose_tunnel_another_alloca
 
     // An instructor's view opened through the first allocator shows on the participant's
     // page, which asks the second, and ends there when the view closes.
-    let assignment = {
-        let mut conn = lab.database.connect();
-        lablink_schema::vms::Vm::find_by_hostname(&mut conn, &vm.hostname)
-            .expect("read")
-            .expect("vm")
-            .assignment_seq
-    };
+    let assignment = assignment_of(&lab, &vm.hostname);
     let admin = admin_cookies(&lab).await;
     let path = format!(
         "/admin/vms/{}/desktop/websockify?assignment={assignment}",
@@ -411,6 +405,15 @@ async fn a_browser_on_one_allocator_reaches_an_agent_whose_tunnel_another_alloca
         rfb.closed_in_time().await,
         "the relayed stream outlived the release"
     );
+}
+
+/// The VM's current assignment, as stored.
+fn assignment_of(lab: &Lab, hostname: &str) -> i64 {
+    let mut conn = lab.database.connect();
+    lablink_schema::vms::Vm::find_by_hostname(&mut conn, hostname)
+        .expect("read")
+        .expect("vm")
+        .assignment_seq
 }
 
 /// `GET /desktop/state` at the allocator at `base`, with the participant's cookie.
@@ -480,13 +483,7 @@ async fn an_instructors_view_drops_input_whatever_the_viewer_sends() {
     desktop.run_logged("xev", &["-geometry", "1024x768+0+0"], &keys_log);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let assignment = {
-        let mut conn = lab.database.connect();
-        lablink_schema::vms::Vm::find_by_hostname(&mut conn, &vm.hostname)
-            .expect("read")
-            .expect("vm")
-            .assignment_seq
-    };
+    let assignment = assignment_of(&lab, &vm.hostname);
     let path = format!(
         "/admin/vms/{}/desktop/websockify?assignment={assignment}",
         vm.hostname
