@@ -111,6 +111,31 @@ pub fn decide(vm: &Vm, policy: &LifecyclePolicy, now: NaiveDateTime) -> Decision
     }
 }
 
+/// What becomes of `vm` when its agent is known to have exited (the local provider saw its
+/// process end): booting or rebooting, it failed to boot; running, it is unreachable. Either
+/// way it leaves the pool now instead of at a deadline, and its recovery follows the usual
+/// rules. `None` when the VM is already out of the pool or being dealt with.
+pub fn agent_exited(
+    vm: &Vm,
+    policy: &LifecyclePolicy,
+    now: NaiveDateTime,
+    reason: String,
+) -> Option<Transition> {
+    let rules = Rules { vm, policy, now };
+    let to = match vm.state() {
+        LifecycleState::Booting | LifecycleState::Recovering => LifecycleState::BootFailed,
+        LifecycleState::Ready | LifecycleState::Assigned | LifecycleState::InUse => {
+            LifecycleState::Unreachable
+        }
+        LifecycleState::Unreachable
+        | LifecycleState::BootFailed
+        | LifecycleState::Replacing
+        | LifecycleState::Quarantined
+        | LifecycleState::Destroyed => return None,
+    };
+    rules.fault(to, reason).change
+}
+
 struct Rules<'a> {
     vm: &'a Vm,
     policy: &'a LifecyclePolicy,

@@ -5,10 +5,13 @@ use std::sync::Arc;
 
 use actix::Addr;
 use lablink_actors::db_writer::{DbWriter, RemoveVms};
-use lablink_actors::provisioning::local::LocalAgents;
+use lablink_actors::provisioning::local::{AgentExit, LocalAgents};
 use lablink_actors::provisioning::terraform::TerraformCli;
 use lablink_actors::provisioning::Provisioner;
 
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::config::paths::AGENT_PROGRAM;
 use crate::config::{Config, ProviderKind};
 
 /// The local provider's agents, as the allocator leaves them at a graceful stop.
@@ -56,25 +59,31 @@ impl LocalAgentsAtStop {
     }
 }
 
+/// The provisioner the configuration asks for, with what the local provider needs beside it.
+#[allow(missing_debug_implementations)] // a provisioner is a trait object without Debug
+pub struct ProviderSetup {
+    pub provisioner: Arc<dyn Provisioner>,
+    /// The local provider's agents, to deal with at stop.
+    pub at_stop: Option<LocalAgentsAtStop>,
+    /// The local agents' own exits, to record on their VMs
+    /// ([`lablink_actors::provisioning::local::exit_recorder`]).
+    pub agent_exits: Option<UnboundedReceiver<AgentExit>>,
+}
+
 /// The provisioner the configuration asks for, and, for the local provider, its agents to
-/// deal with at stop.
-pub fn provisioner(config: &Config) -> (Arc<dyn Provisioner>, Option<LocalAgentsAtStop>) {
+/// deal with at stop and their exits to record.
+pub fn provisioner(config: &Config) -> ProviderSetup {
     let allocator_url = config.agent_facing_url();
     match config.provider.kind {
         ProviderKind::Local => {
+            // Settled at load: absolute, or the agent beside this executable; unset only
+            // when neither is there, and then found on PATH if anywhere.
             let agent_binary = config
                 .provider
                 .local
                 .agent_binary
                 .clone()
-                .unwrap_or_else(|| {
-                    // Installed side by side (the release archive, the container image).
-                    std::env::current_exe()
-                        .ok()
-                        .and_then(|exe| exe.parent().map(|dir| dir.join("lablink-client")))
-                        .filter(|candidate| candidate.is_file())
-                        .unwrap_or_else(|| "lablink-client".into())
-                });
+                .unwrap_or_else(|| AGENT_PROGRAM.into());
             if !agent_available(&agent_binary) {
                 tracing::warn!(
                     agent = %agent_binary.display(),
@@ -83,12 +92,14 @@ pub fn provisioner(config: &Config) -> (Arc<dyn Provisioner>, Option<LocalAgents
                 );
             }
             let stop = config.provider.local.stop_agents_on_exit;
+            let (exits, agent_exits) = tokio::sync::mpsc::unbounded_channel();
             let agents = Arc::new(
                 LocalAgents::new(
                     agent_binary,
                     config.database.data_dir.join("agents"),
                     allocator_url,
                 )
+                .reporting_exits_to(exits)
                 .outliving_the_allocator(!stop)
                 .counting_as_software(config.provider.local.software_pattern.clone())
                 .with_vnc_at(
@@ -100,10 +111,14 @@ pub fn provisioner(config: &Config) -> (Arc<dyn Provisioner>, Option<LocalAgents
                 agents: agents.clone(),
                 stop,
             };
-            (agents, Some(at_stop))
+            ProviderSetup {
+                provisioner: agents,
+                at_stop: Some(at_stop),
+                agent_exits: Some(agent_exits),
+            }
         }
-        ProviderKind::Terraform => (
-            Arc::new(TerraformCli {
+        ProviderKind::Terraform => ProviderSetup {
+            provisioner: Arc::new(TerraformCli {
                 binary: config.provider.terraform.binary.clone(),
                 module_dir: config.provider.terraform.module_dir.clone(),
                 work_dir: config
@@ -115,8 +130,9 @@ pub fn provisioner(config: &Config) -> (Arc<dyn Provisioner>, Option<LocalAgents
                 allocator_url,
                 variables: config.provider.terraform.variables.clone(),
             }),
-            None,
-        ),
+            at_stop: None,
+            agent_exits: None,
+        },
     }
 }
 

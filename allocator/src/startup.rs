@@ -14,6 +14,7 @@ use lablink_actors::db_writer::DbWriter;
 use lablink_actors::db_writer::{DbWriter as Writer, StoreSecret};
 use lablink_actors::notification_listener::{NotificationListener, ReconnectPolicy};
 use lablink_actors::provisioning::cloud::CloudApi;
+use lablink_actors::provisioning::local::exit_recorder::record_agent_exits;
 use lablink_actors::provisioning_queue::{ProvisioningQueue, ProvisioningSettings};
 use lablink_actors::report_batcher::ReportBatcher;
 use lablink_actors::vm_actor::Supervision;
@@ -27,12 +28,13 @@ use crate::auth::passwords::{generate_password, hash_password};
 use crate::auth::{random_token, AdminCredentials, Authorizer, CookieSigner, LoginGuard};
 use crate::body_timeout::{self, BodyTimeout};
 use crate::client_address::ClientAddresses;
-use crate::config::{Config, ProviderKind, ReleasePolicy};
+use crate::config::{Config, LogFormat, ProviderKind, ReleasePolicy};
 use crate::cross_site;
 use crate::error::{form_error, json_error, path_error, query_error};
 use crate::metrics::{self, Metrics};
 use crate::pages::Pages;
 use crate::provider_setup::{self, LocalAgentsAtStop};
+use crate::quiet_redirects;
 use crate::rate_limit::{Admission, LogBudget};
 use crate::routes;
 use crate::state::{AppState, MetricsAccess};
@@ -133,11 +135,12 @@ impl Application {
             Some(cloud) => Some(cloud),
             None => cloud_from_config(&config).await,
         };
-        let (provisioner, local_agents) = provider_setup::provisioner(&config);
+        let provider = provider_setup::provisioner(&config);
+        let local_agents = provider.at_stop;
         let executor = ProvisioningQueue::new(
             pool.clone(),
             writer.clone(),
-            provisioner,
+            provider.provisioner,
             ProvisioningSettings {
                 name_prefix: config.provider.name_prefix.clone(),
                 max_vms: config.provider.max_vms,
@@ -155,6 +158,14 @@ impl Application {
         // Every VM gets a supervising actor, which needs the writer and the queue.
         let lifecycle = config.lifecycle.policy();
         let heartbeat_interval = lifecycle.heartbeat_interval();
+        if let Some(exits) = provider.agent_exits {
+            actix_web::rt::spawn(record_agent_exits(
+                exits,
+                pool.clone(),
+                writer.clone(),
+                lifecycle.clone(),
+            ));
+        }
         let mut supervisor = VmSupervisor::new(pool.clone(), vm_events);
         if config.lifecycle.enabled {
             supervisor = supervisor.supervising(Arc::new(Supervision {
@@ -251,6 +262,9 @@ impl Application {
                     crate::error_shape::coded_admin_errors,
                 ))
                 .wrap(actix_web::middleware::from_fn(metrics::record_request))
+                .wrap(actix_web::middleware::from_fn(
+                    quiet_redirects::redirects_are_not_errors,
+                ))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(web::Data::from(state.metrics.clone()))
@@ -400,15 +414,33 @@ async fn admin_credentials(
     let kept = stored_secret(writer, app_secrets::ADMIN_PASSWORD_HASH, hash.clone()).await?;
     if kept == hash {
         // The one time this password is ever shown (another allocator may have won the race
-        // and shown its own).
-        tracing::warn!(
-            %user,
-            %password,
-            "no admin password was configured, so one was generated: it is shown only this once; \
-             keep it safe, or set LABLINK__ADMIN__PASSWORD"
-        );
+        // and shown its own): a plain block a person sees among the log lines, and, for log
+        // collectors, a field of the JSON log line.
+        show_generated_password(&user, &password, &config.agent_facing_url());
+        if config.log.format.resolved() == LogFormat::Json {
+            tracing::warn!(%user, %password, "{GENERATED_PASSWORD_LOGGED}");
+        } else {
+            tracing::warn!(%user, "{GENERATED_PASSWORD_LOGGED}");
+        }
     }
     Ok(AdminCredentials::new(user, kept))
+}
+
+/// Logged when the admin password was generated at this start.
+pub const GENERATED_PASSWORD_LOGGED: &str = "no admin password was configured, so one was \
+    generated: it is shown only this once; keep it safe, or set LABLINK__ADMIN__PASSWORD";
+
+/// Prints the generated password as its own block on standard error, where a person running
+/// the allocator at a terminal sees it between the log lines (never into the recent-log ring
+/// that the dashboard shows).
+fn show_generated_password(user: &str, password: &str, url: &str) {
+    let rule = "=".repeat(72);
+    eprintln!(
+        "\n{rule}\n  No admin password was configured, so one was generated.\n  Sign in at \
+         {url}/admin as user \"{user}\" with\n\n  Admin password: {password}\n\n  It is shown \
+         only this once and kept only as a hash: note it now, or set\n  \
+         LABLINK__ADMIN__PASSWORD (or admin.password_hash) before the next start.\n{rule}\n"
+    );
 }
 
 /// The secret stored under `name`, storing `candidate` if there is none yet.

@@ -1,4 +1,5 @@
-//! Structured logging: one JSON object per line on stdout (or readable text), filtered by
+//! Structured logging: one JSON object per line on stdout, or readable text lines when stdout
+//! is a terminal (`log.format`), filtered by
 //! `RUST_LOG` when set, else by `log.level`; the same events are kept in memory for the
 //! admin ([`crate::recent_log`]).
 
@@ -20,14 +21,15 @@ pub fn init(config: &LogConfig) {
             .or_else(|_| EnvFilter::try_new(&config.level))
             .unwrap_or_else(|_| EnvFilter::new("info"))
     };
-    let stdout = match config.format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
+    let stdout = match config.format.resolved() {
+        LogFormat::Json | LogFormat::Auto => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_writer(std::io::stdout)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_target(false)
             .with_writer(std::io::stdout)
             .boxed(),
     };

@@ -38,6 +38,9 @@ pub struct StatusReporter {
     shown: Option<String>,
     /// The session's figures, sent with every report; a step reached is reported at once.
     session: Option<Arc<SessionTally>>,
+    /// Whether a report was accepted yet (the first is logged, see
+    /// [`lablink_schema::wire::FIRST_REPORT_LOGGED`]).
+    reported_once: bool,
 }
 
 impl std::fmt::Debug for StatusReporter {
@@ -63,6 +66,7 @@ impl StatusReporter {
             status: VmStatus::Running,
             backoff,
             sending: false,
+            reported_once: false,
             set_while_sending: false,
             ticker: None,
             notifier: None,
@@ -145,6 +149,10 @@ impl StatusReporter {
                     match result {
                         Ok(reply) => {
                             reporter.backoff.reset();
+                            if !reporter.reported_once {
+                                reporter.reported_once = true;
+                                tracing::info!("{}", lablink_schema::wire::FIRST_REPORT_LOGGED);
+                            }
                             reporter.show(reply.notice);
                             if let Some(interval) = reply.interval.filter(|i| *i != reporter.interval) {
                                 tracing::info!(

@@ -14,10 +14,18 @@ use super::{Config, ConfigError, CONFIG_FILE_ENV, DATABASE_URL_ENV, ENV_PREFIX, 
 
 impl Config {
     /// Loads the layered configuration: defaults, then the YAML file (`file`, else
-    /// `LABLINK_CONFIG`), then the environment, then `bind` (from `--bind`).
+    /// `LABLINK_CONFIG`), then the environment, then `bind` (from `--bind`); its paths are
+    /// then made absolute and checked ([`Config::settle_paths`]).
     pub fn load(file: Option<&Path>, bind: Option<SocketAddr>) -> Result<Config, ConfigError> {
         let env: Vec<(String, String)> = std::env::vars().collect();
-        Self::load_from(file, bind, &env)
+        let mut config = Self::load_from(file, bind, &env)?;
+        let cwd = std::env::current_dir().map_err(|err| ConfigError::Path {
+            key: "(working directory)".to_owned(),
+            path: ".".to_owned(),
+            reason: err.to_string(),
+        })?;
+        config.settle_paths(&cwd)?;
+        Ok(config)
     }
 
     /// [`Config::load`] with the environment given explicitly (for tests).

@@ -15,6 +15,7 @@ mod lifecycle;
 pub mod loading;
 mod notifications;
 mod observability;
+pub mod paths;
 mod provider;
 pub mod report;
 pub mod secret;
@@ -97,6 +98,14 @@ pub enum ConfigError {
     UnknownKey {
         key: String,
         origin: String,
+        reason: String,
+    },
+    /// A configured path that cannot be used (a directory that cannot be created or written,
+    /// a program that is missing).
+    #[error("invalid configuration: {key} = {path}: {reason}")]
+    Path {
+        key: String,
+        path: String,
         reason: String,
     },
     /// The configuration file cannot be read or parsed.

@@ -62,7 +62,9 @@ impl MetricsConfig {
 pub struct LogConfig {
     /// A tracing filter such as `info` or `lablink_allocator=debug,info`. `RUST_LOG` wins when set.
     pub level: String,
-    /// `json` (one object per line, for log collectors) or `text` (for a terminal).
+    /// `json` (one object per line, for log collectors), `text` (readable lines: time,
+    /// level, message, fields), or `auto`: text when the log goes to a terminal (standard
+    /// output, where it is written), else JSON.
     pub format: LogFormat,
 }
 
@@ -70,7 +72,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             level: "info".to_owned(),
-            format: LogFormat::Json,
+            format: LogFormat::Auto,
         }
     }
 }
@@ -81,6 +83,19 @@ impl Default for LogConfig {
 pub enum LogFormat {
     Json,
     Text,
+    Auto,
+}
+
+impl LogFormat {
+    /// The format in effect: `auto` decided by whether standard output is a terminal.
+    pub fn resolved(self) -> LogFormat {
+        use std::io::IsTerminal;
+        match self {
+            LogFormat::Auto if std::io::stdout().is_terminal() => LogFormat::Text,
+            LogFormat::Auto => LogFormat::Json,
+            format => format,
+        }
+    }
 }
 
 impl LogConfig {

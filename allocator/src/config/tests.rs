@@ -34,7 +34,7 @@ fn nothing_set_means_sqlite_on_localhost_5000() {
             "lablink-data/lablink.sqlite"
         )))
     );
-    assert_eq!(config.log.format, LogFormat::Json);
+    assert_eq!(config.log.format, LogFormat::Auto);
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod admin;
 mod desktop;
 mod driver;
 mod journey;
+mod newcomer_path;
 mod pages;
 mod researcher;
 mod workshops;

@@ -8,6 +8,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+/// The message an agent logs once, when the allocator first accepts its status report: the
+/// local provider reads it in the agent's log to tell an agent that registered from one that
+/// was only started.
+pub const FIRST_REPORT_LOGGED: &str = "first status report accepted by the allocator";
+
 /// Lifecycle status a VM reports for itself through `POST /api/vm-status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

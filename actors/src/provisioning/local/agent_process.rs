@@ -21,7 +21,7 @@ const EXIT_PATIENCE: Duration = Duration::from_secs(10);
 const EXIT_POLL: Duration = Duration::from_millis(10);
 
 /// A process, told apart from any later process that gets the same pid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct AgentPid {
     pub(super) pid: i32,
     started: u64,

@@ -9,6 +9,10 @@
 //! allocator started after any stop adopts the agents that still run and learns which died.
 //! Whether a graceful stop of the allocator stops them too is the allocator's setting
 //! (`provider.local.stop_agents_on_exit`).
+//!
+//! An agent that exits on its own is noticed at once ([`watch`]): a new one fails its
+//! creation with its exit status and last log lines; one that ran is reported through
+//! [`LocalAgents::reporting_exits_to`], so its VM leaves the pool within a second.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -16,11 +20,17 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+use tokio::sync::mpsc;
 
 use super::{ProgressLine, ProgressSender, ProvisionError, Provisioner, Recovered, VmSpec};
 
 mod agent_process;
+pub mod exit_recorder;
+mod watch;
+
+pub use watch::AgentExit;
+use watch::{FirstReport, Watch};
 
 /// The research software's log in a VM's session directory, which its agent ships.
 pub const SOFTWARE_LOG: &str = "software.log";
@@ -35,9 +45,10 @@ pub struct LocalAgents {
     /// Where each agent's log, pid file and session directory are.
     pub log_dir: PathBuf,
     pub allocator_url: String,
-    /// Agents this process started, kept to reap them when they exit, and, unless they are
-    /// to outlive it, to kill them when it goes away without a graceful stop (a test).
-    children: Arc<Mutex<BTreeMap<String, Child>>>,
+    /// The agents' exits, watched: each child is reaped the moment it exits (and, unless the
+    /// agents are to outlive this process, killed when its runtime goes away without a
+    /// graceful stop, as in a test).
+    watch: Arc<Watch>,
     /// The token each agent was started with, kept while its VM exists (also after the
     /// agent died), so a reboot starts it again as the same VM.
     tokens: Arc<Mutex<BTreeMap<String, Option<String>>>>,
@@ -57,7 +68,7 @@ impl LocalAgents {
             agent_binary,
             log_dir,
             allocator_url,
-            children: Arc::default(),
+            watch: Arc::default(),
             tokens: Arc::default(),
             outlive_allocator: false,
             software_pattern: None,
@@ -83,6 +94,18 @@ impl LocalAgents {
         self
     }
 
+    /// Agents that exit on their own (not destroyed, rebooted or stopped by this provider)
+    /// are reported on `exits`, with their status and last log lines. Set before any agent
+    /// starts.
+    #[must_use]
+    pub fn reporting_exits_to(mut self, exits: mpsc::UnboundedSender<AgentExit>) -> Self {
+        self.watch = Arc::new(Watch {
+            exits: Some(exits),
+            ..Watch::default()
+        });
+        self
+    }
+
     /// Agents started from now on keep running when this process ends, however it ends
     /// (the next allocator adopts them). Without this they are killed when it drops them;
     /// after a crash (SIGKILL) they outlive it either way.
@@ -103,6 +126,11 @@ impl LocalAgents {
         self.log_dir.join(format!("{hostname}.spool"))
     }
 
+    /// Where the agent of `hostname` logs.
+    fn log_file(&self, hostname: &str) -> PathBuf {
+        self.log_dir.join(format!("{hostname}.log"))
+    }
+
     fn start_agent(&self, vm: &VmSpec) -> Result<(), ProvisionError> {
         let fail = |what: &str, err: std::io::Error| {
             ProvisionError(format!("{what} for {}: {err}", vm.hostname))
@@ -113,7 +141,7 @@ impl LocalAgents {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.log_dir.join(format!("{}.log", vm.hostname)))
+            .open(self.log_file(&vm.hostname))
             .map_err(|e| fail("cannot create the agent log", e))?;
         let errors = log
             .try_clone()
@@ -161,21 +189,84 @@ impl LocalAgents {
                 vm.hostname
             ))
         })?;
-        let recorded = child
-            .id()
-            .and_then(AgentPid::of)
-            .ok_or_else(|| std::io::Error::other("it exited at once (see its log)"))
-            .and_then(|agent| agent_process::record(&self.log_dir, &vm.hostname, agent));
-        lock(&self.children).insert(vm.hostname.clone(), child);
-        recorded.map_err(|e| fail("cannot record the agent's pid", e))?;
+        // A pid that is gone already is still in /proc (a zombie) until the watcher reaps it.
+        let agent = child.id().and_then(AgentPid::of).ok_or_else(|| {
+            fail(
+                "cannot see the agent's process",
+                std::io::Error::other("gone"),
+            )
+        })?;
+        watch::watch_child(
+            self.watch.clone(),
+            self.log_file(&vm.hostname),
+            vm.hostname.clone(),
+            agent,
+            child,
+        );
+        agent_process::record(&self.log_dir, &vm.hostname, agent)
+            .map_err(|e| fail("cannot record the agent's pid", e))?;
         lock(&self.tokens).insert(vm.hostname.clone(), vm.token.clone());
         Ok(())
     }
 
+    /// Starts the agents of `new` and waits until each has reported to the allocator or has
+    /// exited; an agent that exited is cleaned away (its log stays) and fails the run.
+    async fn start_and_confirm(
+        &self,
+        new: &[&VmSpec],
+        progress: &ProgressSender,
+    ) -> Option<ProvisionError> {
+        let mut failure = None;
+        let mut started = Vec::new();
+        for vm in new {
+            lock(&self.watch.confirming).insert(vm.hostname.clone());
+            lock(&self.watch.exited).remove(&vm.hostname);
+            match self.start_agent(vm) {
+                Ok(()) => started.push(vm.hostname.clone()),
+                Err(err) => {
+                    lock(&self.watch.confirming).remove(&vm.hostname);
+                    let _ = progress.send(ProgressLine::error(err.to_string()));
+                    failure = Some(err);
+                }
+            }
+        }
+        let outcomes = futures_util::future::join_all(started.iter().map(|hostname| async move {
+            let log = self.log_file(hostname);
+            (
+                hostname,
+                watch::first_report(&self.watch, &log, hostname).await,
+            )
+        }))
+        .await;
+        for (hostname, outcome) in outcomes {
+            lock(&self.watch.confirming).remove(hostname);
+            match outcome {
+                FirstReport::Registered => {
+                    let _ = progress.send(ProgressLine::info(format!(
+                        "{hostname}: agent started and registered"
+                    )));
+                }
+                FirstReport::NotYet => {
+                    let _ = progress.send(ProgressLine::info(format!(
+                        "{hostname}: agent started; it has not reported in {} s, and its VM \
+                         stays booting until it does",
+                        watch::REGISTRATION_PATIENCE.as_secs()
+                    )));
+                }
+                FirstReport::Exited(exit) => {
+                    // Nothing half-done: its pid record and spool go; its log stays.
+                    let _ = self.stop_agent(hostname, None).await;
+                    let err = ProvisionError(format!("{hostname}: {}", exit.reason()));
+                    let _ = progress.send(ProgressLine::error(err.to_string()));
+                    failure = Some(err);
+                }
+            }
+        }
+        failure
+    }
+
     /// The agents that run now, started by this process or adopted, by hostname.
     fn running(&self) -> BTreeMap<String, AgentPid> {
-        // Reap the children that exited, so they do not linger as zombies.
-        lock(&self.children).retain(|_, child| matches!(child.try_wait(), Ok(None)));
         agent_process::recorded(&self.log_dir)
             .into_iter()
             .filter(|(_, agent)| agent.is_running())
@@ -188,16 +279,12 @@ impl LocalAgents {
         hostname: &str,
         agent: Option<AgentPid>,
     ) -> Result<(), ProvisionError> {
-        let child = lock(&self.children).remove(hostname);
         if let Some(agent) = agent {
+            // Its exit is the provider's doing, not a fault to report.
+            self.watch.intend_stop(agent);
             agent.stop().await.map_err(|err| {
                 ProvisionError(format!("cannot stop the agent of {hostname}: {err}"))
             })?;
-        }
-        if let Some(mut child) = child {
-            // Killed above, or already gone; this reaps it.
-            let _ = child.start_kill();
-            let _ = child.wait().await;
         }
         agent_process::forget(&self.log_dir, hostname);
         // Gone with the VM's disk; a later VM of this name starts a new spool.
@@ -213,7 +300,6 @@ impl LocalAgents {
         let recorded: BTreeSet<String> = agent_process::recorded(&self.log_dir)
             .into_iter()
             .map(|(hostname, _)| hostname)
-            .chain(lock(&self.children).keys().cloned())
             .collect();
         let mut gone = Vec::new();
         let mut failure = None;
@@ -269,21 +355,14 @@ impl Provisioner for LocalAgents {
                     }
                 }
             }
-            for (hostname, vm) in &wanted {
-                // A name is never started twice: an agent of that name runs already.
-                if running.contains_key(*hostname) {
-                    continue;
-                }
-                match this.start_agent(vm) {
-                    Ok(()) => {
-                        let _ =
-                            progress.send(ProgressLine::info(format!("{hostname}: agent started")));
-                    }
-                    Err(err) => {
-                        let _ = progress.send(ProgressLine::error(err.to_string()));
-                        failure = Some(err);
-                    }
-                }
+            // A name is never started twice: an agent of that name runs already.
+            let new: Vec<&VmSpec> = wanted
+                .iter()
+                .filter(|(hostname, _)| !running.contains_key(**hostname))
+                .map(|(_, vm)| *vm)
+                .collect();
+            if let Some(err) = this.start_and_confirm(&new, &progress).await {
+                failure = Some(err);
             }
             match failure {
                 Some(err) => Err(err),
@@ -326,6 +405,7 @@ impl Provisioner for LocalAgents {
             // once the old one is gone, so the two never run side by side.
             let old = this.running().remove(&hostname);
             this.stop_agent(&hostname, old).await?;
+            lock(&this.watch.exited).remove(&hostname);
             this.start_agent(&VmSpec {
                 hostname,
                 token,
@@ -347,6 +427,11 @@ impl Provisioner for LocalAgents {
                 recovered.gone.push(hostname);
             }
         }
+        watch::watch_adopted(
+            self.watch.clone(),
+            self.log_dir.clone(),
+            recovered.adopted.clone(),
+        );
         Ok(recovered)
     }
 }

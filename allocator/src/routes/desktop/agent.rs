@@ -76,8 +76,13 @@ pub async fn agent_tunnel(
     tracing::info!(%hostname, "agent's desktop tunnel up");
     actix_web::rt::spawn(async move {
         let mut ping = tokio::time::interval(TUNNEL_PING);
+        // Closed when the allocator stops, so the graceful stop need not wait out the
+        // drain; the agent dials again (after the restart, or another allocator).
+        let stopping = state.until_stopping();
+        tokio::pin!(stopping);
         loop {
             tokio::select! {
+                () = &mut stopping => break,
                 command = commands.recv() => {
                     let Some(command) = command else { break };
                     let Ok(text) = serde_json::to_string(&command) else { continue };
