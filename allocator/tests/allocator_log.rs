@@ -60,15 +60,24 @@ async fn the_log_page_shows_why_provisioning_failed_and_no_secret() {
         "postgres://postgres:db-Secret-2@",
         1,
     );
+    // An agent program that cannot run on this "image": it says why and exits.
+    let agent = dir.path().join("broken-agent");
+    std::fs::write(
+        &agent,
+        "#!/bin/sh\necho 'lablink-client: /nonexistent/lablink-client is missing' >&2\nexit 3\n",
+    )
+    .expect("agent");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).expect("mode");
+    }
+    let agent = agent.display().to_string();
     let mut allocator = Allocator::start(
         dir.path(),
         &["--bind", "127.0.0.1:0"],
         &[
             ("DATABASE_URL", url.as_str()),
-            (
-                "LABLINK__PROVIDER__LOCAL__AGENT_BINARY",
-                "/nonexistent/lablink-client",
-            ),
+            ("LABLINK__PROVIDER__LOCAL__AGENT_BINARY", agent.as_str()),
         ],
     );
     let password = allocator.wait_for_log(GENERATED, START_TIMEOUT)["password"]
@@ -78,7 +87,7 @@ async fn the_log_page_shows_why_provisioning_failed_and_no_secret() {
     let base = allocator.wait_until_listening();
     let browser = signed_in(&base, &password).await;
 
-    // A creation that fails: the agent program is missing.
+    // A creation that fails: the agent exits at once.
     let queued = browser
         .post(format!("{base}/api/admin/vms"))
         .basic_auth("admin", Some(&password))

@@ -789,3 +789,152 @@ fn terraform_env(
         ),
     ]
 }
+
+/// Runs the binary in `dir` with only `PATH` and `env`, and the given arguments.
+fn run_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("run")
+}
+
+#[test]
+fn check_config_prints_every_path_made_absolute_against_the_working_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = run_in(
+        dir.path(),
+        &["check-config"],
+        &[("LABLINK__PROVIDER__TERRAFORM__MODULE_DIR", "modules/lab")],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let report = String::from_utf8_lossy(&output.stdout);
+    let cwd = dir.path().display().to_string();
+    assert!(
+        report.contains(&format!("data_dir: \"{cwd}/lablink-data\"")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("module_dir: \"{cwd}/modules/lab\"")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("work_dir: \"{cwd}/lablink-data/terraform\"")),
+        "{report}"
+    );
+    assert!(!dir.path().join("lablink-data").exists(), "nothing created");
+}
+
+#[test]
+fn a_data_dir_that_cannot_be_made_stops_the_start_naming_the_key_and_the_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (data_dir, why) in [
+        ("missing/parent/data", "does not exist"),
+        // A read-only parent (procfs refuses new files even to root).
+        ("/proc/lablink-data", "cannot be created"),
+    ] {
+        let output = run_in(
+            dir.path(),
+            &["--bind", "127.0.0.1:0"],
+            &[("LABLINK__DATABASE__DATA_DIR", data_dir)],
+        );
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("database.data_dir"), "{stderr}");
+        assert!(stderr.contains("data"), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        0,
+        "nothing is created"
+    );
+}
+
+#[test]
+fn a_missing_or_unexecutable_agent_program_stops_the_start_naming_the_key_and_the_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plain = dir.path().join("plain-file");
+    std::fs::write(&plain, "#!/bin/sh\n").expect("file");
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).expect("mode");
+    for (agent, why) in [
+        ("bin/lablink-client", "cannot be used"),
+        ("./plain-file", "not executable"),
+    ] {
+        let output = run_in(
+            dir.path(),
+            &["--bind", "127.0.0.1:0"],
+            &[("LABLINK__PROVIDER__LOCAL__AGENT_BINARY", agent)],
+        );
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("provider.local.agent_binary"), "{stderr}");
+        assert!(
+            stderr.contains(
+                &dir.path()
+                    .join(agent.trim_start_matches("./"))
+                    .display()
+                    .to_string()
+            ),
+            "the absolute path is named: {stderr}"
+        );
+        assert!(stderr.contains(why), "{stderr}");
+    }
+    assert!(!dir.path().join("lablink-data").exists(), "nothing created");
+}
+
+#[test]
+fn logs_are_readable_text_at_a_terminal_and_json_when_piped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Under a pseudo-terminal (`script`), stopped once it has said it listens.
+    let transcript = dir.path().join("transcript");
+    let command = format!("timeout -s INT 5 {BINARY} --bind 127.0.0.1:0 & sleep 4; wait");
+    let status = Command::new("script")
+        .args(["-q", "-e", "-c", &command])
+        .arg(&transcript)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LABLINK__ADMIN__PASSWORD", "a-long-enough-password")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap_or_else(|err| panic!("`script` (package bsdutils) is needed: {err}"));
+    assert!(status.success() || status.code() == Some(130), "{status}");
+    let text = without_colours(&std::fs::read_to_string(&transcript).expect("transcript"));
+    let listening = text
+        .lines()
+        .find(|line| line.contains("listening"))
+        .unwrap_or_else(|| panic!("no listening line:\n{text}"));
+    assert!(!listening.trim_start().starts_with('{'), "{listening}");
+    assert!(listening.contains("INFO"), "{listening}");
+    assert!(listening.contains("address="), "{listening}");
+
+    // Piped: one JSON object per line.
+    let mut piped = Allocator::start(dir.path(), &["--bind", "127.0.0.1:0"], &[]);
+    piped.wait_until_listening();
+}
+
+/// `text` without the terminal's colour codes (`ESC [ … m`).
+fn without_colours(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}

@@ -50,11 +50,13 @@ impl Config {
 /// `path` as an absolute path, relative ones taken from `cwd`; `.` and `..` are resolved by
 /// the operating system when used, so the path is not canonicalised (links stay as written).
 fn absolute_in(cwd: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
+    let joined = if path.is_absolute() {
         path.to_path_buf()
     } else {
         cwd.join(path)
-    }
+    };
+    // Rebuilt from its components, which drops the `.` ones (`./agent` reads `<cwd>/agent`).
+    joined.components().collect()
 }
 
 /// A program as configured: a bare name stays a name (found on `PATH` when run), a path

@@ -254,8 +254,10 @@ impl LocalAgents {
                     )));
                 }
                 FirstReport::Exited(exit) => {
-                    // Nothing half-done: its pid record and spool go; its log stays.
-                    let _ = self.stop_agent(hostname, None).await;
+                    // The VM stays, as a cloud VM whose agent crashed would: out of the pool
+                    // with the agent's words as its reason, until it is rebooted, replaced or
+                    // destroyed.
+                    self.watch.report(&exit);
                     let err = ProvisionError(format!("{hostname}: {}", exit.reason()));
                     let _ = progress.send(ProgressLine::error(err.to_string()));
                     failure = Some(err);
@@ -270,6 +272,14 @@ impl LocalAgents {
         agent_process::recorded(&self.log_dir)
             .into_iter()
             .filter(|(_, agent)| agent.is_running())
+            .collect()
+    }
+
+    /// Every VM this provider has, its agent running or dead.
+    fn recorded_names(&self) -> Vec<String> {
+        agent_process::recorded(&self.log_dir)
+            .into_iter()
+            .map(|(hostname, _)| hostname)
             .collect()
     }
 
@@ -337,14 +347,15 @@ impl Provisioner for LocalAgents {
                 .iter()
                 .map(|vm| (vm.hostname.as_str(), vm))
                 .collect();
-            let running = this.running();
+            let recorded = agent_process::recorded(&this.log_dir);
             let mut failure = None;
-            // Destroyed first, and only reported once their processes are gone.
-            for (hostname, agent) in running
+            // Destroyed first (running or dead), and only reported once their processes are gone.
+            for (hostname, agent) in recorded
                 .iter()
                 .filter(|(h, _)| !wanted.contains_key(h.as_str()))
             {
-                match this.stop_agent(hostname, Some(*agent)).await {
+                let running = agent.is_running().then_some(*agent);
+                match this.stop_agent(hostname, running).await {
                     Ok(()) => {
                         let _ =
                             progress.send(ProgressLine::info(format!("{hostname}: agent stopped")));
@@ -355,10 +366,16 @@ impl Provisioner for LocalAgents {
                     }
                 }
             }
-            // A name is never started twice: an agent of that name runs already.
+            // A name is never started twice: an agent of that name runs already. An existing
+            // VM whose agent died is broken, not missing: its supervisor reboots or replaces it.
+            let running = this.running();
+            let known: BTreeSet<&str> = recorded.iter().map(|(h, _)| h.as_str()).collect();
             let new: Vec<&VmSpec> = wanted
                 .iter()
-                .filter(|(hostname, _)| !running.contains_key(**hostname))
+                .filter(|(hostname, vm)| {
+                    !running.contains_key(**hostname)
+                        && (vm.token.is_some() || !known.contains(**hostname))
+                })
                 .map(|(_, vm)| *vm)
                 .collect();
             if let Some(err) = this.start_and_confirm(&new, &progress).await {
@@ -366,7 +383,7 @@ impl Provisioner for LocalAgents {
             }
             match failure {
                 Some(err) => Err(err),
-                None => Ok(this.running().into_keys().collect()),
+                None => Ok(this.recorded_names()),
             }
         })
     }
@@ -380,7 +397,8 @@ impl Provisioner for LocalAgents {
     }
 
     fn provisioned(&self) -> BoxFuture<'static, Result<Vec<String>, ProvisionError>> {
-        let names = self.running().into_keys().collect();
+        // A VM whose agent died still exists (broken) until it is destroyed.
+        let names = self.recorded_names();
         Box::pin(async move { Ok(names) })
     }
 

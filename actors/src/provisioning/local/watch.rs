@@ -76,6 +76,13 @@ impl Watch {
         lock(&self.intended).insert(agent);
     }
 
+    /// Reports `exit` on the exits channel.
+    pub(super) fn report(&self, exit: &AgentExit) {
+        if let Some(exits) = &self.exits {
+            let _ = exits.send(exit.clone());
+        }
+    }
+
     /// Records and reports an exit unless the provider caused it.
     fn exited(&self, agent: AgentPid, exit: AgentExit) {
         if lock(&self.intended).remove(&agent) {
@@ -86,9 +93,7 @@ impl Watch {
         if lock(&self.confirming).contains(&exit.hostname) {
             return;
         }
-        if let Some(exits) = &self.exits {
-            let _ = exits.send(exit);
-        }
+        self.report(&exit);
     }
 }
 
