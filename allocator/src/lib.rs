@@ -19,6 +19,7 @@ pub mod instance_rows;
 pub mod metrics;
 pub mod notifications;
 pub mod page_error;
+pub mod page_time;
 pub mod pages;
 pub mod paging;
 pub mod participant_journey;

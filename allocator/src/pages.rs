@@ -80,6 +80,7 @@ impl Pages {
     pub fn new() -> Result<Self, Box<handlebars::TemplateError>> {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(false);
+        crate::page_time::register(&mut registry);
         for (name, source) in TEMPLATES {
             registry
                 .register_template_string(name, source)
@@ -177,6 +178,8 @@ mod tests {
                         open: false,
                         needs_invite: true,
                         notice: None,
+                        zone: None,
+                        offset_secs: 0,
                     }),
                     invite_code: "\"><u>",
                     browser_desktop: false,

@@ -22,6 +22,10 @@ pub struct WorkshopBanner {
     pub open: bool,
     pub needs_invite: bool,
     pub notice: Option<String>,
+    /// The workshop's zone, for the pages' times: its name, if it has one…
+    pub zone: Option<String>,
+    /// …and its offset from UTC, in seconds.
+    pub offset_secs: i32,
 }
 
 fn clock(workshop: &Workshop, at: NaiveDateTime) -> String {
@@ -54,6 +58,8 @@ impl WorkshopBanner {
             open: state == WorkshopState::Open,
             needs_invite: workshop.admission() == Admission::Invite,
             notice: workshop.notice.clone(),
+            zone: workshop.time_zone.clone(),
+            offset_secs: workshop.utc_offset_secs,
         }
     }
 }

@@ -3,6 +3,37 @@
 // only refreshes what they show.
 (function () {
   "use strict";
+  // Times as people write them, "Tue 8 Dec, 09:00 (Lisbon)": in a workshop's zone (its
+  // offset from UTC in seconds and its name), else in the browser's own zone. The server
+  // writes the same in the workshop's zone, or in UTC marked data-local for this to redo.
+  var DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+  function place(zone) { return zone ? zone.split("/").pop().replace(/_/g, " ") : ""; }
+  function humanTime(iso, offsetSecs, zone) {
+    var at = new Date(iso);
+    if (isNaN(at.getTime())) { return iso; }
+    if (offsetSecs !== null && offsetSecs !== undefined && offsetSecs !== "") {
+      var shifted = new Date(at.getTime() + Number(offsetSecs) * 1000);
+      var mins = Math.abs(Number(offsetSecs)) / 60;
+      var label = place(zone) || (Number(offsetSecs) === 0 ? "UTC" :
+        "UTC" + (offsetSecs < 0 ? "-" : "+") + two(Math.floor(mins / 60)) + ":" + two(mins % 60));
+      return DAYS[shifted.getUTCDay()] + " " + shifted.getUTCDate() + " " +
+        MONTHS[shifted.getUTCMonth()] + ", " + two(shifted.getUTCHours()) + ":" +
+        two(shifted.getUTCMinutes()) + " (" + label + ")";
+    }
+    var own = "";
+    try { own = place(Intl.DateTimeFormat().resolvedOptions().timeZone); } catch (e) { own = ""; }
+    return DAYS[at.getDay()] + " " + at.getDate() + " " + MONTHS[at.getMonth()] + ", " +
+      two(at.getHours()) + ":" + two(at.getMinutes()) + (own ? " (" + own + ")" : "");
+  }
+  function localiseTimes(root) {
+    Array.prototype.forEach.call(root.querySelectorAll("time[data-local]"), function (t) {
+      t.textContent = humanTime(t.getAttribute("datetime"));
+    });
+  }
+  window.lablinkLocaliseTimes = localiseTimes;
+  localiseTimes(document);
   var status = document.getElementById("workshop_status");
   var workshop = status ? status.getAttribute("data-workshop") : null;
   var notice = document.getElementById("workshop_notice");
@@ -55,7 +86,8 @@
         item.className = "journey-step" + (step.done ? " done" : "") + (step.waiting ? " waiting" : "");
         var time = item.querySelector(".journey-time");
         if (!time) { return; }
-        time.textContent = step.at ? step.at :
+        time.textContent = step.at ?
+          humanTime(step.at, journey.getAttribute("data-offset"), journey.getAttribute("data-zone")) :
           (step.waiting ? "in progress" + (step.usual_secs ? ", usually " + step.usual_secs + " s" : "") : "");
       });
       document.getElementById("journey_next").textContent = view.next;

@@ -91,7 +91,7 @@ pub fn build(
         .iter()
         .map(|&step| FunnelCount {
             step,
-            label: step.label().to_owned(),
+            label: step.staff_label().to_owned(),
             count: u32::try_from(rows.iter().filter(|r| r.step == step).count()).unwrap_or(0),
         })
         .collect();

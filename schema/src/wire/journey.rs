@@ -83,6 +83,18 @@ impl JourneyStep {
         }
     }
 
+    /// How staff pages name the step (the participant's page speaks to the participant).
+    pub fn staff_label(self) -> &'static str {
+        match self {
+            JourneyStep::Assigned => "assigned",
+            JourneyStep::CommandReceived => "command received",
+            JourneyStep::DesktopUp => "desktop up",
+            JourneyStep::Ready => "software running",
+            JourneyStep::Failed => "VM failed",
+            JourneyStep::Ended => "ended",
+        }
+    }
+
     /// How the participant's page names the step.
     pub fn label(self) -> &'static str {
         match self {

@@ -19,9 +19,11 @@ use super::lock;
 /// How often the agents adopted from an earlier allocator are looked at (well inside one
 /// heartbeat interval, the bound for noticing that one died).
 pub(super) const ADOPTED_POLL: Duration = Duration::from_secs(1);
-/// How long a creation waits for a new agent to report for the first time before it says
-/// the agent started but has not reported yet (it may still: a slow first report is no fault).
-pub(super) const REGISTRATION_PATIENCE: Duration = Duration::from_secs(30);
+/// How long a creation waits for a new agent to report for the first time before it says the
+/// agent started but has not reported yet. A local agent reports within a fraction of a second;
+/// one still silent after this is slow or cannot reach the allocator, which the VM's boot
+/// deadline judges, so the queue is not held longer for it.
+pub(super) const REGISTRATION_PATIENCE: Duration = Duration::from_secs(5);
 /// How often a creation looks for the new agent's first report in its log.
 const REGISTRATION_POLL: Duration = Duration::from_millis(50);
 /// The agent's last log lines carried in an exit's reason.

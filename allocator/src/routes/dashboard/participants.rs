@@ -24,6 +24,9 @@ const CHANGE_POLL: Duration = Duration::from_secs(2);
 #[derive(Debug, Serialize)]
 struct LiveView {
     view: ParticipantsView,
+    /// The workshop's zone (name and offset from UTC in seconds), for the times shown.
+    zone: Option<String>,
+    offset_secs: i32,
     /// The funnel chart, drawn from fixed labels and numbers only.
     funnel_svg: String,
 }
@@ -52,6 +55,8 @@ async fn live_view(
     };
     let live = LiveView {
         funnel_svg: funnel_chart::svg(&view.funnel),
+        zone: workshop.time_zone.clone(),
+        offset_secs: workshop.utc_offset_secs,
         view,
     };
     Ok((heading, live))

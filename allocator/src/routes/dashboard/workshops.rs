@@ -231,6 +231,8 @@ struct DetailView<'a> {
     /// The end, for the extend form: `datetime-local` value and offset.
     ends_local: String,
     offset: String,
+    /// The workshop's offset from UTC in seconds, for the times shown.
+    offset_secs: i32,
 }
 
 async fn detail_page(
@@ -262,6 +264,7 @@ async fn detail_page(
             ends_local: workshop.ends_at.format("%Y-%m-%dT%H:%M").to_string(),
             invite: workshop.admission == Admission::Invite,
             offset: workshop.ends_at.format("%:z").to_string(),
+            offset_secs: workshop.ends_at.offset().local_minus_utc(),
             workshop,
             notifications,
             error,
