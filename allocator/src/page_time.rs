@@ -94,8 +94,12 @@ fn when_helper(
         .and_then(|v| v.value().as_bool())
         .unwrap_or(false);
     let offset = offset.or_else(|| {
-        own.then(|| DateTime::parse_from_rfc3339(text).ok().map(|at| *at.offset()))
-            .flatten()
+        own.then(|| {
+            DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|at| *at.offset())
+        })
+        .flatten()
     });
     let zone = helper.hash_get("zone").and_then(|v| v.value().as_str());
     out.write(&element(at, offset.map(|offset| (offset, zone))))?;
@@ -143,7 +147,10 @@ mod tests {
             parse("2026-12-08T09:00:00Z")
         );
         let element = element(at, None);
-        assert!(element.contains("datetime=\"2026-12-08T09:00:44Z\""), "{element}");
+        assert!(
+            element.contains("datetime=\"2026-12-08T09:00:44Z\""),
+            "{element}"
+        );
         assert!(element.contains("data-local"), "{element}");
         assert!(element.contains("Tue 8 Dec, 09:00 (UTC)"), "{element}");
     }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::crd_command;
 use crate::driver::Browser;
+use crate::vnc_desktop::{VncDesktop, ROOT_RGB};
 
 /// The README's address: only one test may serve on it at a time.
 const README_URL: &str = "http://127.0.0.1:5000";
@@ -210,10 +211,43 @@ async fn vm_states(password: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// How the participant gets the desktop in a walk.
+enum DesktopMode {
+    /// The default: a Chrome Remote Desktop command (the local agents log what they would do).
+    ChromeRemoteDesktop,
+    /// `desktop.mode: browser`, the local agents joined to a real VNC server at this address.
+    Browser(String),
+}
+
 #[actix_web::test]
 async fn newcomer_path_the_readme_run_command_gives_a_working_lab() {
+    walk(DesktopMode::ChromeRemoteDesktop).await;
+}
+
+#[actix_web::test]
+async fn newcomer_path_with_the_browser_desktop() {
+    let desktop = VncDesktop::start();
+    walk(DesktopMode::Browser(desktop.addr.to_string())).await;
+    drop(desktop);
+}
+
+/// The canvas pixel at (40, 40) as `[r, g, b]`, or `null` before noVNC drew anything.
+const CANVAS_PIXEL: &str = "(() => { const c = document.querySelector('#desktop_screen canvas'); \
+    if (!c || c.width < 41) return null; \
+    return Array.from(c.getContext('2d').getImageData(40, 40, 1, 1).data).slice(0, 3); })()";
+
+async fn walk(mode: DesktopMode) {
     let _address = README_ADDRESS.lock().await;
-    let mut allocator = Newcomer::start(&[]);
+    // The README's run command sets nothing; the browser desktop is one setting (and where
+    // the VNC server is, which a real VM's image knows).
+    let extra: Vec<(&str, &str)> = match &mode {
+        DesktopMode::ChromeRemoteDesktop => Vec::new(),
+        DesktopMode::Browser(addr) => vec![
+            ("LABLINK__DESKTOP__MODE", "browser"),
+            ("LABLINK__PROVIDER__LOCAL__VNC_ADDR", addr.as_str()),
+        ],
+    };
+    let mut allocator = Newcomer::start(&extra);
     allocator.until_ready().await;
     let password = allocator.generated_password();
     assert!(
@@ -270,29 +304,61 @@ async fn newcomer_path_the_readme_run_command_gives_a_working_lab() {
     let participant = Browser::start().await;
     participant.goto(&format!("{README_URL}/")).await;
     participant.fill("#email", "newcomer@example.org").await;
-    participant
-        .fill("#crd_command", &crd_command("newcomer1"))
-        .await;
-    participant.click_and_load("form button[type=submit]").await;
-    let hostname = participant.text("#hostname").await;
+    let hostname = match &mode {
+        DesktopMode::ChromeRemoteDesktop => {
+            participant
+                .fill("#crd_command", &crd_command("newcomer1"))
+                .await;
+            participant.click_and_load("form button[type=submit]").await;
+            let hostname = participant.text("#hostname").await;
+            // Its agent got the assignment (the log desktop says it would start it now).
+            let deadline = Instant::now() + READY_TIMEOUT;
+            while !allocator
+                .agent_log(&hostname)
+                .contains("Chrome Remote Desktop would start now")
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "the agent of {hostname} never got the assignment:\n{}",
+                    allocator.agent_log(&hostname)
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            hostname
+        }
+        DesktopMode::Browser(_) => {
+            participant.click_and_load("form button[type=submit]").await;
+            participant.wait_for_path("/desktop").await;
+            // The desktop reached through the agent's tunnel: the display's own pixels.
+            let [r, g, b] = ROOT_RGB;
+            participant
+                .wait_until(
+                    "the canvas shows the display's root window",
+                    &format!("JSON.stringify({CANVAS_PIXEL}) === '[{r},{g},{b}]'"),
+                )
+                .await;
+            let vms: serde_json::Value = reqwest::Client::new()
+                .get(format!("{README_URL}/api/admin/vms"))
+                .basic_auth("admin", Some(&password))
+                .send()
+                .await
+                .expect("list VMs")
+                .json()
+                .await
+                .expect("json");
+            vms.as_array()
+                .expect("a list")
+                .iter()
+                .find(|vm| vm["assigned_to"] == "newcomer@example.org")
+                .and_then(|vm| vm["hostname"].as_str())
+                .expect("the participant's VM")
+                .to_owned()
+        }
+    };
     assert!(
         states.iter().any(|(name, _)| *name == hostname),
-        "the claim page shows one of the VMs: {hostname}"
+        "the participant got one of the VMs: {hostname}"
     );
-
-    // Its agent got the assignment (the log desktop says it would start the desktop now).
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while !allocator
-        .agent_log(&hostname)
-        .contains("Chrome Remote Desktop would start now")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the agent of {hostname} never got the assignment:\n{}",
-            allocator.agent_log(&hostname)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     // The admin releases it from the dashboard.
     admin.goto(&format!("{README_URL}/admin")).await;
