@@ -339,9 +339,10 @@ impl TestApp {
         self.post_json("/vm_startup", Some(token), &body).await
     }
 
-    /// Waits for provisioning operation `id` to finish and returns it as the API shows it.
+    /// Waits for provisioning operation `id` to finish and returns it as the API shows it
+    /// (a creation waits a few seconds for agents that never report, as stand-ins do).
     pub async fn finished_operation(&self, id: i64) -> serde_json::Value {
-        for _ in 0..200 {
+        for _ in 0..600 {
             let op: serde_json::Value = self
                 .get_as_admin(&format!("/api/admin/operations/{id}"))
                 .await

@@ -120,7 +120,7 @@ async fn a_participants_page_follows_every_step_and_the_instructor_sees_it() {
     browser.goto(&lab.url(&path)).await;
     let row = browser.text("#participant_rows").await;
     assert!(
-        row.contains("ada@lab.example") && row.contains("ready"),
+        row.contains("ada@lab.example") && row.contains("software running"),
         "{row}"
     );
     assert_eq!(
