@@ -3,7 +3,7 @@
 //!
 //! - [`DbWriter`](db_writer::DbWriter): every database write, each in one transaction.
 //!   Enrollment's writes are in [`enrollment_writes`], the API tokens' in
-//!   [`api_token_writes`].
+//!   [`api_token_writes`], the replacements' back-off in [`boot_failure_writes`].
 //! - [`ClaimBatcher`](claim_batcher::ClaimBatcher): researchers' claims, many to a
 //!   transaction under load.
 //! - [`ReportBatcher`](report_batcher::ReportBatcher): agents' status, heartbeat, GPU and
@@ -19,6 +19,7 @@
 
 pub mod api_token_writes;
 pub mod batch_queue;
+pub mod boot_failure_writes;
 pub mod change_feed;
 pub mod claim_batcher;
 pub mod db_writer;

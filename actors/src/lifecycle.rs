@@ -29,6 +29,9 @@ pub struct LifecyclePolicy {
     /// How long a VM found broken waits before its recovery starts, so an agent that comes
     /// back in time keeps its VM untouched.
     pub recovery_delay: Duration,
+    /// Replacements in a row of VMs that never became ready before no more are made (see
+    /// [`lablink_schema::boot_failures`]).
+    pub max_failed_boot_replacements: u32,
 }
 
 impl LifecyclePolicy {
@@ -47,6 +50,7 @@ impl Default for LifecyclePolicy {
             reboot_attempts: 2,
             reboot_timeout: Duration::from_secs(5 * 60),
             recovery_delay: Duration::from_secs(30),
+            max_failed_boot_replacements: 3,
         }
     }
 }
@@ -288,6 +292,13 @@ impl Rules<'_> {
         if !left.is_zero() {
             return Decision {
                 recheck_in: Some(left.min(look_again)),
+                ..Decision::default()
+            };
+        }
+        // A VM that failed to boot waits out the replacements' back-off.
+        if let Some(not_before) = self.vm.replace_not_before.filter(|at| *at > self.now) {
+            return Decision {
+                recheck_in: Some((not_before - self.now).to_std().unwrap_or_default()),
                 ..Decision::default()
             };
         }

@@ -6,6 +6,7 @@
 use actix::{Handler, Message};
 use chrono::Utc;
 use lablink_schema::audit_events::{AuditEvent, NewAuditEvent};
+use lablink_schema::boot_failures::{settings_key, BootFailureStreak};
 use lablink_schema::outbox::NewEvent;
 use lablink_schema::vm_lifecycle::{ReadState, Transition};
 use lablink_schema::vm_usage;
@@ -49,6 +50,8 @@ impl Handler<ChangeVmState> for DbWriter {
             if let Some(vm) = &vm {
                 if change.to == LifecycleState::Ready {
                     vm_usage::ready(conn, &hostname, now)?;
+                    // A VM of these settings boots: failed boots no longer count in a row.
+                    BootFailureStreak::reset(conn, &settings_key(vm.workshop_id))?;
                 }
                 if let Some(event) = lifecycle_event(vm, read.state, &change) {
                     self.notify(conn, &event, now)?;

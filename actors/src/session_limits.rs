@@ -166,6 +166,7 @@ mod tests {
             last_active_at: None,
             session_notice: None,
             reserved_until: None,
+            replace_not_before: None,
         }
     }
 

@@ -15,7 +15,13 @@ use serde_json::{json, Value};
 
 #[path = "support/lab.rs"]
 mod lab;
+#[path = "../../allocator/tests/support/receivers.rs"]
+mod receivers;
 use lab::{Lab, ADMIN_PASSWORD};
+use lablink_allocator::config::WebhookConfig;
+use receivers::WebhookReceiver;
+
+const HOOK_SECRET: &str = "lifecycle-test-webhook-secret";
 
 /// Heartbeat timeout of these labs: agents are told to report every 0.5 s.
 const HEARTBEAT_TIMEOUT_SECS: f64 = 1.5;
@@ -330,6 +336,148 @@ async fn a_vm_that_never_boots_fails_to_boot_and_is_replaced() {
         .await;
     assert_eq!(destroyed["state"], "succeeded", "{destroyed}");
     lab.until("no VMs left", <[Vm]>::is_empty).await;
+}
+
+#[actix_web::test]
+async fn an_image_that_never_boots_is_replaced_three_times_with_growing_delays_then_no_more() {
+    let dir = tempfile::tempdir().expect("dir");
+    // An image whose agent starts (and logs that it reached the allocator, as the real one
+    // does, so its creation is not held for a first report) but never reports ready.
+    let never_boots = dir.path().join("never-boots.sh");
+    std::fs::write(
+        &never_boots,
+        format!(
+            "#!/bin/sh\necho '{{\"message\":\"{}\"}}'\nexec sleep 600\n",
+            lablink_schema::wire::FIRST_REPORT_LOGGED
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(
+        &never_boots,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let hook = WebhookReceiver::start(HOOK_SECRET);
+    let url = hook.url.clone();
+    let lab = Lab::start_with("lablink-vm-bad", |config| {
+        config.provider.local.agent_binary = Some(never_boots.clone());
+        config.lifecycle.boot_timeout_secs = 0.5;
+        config.lifecycle.reboot_attempts = 0;
+        config.lifecycle.recovery_delay_secs = 0.0;
+        config.lifecycle.max_failed_boot_replacements = 3;
+        config.notifications.webhooks = vec![WebhookConfig {
+            name: "lab".to_owned(),
+            url,
+            secret: HOOK_SECRET.into(),
+        }];
+        config.notifications.retry_first_secs = 0.3;
+    })
+    .await;
+    let created = lab
+        .operation(lab.admin_post("/api/admin/vms", json!({"count": 1})).await)
+        .await;
+    assert_eq!(created["state"], "succeeded", "{created}");
+
+    // Three replacements, then the last VM is quarantined with the reason and no fourth.
+    let vms = lab
+        .until("replacements stopped", |vms| {
+            vms.iter()
+                .any(|vm| vm.state == LifecycleState::Quarantined.as_str())
+        })
+        .await;
+    let stopped = vms
+        .iter()
+        .find(|vm| vm.state == LifecycleState::Quarantined.as_str())
+        .expect("quarantined");
+    assert_eq!(vms.len(), 1, "only the last replacement is left: {vms:?}");
+    assert!(
+        stopped.state_reason.contains("replacements stopped")
+            && stopped.state_reason.contains("not ready"),
+        "{}",
+        stopped.state_reason
+    );
+    let operations: Value = lab
+        .client
+        .get(lab.url("/api/admin/operations"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let replacements: Vec<&Value> = operations
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|op| op["kind"] == "replace")
+        .collect();
+    let made: Vec<chrono::NaiveDateTime> = replacements
+        .iter()
+        .filter(|op| op["state"] == "succeeded")
+        .map(|op| {
+            chrono::NaiveDateTime::parse_from_str(
+                op["created_at"]
+                    .as_str()
+                    .expect("created_at")
+                    .trim_end_matches('Z'),
+                "%Y-%m-%dT%H:%M:%S%.f",
+            )
+            .expect("time")
+        })
+        .collect();
+    assert_eq!(made.len(), 3, "three replacements were made: {operations}");
+    let mut made = made;
+    made.sort();
+    let gaps: Vec<i64> = made
+        .windows(2)
+        .map(|pair| (pair[1] - pair[0]).num_milliseconds())
+        .collect();
+    // Each waits twice the boot timeout's doubling: at least 1 s, then at least 2 s.
+    assert!(gaps[0] >= 900 && gaps[1] >= 1900, "gaps {gaps:?} ms");
+    assert!(gaps[1] > gaps[0], "growing delays: {gaps:?}");
+    let failed: Vec<&&Value> = replacements
+        .iter()
+        .filter(|op| op["state"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{operations}");
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("replacements stopped"),
+        "{}",
+        failed[0]
+    );
+
+    // The admins are told once, and the dashboard says it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !hook
+        .requests()
+        .iter()
+        .any(|r| r.body["event"] == "vm.replacements_stopped")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no notification");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stopped_banner = lab.dashboard_page("/admin").await;
+    assert!(
+        stopped_banner.contains("replacements-stopped")
+            && stopped_banner.contains("VMs of no workshop never become ready"),
+        "{stopped_banner}"
+    );
+
+    // No fourth replacement, however long one waits.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let vms = lab.until("settled", |_| true).await;
+    assert_eq!(vms.len(), 1, "{vms:?}");
+    assert_eq!(
+        hook.requests()
+            .iter()
+            .filter(|r| r.body["event"] == "vm.replacements_stopped")
+            .count(),
+        1
+    );
 }
 
 #[actix_web::test]

@@ -31,6 +31,8 @@ pub mod app_secrets;
 #[cfg(feature = "db")]
 pub mod audit_events;
 #[cfg(feature = "db")]
+pub mod boot_failures;
+#[cfg(feature = "db")]
 pub mod connection;
 #[cfg(feature = "db")]
 pub mod desktop_presence;

@@ -27,6 +27,18 @@ diesel::table! {
         last_active_at -> Nullable<Timestamp>,
         session_notice -> Nullable<Text>,
         reserved_until -> Nullable<Timestamp>,
+        replace_not_before -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Replacements in a row of VMs that never became ready, per set of provider settings.
+    boot_failure_streaks (settings_key) {
+        settings_key -> Text,
+        replacements -> Integer,
+        last_replaced_at -> Timestamp,
+        gave_up_at -> Nullable<Timestamp>,
+        reason -> Text,
     }
 }
 
@@ -342,5 +354,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
     idempotency_keys,
     desktop_tunnels,
-    desktop_views
+    desktop_views,
+    boot_failure_streaks
 );

@@ -186,6 +186,8 @@ pub struct Vm {
     pub session_notice: Option<String>,
     /// An admin took the VM over until then; its actor releases it at that time.
     pub reserved_until: Option<NaiveDateTime>,
+    /// It failed to boot and is replaced no sooner than this (see [`crate::boot_failures`]).
+    pub replace_not_before: Option<NaiveDateTime>,
 }
 
 /// The CRD command, PIN and token hash are secrets: debug output shows only whether they are set.

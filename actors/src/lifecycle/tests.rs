@@ -20,6 +20,7 @@ fn policy() -> LifecyclePolicy {
         reboot_attempts: 2,
         reboot_timeout: Duration::from_secs(300),
         recovery_delay: Duration::from_secs(30),
+        max_failed_boot_replacements: 3,
     }
 }
 
@@ -49,6 +50,7 @@ fn vm(state: LifecycleState) -> Vm {
         last_active_at: None,
         session_notice: None,
         reserved_until: None,
+        replace_not_before: None,
     }
 }
 

@@ -14,10 +14,11 @@ use lablink_schema::vms::Vm;
 use lablink_schema::wire::LifecycleState;
 
 use super::VmActor;
+use crate::boot_failure_writes::{GateReplacement, ReplacementDecision};
 use crate::db_writer::DbWriter;
 use crate::lifecycle::{decide, LifecyclePolicy, Recovery};
 use crate::lifecycle_writes::{ChangeVmState, ReleaseSession, SetSessionNotice};
-use crate::provisioning_queue::{ProvisioningQueue, RebootVm, ReplaceVm};
+use crate::provisioning_queue::{ProvisioningError, ProvisioningQueue, RebootVm, ReplaceVm};
 use crate::session_limits::{judge, SessionDecision, SessionStep};
 
 /// A deadline's timer fires this much after it, so the read that follows finds it passed.
@@ -264,10 +265,34 @@ impl VmActor {
                 }));
             }
             Recovery::Replace => {
-                let replace = supervision.queue.send(ReplaceVm {
+                // A VM that never became ready is replaced only as the back-off allows.
+                let gate = supervision.writer.send(GateReplacement {
                     hostname: hostname.clone(),
-                    requested_by: SUPERVISOR.to_owned(),
+                    read: ReadState::of(&changed),
+                    boot_timeout: supervision.policy.boot_timeout,
+                    max_replacements: supervision.policy.max_failed_boot_replacements,
                 });
+                let queue = supervision.queue.clone();
+                let replace = async move {
+                    match gate.await {
+                        Ok(Ok(ReplacementDecision::Proceed)) => {}
+                        Ok(Ok(decision)) => {
+                            tracing::warn!(%hostname, ?decision, "VM that never became ready not replaced now");
+                            return Ok(Ok(None));
+                        }
+                        Ok(Err(err)) => {
+                            return Ok(Err(ProvisioningError::Database(err.to_string())))
+                        }
+                        Err(err) => return Err(err),
+                    }
+                    queue
+                        .send(ReplaceVm {
+                            hostname,
+                            requested_by: SUPERVISOR.to_owned(),
+                        })
+                        .await
+                        .map(|queued| queued.map(Some))
+                };
                 ctx.spawn(replace.into_actor(self).map(move |outcome, actor, _| {
                     let error = match outcome {
                         Ok(Ok(_operation)) => return,

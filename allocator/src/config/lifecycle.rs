@@ -43,6 +43,11 @@ pub struct LifecycleConfig {
     /// How long a broken free VM waits before its recovery starts (an agent back by then
     /// keeps its VM untouched).
     pub recovery_delay_secs: f64,
+    /// Replacements in a row of VMs that never became ready (per workshop's provider
+    /// settings) before no more are made: an image or agent that cannot boot is not replaced
+    /// forever. Each waits twice as long as the one before, from `boot_timeout_secs`; any VM
+    /// that becomes ready starts the count again. 0: never replace a VM that failed to boot.
+    pub max_failed_boot_replacements: u32,
     /// What a release does: `reset` or `replace`. Unset: `reset` on the local provider,
     /// `replace` on Terraform. A VM whose agent is an original one (token-less, legacy
     /// switch) is always replaced: it cannot reset itself.
@@ -59,6 +64,7 @@ impl Default for LifecycleConfig {
             reboot_attempts: policy.reboot_attempts,
             reboot_timeout_secs: policy.reboot_timeout.as_secs_f64(),
             recovery_delay_secs: policy.recovery_delay.as_secs_f64(),
+            max_failed_boot_replacements: policy.max_failed_boot_replacements,
             release: None,
         }
     }
@@ -109,6 +115,7 @@ impl LifecycleConfig {
             reboot_attempts: self.reboot_attempts,
             reboot_timeout: Duration::from_secs_f64(self.reboot_timeout_secs),
             recovery_delay: Duration::from_secs_f64(self.recovery_delay_secs),
+            max_failed_boot_replacements: self.max_failed_boot_replacements,
         }
     }
 }

@@ -171,6 +171,46 @@ impl Lab {
         }
     }
 
+    /// A dashboard page as the signed-in admin sees it.
+    pub async fn dashboard_page(&self, path: &str) -> String {
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client");
+        let form = browser
+            .get(self.url("/admin/login"))
+            .send()
+            .await
+            .expect("login page")
+            .text()
+            .await
+            .expect("html");
+        let nonce = form
+            .split(r#"name="login_nonce" value=""#)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("nonce")
+            .to_owned();
+        browser
+            .post(self.url("/admin/login"))
+            .form(&[
+                ("user", "admin"),
+                ("password", ADMIN_PASSWORD),
+                ("login_nonce", &nonce),
+            ])
+            .send()
+            .await
+            .expect("sign in");
+        browser
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html")
+    }
+
     pub fn agent_log(&self, hostname: &str) -> String {
         std::fs::read_to_string(
             self.data_dir

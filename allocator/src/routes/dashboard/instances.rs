@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use lablink_schema::boot_failures::BootFailureStreak;
 use lablink_schema::operations::Operation;
 use lablink_schema::vms::Vm;
 use lablink_schema::workshops::Workshop;
@@ -55,6 +56,17 @@ struct DashboardView<'a> {
     error: Option<&'a str>,
     /// Workshops not over yet, with their state.
     workshops: Vec<WorkshopLine>,
+    /// Provider settings whose failed boots stopped the replacements: one banner each.
+    replacements_stopped: Vec<StoppedReplacements>,
+}
+
+/// A banner: VMs of these settings never became ready, so no more are made.
+#[derive(Debug, Serialize)]
+struct StoppedReplacements {
+    /// "VMs of workshop SLEAP course" or "VMs of no workshop".
+    whose: String,
+    replacements: i32,
+    reason: String,
 }
 
 /// A workshop in the dashboard's summary.
@@ -73,12 +85,13 @@ async fn dashboard_page(
     notice: Option<&str>,
     error: Option<&str>,
 ) -> HttpResponse {
-    let (vms, free, workshops) = match state
+    let (vms, free, workshops, stopped) = match state
         .read(|conn| {
             Ok((
                 Vm::list_all(conn)?,
                 Vm::count_free(conn)?,
                 Workshop::list(conn)?,
+                BootFailureStreak::list_given_up(conn)?,
             ))
         })
         .await
@@ -104,6 +117,23 @@ async fn dashboard_page(
             legacy: state.auth.legacy_unauthenticated(),
             notice,
             error,
+            replacements_stopped: stopped
+                .into_iter()
+                .map(|streak| StoppedReplacements {
+                    whose: match streak.settings_key.strip_prefix("workshop:") {
+                        Some(id) => workshops
+                            .iter()
+                            .find(|w| w.id.to_string() == id)
+                            .map_or_else(
+                                || format!("VMs of workshop {id}"),
+                                |w| format!("VMs of workshop {}", w.name),
+                            ),
+                        None => "VMs of no workshop".to_owned(),
+                    },
+                    replacements: streak.replacements,
+                    reason: streak.reason,
+                })
+                .collect(),
             workshops: workshops
                 .into_iter()
                 .filter(|w| !w.state().is_over())

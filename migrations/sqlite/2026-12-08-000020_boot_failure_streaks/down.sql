@@ -1,0 +1,2 @@
+ALTER TABLE vms DROP COLUMN replace_not_before;
+DROP TABLE boot_failure_streaks;
