@@ -219,7 +219,7 @@ mod tests {
         std::fs::write(&agent, "#!/bin/sh\n").expect("agent");
         std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o644)).expect("mode");
         let mut config = Config::default();
-        config.provider.local.agent_binary = Some("agent".into());
+        config.provider.local.agent_binary = Some("./agent".into());
         let text = config
             .settle_paths(cwd.path())
             .expect_err("refused")

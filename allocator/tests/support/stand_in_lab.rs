@@ -89,9 +89,18 @@ impl Lab {
     pub fn new() -> Lab {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("temp dir");
-        // A stand-in agent: it runs until killed, holding the environment it was given.
+        // A stand-in agent: it runs until killed, holding the environment it was given. It
+        // logs that it reached the allocator, as the real agent does, so that creations are
+        // not held for a first report these tests do not need.
         let agent = dir.path().join("agent.sh");
-        std::fs::write(&agent, "#!/bin/sh\nexec sleep 600\n").expect("agent script");
+        std::fs::write(
+            &agent,
+            format!(
+                "#!/bin/sh\necho '{{\"message\":\"{}\"}}'\nexec sleep 600\n",
+                lablink_schema::wire::FIRST_REPORT_LOGGED
+            ),
+        )
+        .expect("agent script");
         std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         Lab {
             dir,
