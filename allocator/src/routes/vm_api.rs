@@ -3,7 +3,7 @@
 //! the VM's own token (or the admin, or a token-less legacy agent when allowed): the
 //! extractors in [`crate::auth::extractors`] check that before a handler runs.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpResponse, ResponseError};
 use lablink_actors::enrollment_writes::EnrollVm;
 use lablink_actors::report_batcher::VmReport;
 use lablink_actors::vm_actor::WaitOutcome;
@@ -54,9 +54,12 @@ pub async fn vm_startup(
     let outcome = tokio::select! {
         outcome = outcome => outcome,
         () = state.until_stopping() => {
-            return Err(ApiError::Unavailable(
+            // An answer, not a failure: the response alone (no error attached for the request
+            // log to report), so a graceful stop logs no error per waiting agent.
+            return Ok(ApiError::Unavailable(
                 "The allocator is restarting; please retry.".to_owned(),
-            ));
+            )
+            .error_response());
         }
     };
     match outcome {

@@ -386,4 +386,12 @@ async fn walk(mode: DesktopMode) {
     );
     let left = allocator.running_agents();
     assert!(left.is_empty(), "agents still run: {left:?}");
+    // Nothing of this normal hour is an error: not the redirect to the sign-in form, not the
+    // agents told to come back during the stop.
+    let output = allocator.output();
+    let errors: Vec<&str> = output
+        .lines()
+        .filter(|line| line.contains("\"level\":\"ERROR\""))
+        .collect();
+    assert!(errors.is_empty(), "errors logged: {errors:#?}");
 }
