@@ -277,3 +277,45 @@ async fn a_creation_whose_allocator_is_killed_is_finished_by_the_other_one_runni
     assert!(second.wait_for_exit().success());
     assert_eq!(lab.agents(), [], "nothing is left running");
 }
+
+#[tokio::test]
+async fn an_adopted_agent_that_dies_takes_its_vm_out_of_the_pool_at_once() {
+    let lab = Lab::new();
+    let _cleanup = NoAgentLeftBehind(lab.dir.path());
+    let keep = [("LABLINK__PROVIDER__LOCAL__STOP_AGENTS_ON_EXIT", "false")];
+    let (mut first, base) = lab.allocator(&keep);
+    let id = lab
+        .queue(&base, "/api/admin/vms", json!({"count": 1}))
+        .await;
+    assert_eq!(lab.finished(&base, id).await["state"], "succeeded");
+    first.signal("TERM");
+    assert!(first.wait_for_exit().success());
+
+    // The next allocator adopts it; then it dies. Not its child: its pid record tells.
+    let (mut second, _base) = lab.allocator(&keep);
+    second.logged(
+        "adopted the VMs a previous allocator left running",
+        STOP_TIMEOUT,
+    );
+    let agent = lab.agents().remove(0);
+    kill(Pid::from_raw(agent.pid), Signal::SIGKILL).expect("kill the agent");
+    let killed = std::time::Instant::now();
+    let state = || {
+        let mut conn = lab.database.connect();
+        lablink_schema::vms::Vm::find_by_hostname(&mut conn, &agent.hostname)
+            .expect("read")
+            .map(|vm| (vm.state, vm.state_reason))
+    };
+    until("the VM left the pool", || {
+        state().is_some_and(|(state, _)| state == "boot_failed")
+    })
+    .await;
+    // Well inside one heartbeat interval (30 s by default).
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        killed.elapsed()
+    );
+    let (_, reason) = state().expect("the VM stays, broken");
+    assert!(reason.contains("the agent exited"), "{reason}");
+}

@@ -37,10 +37,30 @@ impl Config {
 
         check_writable_dir(&self.database.data_dir)
             .map_err(|reason| refused("database.data_dir", &self.database.data_dir, reason))?;
-        if self.provider.kind == ProviderKind::Local {
-            if let Some(binary) = &self.provider.local.agent_binary {
-                check_program(binary)
-                    .map_err(|reason| refused("provider.local.agent_binary", binary, reason))?;
+        match self.provider.kind {
+            ProviderKind::Local => {
+                if let Some(binary) = &self.provider.local.agent_binary {
+                    check_program(binary)
+                        .map_err(|reason| refused("provider.local.agent_binary", binary, reason))?;
+                }
+            }
+            ProviderKind::Terraform => {
+                let terraform = &self.provider.terraform;
+                if !terraform.module_dir.is_dir() {
+                    return Err(refused(
+                        "provider.terraform.module_dir",
+                        &terraform.module_dir,
+                        "no such directory".to_owned(),
+                    ));
+                }
+                if let Some(work_dir) = &terraform.work_dir {
+                    // Under the data dir by default, which is checked above.
+                    if !work_dir.starts_with(&self.database.data_dir) {
+                        check_writable_dir(work_dir).map_err(|reason| {
+                            refused("provider.terraform.work_dir", work_dir, reason)
+                        })?;
+                    }
+                }
             }
         }
         Ok(())
@@ -176,6 +196,37 @@ mod tests {
         // A bare program name is looked up on PATH when run.
         assert_eq!(config.provider.terraform.binary, PathBuf::from("terraform"));
         assert!(!cwd.path().join("lablink-data").exists(), "nothing created");
+    }
+
+    #[test]
+    fn terraform_needs_its_module_and_a_work_dir_it_can_make() {
+        let cwd = tempfile::tempdir().expect("dir");
+        let mut config = Config::default();
+        config.provider.kind = ProviderKind::Terraform;
+        config.provider.terraform.module_dir = "modules/none".into();
+        let text = config
+            .settle_paths(cwd.path())
+            .expect_err("refused")
+            .to_string();
+        assert!(text.contains("provider.terraform.module_dir"), "{text}");
+
+        std::fs::create_dir_all(cwd.path().join("modules/lab")).expect("module");
+        let mut config = Config::default();
+        config.provider.kind = ProviderKind::Terraform;
+        config.provider.terraform.module_dir = "modules/lab".into();
+        config.provider.terraform.work_dir = Some("no/such/tf".into());
+        let text = config
+            .settle_paths(cwd.path())
+            .expect_err("refused")
+            .to_string();
+        assert!(text.contains("provider.terraform.work_dir"), "{text}");
+
+        let mut config = Config::default();
+        config.provider.kind = ProviderKind::Terraform;
+        config.provider.terraform.module_dir = "modules/lab".into();
+        config
+            .settle_paths(cwd.path())
+            .expect("the default work dir is under the data dir");
     }
 
     #[test]
