@@ -299,7 +299,7 @@ async fn an_adopted_agent_that_dies_takes_its_vm_out_of_the_pool_at_once() {
     );
     let agent = lab.agents().remove(0);
     kill(Pid::from_raw(agent.pid), Signal::SIGKILL).expect("kill the agent");
-    let killed = std::time::Instant::now();
+    let killed = Instant::now();
     let state = || {
         let mut conn = lab.database.connect();
         lablink_schema::vms::Vm::find_by_hostname(&mut conn, &agent.hostname)
