@@ -1034,3 +1034,56 @@ fn an_instructors_view_counts_while_its_allocator_renews_it() {
         assert!(!presence::is_viewed(conn, "vm-1", later(-60)).expect("read"));
     });
 }
+
+/// The replacements' back-off: the first replacement at once, each later one after twice the
+/// wait of the one before, none past the limit, and a reset starts the count again.
+#[test]
+fn failed_boot_replacements_back_off_stop_and_start_again() {
+    use lablink_schema::boot_failures::{BootFailureStreak, ReplacementGate};
+    use std::time::Duration;
+    on_both_backends(|conn| {
+        let boot = Duration::from_secs(60);
+        // Whole seconds: the database keeps microseconds only.
+        let t0 = chrono::NaiveDate::from_ymd_opt(2026, 12, 8)
+            .and_then(|day| day.and_hms_opt(9, 0, 0))
+            .expect("time");
+        let at = |secs: i64| t0 + chrono::Duration::seconds(secs);
+        let gate = |conn: &mut DbConnection, secs: i64| {
+            BootFailureStreak::gate(conn, "workshop:1", boot, 3, at(secs)).expect("gate")
+        };
+        assert_eq!(gate(conn, 0), ReplacementGate::Now);
+        BootFailureStreak::count_replacement(conn, "workshop:1", "no boot", at(0)).expect("count");
+        // The second waits twice the boot timeout after the first.
+        assert_eq!(gate(conn, 60), ReplacementGate::NotBefore(at(120)));
+        assert_eq!(gate(conn, 120), ReplacementGate::Now);
+        BootFailureStreak::count_replacement(conn, "workshop:1", "no boot", at(120))
+            .expect("count");
+        assert_eq!(gate(conn, 200), ReplacementGate::NotBefore(at(360)));
+        BootFailureStreak::count_replacement(conn, "workshop:1", "no boot", at(360))
+            .expect("count");
+        assert_eq!(
+            gate(conn, 100_000),
+            ReplacementGate::GiveUp { replacements: 3 }
+        );
+        // Other settings are counted apart.
+        assert_eq!(
+            BootFailureStreak::gate(conn, "default", boot, 3, at(400)).expect("gate"),
+            ReplacementGate::Now
+        );
+        assert!(BootFailureStreak::give_up(conn, "workshop:1", "no boot", at(400)).expect("stop"));
+        assert!(
+            !BootFailureStreak::give_up(conn, "workshop:1", "no boot", at(500)).expect("again"),
+            "stopping is recorded once"
+        );
+        assert_eq!(
+            BootFailureStreak::list_given_up(conn).expect("list")[0].settings_key,
+            "workshop:1"
+        );
+        // A VM of those settings became ready: the count starts again.
+        BootFailureStreak::reset(conn, "workshop:1").expect("reset");
+        assert_eq!(gate(conn, 600), ReplacementGate::Now);
+        assert!(BootFailureStreak::list_given_up(conn)
+            .expect("list")
+            .is_empty());
+    });
+}

@@ -54,6 +54,19 @@ async fn an_admin_plans_a_workshop_and_its_participants_see_when_it_opens() {
     let path = browser.path().await;
     assert!(path.starts_with("/admin/workshops/"), "{path}");
     assert_eq!(browser.text("#workshop_state").await, "scheduled");
+    // Times as people write them, in the workshop's zone; never raw RFC 3339.
+    let shown = browser.text("main").await;
+    let starts = (Utc::now() + chrono::Duration::hours(24))
+        .format("%a %-d %b, %H:%M (UTC)")
+        .to_string();
+    assert!(shown.contains(&format!("From {starts}")), "{shown}");
+    assert!(shown.contains("so all should be ready by "), "{shown}");
+    for raw in ["+00:00", ":00Z", "T0", "T1", "T2"] {
+        assert!(
+            !shown.contains(raw),
+            "a raw time ({raw}) on the page: {shown}"
+        );
+    }
     let timeline = browser.text("#timeline").await;
     for step in ["warm_up", "open", "warning", "end", "teardown"] {
         assert!(timeline.contains(step), "{step} in {timeline}");
