@@ -12,6 +12,7 @@ use actix_web::middleware::Next;
 use actix_web::ResponseError;
 
 use crate::error::ApiError;
+use crate::error_shape::{is_admin_api, routed_path};
 
 /// The header a script may send instead of a JSON body (any value).
 pub const CLIENT_HEADER: &str = "x-lablink-client";
@@ -22,7 +23,7 @@ pub async fn refuse_cross_site(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     if let Some(reason) = cross_site_reason(&request) {
-        tracing::warn!(path = %request.path(), reason, "cross-site admin request refused");
+        tracing::warn!(path = %routed_path(&request), reason, "cross-site admin request refused");
         let response = ApiError::Forbidden(format!(
             "refused as a possible cross-site request: {reason}"
         ))
@@ -46,9 +47,9 @@ fn cross_site_reason(request: &ServiceRequest) -> Option<&'static str> {
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    if !changes_state
-        || !request.path().starts_with("/api/admin/") && request.path() != "/api/admin"
-    {
+    // The path the router will route, never the raw one: `/api/%61dmin/…` reaches the
+    // admin handlers too.
+    if !changes_state || !is_admin_api(routed_path(request)) {
         return None;
     }
     let headers = request.headers();

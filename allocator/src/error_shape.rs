@@ -11,6 +11,13 @@ use lablink_schema::wire::{ApiErrorBody, ApiErrorDetail};
 
 use crate::error::ErrorReply;
 
+/// The path as the router matches it: percent-escapes of ordinary characters decoded
+/// (`/api/%61dmin` is `/api/admin`), so that every check keyed on a path sees what the
+/// router will route, whatever the spelling the client chose.
+pub fn routed_path(request: &ServiceRequest) -> &str {
+    request.match_info().as_str()
+}
+
 /// Whether `path` is the admin API's.
 pub fn is_admin_api(path: &str) -> bool {
     path.starts_with("/api/admin/") || path == "/api/admin"
@@ -21,9 +28,9 @@ pub async fn coded_admin_errors(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
-    let admin_api = is_admin_api(request.path());
+    let admin_api = is_admin_api(routed_path(&request));
     let method = request.method().clone();
-    let path = request.path().to_owned();
+    let path = routed_path(&request).to_owned();
     let response = next.call(request).await?;
     let status = response.status();
     if !admin_api || !(status.is_client_error() || status.is_server_error()) {

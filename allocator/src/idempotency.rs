@@ -97,7 +97,8 @@ where
     let Some(key) = key_of(request)? else {
         return Ok(create().await?.response());
     };
-    let route = format!("{} {}", request.method(), request.path());
+    // As routed: two spellings of one path are one route.
+    let route = format!("{} {}", request.method(), request.match_info().as_str());
     let input = serde_json::to_vec(input).map_err(|err| ApiError::Internal(err.to_string()))?;
     let request_hash = lablink_actors::tokens::hash_token(&String::from_utf8_lossy(&input));
     let owner = caller.audit_name();

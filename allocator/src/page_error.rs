@@ -48,7 +48,7 @@ impl ResponseError for PageError {
 /// Whether `request` is for a page (the start page, the dashboard), whose errors are pages,
 /// rather than for the API (`/api/…`, `/vm_startup`, `/metrics`, the health checks).
 pub fn is_page(request: &actix_web::HttpRequest) -> bool {
-    let path = request.path();
+    let path = request.match_info().as_str();
     path == "/" || path == "/admin" || path.starts_with("/admin/")
 }
 

@@ -456,6 +456,71 @@ async fn a_cross_site_request_cannot_change_state_with_cached_basic_credentials(
     );
 }
 
+/// Spellings of one admin path that the router routes alike: percent-escapes of ordinary
+/// letters in each part of `/api/admin`.
+fn spellings(path: &str) -> Vec<String> {
+    let rest = path.trim_start_matches("/api/admin");
+    vec![
+        format!("/api/%61dmin{rest}"),
+        format!("/%61pi/admin{rest}"),
+        format!("/api/adm%69n{rest}"),
+        format!("/%61%70%69/%61%64%6d%69%6e{rest}"),
+    ]
+}
+
+#[actix_web::test]
+async fn no_spelling_of_an_admin_path_lets_a_cross_site_request_through() {
+    let app = spawn_app().await;
+    app.free_vms(1).await;
+    app.request_vm("ada@example.org", &crd_command("ada")).await;
+    let routes: Vec<_> = lablink_allocator::routes::table()
+        .into_iter()
+        .filter(|route| route.path.starts_with("/api/admin") && route.method != "get")
+        .collect();
+    assert!(routes.len() > 10, "the admin routes: {routes:?}");
+    let mut tried = 0;
+    for route in routes {
+        // Every parameter filled with something plausible: the check comes before them.
+        let path = route
+            .path
+            .split('/')
+            .map(|part| {
+                if part.starts_with('{') {
+                    "vm-000"
+                } else {
+                    part
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for spelled in spellings(&path) {
+            let method = reqwest::Method::from_bytes(route.method.to_uppercase().as_bytes())
+                .expect("method");
+            // What another site's form sends, with the browser's cached Basic credentials.
+            let answer = app
+                .client
+                .request(method, app.url(&spelled))
+                .basic_auth("admin", Some(crate::helpers::ADMIN_PASSWORD))
+                .header("origin", "https://evil.example")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("x=1")
+                .send()
+                .await
+                .expect("send");
+            let status = answer.status().as_u16();
+            let body = answer.text().await.unwrap_or_default();
+            assert!(
+                status == 403 && body.contains("cross-site"),
+                "{} {spelled} answered {status}: {body}",
+                route.method
+            );
+            tried += 1;
+        }
+    }
+    assert!(tried > 40, "{tried} requests");
+    assert!(app.vms()[0].user_email.is_some(), "nothing was released");
+}
+
 #[actix_web::test]
 async fn wrong_basic_credentials_are_locked_out_audited_and_hashed_off_the_workers() {
     let app = spawn_app_with(|config| {
