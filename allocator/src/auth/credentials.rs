@@ -91,7 +91,8 @@ pub async fn checked(state: &AppState, request: &HttpRequest) -> Result<Credenti
         return Ok(Credentials::Admin);
     }
     let address = state.client_addresses.of(request);
-    if let Err(wait) = state.login_guard.check(address) {
+    // Counted as a failure before the check, so concurrent guesses cannot outrun the lockout.
+    if let Err(wait) = state.login_guard.begin_attempt(address) {
         return Err(ApiError::TooManyRequests {
             message: "too many failed sign-ins from this address; wait before trying again"
                 .to_owned(),
@@ -103,12 +104,11 @@ pub async fn checked(state: &AppState, request: &HttpRequest) -> Result<Credenti
         state.login_guard.clear(address);
         return Ok(Credentials::Admin);
     }
-    state.login_guard.record_failure(address);
     state
         .audit(
             "admin",
             "admin.basic_failed",
-            Some(request.path().to_owned()),
+            Some(request.match_info().as_str().to_owned()),
             Some(format!("from {address}")),
         )
         .await;

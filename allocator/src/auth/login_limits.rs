@@ -24,32 +24,23 @@ impl LoginGuard {
         }
     }
 
-    /// `Err(wait)` while `address` is locked out.
-    pub fn check(&self, address: IpAddr) -> Result<(), Duration> {
+    /// Starts a sign-in attempt from `address`: `Err(wait)` while it is locked out; else the
+    /// attempt is counted as a failure *before* the password is checked, in the same lock, so
+    /// a burst of concurrent guesses gets no more checks than the limit allows. A success
+    /// then calls [`LoginGuard::clear`].
+    pub fn begin_attempt(&self, address: IpAddr) -> Result<(), Duration> {
         let Ok(mut failures) = self.failures.lock() else {
             return Ok(());
         };
-        match failures.get(&address) {
-            Some((count, since)) if since.elapsed() >= self.window => {
-                let _ = count;
-                failures.remove(&address);
-                Ok(())
-            }
-            Some((count, since)) if *count >= self.max_failures => {
-                Err(self.window.saturating_sub(since.elapsed()))
-            }
-            _ => Ok(()),
+        let entry = failures.entry(address).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= self.window {
+            *entry = (0, Instant::now());
         }
-    }
-
-    pub fn record_failure(&self, address: IpAddr) {
-        if let Ok(mut failures) = self.failures.lock() {
-            let entry = failures.entry(address).or_insert((0, Instant::now()));
-            if entry.1.elapsed() >= self.window {
-                *entry = (0, Instant::now());
-            }
-            entry.0 += 1;
+        if entry.0 >= self.max_failures {
+            return Err(self.window.saturating_sub(entry.1.elapsed()));
         }
+        entry.0 += 1;
+        Ok(())
     }
 
     pub fn clear(&self, address: IpAddr) {
@@ -69,16 +60,28 @@ mod tests {
         let address: IpAddr = [10, 0, 0, 1].into();
         let other: IpAddr = [10, 0, 0, 2].into();
         for _ in 0..3 {
-            assert!(guard.check(address).is_ok());
-            guard.record_failure(address);
+            assert!(guard.begin_attempt(address).is_ok());
         }
-        assert!(guard.check(address).is_err());
-        assert!(guard.check(other).is_ok(), "per address");
+        assert!(guard.begin_attempt(address).is_err());
+        assert!(guard.begin_attempt(other).is_ok(), "per address");
         guard.clear(address);
-        assert!(guard.check(address).is_ok());
+        assert!(guard.begin_attempt(address).is_ok());
         let short = LoginGuard::new(1, Duration::from_millis(1));
-        short.record_failure(address);
+        assert!(short.begin_attempt(address).is_ok());
         std::thread::sleep(Duration::from_millis(5));
-        assert!(short.check(address).is_ok(), "the window passes");
+        assert!(short.begin_attempt(address).is_ok(), "the window passes");
+    }
+
+    #[test]
+    fn attempts_are_counted_before_they_are_checked() {
+        let guard = LoginGuard::new(3, Duration::from_secs(60));
+        let address: IpAddr = [10, 0, 0, 1].into();
+        // Three begun at once, none finished: the fourth is refused already.
+        for _ in 0..3 {
+            assert!(guard.begin_attempt(address).is_ok());
+        }
+        assert!(guard.begin_attempt(address).is_err());
+        guard.clear(address);
+        assert!(guard.begin_attempt(address).is_ok(), "a success clears");
     }
 }

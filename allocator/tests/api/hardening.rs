@@ -522,6 +522,25 @@ async fn no_spelling_of_an_admin_path_lets_a_cross_site_request_through() {
 }
 
 #[actix_web::test]
+async fn a_burst_of_wrong_passwords_gets_no_more_checks_than_the_lockout_allows() {
+    let app = spawn_app_with(|config| config.admin.max_failed_logins = 5).await;
+    let guesses = (0..60).map(|i| {
+        app.client
+            .get(app.url("/api/vm-status"))
+            .basic_auth("admin", Some(format!("wrong-guess-{i}")))
+            .send()
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|answer| answer.expect("send").status().as_u16())
+        .collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(checked, 5, "checked passwords: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 55);
+}
+
+#[actix_web::test]
 async fn wrong_basic_credentials_are_locked_out_audited_and_hashed_off_the_workers() {
     let app = spawn_app_with(|config| {
         config.admin.max_failed_logins = 3;

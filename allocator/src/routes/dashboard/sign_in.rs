@@ -87,7 +87,8 @@ pub async fn login(
         );
     }
     let address: IpAddr = state.client_addresses.of(&request);
-    if let Err(wait) = state.login_guard.check(address) {
+    // Counted as a failure before the check, so concurrent guesses cannot outrun the lockout.
+    if let Err(wait) = state.login_guard.begin_attempt(address) {
         let minutes = wait.as_secs().div_ceil(60).max(1);
         return login_page(
             &state,
@@ -105,7 +106,6 @@ pub async fn login(
         .await
         .unwrap_or(false);
     if !verified {
-        state.login_guard.record_failure(address);
         state
             .audit(
                 ADMIN,
