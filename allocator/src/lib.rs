@@ -24,6 +24,7 @@ pub mod pages;
 pub mod paging;
 pub mod participant_journey;
 pub mod provider_setup;
+pub mod query_nul;
 pub mod quiet_redirects;
 pub mod rate_limit;
 pub mod recent_log;

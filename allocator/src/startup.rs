@@ -259,6 +259,9 @@ impl Application {
                     cross_site::refuse_cross_site,
                 ))
                 .wrap(actix_web::middleware::from_fn(
+                    crate::query_nul::refuse_nul_in_query,
+                ))
+                .wrap(actix_web::middleware::from_fn(
                     crate::error_shape::coded_admin_errors,
                 ))
                 .wrap(actix_web::middleware::from_fn(metrics::record_request))

@@ -274,6 +274,20 @@ async fn a_hostname_with_a_nul_in_a_path_is_a_400_not_a_500() {
     for path in ["/api/vm-status/a%00b", "/api/vm-logs/a%00b"] {
         assert_eq!(app.get_as_admin(path).await.status(), 400, "{path}");
     }
+    // Nor in a query's filter (PostgreSQL refuses NUL in text: it was a 500).
+    for path in [
+        "/api/admin/audit?actor=a%00b",
+        "/api/admin/audit?action=%00",
+        "/api/vm-logs/vm-000?q=a%00b",
+        "/api/vm-logs/vm-000?source=%00",
+    ] {
+        let answer = app.get_as_admin(path).await;
+        assert_eq!(answer.status(), 400, "{path}");
+        assert!(
+            answer.text().await.unwrap_or_default().contains("NUL"),
+            "{path} says why"
+        );
+    }
     let browser = browser();
     let page = crate::dashboard::signed_in_page(&app, &browser, "/admin").await;
     assert!(page.contains("Instances"));
