@@ -397,6 +397,14 @@ fn the_compose_deployment_uses_real_settings_and_healthy_dependencies() {
 
     let caddy = &services["caddy"];
     assert_eq!(caddy["profiles"][0], "tls", "TLS is optional");
+    // Only Caddy's own address is a trusted proxy, never a range a lab VM may share.
+    let caddy_address = caddy["networks"]["default"]["ipv4_address"]
+        .as_str()
+        .expect("Caddy has a fixed address");
+    assert_eq!(
+        config.server.trusted_proxies, caddy_address,
+        "the allocator trusts exactly Caddy"
+    );
     let caddyfile = read("deploy/Caddyfile");
     assert!(
         caddyfile.contains(&format!("reverse_proxy allocator:{port}")),
