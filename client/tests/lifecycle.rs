@@ -367,7 +367,7 @@ async fn an_image_that_never_boots_is_replaced_three_times_with_growing_delays_t
         config.lifecycle.max_failed_boot_replacements = 3;
         config.notifications.webhooks = vec![WebhookConfig {
             name: "lab".to_owned(),
-            url,
+            url: url.clone().into(),
             secret: HOOK_SECRET.into(),
         }];
         config.notifications.retry_first_secs = 0.3;

@@ -32,7 +32,7 @@ async fn lab_with_receivers(
     Lab::start_with(prefix, move |config| {
         config.notifications.webhooks = vec![WebhookConfig {
             name: "lab".to_owned(),
-            url,
+            url: url.clone().into(),
             secret: HOOK_SECRET.into(),
         }];
         config.notifications.email = port.map(|port| EmailConfig {
@@ -517,7 +517,7 @@ async fn lab_with_limits(prefix: &str, hook: &WebhookReceiver, limits: Value) ->
         config.lifecycle.heartbeat_timeout_secs = 3.0;
         config.notifications.webhooks = vec![WebhookConfig {
             name: "lab".to_owned(),
-            url,
+            url: url.clone().into(),
             secret: HOOK_SECRET.into(),
         }];
         config.notifications.retry_first_secs = 0.3;

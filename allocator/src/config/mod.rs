@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 mod admin;
+pub mod channel_url;
 mod database;
 mod desktop;
 mod lifecycle;
@@ -25,6 +26,7 @@ mod vm_logs;
 mod workshops;
 
 pub use admin::{AdminConfig, ClientsConfig, MIN_ADMIN_PASSWORD_LEN};
+pub use channel_url::ChannelUrl;
 pub use database::DatabaseConfig;
 pub use desktop::{DesktopConfig, DesktopMode};
 pub use lifecycle::{LifecycleConfig, ReleasePolicy};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use lablink_actors::outbox_sender::RetryPolicy;
 use serde::{Deserialize, Serialize};
 
-use super::{Invalid, Secret};
+use super::{ChannelUrl, Invalid, Secret};
 
 /// Shortest webhook signing secret accepted.
 pub const MIN_WEBHOOK_SECRET_LEN: usize = 16;
@@ -48,8 +48,9 @@ impl Default for NotificationsConfig {
 pub struct WebhookConfig {
     /// A short name: letters, digits, `-` and `_` (deliveries are recorded under it).
     pub name: String,
-    /// `https://…` (or `http://` for a receiver on this machine or a private network).
-    pub url: String,
+    /// `https://…` (or `http://` for a receiver on this machine or a private network). A
+    /// secret: only its scheme and host are ever shown.
+    pub url: ChannelUrl,
     /// Signs each body (HMAC-SHA256); the receiver checks it with the same secret.
     pub secret: Secret,
 }
@@ -118,7 +119,7 @@ impl NotificationsConfig {
                     format!("two webhooks are named `{}`", hook.name),
                 ));
             }
-            let url = reqwest::Url::parse(&hook.url).map_err(|e| {
+            let url = reqwest::Url::parse(hook.url.expose()).map_err(|e| {
                 Invalid::new(
                     "notifications.webhooks",
                     format!("the URL of webhook `{}` is not a URL: {e}", hook.name),

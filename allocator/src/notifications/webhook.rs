@@ -10,6 +10,7 @@ use lablink_actors::outbox_sender::NotificationChannel;
 use lablink_schema::wire::NotificationEvent;
 use sha2::Sha256;
 
+use crate::config::channel_url::shown;
 use crate::config::WebhookConfig;
 
 pub const SIGNATURE_HEADER: &str = "X-LabLink-Signature";
@@ -30,7 +31,7 @@ impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Webhook")
             .field("channel", &self.channel)
-            .field("url", &self.url.as_str())
+            .field("url", &shown(self.url.as_str()))
             .finish_non_exhaustive()
     }
 }
@@ -39,7 +40,7 @@ impl Webhook {
     pub fn new(config: &WebhookConfig) -> anyhow::Result<Self> {
         Ok(Webhook {
             channel: format!("webhook:{}", config.name),
-            url: reqwest::Url::parse(&config.url)?,
+            url: reqwest::Url::parse(config.url.expose())?,
             secret: config.secret.expose().as_bytes().to_vec(),
             http: reqwest::Client::builder()
                 .timeout(super::SEND_TIMEOUT)
@@ -79,16 +80,18 @@ impl NotificationChannel for Webhook {
             .header(TIMESTAMP_HEADER, timestamp.to_string())
             .header(SIGNATURE_HEADER, signature(&self.secret, timestamp, &body))
             .body(body);
+        // The URL is a secret (its path may be the key): errors name the host only.
+        let at = shown(self.url.as_str());
         Box::pin(async move {
-            let response = request.send().await.map_err(|e| {
-                // reqwest's message can carry the URL; it holds no secret.
-                format!("cannot reach the webhook: {e}")
-            })?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| format!("cannot reach the webhook at {at}: {}", e.without_url()))?;
             let status = response.status();
             if status.is_success() {
                 Ok(())
             } else {
-                Err(format!("the webhook answered {status}"))
+                Err(format!("the webhook at {at} answered {status}"))
             }
         })
     }

@@ -394,7 +394,8 @@ async fn the_dashboard_plans_a_workshop_and_a_test_send_shows_an_unreachable_web
         config.provider.local.agent_binary = Some("/nonexistent/lablink-client".into());
         config.notifications.webhooks = vec![lablink_allocator::config::WebhookConfig {
             name: "down".to_owned(),
-            url: format!("http://{closed}/hook"),
+            // Slack-style: the path is the secret.
+            url: format!("http://{closed}/services/T0/B0/sEcReTpAtH").into(),
             secret: "a-secret-of-sixteen-or-more".into(),
         }];
     })
@@ -497,6 +498,30 @@ async fn the_dashboard_plans_a_workshop_and_a_test_send_shows_an_unreachable_web
         shown.contains("webhook:down: <span class=\"bad\">failed: cannot reach"),
         "{shown}"
     );
+    // A channel's URL is a secret: the host is named, never the path, anywhere an admin
+    // or a read-only token can look.
+    assert!(
+        tests.to_string().contains(&format!("http://{closed}/…")),
+        "{tests}"
+    );
+    let log = app
+        .get_as_admin("/api/admin/allocator-log")
+        .await
+        .text()
+        .await
+        .expect("log");
+    let audit = app
+        .get_as_admin("/api/admin/audit")
+        .await
+        .text()
+        .await
+        .expect("audit");
+    for seen in [tests.to_string(), shown, log, audit] {
+        assert!(
+            !seen.contains("sEcReTpAtH"),
+            "the webhook's path leaked: {seen}"
+        );
+    }
 }
 
 #[actix_web::test]
