@@ -85,7 +85,12 @@ async fn bad_workshop_requests_say_what_to_fix_and_save_nothing() {
             with(json!({"roster": "ada@lab.example", "admission": "open"})),
             "roster: given, but admission is open",
         ),
-        (with(json!({"invite_code": "abc"})), "invite_code: 6 to 64"),
+        (with(json!({"invite_code": "abc"})), "invite_code: 8 to 64"),
+        // Seven characters: too few to resist guessing.
+        (
+            with(json!({"invite_code": "Abc-123"})),
+            "invite_code: 8 to 64",
+        ),
         (
             with(json!({"vm_settings": {"Instance-Type": "x"}})),
             "not a variable name",

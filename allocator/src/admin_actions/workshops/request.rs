@@ -249,14 +249,21 @@ pub fn check_time_zone(raw: Option<String>) -> Result<Option<String>, String> {
     Ok(zone)
 }
 
+/// Shortest invite code an admin may choose.
+pub const MIN_INVITE_CODE_LEN: usize = 8;
+
 /// An invite code as given, trimmed, or what is wrong with it.
 pub fn check_invite_code(raw: &str) -> Result<String, String> {
     let code = raw.trim().to_owned();
-    let ok = (6..=64).contains(&code.len()) && code.chars().all(|c| c.is_ascii_graphic());
+    // At least 8: a code an admin picks is guessed by anyone with the workshop's link.
+    let ok = (MIN_INVITE_CODE_LEN..=64).contains(&code.len())
+        && code.chars().all(|c| c.is_ascii_graphic());
     if ok {
         Ok(code)
     } else {
-        Err("invite_code: 6 to 64 visible characters, no spaces".to_owned())
+        Err(format!(
+            "invite_code: {MIN_INVITE_CODE_LEN} to 64 visible characters, no spaces"
+        ))
     }
 }
 
