@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use crate::admin_actions::exports::{self, ExportFormat, ExportRequest};
-use crate::auth::{AdminCaller, SignedIn};
+use crate::auth::{AdminCaller, Caller, SignedIn};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -26,6 +26,7 @@ pub struct ExportQuery {
 
 async fn export(
     state: &AppState,
+    caller: &Caller,
     kind: &str,
     query: &ExportQuery,
 ) -> Result<HttpResponse, ApiError> {
@@ -36,7 +37,7 @@ async fn export(
         query.from.as_deref(),
         query.to.as_deref(),
     )?;
-    let rows = exports::rows(state, &request).await?;
+    let rows = exports::audited_rows(state, caller, &request).await?;
     let disposition = format!("attachment; filename=\"{}\"", request.file_name());
     let mut response = HttpResponse::Ok();
     response
@@ -72,11 +73,11 @@ async fn export(
 )]
 pub async fn api_export(
     state: web::Data<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
     kind: web::Path<String>,
     query: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    export(&state, &kind, &query).await
+    export(&state, &admin.0, &kind, &query).await
 }
 
 /// `GET /admin/export/{kind}`: the same, for a signed-in admin's browser.
@@ -86,5 +87,5 @@ pub async fn dashboard_export(
     kind: web::Path<String>,
     query: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    export(&state, &kind, &query).await
+    export(&state, &Caller::Admin, &kind, &query).await
 }

@@ -106,6 +106,27 @@ async fn exports_read_back_the_same_in_csv_and_json_with_formulas_neutralised() 
         }
     }
 
+    // Every export of participants' emails is in the audit trail, with who asked.
+    let exported: Vec<(String, String)> = {
+        let mut conn = app.connection();
+        AuditEvent::list_recent(&mut conn, 50)
+            .expect("audit")
+            .into_iter()
+            .filter(|e| e.action.starts_with("export."))
+            .map(|e| (e.action, e.actor))
+            .collect()
+    };
+    for kind in ["participants", "vms"] {
+        assert_eq!(
+            exported
+                .iter()
+                .filter(|(action, actor)| action == &format!("export.{kind}") && actor == "admin")
+                .count(),
+            2,
+            "{exported:?}"
+        );
+    }
+
     // Filters: a time range after everything, and a workshop with none of these VMs.
     let later =
         (Utc::now() + chrono::Duration::hours(1)).to_rfc3339_opts(SecondsFormat::Secs, true);
