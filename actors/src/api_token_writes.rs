@@ -57,6 +57,8 @@ impl Handler<RevokeApiToken> for DbWriter {
             let Some(token) = ApiToken::revoke(conn, msg.id, now)? else {
                 return Ok(None);
             };
+            // A token never outlives the one it was made with.
+            let children = ApiToken::revoke_descendants(conn, token.id, now)?;
             AuditEvent::record(
                 conn,
                 &NewAuditEvent {
@@ -64,7 +66,11 @@ impl Handler<RevokeApiToken> for DbWriter {
                     actor: msg.actor.clone(),
                     action: "api_token.revoke".to_owned(),
                     target: Some(format!("API token {}", token.id)),
-                    detail: Some(format!("name {:?}", token.name)),
+                    detail: Some(if children == 0 {
+                        format!("name {:?}", token.name)
+                    } else {
+                        format!("name {:?}, and {children} tokens made with it", token.name)
+                    }),
                 },
             )?;
             Ok(Some(token))

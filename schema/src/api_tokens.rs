@@ -21,6 +21,8 @@ pub struct ApiToken {
     pub expires_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
     pub last_used_at: Option<NaiveDateTime>,
+    /// The token it was made with, if any: it ends with it.
+    pub parent_id: Option<i64>,
 }
 
 impl std::fmt::Debug for ApiToken {
@@ -45,6 +47,7 @@ pub struct NewApiToken {
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub expires_at: Option<NaiveDateTime>,
+    pub parent_id: Option<i64>,
 }
 
 impl ApiToken {
@@ -109,6 +112,32 @@ impl ApiToken {
         .set(api_tokens::revoked_at.eq(now))
         .execute(conn)?;
         Self::find(conn, id)
+    }
+
+    /// Revokes every token made with token `id`, and those made with them, and so on;
+    /// returns how many were revoked now.
+    pub fn revoke_descendants(
+        conn: &mut DbConnection,
+        id: i64,
+        now: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        let mut parents = vec![id];
+        let mut revoked = 0;
+        while !parents.is_empty() {
+            let children: Vec<i64> = api_tokens::table
+                .filter(api_tokens::parent_id.eq_any(&parents))
+                .select(api_tokens::id)
+                .load(conn)?;
+            revoked += diesel::update(
+                api_tokens::table
+                    .filter(api_tokens::id.eq_any(&children))
+                    .filter(api_tokens::revoked_at.is_null()),
+            )
+            .set(api_tokens::revoked_at.eq(now))
+            .execute(conn)?;
+            parents = children;
+        }
+        Ok(revoked)
     }
 
     /// Notes a use at `now`, unless one was noted since `since` (so a busy script writes

@@ -630,6 +630,7 @@ fn quiet_heartbeats_revert_and_reapply() {
     let database = TestDatabase::migrated();
     let mut conn = PgConnection::establish(database.url()).expect("connect");
     let newer = [
+        "20261208000021",
         "20261208000020",
         "20261203000019",
         "20261203000018",

@@ -69,10 +69,23 @@ pub async fn create(
 ) -> Result<CreatedApiToken, ApiError> {
     let request = checked(request)?;
     let now = Utc::now().naive_utc();
-    let expires_at = request
+    let asked = request
         .expires_in_secs
         .and_then(|secs| chrono::Duration::try_seconds(i64::try_from(secs).ok()?))
         .map(|ttl| now + ttl);
+    // A token made with a token never outlives it: its expiry is capped by its parent's, and
+    // revoking the parent revokes it.
+    let parent = match caller {
+        Caller::ApiToken { id, .. } => {
+            let id = *id;
+            state.read(move |conn| ApiToken::find(conn, id)).await?
+        }
+        _ => None,
+    };
+    let expires_at = match (asked, parent.as_ref().and_then(|p| p.expires_at)) {
+        (Some(asked), Some(cap)) => Some(asked.min(cap)),
+        (asked, cap) => asked.or(cap),
+    };
     let (token, token_hash) = lablink_actors::tokens::new_api_token();
     let stored = state
         .writer
@@ -84,6 +97,7 @@ pub async fn create(
                 created_by: caller.audit_name(),
                 created_at: now,
                 expires_at,
+                parent_id: parent.map(|p| p.id),
             },
         })
         .await??;

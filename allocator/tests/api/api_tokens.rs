@@ -622,3 +622,80 @@ async fn whole_lists_are_paged_by_cursor_with_their_filters_kept() {
         .collect();
     assert_eq!(names, vec![vec!["three", "two"], vec!["one"]]);
 }
+
+#[actix_web::test]
+async fn a_token_made_with_a_token_never_outlives_it() {
+    let app = spawn_app().await;
+    let (parent_id, parent) = make_token(
+        &app,
+        json!({"name": "ci", "scope": "admin", "expires_in_secs": 3600}),
+    )
+    .await;
+    // Made with the parent, asking for no expiry at all, and then for more than it has.
+    let mut children = Vec::new();
+    for body in [
+        json!({"name": "child", "scope": "admin"}),
+        json!({"name": "longer", "scope": "read-only", "expires_in_secs": 86_400}),
+    ] {
+        let answer = app
+            .client
+            .post(app.url("/api/admin/tokens"))
+            .bearer_auth(&parent)
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(answer.status(), 201);
+        let made: Value = answer.json().await.expect("json");
+        children.push(made);
+    }
+    let parent_view: Value = app
+        .get_as_admin(&format!("/api/admin/tokens/{parent_id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    for child in &children {
+        assert_eq!(
+            child["expires_at"], parent_view["expires_at"],
+            "capped by its parent: {child}"
+        );
+    }
+    // A grandchild too.
+    let child_token = children[0]["token"].as_str().expect("token").to_owned();
+    let grandchild: Value = app
+        .client
+        .post(app.url("/api/admin/tokens"))
+        .bearer_auth(&child_token)
+        .json(&json!({"name": "grandchild", "scope": "read-only"}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let grandchild_token = grandchild["token"].as_str().expect("token").to_owned();
+    assert_eq!(
+        app.get_with_token("/api/admin/vms", &grandchild_token)
+            .await
+            .status(),
+        200
+    );
+
+    // Revoking the parent ends them all, at once.
+    let revoked = app
+        .post_json_as_admin(&format!("/api/admin/tokens/{parent_id}/revoke"), &json!({}))
+        .await;
+    assert_eq!(revoked.status(), 200);
+    for token in [
+        child_token.as_str(),
+        children[1]["token"].as_str().expect("token"),
+        grandchild_token.as_str(),
+    ] {
+        assert_eq!(
+            app.get_with_token("/api/admin/vms", token).await.status(),
+            401,
+            "a token made with a revoked one is refused"
+        );
+    }
+}
