@@ -188,9 +188,9 @@ impl Drop for Newcomer {
     }
 }
 
-/// The VMs as the admin API lists them: `(hostname, state)`.
-async fn vm_states(password: &str) -> Vec<(String, String)> {
-    let vms: serde_json::Value = reqwest::Client::new()
+/// The VMs as the admin API lists them.
+async fn listed_vms(password: &str) -> Vec<serde_json::Value> {
+    reqwest::Client::new()
         .get(format!("{README_URL}/api/admin/vms"))
         .basic_auth("admin", Some(password))
         .send()
@@ -198,9 +198,13 @@ async fn vm_states(password: &str) -> Vec<(String, String)> {
         .expect("list VMs")
         .json()
         .await
-        .expect("json");
-    vms.as_array()
-        .expect("a list")
+        .expect("a list of VMs")
+}
+
+/// The VMs as the admin API lists them: `(hostname, state)`.
+async fn vm_states(password: &str) -> Vec<(String, String)> {
+    listed_vms(password)
+        .await
         .iter()
         .map(|vm| {
             (
@@ -337,17 +341,8 @@ async fn walk(mode: DesktopMode) {
                     &format!("JSON.stringify({CANVAS_PIXEL}) === '[{r},{g},{b}]'"),
                 )
                 .await;
-            let vms: serde_json::Value = reqwest::Client::new()
-                .get(format!("{README_URL}/api/admin/vms"))
-                .basic_auth("admin", Some(&password))
-                .send()
+            listed_vms(&password)
                 .await
-                .expect("list VMs")
-                .json()
-                .await
-                .expect("json");
-            vms.as_array()
-                .expect("a list")
                 .iter()
                 .find(|vm| vm["assigned_to"] == "newcomer@example.org")
                 .and_then(|vm| vm["hostname"].as_str())
