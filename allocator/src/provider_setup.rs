@@ -11,7 +11,7 @@ use lablink_actors::provisioning::Provisioner;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::config::paths::AGENT_PROGRAM;
+use crate::config::paths::{check_program, AGENT_PROGRAM};
 use crate::config::{Config, ProviderKind};
 
 /// The local provider's agents, as the allocator leaves them at a graceful stop.
@@ -84,7 +84,7 @@ pub fn provisioner(config: &Config) -> ProviderSetup {
                 .agent_binary
                 .clone()
                 .unwrap_or_else(|| AGENT_PROGRAM.into());
-            if !agent_available(&agent_binary) {
+            if check_program(&agent_binary).is_err() {
                 tracing::warn!(
                     agent = %agent_binary.display(),
                     "the local provider cannot find the agent program, so creating VMs will fail; \
@@ -134,14 +134,4 @@ pub fn provisioner(config: &Config) -> ProviderSetup {
             agent_exits: None,
         },
     }
-}
-
-/// Whether `program` exists as given, or on `PATH` when it is a bare name.
-fn agent_available(program: &std::path::Path) -> bool {
-    if program.components().count() > 1 {
-        return program.is_file();
-    }
-    std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false)
 }

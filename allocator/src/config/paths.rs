@@ -137,8 +137,9 @@ fn check_can_write_in(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `program` (a path, or a bare name found on `PATH`) is an executable file.
-fn check_program(program: &Path) -> Result<(), String> {
+/// Whether `program` (a path, or a bare name found on `PATH`) is an executable file; if not,
+/// why.
+pub fn check_program(program: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let path = if program.components().count() > 1 {
         program.to_path_buf()
