@@ -29,12 +29,34 @@ pub async fn record_agent_exits(
     }
 }
 
+/// Times an exit is decided again when the VM's state changed between the read and the
+/// write (its supervisor moved it from booting to ready at that moment, say): the exit must
+/// not be lost to that race.
+const STALE_RETRIES: usize = 5;
+
 async fn record(
     exit: &AgentExit,
     pool: &DbPool,
     writer: &Addr<DbWriter>,
     policy: &LifecyclePolicy,
 ) -> Result<(), String> {
+    for _ in 0..STALE_RETRIES {
+        if record_once(exit, pool, writer, policy).await? {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "the VM's state kept changing; the exit was not recorded after {STALE_RETRIES} tries"
+    ))
+}
+
+/// Records the exit on the VM as read now; `false` when the state changed meanwhile.
+async fn record_once(
+    exit: &AgentExit,
+    pool: &DbPool,
+    writer: &Addr<DbWriter>,
+    policy: &LifecyclePolicy,
+) -> Result<bool, String> {
     let hostname = exit.hostname.clone();
     let pool = pool.clone();
     let vm = tokio::task::spawn_blocking(move || {
@@ -44,13 +66,13 @@ async fn record(
     .await
     .map_err(|e| e.to_string())??;
     let Some(vm) = vm else {
-        return Ok(());
+        return Ok(true);
     };
     let now = Utc::now().naive_utc();
     let Some(change) = lifecycle::agent_exited(&vm, policy, now, exit.reason()) else {
-        return Ok(());
+        return Ok(true);
     };
-    writer
+    let written = writer
         .send(ChangeVmState {
             hostname: exit.hostname.clone(),
             read: ReadState::of(&vm),
@@ -60,5 +82,5 @@ async fn record(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    Ok(())
+    Ok(written.is_some())
 }
